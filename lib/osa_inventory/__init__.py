@@ -1,0 +1,3 @@
+"""OpenStack-Ansible compatible dynamic inventory with pluggable storage."""
+
+__version__ = "0.1.0"

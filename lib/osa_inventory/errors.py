@@ -1,0 +1,31 @@
+"""The project's own exceptions.
+
+Every failure a user can cause or meet is raised as an :class:`InventoryError`
+whose message is one line that names the file, key or value at fault and
+what to do about it. The command-line front ends print that line on stderr
+and exit with status 1; nothing else is ever shown to the user.
+"""
+
+
+class InventoryError(Exception):
+    """A problem to report to the user as one clear line."""
+
+
+class ConfigError(InventoryError):
+    """The deployment configuration (user config, conf.d, env.d) is wrong."""
+
+
+class SettingsError(InventoryError):
+    """osa.ini or an OSA_INVENTORY_* variable is wrong."""
+
+
+class PluginError(InventoryError):
+    """A storage plugin could not be found, loaded or validated."""
+
+
+class StorageError(InventoryError):
+    """A storage backend failed to load or store the inventory.
+
+    Plugins may raise this (or any exception); the loader wraps whatever a
+    plugin raises into a StorageError that names the backend.
+    """

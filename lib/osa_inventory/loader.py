@@ -1,0 +1,235 @@
+"""Find, check and load storage plugins, and wrap them in a :class:`Backend`.
+
+A storage plugin is one ``.py`` file (or a package folder) that defines a
+class ``Storage`` with ``register(args)``, ``load()`` and ``write(inventory)``.
+See ``docs/writing-plugins.md`` for the whole contract.
+
+Plugins are imported through one ``pluginbase`` source per process, made
+once and kept alive: the deployer's folders come first, the built-in
+``lib/plugins/`` last, so a deployer's ``filesystem.py`` overrides ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import itertools
+import logging
+import os
+import stat
+import sys
+from typing import Any, Iterator
+
+from pluginbase import PluginBase
+
+from .errors import InventoryError, PluginError, StorageError
+from .settings import Settings, env_key
+
+LOG = logging.getLogger(__name__)
+
+BUILTIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "plugins")
+REQUIRED_METHODS = ("register", "load", "write")
+
+_BASE = PluginBase(package="osa_inventory_storage_plugins")
+_SOURCES: dict[tuple[str, ...], Any] = {}
+_COUNTER = itertools.count(1)
+
+
+def _source_for(folders: tuple[str, ...]):
+    """The one live plugin source for this search path (made on first use)."""
+    source = _SOURCES.get(folders)
+    if source is None:
+        source = _BASE.make_plugin_source(
+            searchpath=list(folders),
+            identifier=f"osa_inventory_source_{os.getpid()}_{next(_COUNTER)}",
+            persist=True)
+        _SOURCES[folders] = source
+    return source
+
+
+def search_path(settings: Settings) -> list[str]:
+    """Folders searched for plugins, in order: the deployer's, then the built-in one."""
+    folders = [os.path.abspath(os.path.expanduser(p)) for p in settings.plugin_paths]
+    return folders + [BUILTIN_DIR]
+
+
+def _find_plugin_file(name: str, folders: list[str]) -> str | None:
+    for folder in folders:
+        for candidate in (os.path.join(folder, name + ".py"), os.path.join(folder, name, "__init__.py")):
+            if os.path.isfile(candidate):
+                return candidate
+    return None
+
+
+def check_trusted(path: str) -> None:
+    """Refuse a plugin file or folder others could have changed (as sshd treats key files)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise PluginError(f"{path}: cannot be checked ({exc.strerror})") from None
+    if st.st_uid not in (0, os.getuid()):
+        raise PluginError(
+            f"refusing to load storage plugin from {path}: it is owned by uid {st.st_uid}, "
+            "not by root or the current user; chown it")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise PluginError(
+            f"refusing to load storage plugin from {path}: it is writable by group or others "
+            f"(mode {stat.S_IMODE(st.st_mode):04o}); run chmod go-w {path}")
+
+
+def load_plugin_module(name: str, settings: Settings):
+    """Import plugin ``name`` from the configured folders, after the safety checks."""
+    folders = search_path(settings)
+    found = _find_plugin_file(name, folders)
+    if found is None:
+        raise PluginError(
+            f"unknown storage backend plugin {name!r}: no {name}.py in {', '.join(folders)}; "
+            f"check 'backend' / 'plugin' in {settings.describe()} or add the folder to "
+            "[inventory] plugin_paths")
+    if not found.startswith(BUILTIN_DIR + os.sep):
+        # The built-in folder is part of this program and as trusted as the rest of it.
+        for path in (found, os.path.dirname(found)):
+            check_trusted(path)
+    source = _source_for(tuple(folders))
+    saved = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True  # never drop __pycache__ into a deployer's folder
+    try:
+        return source.load_plugin(name)
+    except InventoryError:
+        raise
+    except Exception as exc:  # any error while importing third-party code
+        raise PluginError(
+            f"storage plugin {found} failed to import: {type(exc).__name__}: {_one_line(exc)}") from None
+    finally:
+        sys.dont_write_bytecode = saved
+
+
+def storage_class(module, name: str):
+    """The module's ``Storage`` class, checked against the contract."""
+    where = getattr(module, "__file__", name)
+    cls = getattr(module, "Storage", None)
+    if cls is None or not inspect.isclass(cls):
+        raise PluginError(f"storage plugin {where} defines no class Storage; see docs/writing-plugins.md")
+    missing = [m for m in REQUIRED_METHODS if not callable(getattr(cls, m, None))]
+    if missing:
+        raise PluginError(
+            f"storage plugin {where}: class Storage lacks {', '.join(missing)}(); "
+            "see docs/writing-plugins.md")
+    return cls
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())
+
+
+class Backend:
+    """A registered storage plugin instance, with every failure made one clear line.
+
+    ``load``/``write`` are the contract; ``lock``, ``history``, ``read_version``
+    and ``describe`` use the plugin's optional methods when it has them.
+    """
+
+    def __init__(self, section: str, plugin: str, storage: Any):
+        self.section = section
+        self.plugin = plugin
+        self.storage = storage
+
+    @property
+    def label(self) -> str:
+        return self.section if self.section == self.plugin else f"{self.section} (plugin {self.plugin})"
+
+    def _call(self, what: str, func, *args):
+        try:
+            return func(*args)
+        except InventoryError as exc:
+            raise StorageError(f"storage backend {self.label}: {_one_line(exc)}") from None
+        except Exception as exc:
+            raise StorageError(
+                f"storage backend {self.label} failed to {what}: {type(exc).__name__}: {_one_line(exc)}") from None
+
+    def describe(self) -> str:
+        describe = getattr(self.storage, "describe", None)
+        if callable(describe):
+            try:
+                return str(describe())
+            except Exception:
+                pass
+        return f"backend {self.label}"
+
+    def load(self) -> dict | None:
+        data = self._call("load the inventory", self.storage.load)
+        if data is not None and not isinstance(data, dict):
+            raise StorageError(
+                f"storage backend {self.label} returned a {type(data).__name__} from load(), not a dict or None")
+        return data
+
+    def write(self, inventory: dict) -> None:
+        self._call("store the inventory", self.storage.write, inventory)
+
+    @property
+    def has_lock(self) -> bool:
+        return callable(getattr(self.storage, "lock", None))
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """The plugin's lock held across load-generate-write; a no-op for plugins without one."""
+        if not self.has_lock:
+            yield
+            return
+        ctx = self._call("take its lock", self.storage.lock)
+        self._call("take its lock", ctx.__enter__)
+        try:
+            yield
+        except BaseException:
+            if not ctx.__exit__(*sys.exc_info()):
+                raise
+        else:
+            self._call("release its lock", ctx.__exit__, None, None, None)
+
+    @property
+    def has_history(self) -> bool:
+        return callable(getattr(self.storage, "history", None)) and callable(
+            getattr(self.storage, "read_version", None))
+
+    def history(self) -> list[dict]:
+        if not self.has_history:
+            raise StorageError(f"storage backend {self.label} keeps no history of earlier versions")
+        return list(self._call("list its versions", self.storage.history))
+
+    def read_version(self, version: str) -> dict:
+        if not self.has_history:
+            raise StorageError(f"storage backend {self.label} keeps no history of earlier versions")
+        return self._call(f"read version {version}", self.storage.read_version, version)
+
+    def close(self) -> None:
+        close = getattr(self.storage, "close", None)
+        if callable(close):
+            self._call("close", close)
+
+
+def open_backend(settings: Settings, config_dir: str, section: str | None = None) -> Backend:
+    """Load, instantiate and register the backend of ``section`` (default: the configured one)."""
+    section = section or settings.backend
+    if section != settings.backend and section not in settings.sections and not any(
+            k.startswith(env_key(section) + "_") for k in settings.environ):
+        raise PluginError(f"{settings.describe()} has no section [{section}]; add it with the backend's options")
+    plugin = settings.plugin_for(section)
+    module = load_plugin_module(plugin, settings)
+    cls = storage_class(module, plugin)
+    label = section if section == plugin else f"{section} (plugin {plugin})"
+    try:
+        storage = cls()
+    except Exception as exc:
+        raise PluginError(f"storage backend {label}: Storage() failed: {type(exc).__name__}: {_one_line(exc)}") from None
+    backend = Backend(section, plugin, storage)
+    args = backend_args(settings, section, config_dir)
+    backend._call("register its options", storage.register, args)
+    return backend
+
+
+def backend_args(settings: Settings, section: str, config_dir: str) -> dict[str, str]:
+    """What ``Storage.register`` receives: the section's options plus ``config_dir``."""
+    args = {k: v for k, v in settings.options(section).items() if k != "plugin"}
+    args.setdefault("config_dir", os.path.abspath(config_dir))
+    return args

@@ -1,0 +1,299 @@
+"""Filesystem storage: the ``openstack_inventory.json`` file OSA's tools read, kept safely.
+
+Options (osa.ini section ``[filesystem]`` or ``OSA_INVENTORY_FILESYSTEM_<OPTION>``):
+
+``path``
+    Folder holding the inventory (default: the ``--config`` folder).
+``backups``
+    How many earlier versions ``backup_openstack_inventory.tar`` keeps (default 15).
+``lock_timeout``
+    Seconds to wait for another run's lock before giving up (default 300).
+
+What it does that OSA's generator does not: every replacement goes through a
+temporary file in the same folder, fsync and an atomic rename (then an fsync
+of the folder), so a crash leaves either the old or the new file; an
+exclusive ``flock`` on ``openstack_inventory.json.lock`` is held across
+load-generate-write, so concurrent runs serialise instead of losing updates;
+the backup archive is rewritten atomically with exactly the newest N
+versions; and a corrupt inventory is reported, never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import errno
+import fcntl
+import io
+import json
+import os
+import tarfile
+import tempfile
+import time
+from typing import Iterator
+
+from osa_inventory.errors import StorageError as StorageFailure
+
+INVENTORY_NAME = "openstack_inventory.json"
+BACKUP_NAME = "backup_openstack_inventory.tar"
+LOCK_NAME = INVENTORY_NAME + ".lock"
+MEMBER_PREFIX = INVENTORY_NAME + "-"
+CURRENT = "current"
+
+
+def dumps(inventory: dict) -> str:
+    """The exact text OSA writes: sorted keys, four-space indent."""
+    return json.dumps(inventory, indent=4, sort_keys=True)
+
+
+class Storage:
+    """The default backend; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.folder = ""
+        self.keep = 15
+        self.lock_timeout = 300.0
+        self._lock_fd: int | None = None
+        self._lock_depth = 0
+
+    # -- contract ---------------------------------------------------------
+
+    def register(self, args: dict) -> None:
+        folder = args.get("path") or args.get("config_dir")
+        if not folder:
+            raise StorageFailure("option 'path' is not set and no config folder was given")
+        self.folder = os.path.abspath(os.path.expanduser(folder))
+        self.keep = _int_option(args, "backups", 15, minimum=0)
+        self.lock_timeout = float(_int_option(args, "lock_timeout", 300, minimum=0))
+        if not os.path.isdir(self.folder):
+            raise StorageFailure(f"folder {self.folder} does not exist; create it or set [filesystem] path")
+
+    def load(self) -> dict | None:
+        text = self._read_current()
+        if text is None:
+            return None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise StorageFailure(self._corrupt_message(f"is not valid JSON ({exc})")) from None
+        if not isinstance(data, dict):
+            raise StorageFailure(self._corrupt_message("does not hold a JSON object"))
+        return data
+
+    def write(self, inventory: dict) -> None:
+        text = dumps(inventory)
+        with self.lock():
+            old = self._read_current()
+            if old == text:
+                return
+            if old is not None:
+                try:
+                    json.loads(old)
+                except ValueError:
+                    # Only an explicit restore/import gets here; keep the damaged file for forensics.
+                    os.replace(self.inventory_path, f"{self.inventory_path}.corrupt-{_stamp()}")
+                    old = None
+            if old is not None and self.keep > 0:
+                self._add_backup(old)
+            mode = _mode_of(self.inventory_path, 0o644)
+            _atomic_write(self.inventory_path, text.encode("utf-8"), mode)
+
+    # -- optional extras --------------------------------------------------
+
+    def describe(self) -> str:
+        return f"filesystem {self.inventory_path}"
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive, re-entrant within this object, across processes via flock."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        path = os.path.join(self.folder, LOCK_NAME)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + self.lock_timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise StorageFailure(
+                            f"another run has held {path} for over {self.lock_timeout:.0f} s; "
+                            "wait for it to finish or raise [filesystem] lock_timeout") from None
+                    time.sleep(0.02)
+            self._lock_fd, self._lock_depth = fd, 1
+            try:
+                yield
+            finally:
+                self._lock_fd, self._lock_depth = None, 0
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def history(self) -> list[dict]:
+        """Earlier versions, oldest first, then the current file (version ``current``)."""
+        versions = []
+        for member in self._members():
+            versions.append({"version": member.name[len(MEMBER_PREFIX):-len(".json")]
+                             if member.name.startswith(MEMBER_PREFIX) else member.name,
+                             "time": _iso(member.mtime), "member": member.name})
+        if os.path.exists(self.inventory_path):
+            versions.append({"version": CURRENT, "time": _iso(os.stat(self.inventory_path).st_mtime)})
+        return versions
+
+    def read_version(self, version: str) -> dict:
+        if version == CURRENT:
+            data = self.load()
+            if data is None:
+                raise StorageFailure(f"{self.inventory_path} does not exist")
+            return data
+        with self._open_archive() as tar:
+            for member in tar.getmembers():
+                if version in (member.name, member.name[len(MEMBER_PREFIX):-len(".json")]):
+                    return json.loads(tar.extractfile(member).read().decode("utf-8"))
+        raise StorageFailure(f"no version {version!r} in {self.backup_path}; list them with --history")
+
+    # -- internals --------------------------------------------------------
+
+    @property
+    def inventory_path(self) -> str:
+        return os.path.join(self.folder, INVENTORY_NAME)
+
+    @property
+    def backup_path(self) -> str:
+        return os.path.join(self.folder, BACKUP_NAME)
+
+    def _read_current(self) -> str | None:
+        try:
+            with open(self.inventory_path, encoding="utf-8") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return None
+        except UnicodeDecodeError:
+            raise StorageFailure(self._corrupt_message("is not UTF-8 text")) from None
+
+    def _open_archive(self):
+        if not os.path.exists(self.backup_path):
+            return tarfile.open(fileobj=io.BytesIO(_empty_tar()), mode="r")
+        return tarfile.open(self.backup_path, mode="r")
+
+    def _members(self) -> list[tarfile.TarInfo]:
+        try:
+            with self._open_archive() as tar:
+                return [m for m in tar.getmembers() if m.isfile()]
+        except tarfile.TarError:
+            return []
+
+    def _corrupt_message(self, what: str) -> str:
+        newest = None
+        try:
+            with self._open_archive() as tar:
+                for member in reversed([m for m in tar.getmembers() if m.isfile()]):
+                    try:
+                        json.loads(tar.extractfile(member).read().decode("utf-8"))
+                    except ValueError:
+                        continue
+                    newest = member.name
+                    break
+        except (tarfile.TarError, OSError):
+            pass
+        if newest:
+            hint = (f"the newest good backup is {newest} in {self.backup_path}; restore it with "
+                    f"'scripts/inventory-manage.py --restore {newest[len(MEMBER_PREFIX):-len('.json')]}' "
+                    f"or 'tar -xOf {self.backup_path} {newest} > {self.inventory_path}'")
+        else:
+            hint = "no good backup exists; repair the file by hand or import a saved copy"
+        return f"{self.inventory_path} {what}; it was left untouched; {hint}"
+
+    def _add_backup(self, old_text: str) -> None:
+        """Rewrite the archive atomically with the newest ``keep`` versions, old_text last."""
+        members: list[tuple[tarfile.TarInfo, bytes]] = []
+        if os.path.exists(self.backup_path):
+            try:
+                with tarfile.open(self.backup_path, mode="r") as tar:
+                    for m in tar.getmembers():
+                        if m.isfile():
+                            members.append((m, tar.extractfile(m).read()))
+            except tarfile.TarError:
+                os.replace(self.backup_path, f"{self.backup_path}.corrupt-{_stamp()}")
+                members = []
+        names = {m.name for m, _ in members}
+        name = f"{MEMBER_PREFIX}{_stamp()}.json"
+        n = 1
+        while name in names:
+            n += 1
+            name = f"{MEMBER_PREFIX}{_stamp()}-{n}.json"
+        info = tarfile.TarInfo(name)
+        data = old_text.encode("utf-8")
+        info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
+        members.append((info, data))
+        members = members[-self.keep:]
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+            for m, payload in members:
+                tar.addfile(m, io.BytesIO(payload))
+        _atomic_write(self.backup_path, buf.getvalue(), _mode_of(self.backup_path, 0o644))
+
+
+def _int_option(args: dict, name: str, default: int, minimum: int) -> int:
+    raw = args.get(name)
+    if raw is None or str(raw).strip() == "":
+        return default
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise StorageFailure(f"option {name} = {raw!r} is not a whole number >= {minimum}")
+    return value
+
+
+def _stamp() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d_%H%M%S")
+
+
+def _iso(ts: float) -> str:
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _empty_tar() -> bytes:
+    buf = io.BytesIO()
+    tarfile.open(fileobj=buf, mode="w").close()
+    return buf.getvalue()
+
+
+def _mode_of(path: str, default: int) -> int:
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        return default
+
+
+def _atomic_write(path: str, data: bytes, mode: int) -> None:
+    """Write to a temp file in the same folder, fsync, rename over ``path``, fsync the folder."""
+    folder = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fchmod(fh.fileno(), mode)
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dfd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
