@@ -1,0 +1,125 @@
+"""Address pools that never enumerate their network.
+
+A pool is a CIDR minus reserved addresses (network and broadcast, the
+deployer's ``used_ips`` ranges, every address already in the inventory or
+given to a host). Reserved space is kept as sorted, merged integer
+intervals, and new addresses are handed out in ascending order from a
+cursor, so each allocation costs O(log reserved) however large the network
+(a /8, or an IPv6 /64) and the result is reproducible: the same config and
+the same stored inventory always yield the same addresses.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+from typing import Iterable
+
+from .errors import ConfigError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parse_network(queue: str, cidr: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """``cidr_networks.<queue>`` as a network; a bad value names the queue."""
+    try:
+        return ipaddress.ip_network(str(cidr).strip(), strict=False)
+    except ValueError:
+        raise ConfigError(
+            f"cidr_networks.{queue}: {cidr!r} is not a valid CIDR; write it like 172.29.236.0/22") from None
+
+
+def parse_used_ips(entries: Iterable[object]) -> list[tuple[int, int, int]]:
+    """``used_ips`` entries (``"a,b"`` inclusive ranges or single addresses) as (version, lo, hi)."""
+    out = []
+    for entry in entries or ():
+        parts = [p.strip() for p in str(entry).split(",")]
+        try:
+            if len(parts) == 1:
+                lo = hi = ipaddress.ip_address(parts[0])
+            elif len(parts) == 2:
+                lo, hi = ipaddress.ip_address(parts[0]), ipaddress.ip_address(parts[1])
+            else:
+                raise ValueError
+            if lo.version != hi.version:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(
+                f"used_ips: {entry!r} is neither an address nor a 'first,last' range; "
+                "write e.g. '172.29.236.1,172.29.236.50'") from None
+        lo_i, hi_i = sorted((int(lo), int(hi)))
+        out.append((lo.version, lo_i, hi_i))
+    return out
+
+
+class AddressPool:
+    """Free addresses of one ``cidr_networks`` queue."""
+
+    def __init__(self, queue: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network):
+        self.queue = queue
+        self.network = network
+        self.first = int(network.network_address)
+        self.last = int(network.broadcast_address)
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        self._cursor = self.first
+        if network.num_addresses > 2:
+            self.reserve_range(self.first, self.first)
+            self.reserve_range(self.last, self.last)
+
+    @property
+    def netmask(self) -> str:
+        return str(self.network.netmask)
+
+    def reserve_range(self, lo: int, hi: int) -> None:
+        """Mark ``lo..hi`` (inclusive integers) as taken; ranges outside the network are clipped."""
+        lo, hi = max(lo, self.first), min(hi, self.last)
+        if lo > hi:
+            return
+        i = bisect.bisect_left(self._ends, lo - 1)
+        j = i
+        while j < len(self._starts) and self._starts[j] <= hi + 1:
+            lo = min(lo, self._starts[j])
+            hi = max(hi, self._ends[j])
+            j += 1
+        self._starts[i:j] = [lo]
+        self._ends[i:j] = [hi]
+
+    def reserve(self, address: object) -> None:
+        """Mark one address as taken (anything that is not an address of this network is ignored)."""
+        try:
+            value = int(ipaddress.ip_address(str(address)))
+        except ValueError:
+            return
+        if ipaddress.ip_address(str(address)).version == self.network.version:
+            self.reserve_range(value, value)
+
+    def is_reserved(self, value: int) -> bool:
+        i = bisect.bisect_right(self._starts, value) - 1
+        return i >= 0 and self._ends[i] >= value
+
+    def allocate(self) -> str:
+        """The lowest free address at or after the cursor; it becomes reserved."""
+        value = self._cursor
+        while value <= self.last:
+            i = bisect.bisect_right(self._starts, value) - 1
+            if i >= 0 and self._ends[i] >= value:
+                value = self._ends[i] + 1
+                continue
+            self.reserve_range(value, value)
+            self._cursor = value + 1
+            return str(ipaddress.ip_address(value))
+        raise ConfigError(
+            f"cidr_networks.{self.queue} ({self.network}) has no free address left; "
+            "widen the network or release addresses listed in used_ips")
+
+
+def build_pools(cidr_networks: dict, used_ips: Iterable[object]) -> dict[str, AddressPool]:
+    """One pool per queue, with ``used_ips`` reserved in each."""
+    pools = {q: AddressPool(q, parse_network(q, c)) for q, c in (cidr_networks or {}).items()}
+    ranges = parse_used_ips(used_ips)
+    for pool in pools.values():
+        for version, lo, hi in ranges:
+            if version == pool.network.version:
+                pool.reserve_range(lo, hi)
+    return pools

@@ -1,0 +1,118 @@
+"""``dynamic_inventory.py``: the executable Ansible runs.
+
+Reads the config, loads the stored inventory through the configured storage
+plugin (under its lock), generates, stores the result only if it changed,
+and prints it. Stdout carries nothing but the JSON; stderr stays silent on
+success and holds one line on failure, with exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from typing import Sequence
+
+from .config import load_skeleton, load_user_config
+from .errors import InventoryError
+from .generator import generate
+from .loader import open_backend
+from .settings import read_settings
+
+LOG = logging.getLogger("osa_inventory")
+DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
+LOG_NAME = "inventory.log"
+
+
+def default_config_dir() -> str:
+    return os.environ.get("OSA_CONFIG_DIR") or DEFAULT_CONFIG_DIR
+
+
+def build_parser(default_environment: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="OpenStack-Ansible dynamic inventory with pluggable storage (see osa.ini).")
+    p.add_argument("--config", default=None, metavar="DIR",
+                   help="folder holding openstack_user_config.yml, conf.d/ and env.d/ "
+                        f"(default: $OSA_CONFIG_DIR, else {DEFAULT_CONFIG_DIR})")
+    p.add_argument("-e", "--environment", default=default_environment, metavar="DIR",
+                   help="folder that contains the base env.d/ skeleton (default: %(default)s)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--list", action="store_true", help="print the whole inventory (the default)")
+    mode.add_argument("--host", metavar="NAME", help="print the variables of one host ({} if unknown)")
+    mode.add_argument("--check", action="store_true",
+                      help="validate the configuration, print 'Configuration ok!' and write nothing")
+    p.add_argument("-d", "--debug", action="store_true",
+                   help=f"log what happens to {LOG_NAME} in the config folder")
+    return p
+
+
+def _setup_logging(config_dir: str, debug: bool) -> None:
+    logging.raiseExceptions = False  # a read-only config folder must not print logging errors on stderr
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.FileHandler(os.path.join(config_dir, LOG_NAME), delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+def run(args: argparse.Namespace) -> str:
+    """Do the work for parsed ``args`` and return what to print."""
+    config_dir = os.path.abspath(args.config or default_config_dir())
+    if not os.path.isdir(config_dir):
+        raise InventoryError(f"config folder {config_dir} does not exist; pass --config DIR or set OSA_CONFIG_DIR")
+    _setup_logging(config_dir, args.debug)
+    started = time.perf_counter()
+    config = load_user_config(config_dir)
+    skeleton = load_skeleton(os.path.abspath(args.environment), config_dir)
+    settings = read_settings()
+    backend = open_backend(settings, config_dir)
+    try:
+        if args.check:
+            generate(config, skeleton, backend.load())
+            return "Configuration ok!"
+        with backend.lock():
+            locked = time.perf_counter()
+            stored = backend.load()
+            inventory = generate(config, skeleton, stored)
+            changed = inventory != stored
+            if changed:
+                backend.write(inventory)
+            LOG.debug("%s: %d hosts, %s; lock held %.3f s, run %.3f s", backend.describe(),
+                      len(inventory["_meta"]["hostvars"]), "stored" if changed else "unchanged",
+                      time.perf_counter() - locked, time.perf_counter() - started)
+    finally:
+        with contextlib.suppress(InventoryError):
+            backend.close()
+    if args.host is not None:
+        return json.dumps(inventory["_meta"]["hostvars"].get(args.host, {}), sort_keys=True)
+    return json.dumps(inventory, sort_keys=True)
+
+
+def main(argv: Sequence[str] | None = None, default_environment: str | None = None) -> int:
+    default_environment = default_environment or os.getcwd()
+    args = build_parser(default_environment).parse_args(argv)
+    try:
+        # A plugin that prints must not corrupt the JSON Ansible reads.
+        with contextlib.redirect_stdout(sys.stderr):
+            output = run(args)
+    except InventoryError as exc:
+        print(f"ERROR: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ERROR: interrupted; the stored inventory was not changed by this run", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: still one line for the user, the traceback in the log
+        LOG.exception("unexpected failure")
+        print(f"ERROR: unexpected {type(exc).__name__}: {' '.join(str(exc).split())} "
+              f"(details in {LOG_NAME} in the config folder; please report it)", file=sys.stderr)
+        return 1
+    sys.stdout.write(output)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,146 @@
+"""Read the deployment configuration: user config, conf.d and env.d.
+
+I/O lives here and nowhere else in the generator: the functions below turn a
+config folder and an environment folder into plain dicts, and every problem
+into one :class:`~osa_inventory.errors.ConfigError` line naming the file.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import yaml
+
+from .errors import ConfigError
+
+try:  # the C loader is several times faster on large configs
+    _Loader = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _Loader = yaml.SafeLoader
+
+USER_CONFIG = "openstack_user_config.yml"
+YAML_SUFFIXES = (".yml", ".yaml")
+SKELETON_SECTIONS = ("component_skel", "container_skel", "physical_skel")
+
+
+def merge(base: dict, extra: dict) -> dict:
+    """Merge ``extra`` into ``base`` in place and return it.
+
+    A non-empty dict merges recursively; an empty dict replaces (this is how
+    an env.d override deletes an entry); lists and scalars replace.
+    """
+    for key, value in extra.items():
+        if isinstance(value, dict) and value and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def read_yaml(path: str) -> Any:
+    """Parse one YAML file; a syntax error names the file and line."""
+    try:
+        with open(path, "rb") as fh:
+            return yaml.load(fh, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        raise ConfigError(f"{where}: YAML syntax error: {exc.problem or exc.context}; fix the file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: cannot be parsed as YAML ({' '.join(str(exc).split())})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def _yaml_files(folder: str, listing_order: bool = False) -> list[str]:
+    if not os.path.isdir(folder):
+        return []
+    names = [n for n in os.listdir(folder) if n.endswith(YAML_SUFFIXES)
+             and os.path.isfile(os.path.join(folder, n))]
+    if not listing_order:
+        names.sort()
+    return [os.path.join(folder, n) for n in names]
+
+
+def _mapping(path: str, data: Any) -> dict:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, found a {type(data).__name__}")
+    return data
+
+
+def load_user_config(config_dir: str) -> dict:
+    """``openstack_user_config.yml`` with every ``conf.d/*.yml|*.yaml`` merged in, in name order."""
+    path = os.path.join(config_dir, USER_CONFIG)
+    if not os.path.isfile(path):
+        raise ConfigError(
+            f"{path} does not exist; create it (see etc/openstack_deploy/ for examples) "
+            "or point --config at the folder that holds it")
+    config = _mapping(path, read_yaml(path))
+    for extra in _yaml_files(os.path.join(config_dir, "conf.d")):
+        merge(config, _mapping(extra, read_yaml(extra)))
+    return config
+
+
+@dataclass
+class Skeleton:
+    """The merged environment skeleton.
+
+    ``container_order`` is the order container types are processed in. Values
+    are merged in sorted file-name order (deterministic); processing follows
+    the order in which the base folder lists its files, as OpenStack-Ansible
+    does, so that a host running several bare-metal services gets the same
+    ``component``/``physical_host_group`` as OSA would give it. Only that
+    tie-break depends on it, and a stored choice is kept (see containers.py).
+    """
+
+    component_skel: dict = field(default_factory=dict)
+    container_skel: dict = field(default_factory=dict)
+    physical_skel: dict = field(default_factory=dict)
+    container_order: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+
+def _read_skeleton_files(paths: Iterable[str]) -> list[tuple[str, dict]]:
+    out = []
+    for path in paths:
+        data = _mapping(path, read_yaml(path))
+        for section in SKELETON_SECTIONS:
+            value = data.get(section)
+            if value is not None and not isinstance(value, dict):
+                raise ConfigError(f"{path}: {section} must be a mapping, found a {type(value).__name__}")
+        out.append((path, data))
+    return out
+
+
+def load_skeleton(environment_dir: str, config_dir: str) -> Skeleton:
+    """Base ``<environment_dir>/env.d`` with ``<config_dir>/env.d`` merged on top."""
+    base_dir = os.path.join(environment_dir, "env.d")
+    if not os.path.isdir(base_dir):
+        raise ConfigError(
+            f"{base_dir} does not exist; --environment must name the folder that contains env.d/")
+    base = _read_skeleton_files(_yaml_files(base_dir))
+    overrides = _read_skeleton_files(_yaml_files(os.path.join(config_dir, "env.d")))
+    skel = Skeleton()
+    merged: dict = {s: {} for s in SKELETON_SECTIONS}
+    for path, data in base + overrides:
+        merge(merged, {s: data[s] for s in SKELETON_SECTIONS if data.get(s)})
+        skel.files.append(path)
+    skel.component_skel = merged["component_skel"]
+    skel.container_skel = merged["container_skel"]
+    skel.physical_skel = merged["physical_skel"]
+
+    order: dict[str, None] = {}
+    by_path = dict(base + overrides)
+    for path in _yaml_files(base_dir, listing_order=True):
+        for key in (by_path[path].get("container_skel") or {}):
+            order.setdefault(key, None)
+    for _path, data in overrides:
+        for key in (data.get("container_skel") or {}):
+            order.setdefault(key, None)
+    skel.container_order = [k for k in order if isinstance(skel.container_skel.get(k), dict)]
+    return skel

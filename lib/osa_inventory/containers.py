@@ -1,0 +1,234 @@
+"""Containers (and bare-metal services) that the skeleton places on each physical host.
+
+For every ``container_skel`` entry and every ``<X>_containers`` group it
+belongs to, the hosts of the user config's ``<X>_hosts`` group each get
+``affinity`` containers of that type (default 1), or, for bare-metal entries
+and ``no_containers`` hosts, run its components themselves.
+
+New names are ``<host>-<type>-<8 hex>`` where the hex digits are derived from
+host, type and ordinal, so a lost inventory regenerated from the same config
+comes out with the same names. Existing containers are found by name prefix
+(``_`` and ``-`` alike) and are never renamed or removed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass, field
+
+from .config import Skeleton
+from .errors import ConfigError
+from .model import Inventory
+
+MAX_NAME_BEFORE_SUFFIX = 52
+LIMIT_KEY = "limit_container_types"
+
+
+def host_group_for(container_group: str) -> str | None:
+    """``<X>_containers`` is fed by the user config group ``<X>_hosts``."""
+    if container_group.endswith("_containers"):
+        return container_group[: -len("_containers")] + "_hosts"
+    return None
+
+
+def all_group_for(container_group: str) -> str:
+    """``<X>_containers`` has a ``<X>_all`` group of the hosts and containers it places."""
+    base = container_group[: -len("_containers")] if container_group.endswith("_containers") else container_group
+    return base + "_all"
+
+
+def _norm(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def container_suffix(host: str, skel_key: str, ordinal: int) -> str:
+    """Eight hex digits derived from what the container is, not from chance."""
+    digest = hashlib.sha256(f"{host}\0{skel_key}\0{ordinal}".encode("utf-8")).hexdigest()
+    return digest[:8]
+
+
+@dataclass
+class Placement:
+    """What the container pass learnt, for the steps that follow it."""
+
+    # host -> the config groups whose container_vars apply to it and its containers, in pass order
+    vars_sources: dict[str, list[str]] = field(default_factory=dict)
+    # host -> components it runs itself (bare metal), in pass order
+    metal_components: dict[str, list[str]] = field(default_factory=dict)
+    # host -> (component, physical_host_group) candidates, in pass order
+    metal_roles: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+
+
+class _ExistingIndex:
+    """Containers of one skeleton group, keyed by their suffix-free name."""
+
+    def __init__(self, inv: Inventory, skel_key: str):
+        self.by_prefix: dict[str, list[str]] = {}
+        group = inv.groups.get(skel_key)
+        for name in (group.hosts if group else ()):
+            prefix = _norm(name).rsplit("-", 1)[0]
+            self.by_prefix.setdefault(prefix, []).append(name)
+
+    def find(self, type_and_name: str) -> list[str]:
+        return self.by_prefix.get(_norm(type_and_name), [])
+
+
+def place_containers(inv: Inventory, skel: Skeleton, config: dict,
+                     host_groups: dict[str, dict[str, dict]]) -> Placement:
+    """Create or find every container and record bare-metal roles (see module doc)."""
+    placement = Placement()
+    hostvars = inv.hostvars
+    global_no_containers = bool(config.get("no_containers") or
+                                (config.get("global_overrides") or {}).get("no_containers"))
+
+    for skel_key in skel.container_order:
+        entry = skel.container_skel.get(skel_key) or {}
+        belongs_to = [str(g) for g in entry.get("belongs_to") or ()]
+        contains = [str(c) for c in entry.get("contains") or ()]
+        properties = entry.get("properties") or {}
+        if not belongs_to or not contains:
+            continue
+        skel_metal = bool(properties.get("is_metal"))
+        existing = _ExistingIndex(inv, skel_key)
+        skel_group = inv.group(skel_key, with_children=False)
+        type_part = _norm(skel_key)
+
+        for container_group in belongs_to:
+            host_group = host_group_for(container_group)
+            hosts = host_groups.get(host_group or "")
+            if not hosts:
+                continue
+            all_group = inv.group(all_group_for(container_group), with_children=False)
+            for host, settings in hosts.items():
+                placement.vars_sources.setdefault(host, []).append(host_group)
+                all_group.add_host(host)
+                if skel_metal or global_no_containers or settings.get("no_containers"):
+                    for component in contains:
+                        inv.group(component).add_host(host)
+                    placement.metal_components.setdefault(host, []).extend(contains)
+                    placement.metal_roles.setdefault(host, []).append((contains[-1], host_group))
+                    continue
+
+                type_and_name = f"{host}-{type_part}"
+                if len(type_and_name) > MAX_NAME_BEFORE_SUFFIX:
+                    raise ConfigError(
+                        f"container name {type_and_name}-XXXXXXXX for host {host} in {host_group} is too long: "
+                        f"the part before the suffix may be at most {MAX_NAME_BEFORE_SUFFIX} characters; "
+                        "shorten the host name")
+                names = list(existing.find(type_and_name))
+                affinity = (settings.get("affinity") or {}).get(skel_key, 1)
+                try:
+                    affinity = int(affinity)
+                except (TypeError, ValueError):
+                    raise ConfigError(
+                        f"host {host} in {host_group}: affinity.{skel_key} = {affinity!r} is not a number") from None
+                ordinal = len(names)
+                while len(names) < affinity:
+                    name = f"{type_and_name}-{container_suffix(host, skel_key, ordinal)}"
+                    ordinal += 1
+                    if name in hostvars:
+                        continue
+                    hostvars[name] = {
+                        "ansible_host": None,
+                        "management_address": None,
+                        "container_name": name,
+                        "physical_host": host,
+                        "physical_host_addr": hostvars.get(host, {}).get("ansible_host"),
+                        "physical_host_group": host_group,
+                        "component": contains[0],
+                        "properties": copy.deepcopy(properties),
+                    }
+                    names.append(name)
+                    existing.by_prefix.setdefault(_norm(type_and_name), []).append(name)
+                if not names:
+                    continue
+                host_containers = inv.group(f"{host}_host_containers", with_children=False)
+                for name in names:
+                    skel_group.add_host(name)
+                    host_containers.add_host(name)
+                    all_group.add_host(name)
+                    for component in contains:
+                        inv.group(component).add_host(name)
+
+        if "properties" in entry:
+            # Skeleton properties are authoritative for every container of the type, every run.
+            for name in skel_group.hosts:
+                if name in hostvars:
+                    hostvars[name]["properties"] = copy.deepcopy(properties)
+    return placement
+
+
+def metal_roles_of(inv: Inventory) -> dict[str, tuple]:
+    """``(component, physical_host_group)`` of every entry, to remember a stored choice."""
+    return {name: (hv.get("component"), hv.get("physical_host_group")) for name, hv in inv.hostvars.items()}
+
+
+def settle_metal_roles(inv: Inventory, placement: Placement, previous: dict[str, tuple]) -> None:
+    """Name each bare-metal host's ``component`` and ``physical_host_group``.
+
+    OSA lets the last bare-metal type processed win; a stored choice that is
+    still one of the host's roles is kept, so the value never flips between
+    runs or machines.
+    """
+    for host, roles in placement.metal_roles.items():
+        hv = inv.hostvars.get(host)
+        if hv is None:
+            continue
+        stored = previous.get(host)
+        if stored in roles:
+            hv["component"], hv["physical_host_group"] = stored
+        else:
+            hv["component"], hv["physical_host_group"] = roles[-1]
+
+
+def apply_container_vars(inv: Inventory, host_groups: dict[str, dict[str, dict]],
+                         placement: Placement) -> None:
+    """A host's ``container_vars`` apply to it and to each of its containers, every run.
+
+    A dict value holding ``limit_container_types: T`` applies (without that
+    key) only where ``T`` is part of the entry's component; for a bare-metal
+    host every component it runs counts.
+    """
+    containers_of: dict[str, list[str]] = {}
+    for name, hv in inv.hostvars.items():
+        parent = hv.get("physical_host")
+        if parent and parent != name:
+            containers_of.setdefault(parent, []).append(name)
+
+    for host, sources in placement.vars_sources.items():
+        entries = [host] + containers_of.get(host, [])
+        # Each group once, at its last pass: the last pass sets a variable last.
+        for group in list(dict.fromkeys(reversed(sources)))[::-1]:
+            container_vars = (host_groups.get(group, {}).get(host) or {}).get("container_vars")
+            if not isinstance(container_vars, dict):
+                continue
+            for name in entries:
+                hv = inv.hostvars.get(name)
+                if hv is None:
+                    continue
+                if name == host:
+                    components = placement.metal_components.get(host, [])
+                else:
+                    components = [hv.get("component") or ""]
+                for key, value in container_vars.items():
+                    if isinstance(value, dict) and LIMIT_KEY in value:
+                        limit = str(value[LIMIT_KEY])
+                        if not any(limit in str(c) for c in components if c):
+                            continue
+                        value = {k: v for k, v in value.items() if k != LIMIT_KEY}
+                    hv[key] = copy.deepcopy(value)
+
+
+def apply_nests(inv: Inventory, skel: Skeleton, host_groups: dict[str, dict[str, dict]]) -> None:
+    """``is_nest`` entries adopt the ``<host>_host_containers`` groups of the hosts that feed them."""
+    for skel_key in skel.container_order:
+        entry = skel.container_skel.get(skel_key) or {}
+        if not (entry.get("properties") or {}).get("is_nest"):
+            continue
+        group = inv.group(skel_key, with_children=False)
+        for container_group in entry.get("belongs_to") or ():
+            for host in host_groups.get(host_group_for(str(container_group)) or "", {}):
+                nested = f"{host}_host_containers"
+                if nested in inv.groups:
+                    group.add_child(nested)

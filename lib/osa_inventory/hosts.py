@@ -1,0 +1,55 @@
+"""Physical hosts from the user config's ``*_hosts`` groups."""
+
+from __future__ import annotations
+
+from .model import Inventory
+from .validate import host_group_keys, normalise_group
+
+
+def config_host_groups(config: dict) -> dict[str, dict[str, dict]]:
+    """``{group: {host: settings}}`` with dashed group names read as underscores.
+
+    Two spellings of one group merge; within a group the config's host order is kept.
+    """
+    groups: dict[str, dict[str, dict]] = {}
+    for key in host_group_keys(config):
+        merged = groups.setdefault(normalise_group(key), {})
+        for host, settings in (config[key] or {}).items():
+            merged[str(host)] = settings or {}
+    return groups
+
+
+def host_settings(groups: dict[str, dict[str, dict]]) -> dict[str, dict]:
+    """Per host, its settings merged over every group that lists it (later groups win)."""
+    out: dict[str, dict] = {}
+    for hosts in groups.values():
+        for host, settings in hosts.items():
+            out.setdefault(host, {}).update(settings)
+    return out
+
+
+def apply_physical_hosts(inv: Inventory, groups: dict[str, dict[str, dict]]) -> None:
+    """Hostvars and group membership of every physical host, refreshed from the config."""
+    hostvars = inv.hostvars
+    for group_name, hosts in groups.items():
+        group = inv.group(group_name, with_children=False)
+        for host, settings in hosts.items():
+            ip = str(settings["ip"]).strip()
+            hv = hostvars.setdefault(host, {})
+            properties = hv.get("properties")
+            if not isinstance(properties, dict):
+                properties = hv["properties"] = {}
+            properties["is_metal"] = True
+            hv.update({
+                "ansible_host": ip,
+                "management_address": str(settings.get("management_ip") or ip).strip(),
+                "container_name": host,
+                "container_types": f"{host}_host_containers",
+                "is_metal": True,
+                "physical_host": host,
+                "physical_host_addr": ip,
+                "physical_host_group": group_name,
+            })
+            for key, value in (settings.get("host_vars") or {}).items():
+                hv[key] = value
+            group.add_host(host)

@@ -1,0 +1,112 @@
+"""``container_networks`` entries and addresses from ``global_overrides.provider_networks``."""
+
+from __future__ import annotations
+
+import copy
+from typing import Iterable
+
+from .addresses import AddressPool, build_pools
+from .model import Inventory
+from .validate import is_management, provider_networks
+
+# provider network key -> container_networks entry key
+ENTRY_KEYS = (
+    ("container_bridge", "bridge"),
+    ("container_bridge_type", "bridge_type"),
+    ("container_type", "type"),
+    ("container_mtu", "mtu"),
+    ("gateway", "gateway"),
+    ("static_routes", "static_routes"),
+)
+
+
+def network_key(net: dict) -> str:
+    """The ``container_networks`` key of a provider network."""
+    base = net.get("address_prefix") or net.get("ip_from_q") or net.get("container_interface")
+    return f"{base}_address"
+
+
+def _is_metal(hv: dict) -> bool:
+    return bool((hv.get("properties") or {}).get("is_metal"))
+
+
+def _stored_addresses(inv: Inventory) -> Iterable[str]:
+    for hv in inv.hostvars.values():
+        for key in ("ansible_host", "management_address"):
+            if hv.get(key):
+                yield hv[key]
+        for entry in (hv.get("container_networks") or {}).values():
+            if isinstance(entry, dict) and entry.get("address"):
+                yield entry["address"]
+
+
+def assign_networks(inv: Inventory, config: dict, host_settings: dict[str, dict]) -> None:
+    """Give every bound host its network entries and every new container entry an address.
+
+    Bare-metal entries are rebuilt from the config each run; container entries
+    are refreshed from the config but keep the address they have.
+    """
+    pools = build_pools(config.get("cidr_networks") or {}, config.get("used_ips") or [])
+    reserved = list(_stored_addresses(inv))
+    for settings in host_settings.values():
+        reserved.append(settings.get("ip"))
+        if settings.get("management_ip"):
+            reserved.append(settings["management_ip"])
+    for pool in pools.values():
+        for address in reserved:
+            if address:
+                pool.reserve(address)
+
+    for hv in inv.hostvars.values():
+        if _is_metal(hv):
+            hv["container_networks"] = {}
+
+    for net in provider_networks(config):
+        _bind_network(inv, net, pools)
+
+
+def _bound_hosts(inv: Inventory, net: dict) -> list[str]:
+    hosts: dict[str, None] = {}
+    for group in net.get("group_binds") or ():
+        for host in inv.members(str(group)):
+            hosts[host] = None
+    reference = net.get("reference_group")
+    if reference:
+        allowed = set(inv.members(str(reference)))
+        hosts = {h: None for h in hosts
+                 if (inv.hostvars.get(h, {}).get("physical_host") or h) in allowed}
+    return sorted(h for h in hosts if h in inv.hostvars)
+
+
+def _bind_network(inv: Inventory, net: dict, pools: dict[str, AddressPool]) -> None:
+    key = network_key(net)
+    queue = net.get("ip_from_q")
+    pool = pools.get(queue) if queue else None
+    management = is_management(net)
+    template = {out: net[src] for src, out in ENTRY_KEYS if net.get(src) is not None}
+    template["netmask"] = pool.netmask if pool else None
+
+    for host in _bound_hosts(inv, net):
+        hv = inv.hostvars[host]
+        networks = hv.get("container_networks")
+        if not isinstance(networks, dict):
+            networks = hv["container_networks"] = {}
+        entry = dict(template)
+        if "static_routes" in entry:
+            entry["static_routes"] = copy.deepcopy(entry["static_routes"])
+        if _is_metal(hv):
+            if management:
+                entry["address"] = hv.get("management_address") or hv.get("ansible_host")
+        else:
+            if net.get("container_interface"):
+                entry["interface"] = net["container_interface"]
+            old = networks.get(key)
+            address = old.get("address") if isinstance(old, dict) else None
+            if address is None and pool is not None:
+                address = pool.allocate()
+            if address is not None:
+                entry["address"] = address
+            if management and address is not None:
+                hv["ansible_host"] = address
+                hv["management_address"] = address
+        networks[key] = entry
