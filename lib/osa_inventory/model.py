@@ -9,6 +9,7 @@ to lists only at the end.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Iterable, Iterator
 
 META = "_meta"
@@ -98,7 +99,8 @@ class Inventory:
         inv = cls()
         if not data:
             return inv
-        data = copy.deepcopy(data)
+        # A JSON round trip copies a JSON document several times faster than deepcopy.
+        data = json.loads(json.dumps(data))
         meta = data.get(META) or {}
         inv.hostvars = meta.get("hostvars") or {}
         all_group = data.get(ALL) or {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Iterable
 
-from .addresses import AddressPool, build_pools
+from .addresses import AddressPool, address_value, build_pools
 from .model import Inventory
 from .validate import is_management, provider_networks
 
@@ -52,10 +52,9 @@ def assign_networks(inv: Inventory, config: dict, host_settings: dict[str, dict]
         reserved.append(settings.get("ip"))
         if settings.get("management_ip"):
             reserved.append(settings["management_ip"])
+    values = {v for v in map(address_value, filter(None, reserved)) if v is not None}
     for pool in pools.values():
-        for address in reserved:
-            if address:
-                pool.reserve(address)
+        pool.reserve_values(values)
 
     for hv in inv.hostvars.values():
         if _is_metal(hv):
