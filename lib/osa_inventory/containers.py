@@ -44,7 +44,7 @@ def _norm(name: str) -> str:
 
 def container_suffix(host: str, skel_key: str, ordinal: int) -> str:
     """Eight hex digits derived from what the container is, not from chance."""
-    digest = hashlib.sha256(f"{host}\0{skel_key}\0{ordinal}".encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(f"{host}\0{skel_key}\0{ordinal}".encode()).hexdigest()
     return digest[:8]
 
 

@@ -221,7 +221,8 @@ def open_backend(settings: Settings, config_dir: str, section: str | None = None
     try:
         storage = cls()
     except Exception as exc:
-        raise PluginError(f"storage backend {label}: Storage() failed: {type(exc).__name__}: {_one_line(exc)}") from None
+        raise PluginError(
+            f"storage backend {label}: Storage() failed: {type(exc).__name__}: {_one_line(exc)}") from None
     backend = Backend(section, plugin, storage)
     args = backend_args(settings, section, config_dir)
     backend._call("register its options", storage.register, args)

@@ -43,7 +43,7 @@ class Group:
         return out
 
     @classmethod
-    def from_json(cls, data: dict) -> "Group":
+    def from_json(cls, data: dict) -> Group:
         group = cls(with_children="children" in data)
         for host in data.get("hosts") or ():
             group.hosts[host] = None
@@ -95,7 +95,7 @@ class Inventory:
     # -- conversion ---------------------------------------------------------
 
     @classmethod
-    def from_json(cls, data: dict | None) -> "Inventory":
+    def from_json(cls, data: dict | None) -> Inventory:
         inv = cls()
         if not data:
             return inv

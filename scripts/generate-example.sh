@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Generate the inventory of a shipped example config on the default
+# (filesystem) backend, into a local folder, and print it.
+#
+#   scripts/generate-example.sh [aio|production] [OUTPUT_DIR]
+#
+# Creates .venv with the requirements on first use. The inventory is written
+# to OUTPUT_DIR/openstack_inventory.json (default ./inventory-out) and
+# printed on stdout; run it twice and the second run rewrites nothing.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+example=${1:-aio}
+out=${2:-inventory-out}
+src="$root/etc/openstack_deploy/$example"
+[ -d "$src" ] || { echo "ERROR: no example '$example'; choose one of: $(ls "$root/etc/openstack_deploy")" >&2; exit 1; }
+if [ ! -x "$root/.venv/bin/python" ]; then
+  python3 -m venv "$root/.venv" >&2
+  "$root/.venv/bin/pip" install -q -r "$root/requirements.txt" >&2
+fi
+mkdir -p "$out"
+# Copy the example config in, keeping any inventory already generated there.
+cp -r "$src/." "$out/"
+# An osa.ini that selects the default backend, so a machine-wide
+# /etc/ansible/osa.ini cannot send the example somewhere else.
+ini="$out/osa.ini"
+[ -f "$ini" ] || printf '[inventory]\nbackend = filesystem\n' > "$ini"
+OSA_INI="$ini" exec "$root/.venv/bin/python" "$root/playbooks/inventory/dynamic_inventory.py" \
+  --config "$out" --list
