@@ -22,6 +22,7 @@ from .errors import InventoryError
 from .generator import generate
 from .loader import open_backend
 from .settings import read_settings
+from .validate import check_config
 
 LOG = logging.getLogger("osa_inventory")
 DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> str:
     started = time.perf_counter()
     config = load_user_config(config_dir)
     skeleton = load_skeleton(os.path.abspath(args.environment), config_dir)
+    check_config(config, skeleton)  # a bad config never touches storage
     settings = read_settings()
     backend = open_backend(settings, config_dir)
     try:

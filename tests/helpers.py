@@ -1,0 +1,94 @@
+"""Helpers shared by the generator and inventory-script tests."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "playbooks", "inventory", "dynamic_inventory.py")
+ENVIRONMENT = os.path.join(ROOT, "playbooks", "inventory")
+
+MGMT_NET = {
+    "container_bridge": "br-mgmt", "container_interface": "eth1", "container_type": "veth",
+    "ip_from_q": "management", "type": "raw", "is_management_address": True,
+    "group_binds": ["all_containers", "hosts"],
+}
+STORAGE_NET = {
+    "container_bridge": "br-storage", "container_interface": "eth2", "container_type": "veth",
+    "ip_from_q": "storage", "type": "raw",
+    "group_binds": ["glance_api", "cinder_api", "cinder_volume", "nova_compute"],
+}
+TUNNEL_NET = {
+    "container_bridge": "br-vxlan", "container_interface": "eth10", "container_type": "veth",
+    "ip_from_q": "tunnel", "type": "geneve", "range": "1:1000", "net_name": "geneve",
+    "group_binds": ["neutron_ovn_controller"],
+}
+
+
+def base_config() -> dict:
+    """A small but complete deployment: two infra hosts, a compute and a storage host."""
+    infra = {"infra1": {"ip": "172.29.236.11"}, "infra2": {"ip": "172.29.236.12"}}
+    return {
+        "cidr_networks": {"management": "172.29.236.0/22", "tunnel": "172.29.240.0/22",
+                          "storage": "172.29.244.0/22"},
+        "used_ips": ["172.29.236.1,172.29.236.50", "172.29.240.1,172.29.240.50",
+                     "172.29.244.1,172.29.244.50"],
+        "global_overrides": {
+            "internal_lb_vip_address": "172.29.236.9", "external_lb_vip_address": "cloud.example.org",
+            "management_bridge": "br-mgmt",
+            "provider_networks": [{"network": copy.deepcopy(n)} for n in (MGMT_NET, TUNNEL_NET, STORAGE_NET)],
+        },
+        "shared_infra_hosts": copy.deepcopy(infra),
+        "repo_infra_hosts": copy.deepcopy(infra),
+        "identity_hosts": copy.deepcopy(infra),
+        "image_hosts": copy.deepcopy(infra),
+        "storage_infra_hosts": copy.deepcopy(infra),
+        "load_balancer_hosts": {"infra1": {"ip": "172.29.236.11"}},
+        "compute_hosts": {"compute1": {"ip": "172.29.236.21"}},
+        "storage_hosts": {"storage1": {"ip": "172.29.236.31"}},
+    }
+
+
+def write_config(folder: str, config: dict, name: str = "openstack_user_config.yml") -> str:
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, name)
+    with open(path, "w") as fh:
+        yaml.safe_dump(config, fh, sort_keys=False)
+    return path
+
+
+def write_ini(folder: str, text: str = "[inventory]\nbackend = filesystem\n") -> str:
+    path = os.path.join(folder, "osa.ini")
+    with open(path, "w") as fh:
+        fh.write(text)
+    return path
+
+
+def run_script(config_dir: str | None, *args: str, ini: str | None = None, env: dict | None = None,
+               timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the real inventory script; ``--list`` unless other mode flags are given."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OSA_", "ANSIBLE_"))}
+    if ini:
+        full_env["OSA_INI"] = ini
+    full_env.update(env or {})
+    cmd = [sys.executable, SCRIPT]
+    if config_dir is not None:
+        cmd += ["--config", config_dir]
+    cmd += list(args) or ["--list"]
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def containers_of(inv: dict, host: str) -> list[str]:
+    hv = inv["_meta"]["hostvars"]
+    return sorted(n for n, v in hv.items() if v.get("physical_host") == host and n != host)
+
+
+def load_json(path: str) -> dict:
+    with open(path) as fh:
+        return json.load(fh)
