@@ -188,7 +188,7 @@ def test_container_addresses_are_valid_unique_and_outside_used_ips(skel):
     config["compute_hosts"]["compute1"]["management_ip"] = "172.29.236.51"
     inv = generate(config, skel)
     seen = set()
-    for name, v in inv["_meta"]["hostvars"].items():
+    for v in inv["_meta"]["hostvars"].values():
         if v.get("is_metal"):
             continue
         mgmt = v["container_networks"]["management_address"]

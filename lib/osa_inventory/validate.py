@@ -6,8 +6,6 @@ fault and what to do about it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from .config import Skeleton
 from .errors import ConfigError
 
@@ -148,10 +146,3 @@ def _check_group_branches(config: dict, skeleton: Skeleton) -> None:
                     f"{child} a child group of it; hosts cannot be sibling with groups: "
                     f"rename {parent} in the config")
 
-
-def check_management_network(config: dict) -> Any:
-    """The management provider network, if any."""
-    for net in provider_networks(config):
-        if is_management(net):
-            return net
-    return None
