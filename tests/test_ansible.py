@@ -47,12 +47,29 @@ def filesystem_ini(tmp_path) -> str:
     return str(path)
 
 
-BACKENDS = {"filesystem": filesystem_ini}
+@pytest.fixture(scope="module")
+def etcd_cluster():
+    from etcd_server import EtcdCluster, skip_without_etcd
+    skip_without_etcd()
+    cluster = EtcdCluster(1).start()
+    yield cluster
+    cluster.stop()
+
+
+def etcd_ini(tmp_path, request) -> str:
+    cluster = request.getfixturevalue("etcd_cluster")
+    path = tmp_path / "osa.ini"
+    path.write_text(f"[inventory]\nbackend = etcd\n[etcd]\nendpoints = {cluster.endpoints_text}\n"
+                    f"prefix = /ansible-e2e/{request.node.name.replace('[', '_').replace(']', '')}\n")
+    return str(path)
+
+
+BACKENDS = {"filesystem": lambda tmp_path, request: filesystem_ini(tmp_path), "etcd": etcd_ini}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def backend_ini(request, tmp_path):
-    return BACKENDS[request.param](tmp_path)
+    return BACKENDS[request.param](tmp_path, request)
 
 
 @pytest.mark.parametrize("example", ["aio", "production"])

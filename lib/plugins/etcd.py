@@ -1,0 +1,699 @@
+"""etcd storage: the inventory kept in an etcd v3 cluster shared by several deploy hosts.
+
+Options (osa.ini section ``[etcd]`` or ``OSA_INVENTORY_ETCD_<OPTION>``): ``endpoints``,
+``prefix``, ``username``, ``password``, ``ca_cert``, ``cert``, ``key``, ``timeout``,
+``lock_ttl``, ``lock_timeout``, ``max_txn_ops``; see docs/etcd.md.
+
+Layout under the prefix ``P`` (all values JSON, UTF-8):
+
+``P/manifest``
+    The pointer to the current version: format, generation, write time, writer, and
+    the location and digest of the index. Its revisions are the inventory's history.
+``P/data/<tag>/<kind>[.<chunk>]/<name>``
+    Immutable parts: one per host's hostvars (``host``), per other top-level entry
+    such as a group or ``all`` (``group``), the rest of ``_meta`` (``meta``) and the
+    index (``index``) listing every part in order with its tag and digest. ``tag`` is
+    unique per write (``<generation>-<random>``); a part bigger than a chunk is split.
+``P/lock``
+    Held by the run that is generating, attached to a lease that dies with it.
+
+A write puts only the parts whose content changed, under a fresh tag that no reader
+follows yet, then switches the manifest in one transaction that compares the
+manifest's revision (and that our lock is still ours): readers see the old version or
+the new one, never a mix, and a writer that lost the race writes nothing visible.
+Parts that no manifest references any more are deleted afterwards (or by the next
+write, if the writer died first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import random
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from osa_inventory.errors import StorageError
+from osa_inventory.etcd_client import (EtcdClient, EtcdCompacted, EtcdError, EtcdFutureRevision,
+                                       check_endpoint, cmp_create, cmp_mod, op_delete, op_put,
+                                       op_range, prefix_end)
+
+FORMAT = 1
+DEFAULT_ENDPOINTS = "http://127.0.0.1:2379"
+DEFAULT_PREFIX = "/openstack-ansible/inventory/default"
+CHUNK_BYTES = 512 * 1024          # etcd refuses requests over 1.5 MiB by default
+BATCH_BYTES = 1024 * 1024         # keys + values per transaction, below that limit
+PAGE_KEYS = 2000                  # keys per range read when loading
+DIGEST_CHARS = 32
+
+
+def dumps(value) -> bytes:
+    """Compact JSON that keeps key order, so a load gives back the very same dict."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def digest(payload: bytes) -> str:
+    """The content digest kept in the index for each part."""
+    return hashlib.sha256(payload).hexdigest()[:DIGEST_CHARS]
+
+
+def utc_now() -> str:
+    """Now as YYYY-mm-ddTHH:MM:SSZ."""
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One stored piece of the inventory and where its chunks live."""
+
+    kind: str
+    name: str
+    tag: str
+    digest: str
+    chunks: int
+
+    def keys(self, data_prefix: bytes) -> list[bytes]:
+        """The etcd key of each chunk, chunk 0 first."""
+        base = data_prefix + self.tag.encode() + b"/"
+        name = self.name.encode("utf-8")
+        return [base + (self.kind if i == 0 else f"{self.kind}.{i}").encode() + b"/" + name
+                for i in range(self.chunks)]
+
+    def to_json(self) -> list:
+        """The part as an index row."""
+        return [self.kind, self.name, self.tag, self.digest, self.chunks]
+
+
+def chunked(payload: bytes) -> list[bytes]:
+    """``payload`` cut into values etcd accepts (an empty payload is one empty chunk)."""
+    return [payload[i:i + CHUNK_BYTES] for i in range(0, len(payload), CHUNK_BYTES)] or [b""]
+
+
+def split_inventory(inventory: dict) -> tuple[dict, list[tuple[str, str, bytes]]]:
+    """The index skeleton (order of keys) and the (kind, name, payload) of every part."""
+    pieces: list[tuple[str, str, bytes]] = []
+    meta_order = None
+    for key, value in inventory.items():
+        if not isinstance(key, str):
+            raise StorageError(f"inventory key {key!r} is not a string; it cannot be stored as JSON")
+        meta = value if key == "_meta" and isinstance(value, dict) else None
+        if meta is not None and isinstance(meta.get("hostvars"), dict):
+            meta_order = list(meta)
+            for host, hostvars in meta["hostvars"].items():
+                pieces.append(("host", str(host), dumps(hostvars)))
+            rest = {k: v for k, v in meta.items() if k != "hostvars"}
+            if rest:
+                pieces.append(("meta", "_meta", dumps(rest)))
+        else:
+            pieces.append(("group", key, dumps(value)))
+    return {"format": FORMAT, "top": list(inventory), "meta_order": meta_order}, pieces
+
+
+def join_inventory(index: dict, values: dict[tuple[str, str], object]) -> dict:
+    """The inventory rebuilt from the index and each part's decoded value."""
+    inventory: dict = {}
+    meta_order = index.get("meta_order")
+    for key in index["top"]:
+        if key == "_meta" and meta_order is not None:
+            rest = values.get(("meta", "_meta"), {})
+            meta: dict = {}
+            for mkey in meta_order:
+                if mkey == "hostvars":
+                    meta["hostvars"] = {name: value for (kind, name), value in values.items() if kind == "host"}
+                else:
+                    meta[mkey] = rest[mkey]
+            inventory[key] = meta
+        else:
+            inventory[key] = values[("group", key)]
+    return inventory
+
+
+@dataclass
+class Snapshot:
+    """What a write needs to know about the version it replaces."""
+
+    manifest_rev: int = 0
+    manifest: dict | None = None
+    parts: dict[tuple[str, str], Part] = field(default_factory=dict)
+    index_part: Part | None = None
+    orphans: list[bytes] = field(default_factory=list)
+
+    def all_keys(self, data_prefix: bytes) -> set[bytes]:
+        """Every data key this version references."""
+        keys: set[bytes] = set()
+        for part in self.parts.values():
+            keys.update(part.keys(data_prefix))
+        if self.index_part:
+            keys.update(self.index_part.keys(data_prefix))
+        return keys
+
+
+class _LeaseKeeper(threading.Thread):
+    """Keeps a lease alive from the background; records why if it could not."""
+
+    def __init__(self, client: EtcdClient, lease: int, ttl: int):
+        super().__init__(name=f"etcd-lease-{lease:x}", daemon=True)
+        self.client, self.lease, self.ttl = client, lease, ttl
+        self.stop_event = threading.Event()
+        self.lost: str | None = None
+        self.last_ok = time.monotonic()
+
+    def run(self) -> None:
+        interval = max(0.2, self.ttl / 3.0)
+        while not self.stop_event.wait(interval):
+            try:
+                left = self.client.lease_keepalive(self.lease, timeout=max(0.5, min(self.client.timeout, interval)))
+            except EtcdError as exc:
+                if time.monotonic() - self.last_ok >= self.ttl:
+                    self.lost = f"could not be renewed for {self.ttl} s ({exc})"
+                    return
+                continue
+            if left <= 0:
+                self.lost = "expired or was revoked"
+                return
+            self.last_ok = time.monotonic()
+
+    def stop(self) -> None:
+        """Stop renewing and wait for the thread to end."""
+        self.stop_event.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=self.client.timeout + 1)
+
+
+class Storage:
+    """The etcd backend; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.endpoints: list[str] = []
+        self.prefix = DEFAULT_PREFIX
+        self.timeout = 10.0
+        self.lock_ttl = 60
+        self.lock_timeout = 300.0
+        self.max_txn_ops = 128
+        self.client: EtcdClient | None = None
+        self._snapshot: Snapshot | None = None
+        self._lock_depth = 0
+        self._lock_rev = 0
+        self._lease = 0
+        self._keeper: _LeaseKeeper | None = None
+
+    # -- contract ---------------------------------------------------------
+
+    def register(self, args: dict) -> None:
+        """Check the options (see docs/etcd.md); nothing is sent to etcd yet."""
+        raw = args.get("endpoints") or DEFAULT_ENDPOINTS
+        endpoints = []
+        for item in raw.replace("\n", ",").split(","):
+            if item.strip():
+                try:
+                    endpoints.append(check_endpoint(item))
+                except ValueError as exc:
+                    raise StorageError(f"option endpoints: {exc}") from None
+        if not endpoints:
+            raise StorageError("option endpoints is empty; give the client URLs of the etcd members")
+        prefix = (args.get("prefix") or DEFAULT_PREFIX).strip().rstrip("/")
+        if not prefix:
+            raise StorageError("option prefix is empty; give a key prefix such as "
+                               f"{DEFAULT_PREFIX}")
+        username, password = args.get("username") or None, args.get("password")
+        if username and not password:
+            raise StorageError("option username is set but password is not; set password "
+                               "(or OSA_INVENTORY_ETCD_PASSWORD)")
+        if password and not username:
+            raise StorageError("option password is set but username is not")
+        config_dir = args.get("config_dir") or os.getcwd()
+        ca_cert, cert, key = (_file_option(args, name, config_dir) for name in ("ca_cert", "cert", "key"))
+        if key and not cert:
+            raise StorageError("option key is set but cert is not; set both for TLS client authentication")
+        self.timeout = _number_option(args, "timeout", 10.0, minimum=0.1)
+        self.lock_ttl = int(_number_option(args, "lock_ttl", 60, minimum=2, whole=True))
+        self.lock_timeout = _number_option(args, "lock_timeout", 300.0, minimum=0)
+        self.max_txn_ops = int(_number_option(args, "max_txn_ops", 128, minimum=8, whole=True))
+        self.endpoints, self.prefix = endpoints, prefix
+        self.client = EtcdClient(endpoints, self.timeout, username=username, password=password,
+                                 ca_cert=ca_cert, cert=cert, key=key, scope=prefix + "/")
+
+    def load(self) -> dict | None:
+        """The current inventory, read at one revision, or None when none is stored."""
+        inventory, snapshot = self._read(0)
+        self._snapshot = snapshot
+        return inventory
+
+    def write(self, inventory: dict) -> None:
+        """Store ``inventory`` over the version last loaded (or the current one) under the lock.
+
+        Refuses, writing nothing, when another run stored a version since that load or
+        when our lock was lost."""
+        if not isinstance(inventory, dict):
+            raise StorageError(f"cannot store a {type(inventory).__name__}; the inventory must be a dict")
+        with self.lock():
+            self._check_lock()
+            base = self._snapshot
+            if base is None:
+                _, base = self._read(0)
+            self._snapshot = self._commit(base, inventory)
+
+    # -- optional extras --------------------------------------------------
+
+    def describe(self) -> str:
+        """Where the inventory lives, for messages."""
+        return f"etcd {','.join(self.endpoints)} prefix {self.prefix}"
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive across hosts via a lease-bound key; re-entrant within this object."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        self._acquire()
+        self._lock_depth = 1
+        try:
+            yield
+        finally:
+            self._lock_depth = 0
+            self._release()
+
+    def history(self) -> list[dict]:
+        """Stored versions, oldest first, as far back as etcd still keeps them."""
+        found: list[dict] = []
+        answer = self._client().range(self._manifest_key)
+        read_at = answer["revision"]
+        kv = answer["kvs"][0] if answer["kvs"] else None
+        while kv is not None:
+            entry = self._history_entry(kv)
+            found.append(entry)
+            if kv["mod_revision"] <= 1:
+                break
+            try:
+                older = self._client().range(self._manifest_key, revision=kv["mod_revision"] - 1)
+            except EtcdCompacted:
+                # This version may predate the compaction yet still be readable at the
+                # revision we saw it at; label it with one that can be read back.
+                try:
+                    self._client().range(self._manifest_key, revision=kv["mod_revision"])
+                except EtcdCompacted:
+                    entry["version"] = str(read_at)
+                break
+            read_at = kv["mod_revision"] - 1
+            kv = older["kvs"][0] if older["kvs"] else None
+        found.reverse()
+        return found
+
+    def read_version(self, version: str) -> dict:
+        """The inventory as it was at etcd revision ``version`` (as listed by history())."""
+        text = str(version).strip()
+        if not text.isdigit() or int(text) < 1:
+            raise StorageError(f"version {version!r} is not an etcd revision (a whole number); "
+                               "list them with --history")
+        try:
+            inventory, _ = self._read(int(text))
+        except EtcdCompacted:
+            raise StorageError(
+                f"version {text} of {self.prefix} on {self._where}: etcd has compacted that revision "
+                "away; pick a newer version from --history") from None
+        except EtcdFutureRevision:
+            raise StorageError(f"version {text} of {self.prefix} on {self._where} does not exist yet; "
+                               "list the versions with --history") from None
+        if inventory is None:
+            raise StorageError(f"no inventory was stored at {self.prefix} on {self._where} "
+                               f"at revision {text}; list the versions with --history")
+        return inventory
+
+    def close(self) -> None:
+        """Release a lock still held and close connections."""
+        if self._lock_depth:
+            self._lock_depth = 0
+            self._release()
+        if self.client is not None:
+            self.client.close()
+
+    # -- keys -------------------------------------------------------------
+
+    @property
+    def _manifest_key(self) -> bytes:
+        return (self.prefix + "/manifest").encode("utf-8")
+
+    @property
+    def _lock_key(self) -> bytes:
+        return (self.prefix + "/lock").encode("utf-8")
+
+    @property
+    def _data_prefix(self) -> bytes:
+        return (self.prefix + "/data/").encode("utf-8")
+
+    @property
+    def _where(self) -> str:
+        return ",".join(self.endpoints)
+
+    def _client(self) -> EtcdClient:
+        if self.client is None:
+            raise StorageError("the etcd backend was used before register()")
+        return self.client
+
+    # -- reading ----------------------------------------------------------
+
+    def _read(self, revision: int) -> tuple[dict | None, Snapshot]:
+        """The inventory and its snapshot at ``revision`` (0: now), from one consistent revision."""
+        for attempt in range(3):
+            try:
+                return self._read_once(revision)
+            except EtcdCompacted:
+                # Only a "now" read can race a compaction; an explicit revision cannot be retried.
+                if revision or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _read_once(self, revision: int) -> tuple[dict | None, Snapshot]:
+        client = self._client()
+        answer = client.range(self._manifest_key, revision=revision)
+        at = revision or answer["revision"]
+        if not answer["kvs"]:
+            return None, Snapshot()
+        kv = answer["kvs"][0]
+        manifest = self._parse_manifest(kv)
+        data = client.range_all(self._data_prefix, prefix_end(self._data_prefix), revision=at, page=PAGE_KEYS)
+        values = {item["key"]: item["value"] for item in data}
+        index_part = Part("index", "parts", *manifest["index"])
+        index = json.loads(self._payload(index_part, values, at))
+        parts = {}
+        decoded: dict[tuple[str, str], object] = {}
+        for row in index["parts"]:
+            part = Part(*row)
+            parts[(part.kind, part.name)] = part
+            decoded[(part.kind, part.name)] = json.loads(self._payload(part, values, at))
+        inventory = join_inventory(index, decoded)
+        snapshot = Snapshot(kv["mod_revision"], manifest, parts, index_part)
+        referenced = snapshot.all_keys(self._data_prefix)
+        # A key not referenced and older than the manifest belongs to a writer that lost
+        # (its compare on the manifest must fail) or died: nobody will ever point to it.
+        snapshot.orphans = [item["key"] for item in data
+                            if item["key"] not in referenced and item["create_revision"] < kv["mod_revision"]]
+        return inventory, snapshot
+
+    def _parse_manifest(self, kv: dict) -> dict:
+        try:
+            manifest = json.loads(kv["value"])
+            fmt = manifest["format"]
+            manifest["index"] = list(manifest["index"])
+        except (ValueError, KeyError, TypeError):
+            raise StorageError(
+                f"{self._manifest_key.decode()} on {self._where} is not an inventory manifest; "
+                "it was changed by hand or belongs to another program; choose another prefix") from None
+        if fmt != FORMAT:
+            raise StorageError(
+                f"{self._manifest_key.decode()} on {self._where} has format {fmt}, this program "
+                f"reads format {FORMAT}; upgrade it")
+        return manifest
+
+    def _payload(self, part: Part, values: dict[bytes, bytes], revision: int) -> bytes:
+        chunks = []
+        for key in part.keys(self._data_prefix):
+            value = values.get(key)
+            if value is None:
+                raise StorageError(
+                    f"the inventory at {self.prefix} on {self._where} (revision {revision}) lacks "
+                    f"key {key.decode('utf-8', 'replace')}; it was deleted outside this program; "
+                    "restore an earlier version from --history")
+            chunks.append(value)
+        payload = b"".join(chunks)
+        if digest(payload) != part.digest:
+            raise StorageError(
+                f"the inventory at {self.prefix} on {self._where} (revision {revision}): "
+                f"{part.kind} {part.name!r} does not match its digest; it was changed outside this "
+                "program; restore an earlier version from --history")
+        return payload
+
+    def _history_entry(self, kv: dict) -> dict:
+        entry = {"version": str(kv["mod_revision"]), "time": "", "generation": None}
+        try:
+            manifest = json.loads(kv["value"])
+        except ValueError:
+            return entry
+        if isinstance(manifest, dict):
+            entry.update({"time": manifest.get("time", ""), "generation": manifest.get("generation"),
+                          "writer": manifest.get("writer", ""), "hosts": manifest.get("hosts"),
+                          "groups": manifest.get("groups")})
+        return entry
+
+    # -- writing ----------------------------------------------------------
+
+    def _commit(self, base: Snapshot, inventory: dict) -> Snapshot:
+        """Store ``inventory`` over ``base`` (see the module doc); the new snapshot."""
+        skeleton, pieces = split_inventory(inventory)
+        generation = int((base.manifest or {}).get("generation", 0)) + 1
+        tag = f"{generation}-{secrets.token_hex(4)}"
+        puts: list[tuple[bytes, bytes]] = []
+        parts: dict[tuple[str, str], Part] = {}
+        rows = []
+        for kind, name, payload in pieces:
+            part = self._place(base.parts.get((kind, name)), kind, name, tag, payload, puts)
+            parts[(kind, name)] = part
+            rows.append(part.to_json())
+        index_payload = dumps(dict(skeleton, parts=rows))
+        if base.index_part is not None and digest(index_payload) == base.index_part.digest:
+            return base  # nothing changed: write nothing
+        index_part = self._place(None, "index", "parts", tag, index_payload, puts)
+        new = Snapshot(0, None, parts, index_part)
+        stale = sorted(base.all_keys(self._data_prefix) - new.all_keys(self._data_prefix)) + base.orphans
+        hosts = sum(1 for kind, _ in parts if kind == "host")
+        manifest = {"format": FORMAT, "generation": generation, "tag": tag, "time": utc_now(),
+                    "writer": f"{socket.gethostname()} pid {os.getpid()}",
+                    "index": [index_part.tag, index_part.digest, index_part.chunks],
+                    "hosts": hosts, "groups": len(parts) - hosts - (("meta", "_meta") in parts),
+                    "bytes": sum(len(p) for _, _, p in pieces) + len(index_payload)}
+        manifest_put = (self._manifest_key, dumps(manifest))
+        guard = [cmp_mod(self._manifest_key, base.manifest_rev), cmp_create(self._lock_key, self._lock_rev)]
+        room = self.max_txn_ops - 1
+        if len(puts) + len(stale) <= room and _size(puts) + len(manifest_put[1]) <= BATCH_BYTES:
+            now_deleted, later_deleted, staged = stale, [], []
+            commit_puts = puts + [manifest_put]
+        else:
+            staged = self._stage(puts)
+            now_deleted, later_deleted = stale[:room], stale[room:]
+            commit_puts = [manifest_put]
+        success = [op_put(k, v) for k, v in commit_puts] + [op_delete(k) for k in now_deleted]
+        try:
+            answer = self._client().txn(guard, success, [op_range(self._manifest_key), op_range(self._lock_key)])
+        except EtcdError:
+            answer = self._commit_outcome(tag)
+        if answer["succeeded"]:
+            new.manifest_rev = answer["revision"]
+        else:
+            new.manifest_rev = self._explain_failed_commit(answer, base, tag, staged)
+        new.manifest = manifest
+        self._delete(later_deleted)
+        return new
+
+    def _place(self, old: Part | None, kind: str, name: str, tag: str, payload: bytes,
+               puts: list[tuple[bytes, bytes]]) -> Part:
+        """The part for ``payload``: the stored one if unchanged, else a new one queued in ``puts``."""
+        sha = digest(payload)
+        if old is not None and old.digest == sha:
+            return old
+        pieces = chunked(payload)
+        part = Part(kind, name, tag, sha, len(pieces))
+        puts.extend(zip(part.keys(self._data_prefix), pieces))
+        return part
+
+    def _stage(self, puts: list[tuple[bytes, bytes]]) -> list[bytes]:
+        """Put the new parts ahead of the switch, in as many transactions as it takes."""
+        staged: list[bytes] = []
+        guard = [cmp_create(self._lock_key, self._lock_rev)]
+        for batch in _batches(puts, self.max_txn_ops, BATCH_BYTES):
+            self._check_lock(staged)
+            try:
+                answer = self._client().txn(guard, [op_put(k, v) for k, v in batch], [op_range(self._lock_key)])
+            except EtcdError:
+                self._discard(staged + [k for k, _ in batch])
+                raise
+            staged.extend(k for k, _ in batch)
+            if not answer["succeeded"]:
+                self._discard(staged)
+                raise StorageError(self._lock_lost_message("was taken over while the new version was being stored"))
+        return staged
+
+    def _commit_outcome(self, tag: str) -> dict:
+        """After the switch went unanswered: whether it landed (etcd may have applied it)."""
+        try:
+            current = self._client().range(self._manifest_key)
+        except EtcdError:
+            # Unknown either way: keep the staged parts (a later write removes them if unused).
+            raise StorageError(
+                f"etcd at {self._where} did not confirm the switch of the inventory at {self.prefix}; "
+                "it may or may not have been stored; check with --history once etcd answers") from None
+        kvs = current["kvs"]
+        if kvs and _manifest_tag(kvs[0]) == tag:
+            return {"succeeded": True, "revision": kvs[0]["mod_revision"]}
+        # The staged parts stay: etcd may still apply a request it did not answer, and then
+        # they are needed. If it does not, a later write removes them.
+        raise StorageError(f"etcd at {self._where} did not answer the switch of the inventory at "
+                           f"{self.prefix}; the stored inventory is unchanged so far; run again")
+
+    def _explain_failed_commit(self, answer: dict, base: Snapshot, tag: str, staged: list[bytes]) -> int:
+        """The manifest revision if our switch did land after all; else clean up and raise."""
+        manifest_kvs = answer["responses"][0]["kvs"] if answer["responses"] else []
+        lock_kvs = answer["responses"][1]["kvs"] if len(answer["responses"]) > 1 else []
+        current = manifest_kvs[0] if manifest_kvs else None
+        if current is not None and _manifest_tag(current) == tag:
+            return current["mod_revision"]  # a retried request had already switched it
+        self._discard(staged)
+        current_rev = current["mod_revision"] if current else 0
+        if current_rev != base.manifest_rev:
+            writer = ""
+            if current is not None:
+                try:
+                    info = json.loads(current["value"])
+                    writer = f" by {info.get('writer', 'another run')} at {info.get('time', '?')}"
+                except ValueError:
+                    pass
+            raise StorageError(
+                f"the inventory at {self.prefix} on {self._where} was changed{writer} (revision "
+                f"{current_rev}) after this run read it (revision {base.manifest_rev}); nothing was "
+                "written; run again (runs that take the lock never collide)")
+        if not lock_kvs or lock_kvs[0]["create_revision"] != self._lock_rev:
+            raise StorageError(self._lock_lost_message("was lost before the new version was switched in"))
+        raise StorageError(f"etcd at {self._where} refused to switch the inventory at {self.prefix} "
+                           "for no reason it gave; nothing was written; run again")
+
+    def _discard(self, keys: list[bytes]) -> None:
+        """Best-effort removal of staged keys nobody references; the next write mops up the rest."""
+        with contextlib.suppress(EtcdError):
+            self._delete(keys)
+
+    def _delete(self, keys: list[bytes]) -> None:
+        for batch in _batches([(k, b"") for k in keys], self.max_txn_ops, BATCH_BYTES):
+            with contextlib.suppress(EtcdError):
+                self._client().txn([], [op_delete(k) for k, _ in batch])
+
+    # -- lock ---------------------------------------------------------------
+
+    def _acquire(self) -> None:
+        client = self._client()
+        lease, ttl = client.lease_grant(self.lock_ttl)
+        keeper = _LeaseKeeper(client.clone(), lease, ttl or self.lock_ttl)
+        keeper.start()
+        info = {"holder": f"{socket.gethostname()} pid {os.getpid()}", "since": utc_now(), "lease": f"{lease:x}"}
+        value = dumps(info)
+        started = time.monotonic()
+        try:
+            while True:
+                answer = client.txn([cmp_create(self._lock_key, 0)], [op_put(self._lock_key, value, lease)],
+                                    [op_range(self._lock_key)])
+                if answer["succeeded"]:
+                    self._lock_rev = answer["revision"]
+                    break
+                kvs = answer["responses"][0]["kvs"] if answer["responses"] else []
+                if kvs and kvs[0]["lease"] == lease:
+                    self._lock_rev = kvs[0]["create_revision"]  # a retried request had taken it
+                    break
+                if keeper.lost:
+                    raise StorageError(f"the lease for the inventory lock {self._lock_key.decode()} on "
+                                       f"{self._where} {keeper.lost} while waiting; run again")
+                waited = time.monotonic() - started
+                if waited >= self.lock_timeout:
+                    raise StorageError(
+                        f"the inventory lock {self._lock_key.decode()} on {self._where} is held by "
+                        f"{_holder(kvs)}; gave up after {waited:.0f} s (lock_timeout); wait for that run "
+                        f"to finish (a dead run's lock expires within {self.lock_ttl} s)")
+                # Jitter keeps waiting runs from polling in lockstep.
+                time.sleep(min(random.uniform(0.02, 0.1), max(0.0, self.lock_timeout - waited)))
+        except BaseException:
+            keeper.stop()
+            with contextlib.suppress(EtcdError):
+                client.lease_revoke(lease, timeout=min(2.0, self.timeout))
+            raise
+        self._lease, self._keeper = lease, keeper
+
+    def _release(self) -> None:
+        keeper, lease = self._keeper, self._lease
+        self._keeper, self._lease, self._lock_rev = None, 0, 0
+        if keeper is not None:
+            keeper.stop()
+            keeper.client.close()
+        if lease:
+            # If this fails the lease simply expires after lock_ttl.
+            with contextlib.suppress(EtcdError):
+                self._client().lease_revoke(lease, timeout=min(2.0, self.timeout))
+
+    def _check_lock(self, staged: list[bytes] | None = None) -> None:
+        if self._keeper is not None and self._keeper.lost:
+            if staged:
+                self._discard(staged)
+            raise StorageError(self._lock_lost_message(f"{self._keeper.lost}"))
+
+    def _lock_lost_message(self, what: str) -> str:
+        return (f"the inventory lock {self._lock_key.decode()} on {self._where} {what}; nothing was "
+                "written; run again (raise lock_ttl if runs are slow)")
+
+
+def _manifest_tag(kv: dict) -> str | None:
+    try:
+        manifest = json.loads(kv["value"])
+    except ValueError:
+        return None
+    return manifest.get("tag") if isinstance(manifest, dict) else None
+
+
+def _holder(kvs: list[dict]) -> str:
+    if not kvs:
+        return "another run"
+    try:
+        info = json.loads(kvs[0]["value"])
+        return f"{info['holder']} since {info['since']}"
+    except (ValueError, KeyError, TypeError):
+        return "another program"
+
+
+def _size(items: list[tuple[bytes, bytes]]) -> int:
+    return sum(len(k) + len(v) for k, v in items)
+
+
+def _batches(items: list[tuple[bytes, bytes]], max_ops: int, max_bytes: int) -> Iterator[list[tuple[bytes, bytes]]]:
+    batch: list[tuple[bytes, bytes]] = []
+    size = 0
+    for key, value in items:
+        item_size = len(key) + len(value)
+        if batch and (len(batch) >= max_ops or size + item_size > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append((key, value))
+        size += item_size
+    if batch:
+        yield batch
+
+
+def _file_option(args: dict, name: str, config_dir: str) -> str | None:
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return None
+    path = os.path.join(config_dir, os.path.expanduser(raw))
+    if not os.path.isfile(path):
+        raise StorageError(f"option {name}: file {path} does not exist")
+    if not os.access(path, os.R_OK):
+        raise StorageError(f"option {name}: file {path} is not readable by this user")
+    return path
+
+
+def _number_option(args: dict, name: str, default: float, minimum: float, whole: bool = False) -> float:
+    raw = args.get(name)
+    if raw is None or str(raw).strip() == "":
+        return default
+    try:
+        value = int(str(raw).strip()) if whole else float(str(raw).strip())
+    except ValueError:
+        value = None
+    if value is None or value < minimum or value != value:
+        kind = "a whole number" if whole else "a number"
+        raise StorageError(f"option {name} = {raw!r} is not {kind} >= {minimum:g}")
+    return value
