@@ -1,0 +1,363 @@
+"""The command line of ``scripts/inventory-manage.py``.
+
+Flags are OpenStack-Ansible's ``inventory-manage.py`` ones (with its defects
+fixed) plus migration, import, history and the stale check. Output goes to
+stdout; a failure is one ``ERROR:`` line on stderr and exit status 1;
+``--check-stale --strict`` exits 3 when it finds stale entries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from dataclasses import asdict
+from typing import Sequence
+
+from ..config import USER_CONFIG
+from ..errors import InventoryError
+from ..loader import Backend
+from ..settings import Settings, read_settings
+from . import edits, stale, transfer, versions, views
+from .formatting import FORMATS, render_data, render_table
+from .stores import change_stored, load_required, open_configured_backend, open_file_backend
+
+DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
+EXIT_STALE = 3
+NAMES_SHOWN = 20
+ACTIONS = ("--list-host", "--list-groups", "--list-containers", "--export", "--remove-item/--remove-group/"
+           "--clear-ips", "--migrate-to", "--import", "--history", "--diff", "--restore", "--check-stale")
+
+
+def default_config_dir() -> str:
+    return os.environ.get("OSA_CONFIG_DIR") or DEFAULT_CONFIG_DIR
+
+
+def build_parser(default_environment: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="inventory-manage.py",
+        description="Inspect and change the stored OpenStack-Ansible inventory, move it between storage "
+                    "backends and roll it back. Works on the backend osa.ini selects ($OSA_INI, else "
+                    "/etc/ansible/osa.ini), or on one file with -f.")
+    where = p.add_argument_group("what to work on")
+    where.add_argument("--config", metavar="DIR",
+                       help="deployment config folder (openstack_user_config.yml, conf.d/, env.d/); "
+                            f"default: $OSA_CONFIG_DIR, else {DEFAULT_CONFIG_DIR}")
+    where.add_argument("-f", "--file", metavar="FILE",
+                       help="work on this inventory file directly, ignoring osa.ini; changes are saved back "
+                            "to this same file (openstack_inventory.json through the filesystem backend's "
+                            "lock and backup archive; any other name by an atomic replace after copying the "
+                            "old content to FILE.<UTC time>.bak)")
+    where.add_argument("--environment", metavar="DIR", default=default_environment,
+                       help="folder that contains the base env.d/ skeleton, for --check-stale and the "
+                            "note -r prints about entries the config brings back (default: %(default)s)")
+    where.add_argument("--format", choices=FORMATS, default="table",
+                       help="output of listings, --history, --diff and --check-stale (default: table; "
+                            "--export prints JSON unless yaml is asked for)")
+
+    show = p.add_argument_group("listings (read only)")
+    show.add_argument("-l", "--list-host", action="store_true",
+                      help="table of every host and container: " + ", ".join(views.HOST_COLUMNS))
+    show.add_argument("-s", "--sort", metavar="COLUMN", choices=views.HOST_COLUMNS, default="container_name",
+                      help="column to sort --list-host by; empty values sort last "
+                           f"(one of {', '.join(views.HOST_COLUMNS)}; default: %(default)s)")
+    show.add_argument("-g", "--list-groups", action="store_true",
+                      help="each host and container with the groups it belongs to")
+    show.add_argument("-G", "--list-containers", action="store_true",
+                      help="each group with the hosts and containers it holds (every group that has any)")
+    show.add_argument("-e", "--export", action="store_true",
+                      help='print {"hosts": {NAME: {"hostvars": ..., "groups": [...]}}, "all": <all.vars>} '
+                           "as JSON (re-importable with --import)")
+
+    change = p.add_argument_group(
+        "changes (may be combined; made under the backend's lock and stored only if something changed)")
+    change.add_argument("-r", "--remove-item", metavar="NAME", action="append",
+                        help="remove host or container NAME from every group and from hostvars (repeatable); "
+                             "the next inventory run recreates it if the config still produces it")
+    change.add_argument("--with-containers", action="store_true",
+                        help="with -r: also remove the containers of each removed physical host")
+    change.add_argument("-d", "--remove-group", metavar="NAME", action="append",
+                        help="remove group NAME, and its place in other groups' children (repeatable)")
+    change.add_argument("--clear-ips", action="store_true",
+                        help="drop the addresses of every container (not bare-metal hosts) so that the next "
+                             "inventory run assigns new ones, e.g. after changing cidr_networks")
+
+    move = p.add_argument_group("moving the inventory")
+    move.add_argument("--migrate-to", metavar="SECTION",
+                      help="copy the inventory into the backend of osa.ini section [SECTION], read it back "
+                           "and compare; the source is not changed")
+    move.add_argument("--import", dest="import_file", metavar="FILE",
+                      help="validate FILE (an openstack_inventory.json written by OpenStack-Ansible, or an "
+                           "--export) and store it as the inventory")
+    move.add_argument("--force", action="store_true",
+                      help="let --migrate-to / --import replace a different inventory the target already holds")
+
+    past = p.add_argument_group("versions (backends that keep history)")
+    past.add_argument("--history", action="store_true",
+                      help="list the stored versions with their time and what changed since the one before")
+    past.add_argument("--diff", metavar="VERSION", nargs="*",
+                      help="show what changed: no version = previous vs current; A = A vs current; "
+                           "A B = from A to B")
+    past.add_argument("--restore", metavar="VERSION",
+                      help="store VERSION as the current inventory (itself a new version, so it can be undone); "
+                           "works when the current inventory is unreadable")
+
+    check = p.add_argument_group("checks")
+    check.add_argument("--check-stale", action="store_true",
+                       help="list stored hosts and containers that the current config no longer produces "
+                            "(removed hosts, containers beyond a lowered affinity)")
+    check.add_argument("--strict", action="store_true", help="with --check-stale: exit 3 if anything is stale")
+    return p
+
+
+def _chosen_actions(args: argparse.Namespace) -> list[str]:
+    chosen = [name for name, on in (
+        ("list-host", args.list_host), ("list-groups", args.list_groups),
+        ("list-containers", args.list_containers), ("export", args.export),
+        ("edit", bool(args.remove_item or args.remove_group or args.clear_ips)),
+        ("migrate", args.migrate_to is not None), ("import", args.import_file is not None),
+        ("history", args.history), ("diff", args.diff is not None), ("restore", args.restore is not None),
+        ("check-stale", args.check_stale)) if on]
+    return chosen
+
+
+def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    chosen = _chosen_actions(args)
+    if not chosen:
+        parser.error("nothing to do; choose one of " + ", ".join(ACTIONS))
+    if len(chosen) > 1:
+        parser.error("choose one thing to do at a time (only -r, -d and --clear-ips combine)")
+    action = chosen[0]
+    if args.with_containers and not args.remove_item:
+        parser.error("--with-containers goes with -r/--remove-item")
+    if args.strict and action != "check-stale":
+        parser.error("--strict goes with --check-stale")
+    if args.force and action not in ("migrate", "import"):
+        parser.error("--force goes with --migrate-to or --import")
+    if args.diff is not None and len(args.diff) > 2:
+        parser.error("--diff takes at most two versions")
+    return action
+
+
+class Context:
+    """Where the tool works, opened lazily; closes what it opened."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.config_dir = os.path.abspath(args.config or default_config_dir())
+        self._opened: list[Backend] = []
+        self._settings: Settings | None = None
+
+    def settings(self) -> Settings:
+        """osa.ini and the OSA_INVENTORY_* variables, read once."""
+        if self._settings is None:
+            self._settings = read_settings()
+        return self._settings
+
+    def open_work(self) -> Backend:
+        """A new instance of the backend the tool works on (``--file`` or osa.ini's)."""
+        if self.args.file:
+            backend = open_file_backend(self.args.file)
+        else:
+            backend = open_configured_backend(self.config_dir, settings=self.settings())
+        self._opened.append(backend)
+        return backend
+
+    def open_section(self, section: str) -> Backend:
+        backend = open_configured_backend(self.config_dir, section, settings=self.settings())
+        self._opened.append(backend)
+        return backend
+
+    def close(self) -> None:
+        for backend in self._opened:
+            with contextlib.suppress(InventoryError):
+                backend.close()
+
+
+def _listing(action: str, inventory: dict, args: argparse.Namespace) -> str:
+    fmt = args.format
+    if action == "list-host":
+        rows = views.host_rows(inventory, args.sort)
+        if fmt != "table":
+            return render_data(rows, fmt)
+        return render_table(views.HOST_COLUMNS, [[r[c] for c in views.HOST_COLUMNS] for r in rows])
+    if action == "list-groups":
+        data = views.groups_per_host(inventory)
+        return render_data(data, fmt) if fmt != "table" else render_table(("host", "groups"), list(data.items()))
+    if action == "list-containers":
+        data = views.hosts_per_group(inventory)
+        return render_data(data, fmt) if fmt != "table" else render_table(("group", "hosts"), list(data.items()))
+    data = views.export(inventory)
+    return render_data(data, "yaml") if fmt == "yaml" else json.dumps(data, indent=2, sort_keys=True)
+
+
+def _predict_return(ctx: Context, inventory: dict) -> list[str]:
+    # Tell the operator now, not after the next playbook run, that the config will bring entries back.
+    if ctx.args.file and not ctx.args.config:
+        return []  # a loose file: the default config folder may belong to another deployment
+    if not os.path.isfile(os.path.join(ctx.config_dir, USER_CONFIG)):
+        return []
+    try:
+        config, skeleton = stale.load_config(ctx.config_dir, ctx.args.environment)
+        back = stale.missing_entries(inventory, config, skeleton)
+    except InventoryError as exc:
+        return [f"note: could not compare with the config in {ctx.config_dir}: {exc}"]
+    if not back:
+        return []
+    shown = ", ".join(back[:NAMES_SHOWN]) + (f" and {len(back) - NAMES_SHOWN} more" if len(back) > NAMES_SHOWN else "")
+    return [f"note: the config in {ctx.config_dir} still produces {len(back)} entr"
+            f"{'y' if len(back) == 1 else 'ies'} missing now, which the next inventory run will add: {shown}"]
+
+
+def _edit(ctx: Context) -> list[str]:
+    args = ctx.args
+    backend = ctx.open_work()
+
+    def change(inventory: dict) -> list[str]:
+        notes = []
+        if args.remove_item:
+            notes += edits.remove_hosts(inventory, args.remove_item, args.with_containers)
+        if args.remove_group:
+            notes += edits.remove_groups(inventory, args.remove_group)
+        if args.clear_ips:
+            notes += edits.clear_ips(inventory)
+        return notes
+
+    written, notes, result = change_stored(backend, change)
+    lines = list(notes)
+    lines.append(f"stored in {backend.describe()}" if written else "nothing changed; nothing was written")
+    if written and args.remove_item:
+        lines += _predict_return(ctx, result)
+    return lines
+
+
+def _transfer_lines(what: str, result: transfer.Transfer, source: str, target: str) -> list[str]:
+    counts = f"{result.hosts} hosts, {result.groups} groups, {result.size} bytes of JSON"
+    if result.written:
+        lines = [f"{what} {counts} from {source} to {target}; read back: identical"]
+    else:
+        lines = [f"{target} already holds this inventory ({counts}); nothing was written"]
+    if result.note:
+        lines.append(f"note: {result.note}")
+    return lines
+
+
+def _migrate(ctx: Context) -> list[str]:
+    section = ctx.args.migrate_to
+    source = ctx.open_work()
+    target = ctx.open_section(section)
+    result = transfer.migrate(source, target, lambda: ctx.open_section(section), ctx.args.force)
+    lines = _transfer_lines("copied", result, source.describe(), target.describe())
+    ini = ctx.settings().describe()
+    lines.append(f"the source was not changed; to switch, set 'backend = {section}' in [inventory] of {ini} "
+                 f"(or OSA_INVENTORY_BACKEND={section})")
+    return lines
+
+
+def _import(ctx: Context) -> list[str]:
+    path = os.path.abspath(ctx.args.import_file)
+    target = ctx.open_work()
+    result = transfer.import_file(path, target, ctx.open_work, ctx.args.force)
+    return _transfer_lines("imported", result, path, target.describe())
+
+
+def _history(ctx: Context) -> str:
+    rows = versions.history(ctx.open_work())
+    if ctx.args.format != "table":
+        return render_data([asdict(v) for v in rows], ctx.args.format)
+    if not rows:
+        return "no versions stored yet"
+    return render_table(("version", "time", "changes since the version before"),
+                        [(v.version, v.time, v.summary) for v in rows])
+
+
+def _diff(ctx: Context) -> str:
+    backend = ctx.open_work()
+    a, b = versions.pick_pair(backend, ctx.args.diff)
+    old, new = backend.read_version(a), backend.read_version(b)
+    if ctx.args.format != "table":
+        return render_data({"from": a, "to": b, "changes": asdict(versions.compare(old, new))}, ctx.args.format)
+    lines = versions.diff_lines(old, new)
+    head = [f"--- version {a}", f"+++ version {b}"]
+    return "\n".join(head + (lines or ["no differences"]))
+
+
+def _restore(ctx: Context) -> list[str]:
+    backend = ctx.open_work()
+    version = ctx.args.restore
+    written, note = versions.restore(backend, version)
+    if not written:
+        return [f"{note}; nothing was written"]
+    lines = [f"restored version {version} as the current inventory of {backend.describe()}; "
+             "the inventory it replaced is kept as a version (see --history)"]
+    if note:
+        lines.append(f"note: {note}")
+    return lines
+
+
+def _check_stale(ctx: Context) -> tuple[str, int]:
+    stored = load_required(ctx.open_work())
+    config, skeleton = stale.load_config(ctx.config_dir, ctx.args.environment)
+    found = stale.find_stale(stored, config, skeleton)
+    missing = stale.missing_entries(stored, config, skeleton)
+    status = EXIT_STALE if found and ctx.args.strict else 0
+    if ctx.args.format != "table":
+        data = {"stale": [asdict(s) for s in found], "missing": missing}
+        return render_data(data, ctx.args.format), status
+    if not found:
+        out = ["nothing stale: every stored entry is produced by the config"]
+    else:
+        out = [f"{len(found)} stored entr{'y is' if len(found) == 1 else 'ies are'} no longer produced by the "
+               "config; remove them deliberately with -r NAME once their services are gone:",
+               render_table(("name", "physical_host", "why"), [(s.name, s.physical_host, s.reason) for s in found])]
+    if missing:
+        out.append(f"the next inventory run will add {len(missing)} entr{'y' if len(missing) == 1 else 'ies'}: "
+                   + ", ".join(missing))
+    return "\n".join(out), status
+
+
+def run(args: argparse.Namespace, action: str) -> tuple[str, int]:
+    """Do ``action`` and return what to print and the exit status."""
+    ctx = Context(args)
+    try:
+        if action in ("list-host", "list-groups", "list-containers", "export"):
+            return _listing(action, load_required(ctx.open_work()), args), 0
+        if action == "edit":
+            return "\n".join(_edit(ctx)), 0
+        if action == "migrate":
+            return "\n".join(_migrate(ctx)), 0
+        if action == "import":
+            return "\n".join(_import(ctx)), 0
+        if action == "history":
+            return _history(ctx), 0
+        if action == "diff":
+            return _diff(ctx), 0
+        if action == "restore":
+            return "\n".join(_restore(ctx)), 0
+        return _check_stale(ctx)
+    finally:
+        ctx.close()
+
+
+def main(argv: Sequence[str] | None = None, default_environment: str | None = None) -> int:
+    """Entry point of scripts/inventory-manage.py; returns the exit status."""
+    parser = build_parser(default_environment or os.getcwd())
+    args = parser.parse_args(argv)
+    action = _check_usage(parser, args)
+    try:
+        output, status = run(args, action)
+    except InventoryError as exc:
+        print(f"ERROR: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ERROR: interrupted; a change in progress was either stored whole or not at all", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: still one line for the operator
+        print(f"ERROR: unexpected {type(exc).__name__}: {' '.join(str(exc).split())} (please report it)",
+              file=sys.stderr)
+        return 1
+    sys.stdout.write(output + "\n")
+    sys.stdout.flush()
+    return status

@@ -1,0 +1,111 @@
+"""Inventories read from files: parse, recognise the shape, validate, convert an export back.
+
+Accepted: an ``openstack_inventory.json`` as OSA or this project writes it,
+and the ``--export`` shape (``{"hosts": {h: {"hostvars", "groups"}}, "all"}``).
+Anything else is refused with one line naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import InventoryError
+from .views import ALL, META
+
+NOT_INVENTORY = "it is not an inventory written by OpenStack-Ansible, by this project or by --export"
+
+
+def read_json_file(path: str) -> Any:
+    """The parsed JSON of ``path``; unreadable or non-JSON files are one clear line."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise InventoryError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InventoryError(f"{path} is not UTF-8 text; {NOT_INVENTORY}") from None
+    except ValueError as exc:
+        raise InventoryError(f"{path} is not valid JSON ({exc}); {NOT_INVENTORY}") from None
+
+
+def is_export(data: Any) -> bool:
+    """Whether ``data`` has the ``--export`` shape rather than the inventory shape."""
+    return (isinstance(data, dict) and META not in data and isinstance(data.get("hosts"), dict)
+            and set(data) <= {"hosts", "all"}
+            and all(isinstance(v, dict) and "hostvars" in v for v in data["hosts"].values()))
+
+
+def _string_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def check_inventory(data: Any, where: str) -> None:
+    """Raise one line naming ``where`` unless ``data`` is a well-formed Ansible inventory."""
+    if not isinstance(data, dict):
+        raise InventoryError(f"{where} holds a JSON {type(data).__name__}, not an object; {NOT_INVENTORY}")
+    meta = data.get(META)
+    if not isinstance(meta, dict) or not isinstance(meta.get("hostvars"), dict):
+        raise InventoryError(f"{where} has no _meta.hostvars mapping; {NOT_INVENTORY}")
+    for host, hv in meta["hostvars"].items():
+        if not isinstance(hv, dict):
+            raise InventoryError(
+                f"{where}: _meta.hostvars.{host} is a {type(hv).__name__}, not a mapping of variables")
+    all_group = data.get(ALL, {})
+    if not isinstance(all_group, dict) or not isinstance(all_group.get("vars", {}), dict):
+        raise InventoryError(f"{where}: 'all' must be a mapping whose 'vars' is a mapping")
+    for name, value in data.items():
+        if name in (META, ALL):
+            continue
+        if not isinstance(value, dict):
+            raise InventoryError(
+                f"{where}: group {name} is a {type(value).__name__}, not a mapping with 'hosts' "
+                f"(and 'children'); {NOT_INVENTORY}")
+        for key in ("hosts", "children"):
+            if key in value and not _string_list(value[key]):
+                raise InventoryError(f"{where}: {name}.{key} must be a list of names")
+
+
+def _check_export(data: dict, where: str) -> None:
+    for host, entry in data["hosts"].items():
+        if not isinstance(entry.get("hostvars"), dict):
+            raise InventoryError(f"{where}: hosts.{host}.hostvars must be a mapping of variables")
+        if "groups" in entry and not _string_list(entry["groups"]):
+            raise InventoryError(f"{where}: hosts.{host}.groups must be a list of group names")
+    if not isinstance(data.get("all", {}), dict):
+        raise InventoryError(f"{where}: 'all' of an export must be the mapping of all.vars")
+
+
+def from_export(data: dict) -> dict:
+    """An inventory rebuilt from an ``--export``.
+
+    The export keeps hosts, their variables and their groups, not how
+    groups nest. Groups come back with ``children: []`` except those named
+    ``*container``, which hold hosts only (the skeleton's rule); the next
+    generate run restores the skeleton's nesting.
+    """
+    inventory: dict = {META: {"hostvars": {}}, ALL: {"vars": dict(data.get("all") or {})}}
+    groups: dict[str, dict] = {}
+    for host, entry in data["hosts"].items():
+        inventory[META]["hostvars"][host] = entry["hostvars"]
+        for group in entry.get("groups") or ():
+            if group in (META, ALL):
+                continue
+            value = groups.setdefault(group, {"hosts": []} if group.endswith("container")
+                                      else {"children": [], "hosts": []})
+            value["hosts"].append(host)
+    for name in sorted(groups):
+        inventory[name] = groups[name]
+    return inventory
+
+
+def load_inventory_file(path: str) -> tuple[dict, bool]:
+    """The inventory in ``path`` (an export is converted) and whether it was an export."""
+    data = read_json_file(path)
+    if is_export(data):
+        _check_export(data, path)
+        return from_export(data), True
+    check_inventory(data, path)
+    return data, False

@@ -1,0 +1,214 @@
+"""A storage for ``--file`` paths not named ``openstack_inventory.json``.
+
+It follows the storage plugin contract so the rest of the tool treats it like
+any backend: ``load``/``write``, a re-entrant ``flock`` lock on
+``FILE.lock``, and the backups as history. A save replaces the file
+atomically (temp file in the same folder, fsync, rename, fsync of the
+folder) after copying the previous content to ``FILE.YYYYmmdd_HHMMSS.bak``;
+the newest ``KEEP`` backups are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import errno
+import fcntl
+import json
+import os
+import re
+import tempfile
+import time
+from typing import Iterator
+
+from ..errors import StorageError
+
+KEEP = 15
+CURRENT = "current"
+LOCK_TIMEOUT = 300.0
+
+
+def _stamp() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d_%H%M%S")
+
+
+def _iso(ts: float) -> str:
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def atomic_write(path: str, data: bytes, mode: int) -> None:
+    """Replace ``path`` with ``data`` so a crash leaves either the old or the new content."""
+    folder = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fchmod(fh.fileno(), mode)
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dfd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+class Storage:
+    """One inventory file at an arbitrary path; see the module doc."""
+
+    def __init__(self) -> None:
+        self.path = ""
+        self._lock_depth = 0
+
+    def register(self, args: dict) -> None:
+        path = args.get("file")
+        if not path:
+            raise StorageError("no file given")
+        self.path = os.path.abspath(os.path.expanduser(path))
+        if not os.path.isdir(os.path.dirname(self.path)):
+            raise StorageError(f"folder {os.path.dirname(self.path)} of {self.path} does not exist")
+
+    def describe(self) -> str:
+        return f"file {self.path}"
+
+    def _read(self) -> str | None:
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return None
+        except UnicodeDecodeError:
+            raise StorageError(f"{self.path} is not UTF-8 text; {self._hint()}") from None
+        except OSError as exc:
+            raise StorageError(f"{self.path}: cannot be read ({exc.strerror})") from None
+
+    def _hint(self) -> str:
+        backups = self._backups()
+        if backups:
+            return (f"it was left untouched; restore a backup with --restore {backups[-1][0]} "
+                    "(see --history) or import a saved copy")
+        return "it was left untouched; repair it by hand or import a saved copy with --import"
+
+    def load(self) -> dict | None:
+        text = self._read()
+        if text is None:
+            return None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise StorageError(f"{self.path} is not valid JSON ({exc}); {self._hint()}") from None
+        if not isinstance(data, dict):
+            raise StorageError(f"{self.path} does not hold a JSON object; {self._hint()}")
+        return data
+
+    def write(self, inventory: dict) -> None:
+        text = json.dumps(inventory, indent=4, sort_keys=True)
+        with self.lock():
+            try:
+                old = self._read()
+            except StorageError:
+                old = None
+                with open(self.path, "rb") as fh:
+                    old_bytes = fh.read()
+                self._add_backup(old_bytes)  # keep even an unreadable file; it may be all there is
+            else:
+                if old == text:
+                    return
+                if old is not None:
+                    self._add_backup(old.encode("utf-8"))
+            mode = os.stat(self.path).st_mode & 0o7777 if os.path.exists(self.path) else 0o644
+            atomic_write(self.path, text.encode("utf-8"), mode)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive across processes (``flock`` on FILE.lock), re-entrant within this object."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        lock_path = self.path + ".lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + LOCK_TIMEOUT
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise StorageError(
+                            f"another run has held {lock_path} for over {LOCK_TIMEOUT:.0f} s; "
+                            "wait for it to finish") from None
+                    time.sleep(0.02)
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    # -- history: the backups, then the file itself ---------------------------
+
+    def _backups(self) -> list[tuple[str, str]]:
+        """``(version, path)`` of each backup, oldest first."""
+        folder, base = os.path.split(self.path)
+        pattern = re.compile(re.escape(base) + r"\.(\d{8}_\d{6}(?:-\d+)?)\.bak$")
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return []
+        found = []
+        for name in names:
+            match = pattern.match(name)
+            if match:
+                version = match.group(1)
+                stamp, _, n = version.partition("-")
+                found.append(((stamp, int(n or 1)), version, os.path.join(folder, name)))
+        found.sort()
+        return [(version, path) for _, version, path in found]
+
+    def _add_backup(self, data: bytes) -> None:
+        existing = {v for v, _ in self._backups()}
+        version = _stamp()
+        n = 1
+        while version in existing:
+            n += 1
+            version = f"{_stamp()}-{n}"
+        mode = os.stat(self.path).st_mode & 0o7777 if os.path.exists(self.path) else 0o644
+        atomic_write(f"{self.path}.{version}.bak", data, mode)
+        for _, old in self._backups()[:-KEEP]:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(old)
+
+    def history(self) -> list[dict]:
+        versions = [{"version": v, "time": _iso(os.stat(p).st_mtime)} for v, p in self._backups()]
+        if os.path.exists(self.path):
+            versions.append({"version": CURRENT, "time": _iso(os.stat(self.path).st_mtime)})
+        return versions
+
+    def read_version(self, version: str) -> dict:
+        if version == CURRENT:
+            data = self.load()
+            if data is None:
+                raise StorageError(f"{self.path} does not exist")
+            return data
+        for v, path in self._backups():
+            if v == version:
+                try:
+                    with open(path, encoding="utf-8") as fh:
+                        return json.loads(fh.read())
+                except (ValueError, UnicodeDecodeError):
+                    raise StorageError(f"backup {path} is not valid JSON; pick another version") from None
+        raise StorageError(f"no version {version!r} of {self.path}; list them with --history")

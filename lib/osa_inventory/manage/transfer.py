@@ -1,0 +1,110 @@
+"""Copy the inventory between backends (``--migrate-to``) and bring one in from a file (``--import``).
+
+The source of a migration is only read. The copy is read back through a
+fresh instance of the target backend and must be exactly equal, so a
+backend that silently loses or alters data is caught before anyone
+switches to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import InventoryError
+from ..loader import Backend
+from .inventory_file import check_inventory, load_inventory_file
+from .stores import load_required
+from .views import groups_of, hostvars_of
+
+
+@dataclass
+class Transfer:
+    """What a migration or import did."""
+
+    written: bool
+    hosts: int
+    groups: int
+    size: int
+    note: str = ""
+
+
+def measure(inventory: dict) -> tuple[int, int, int]:
+    """Hosts, groups and bytes of compact JSON (the size a reader transfers)."""
+    size = len(json.dumps(inventory, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+    return len(hostvars_of(inventory)), len(groups_of(inventory)), size
+
+
+def _verify(reopen: Callable[[], Backend], expected: dict, what: str) -> None:
+    fresh = reopen()
+    try:
+        back = fresh.load()
+    finally:
+        with contextlib.suppress(InventoryError):
+            fresh.close()
+    if back != expected:
+        raise InventoryError(
+            f"{fresh.describe()} did not give back what was written ({what}); "
+            "do not switch to it, and check the backend")
+
+
+def migrate(source: Backend, target: Backend, reopen_target: Callable[[], Backend],
+            force: bool = False) -> Transfer:
+    """Copy the source's inventory to ``target``; the source is never changed.
+
+    A target already holding a different inventory is refused unless
+    ``force``; one holding the same inventory is left as it is.
+    """
+    if source.describe() == target.describe():
+        raise InventoryError(
+            f"the target section [{target.section}] stores to the same place as the source "
+            f"({source.describe()}); point it somewhere else")
+    with source.lock():
+        inventory = load_required(source)
+        with target.lock():
+            existing = target.load()
+            if existing == inventory:
+                written = False
+            else:
+                if existing is not None and not force:
+                    raise InventoryError(
+                        f"{target.describe()} already holds a different inventory; nothing was copied. "
+                        "Check it is not in use, then repeat with --force to replace it")
+                target.write(inventory)
+                written = True
+    _verify(reopen_target, inventory, "the read-back copy differs")
+    return Transfer(written, *measure(inventory))
+
+
+def import_file(path: str, target: Backend, reopen_target: Callable[[], Backend],
+                force: bool = False) -> Transfer:
+    """Validate ``path`` and store it as the inventory of ``target``.
+
+    A target that already holds a different inventory (or one it cannot
+    read) is only replaced with ``force``.
+    """
+    inventory, was_export = load_inventory_file(path)
+    check_inventory(inventory, path)
+    with target.lock():
+        try:
+            existing = target.load()
+        except InventoryError as exc:
+            if not force:
+                raise InventoryError(
+                    f"the stored inventory cannot be read ({exc}); repeat with --force to replace it") from None
+            existing = None
+        if existing == inventory:
+            written = False
+        else:
+            if existing is not None and not force:
+                raise InventoryError(
+                    f"{target.describe()} already holds a different inventory; nothing was imported. "
+                    "Repeat with --force to replace it (backends with history keep the old version)")
+            target.write(inventory)
+            written = True
+    _verify(reopen_target, inventory, "the read-back inventory differs from the file")
+    note = ("converted from an --export file; group nesting comes back with the next inventory run"
+            if was_export else "")
+    return Transfer(written, *measure(inventory), note=note)

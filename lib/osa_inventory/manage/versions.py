@@ -1,0 +1,221 @@
+"""Versions of backends that keep history: list them, compare two, restore one.
+
+Comparisons work on the inventory's meaning, not its text: hosts added or
+removed, addresses changed, other variables changed, group membership and
+``all.vars`` changes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from ..errors import InventoryError
+from ..loader import Backend
+from .inventory_file import check_inventory
+from .stores import copy_of
+from .views import ALL, groups_of, hostvars_of
+
+ADDRESS_VARS = ("ansible_host", "management_address", "container_address", "ansible_ssh_host")
+
+
+def addresses_of(hv: dict) -> dict[str, Any]:
+    """The addresses an entry holds, by where they are held."""
+    out = {k: hv.get(k) for k in ADDRESS_VARS if hv.get(k) is not None}
+    for key, net in (hv.get("container_networks") or {}).items():
+        if isinstance(net, dict) and net.get("address") is not None:
+            out[f"container_networks.{key}"] = net["address"]
+    return out
+
+
+@dataclass
+class Changes:
+    """How ``new`` differs from ``old``."""
+
+    hosts_added: list[str] = field(default_factory=list)
+    hosts_removed: list[str] = field(default_factory=list)
+    readdressed: list[str] = field(default_factory=list)
+    addressed: list[str] = field(default_factory=list)
+    vars_changed: list[str] = field(default_factory=list)
+    groups_added: list[str] = field(default_factory=list)
+    groups_removed: list[str] = field(default_factory=list)
+    groups_changed: list[str] = field(default_factory=list)
+    all_vars_changed: bool = False
+
+    def summary(self) -> str:
+        parts = []
+        for items, word in ((self.hosts_added, "host(s) added"), (self.hosts_removed, "host(s) removed"),
+                            (self.readdressed, "host(s) with changed addresses"),
+                            (self.addressed, "host(s) with new addresses"),
+                            (self.vars_changed, "host(s) with other changed variables"),
+                            (self.groups_added, "group(s) added"), (self.groups_removed, "group(s) removed"),
+                            (self.groups_changed, "group(s) with changed members")):
+            if items:
+                shown = ", ".join(items[:3]) + (", ..." if len(items) > 3 else "")
+                parts.append(f"{len(items)} {word} ({shown})")
+        if self.all_vars_changed:
+            parts.append("all.vars changed")
+        return "; ".join(parts) or "no change"
+
+
+def compare(old: dict, new: dict) -> Changes:
+    """The :class:`Changes` from ``old`` to ``new``."""
+    ch = Changes()
+    old_hv, new_hv = hostvars_of(old), hostvars_of(new)
+    ch.hosts_added = sorted(set(new_hv) - set(old_hv))
+    ch.hosts_removed = sorted(set(old_hv) - set(new_hv))
+    for host in sorted(set(old_hv) & set(new_hv)):
+        a, b = old_hv[host], new_hv[host]
+        if a == b:
+            continue
+        old_addr, new_addr = addresses_of(a), addresses_of(b)
+        if any(new_addr.get(where) != value for where, value in old_addr.items()):
+            ch.readdressed.append(host)  # an address moved or was dropped: what operators must notice
+        elif old_addr != new_addr:
+            ch.addressed.append(host)
+        else:
+            ch.vars_changed.append(host)
+    old_groups, new_groups = groups_of(old), groups_of(new)
+    ch.groups_added = sorted(set(new_groups) - set(old_groups))
+    ch.groups_removed = sorted(set(old_groups) - set(new_groups))
+    ch.groups_changed = sorted(g for g in set(old_groups) & set(new_groups) if old_groups[g] != new_groups[g])
+    ch.all_vars_changed = (old.get(ALL) or {}) != (new.get(ALL) or {})
+    return ch
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a.b.c": leaf}`` for nested dicts; lists and empty dicts are leaves."""
+    if isinstance(value, dict) and (value or not prefix):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
+
+
+def _var_lines(old: dict, new: dict, indent: str) -> Iterator[str]:
+    a, b = _flatten(old), _flatten(new)
+    # An empty mapping that gains keys (or loses its last) reads better as just those keys.
+    for one, other in ((a, b), (b, a)):
+        for key in [k for k, v in one.items() if v == {} and k not in other]:
+            if any(k.startswith(key + ".") for k in other):
+                del one[key]
+    for key in sorted(set(a) | set(b)):
+        if key not in a:
+            yield f"{indent}+ {key}: {_show(b[key])}"
+        elif key not in b:
+            yield f"{indent}- {key}: {_show(a[key])}"
+        elif a[key] != b[key]:
+            yield f"{indent}~ {key}: {_show(a[key])} -> {_show(b[key])}"
+
+
+def _member_lines(old: dict, new: dict, indent: str) -> Iterator[str]:
+    for key in ("hosts", "children"):
+        a, b = list(old.get(key) or ()), list(new.get(key) or ())
+        for item in b:
+            if item not in a:
+                yield f"{indent}+ {key[:-1] if key == 'hosts' else 'child'} {item}"
+        for item in a:
+            if item not in b:
+                yield f"{indent}- {key[:-1] if key == 'hosts' else 'child'} {item}"
+    if set(old) - {"hosts", "children"} or set(new) - {"hosts", "children"}:
+        yield from _var_lines({k: v for k, v in old.items() if k not in ("hosts", "children")},
+                              {k: v for k, v in new.items() if k not in ("hosts", "children")}, indent)
+
+
+def diff_lines(old: dict, new: dict) -> list[str]:
+    """A readable description of every difference, one fact per line."""
+    ch = compare(old, new)
+    old_hv, new_hv = hostvars_of(old), hostvars_of(new)
+    old_groups, new_groups = groups_of(old), groups_of(new)
+    lines = []
+    for host in ch.hosts_added:
+        lines.append(f"+ host {host}")
+    for host in ch.hosts_removed:
+        lines.append(f"- host {host}")
+    for host in ch.readdressed + ch.addressed + ch.vars_changed:
+        lines.append(f"~ host {host}")
+        lines.extend(_var_lines(old_hv[host], new_hv[host], "    "))
+    for group in ch.groups_added:
+        lines.append(f"+ group {group}: {', '.join(new_groups[group].get('hosts') or ()) or '(no hosts)'}")
+    for group in ch.groups_removed:
+        lines.append(f"- group {group}")
+    for group in ch.groups_changed:
+        lines.append(f"~ group {group}")
+        lines.extend(_member_lines(old_groups[group], new_groups[group], "    "))
+    if ch.all_vars_changed:
+        lines.append("~ all")
+        lines.extend(_var_lines(old.get(ALL) or {}, new.get(ALL) or {}, "    "))
+    return lines
+
+
+@dataclass
+class Version:
+    """One entry of a backend's history, with what changed since the one before."""
+
+    version: str
+    time: str
+    summary: str
+
+
+def history(backend: Backend) -> list[Version]:
+    """The backend's versions, oldest first, each summarised against the previous readable one."""
+    out = []
+    previous: dict | None = None
+    for entry in backend.history():
+        version = str(entry.get("version"))
+        try:
+            data = backend.read_version(version)
+        except InventoryError as exc:
+            out.append(Version(version, str(entry.get("time") or ""), f"cannot be read: {exc}"))
+            continue
+        summary = "oldest version kept" if previous is None else compare(previous, data).summary()
+        out.append(Version(version, str(entry.get("time") or ""), summary))
+        previous = data
+    return out
+
+
+def pick_pair(backend: Backend, versions: list[str]) -> tuple[str, str]:
+    """``--diff`` arguments: none = previous vs current, A = A vs current, A B = those two."""
+    if len(versions) > 2:
+        raise InventoryError("--diff takes at most two versions: --diff [A [B]]")
+    if len(versions) == 2:
+        return versions[0], versions[1]
+    listed = [str(e.get("version")) for e in backend.history()]
+    if not listed:
+        raise InventoryError(f"{backend.describe()} has no versions yet")
+    if versions:
+        return versions[0], listed[-1]
+    if len(listed) < 2:
+        raise InventoryError(f"{backend.describe()} has only one version ({listed[0]}); nothing to compare")
+    return listed[-2], listed[-1]
+
+
+def restore(backend: Backend, version: str) -> tuple[bool, str]:
+    """Store ``version`` as the current inventory, under the lock.
+
+    The current inventory may be unreadable (that is often why one restores);
+    the backend's write deals with it (the filesystem plugin moves a corrupt
+    file aside). Returns whether anything was written and a note.
+    """
+    data = backend.read_version(version)
+    check_inventory(data, f"version {version} of {backend.describe()}")
+    with backend.lock():
+        note = ""
+        try:
+            current = backend.load()
+        except InventoryError as exc:
+            current = None
+            note = f"the current inventory could not be read ({exc}) and was replaced"
+        if current == data:
+            return False, "that version is the current inventory already"
+        backend.write(copy_of(data))
+    back = backend.load()
+    if back != data:
+        raise InventoryError(f"{backend.describe()} did not give back the restored version; check the backend")
+    return True, note

@@ -1,0 +1,14 @@
+#!/usr/bin/env python3
+"""Operators' tool for the stored OpenStack-Ansible inventory; see docs/operations.md."""
+
+import os
+import sys
+
+HERE = os.path.dirname(os.path.realpath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "lib"))
+
+from osa_inventory.manage.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(default_environment=os.path.join(ROOT, "playbooks", "inventory")))
