@@ -66,7 +66,7 @@ def test_migrate_to_a_second_filesystem_and_back_is_exact(dep):
 
 
 def test_migrate_errors(dep, tmp_path):
-    assert_one_line_error(dep.manage("--migrate-to", "nosuch"), "no section [nosuch]")
+    assert_one_line_error(dep.manage("--migrate-to", "nosuch"), "unknown storage backend plugin 'nosuch'")
     dep.write_ini(TWO_STORES.format(backend="filesystem", path=dep.config_dir))
     assert_one_line_error(dep.manage("--migrate-to", "filesystem2"), "same place as the source")
     empty = Deployment(str(tmp_path / "empty"))

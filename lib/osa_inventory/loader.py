@@ -23,7 +23,7 @@ from typing import Any, Iterator
 from pluginbase import PluginBase
 
 from .errors import InventoryError, PluginError, StorageError
-from .settings import Settings, env_key
+from .settings import Settings
 
 LOG = logging.getLogger(__name__)
 
@@ -53,11 +53,13 @@ def search_path(settings: Settings) -> list[str]:
     return folders + [BUILTIN_DIR]
 
 
-def _find_plugin_file(name: str, folders: list[str]) -> str | None:
+def _find_plugin_file(name: str, folders: list[str]) -> tuple[str, str] | None:
+    """``(folder, file)`` of the plugin the import will pick, or None."""
     for folder in folders:
-        for candidate in (os.path.join(folder, name + ".py"), os.path.join(folder, name, "__init__.py")):
+        # Same precedence as Python's import: a package folder wins over a module file beside it.
+        for candidate in (os.path.join(folder, name, "__init__.py"), os.path.join(folder, name + ".py")):
             if os.path.isfile(candidate):
-                return candidate
+                return folder, candidate
     return None
 
 
@@ -80,24 +82,30 @@ def check_trusted(path: str) -> None:
 def load_plugin_module(name: str, settings: Settings):
     """Import plugin ``name`` from the configured folders, after the safety checks."""
     folders = search_path(settings)
-    found = _find_plugin_file(name, folders)
-    if found is None:
+    hit = _find_plugin_file(name, folders)
+    if hit is None:
         raise PluginError(
             f"unknown storage backend plugin {name!r}: no {name}.py in {', '.join(folders)}; "
             f"check 'backend' / 'plugin' in {settings.describe()} or add the folder to "
             "[inventory] plugin_paths")
-    if not found.startswith(BUILTIN_DIR + os.sep):
+    folder, found = hit
+    if folder != BUILTIN_DIR:
         # The built-in folder is part of this program and as trusted as the rest of it.
-        for path in (found, os.path.dirname(found)):
+        # For a package plugin the folder holding the package is checked too.
+        path = found
+        while True:
             check_trusted(path)
+            if path == folder:
+                break
+            path = os.path.dirname(path)
     source = _source_for(tuple(folders))
     saved = sys.dont_write_bytecode
     sys.dont_write_bytecode = True  # never drop __pycache__ into a deployer's folder
     try:
         return source.load_plugin(name)
-    except InventoryError:
-        raise
-    except Exception as exc:  # any error while importing third-party code
+    except InventoryError as exc:  # e.g. a plugin refusing to import without its dependency
+        raise PluginError(f"storage plugin {found} failed to import: {_one_line(exc)}") from None
+    except (Exception, SystemExit) as exc:  # any error (even sys.exit) while importing third-party code
         raise PluginError(
             f"storage plugin {found} failed to import: {type(exc).__name__}: {_one_line(exc)}") from None
     finally:
@@ -144,9 +152,13 @@ class Backend:
             return func(*args)
         except InventoryError as exc:
             raise StorageError(f"storage backend {self.label}: {_one_line(exc)}") from None
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a plugin's sys.exit() must not end the run silently
             raise StorageError(
                 f"storage backend {self.label} failed to {what}: {type(exc).__name__}: {_one_line(exc)}") from None
+
+    def register(self, args: dict) -> None:
+        """Hand the plugin its options (``Storage.register``), failures made one line."""
+        self._call("register its options", self.storage.register, args)
 
     def describe(self) -> str:
         describe = getattr(self.storage, "describe", None)
@@ -210,27 +222,26 @@ class Backend:
 
 def open_backend(settings: Settings, config_dir: str, section: str | None = None) -> Backend:
     """Load, instantiate and register the backend of ``section`` (default: the configured one)."""
+    # A section osa.ini does not define runs the plugin of that name with its defaults
+    # (e.g. "filesystem"); a name that is neither is reported as an unknown plugin.
     section = section or settings.backend
-    if section != settings.backend and section not in settings.sections and not any(
-            k.startswith(env_key(section) + "_") for k in settings.environ):
-        raise PluginError(f"{settings.describe()} has no section [{section}]; add it with the backend's options")
     plugin = settings.plugin_for(section)
     module = load_plugin_module(plugin, settings)
     cls = storage_class(module, plugin)
     label = section if section == plugin else f"{section} (plugin {plugin})"
     try:
         storage = cls()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise PluginError(
             f"storage backend {label}: Storage() failed: {type(exc).__name__}: {_one_line(exc)}") from None
     backend = Backend(section, plugin, storage)
-    args = backend_args(settings, section, config_dir)
-    backend._call("register its options", storage.register, args)
+    backend.register(backend_args(settings, section, config_dir))
     return backend
 
 
 def backend_args(settings: Settings, section: str, config_dir: str) -> dict[str, str]:
     """What ``Storage.register`` receives: the section's options plus ``config_dir``."""
     args = {k: v for k, v in settings.options(section).items() if k != "plugin"}
+    # A section may set config_dir itself (the plugin contract allows it); otherwise the --config folder.
     args.setdefault("config_dir", os.path.abspath(config_dir))
     return args

@@ -3,7 +3,8 @@
 Options (osa.ini section ``[filesystem]`` or ``OSA_INVENTORY_FILESYSTEM_<OPTION>``):
 
 ``path``
-    Folder holding the inventory (default: the ``--config`` folder).
+    Folder holding the inventory (default: the ``--config`` folder; a
+    relative path is relative to it).
 ``backups``
     How many earlier versions ``backup_openstack_inventory.tar`` keeps (default 15).
 ``lock_timeout``
@@ -12,7 +13,7 @@ Options (osa.ini section ``[filesystem]`` or ``OSA_INVENTORY_FILESYSTEM_<OPTION>
 What it does that OSA's generator does not: every replacement goes through a
 temporary file in the same folder, fsync and an atomic rename (then an fsync
 of the folder), so a crash leaves either the old or the new file; an
-exclusive ``flock`` on ``openstack_inventory.json.lock`` is held across
+exclusive ``flock`` on the inventory's folder is held across
 load-generate-write, so concurrent runs serialise instead of losing updates;
 the backup archive is rewritten atomically with exactly the newest N
 versions; and a corrupt inventory is reported, never overwritten.
@@ -36,9 +37,9 @@ from osa_inventory.errors import StorageError as StorageFailure
 
 INVENTORY_NAME = "openstack_inventory.json"
 BACKUP_NAME = "backup_openstack_inventory.tar"
-LOCK_NAME = INVENTORY_NAME + ".lock"
 MEMBER_PREFIX = INVENTORY_NAME + "-"
 CURRENT = "current"
+TEMP_SUFFIX = ".tmp"
 
 
 def dumps(inventory: dict) -> str:
@@ -59,10 +60,12 @@ class Storage:
     # -- contract ---------------------------------------------------------
 
     def register(self, args: dict) -> None:
-        folder = args.get("path") or args.get("config_dir")
-        if not folder:
+        path = (args.get("path") or "").strip()
+        config_dir = args.get("config_dir") or ""
+        if not path and not config_dir:
             raise StorageFailure("option 'path' is not set and no config folder was given")
-        self.folder = os.path.abspath(os.path.expanduser(folder))
+        # A relative path is relative to the config folder, never to wherever Ansible was started.
+        self.folder = os.path.abspath(os.path.join(config_dir, os.path.expanduser(path)))
         self.keep = _int_option(args, "backups", 15, minimum=0)
         self.lock_timeout = float(_int_option(args, "lock_timeout", 300, minimum=0))
         if not os.path.isdir(self.folder):
@@ -83,6 +86,7 @@ class Storage:
     def write(self, inventory: dict) -> None:
         text = dumps(inventory)
         with self.lock():
+            self._remove_stale_temp_files()
             old = self._read_current()
             if old == text:
                 return
@@ -113,8 +117,10 @@ class Storage:
             finally:
                 self._lock_depth -= 1
             return
-        path = os.path.join(self.folder, LOCK_NAME)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        # The lock is on the folder itself: no lock file to leave behind, and the
+        # folder outlives every atomic rename of the files in it.
+        path = self.folder
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         try:
             deadline = time.monotonic() + self.lock_timeout
             while True:
@@ -126,7 +132,7 @@ class Storage:
                         raise
                     if time.monotonic() >= deadline:
                         raise StorageFailure(
-                            f"another run has held {path} for over {self.lock_timeout:.0f} s; "
+                            f"another run has held the lock on {path} for over {self.lock_timeout:.0f} s; "
                             "wait for it to finish or raise [filesystem] lock_timeout") from None
                     time.sleep(0.02)
             self._lock_fd, self._lock_depth = fd, 1
@@ -170,6 +176,13 @@ class Storage:
     @property
     def backup_path(self) -> str:
         return os.path.join(self.folder, BACKUP_NAME)
+
+    def _remove_stale_temp_files(self) -> None:
+        """Delete temp files of runs killed mid-write (only the lock holder writes them)."""
+        for name in os.listdir(self.folder):
+            if name.endswith(TEMP_SUFFIX) and name.startswith(("." + INVENTORY_NAME + ".", "." + BACKUP_NAME + ".")):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.folder, name))
 
     def _read_current(self) -> str | None:
         try:
@@ -225,12 +238,7 @@ class Storage:
             except tarfile.TarError:
                 os.replace(self.backup_path, f"{self.backup_path}.corrupt-{_stamp()}")
                 members = []
-        names = {m.name for m, _ in members}
-        name = f"{MEMBER_PREFIX}{_stamp()}.json"
-        n = 1
-        while name in names:
-            n += 1
-            name = f"{MEMBER_PREFIX}{_stamp()}-{n}.json"
+        name = _backup_name({m.name for m, _ in members})
         info = tarfile.TarInfo(name)
         data = old_text.encode("utf-8")
         info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
@@ -254,6 +262,23 @@ def _int_option(args: dict, name: str, default: int, minimum: int) -> int:
     if value < minimum:
         raise StorageFailure(f"option {name} = {raw!r} is not a whole number >= {minimum}")
     return value
+
+
+def _backup_name(kept: set[str]) -> str:
+    """A new member name, unique among ``kept``, sorting after every kept name of the same second.
+
+    A second version within one second gets ``_02``, ``_03``...; counting on
+    from the highest kept suffix (not the lowest free one) keeps name order
+    equal to archive order even after pruning dropped the earlier ones.
+    """
+    base = f"{MEMBER_PREFIX}{_stamp()}"
+    highest = 0
+    for name in kept:
+        if name == base + ".json":
+            highest = max(highest, 1)
+        elif name.startswith(base + "_") and name.endswith(".json") and name[len(base) + 1:-5].isdigit():
+            highest = max(highest, int(name[len(base) + 1:-5]))
+    return f"{base}.json" if highest == 0 else f"{base}_{highest + 1:02d}.json"
 
 
 def _stamp() -> str:
@@ -280,7 +305,7 @@ def _mode_of(path: str, default: int) -> int:
 def _atomic_write(path: str, data: bytes, mode: int) -> None:
     """Write to a temp file in the same folder, fsync, rename over ``path``, fsync the folder."""
     folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=TEMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -36,7 +36,7 @@ def open_file_backend(path: str) -> Backend:
         return open_backend(settings, folder)
     storage = single_file.Storage()
     backend = Backend("file", "file", storage)
-    backend._call("open the file", storage.register, {"file": path})
+    backend.register({"file": path})
     return backend
 
 

@@ -1,0 +1,230 @@
+"""The real inventory script as Ansible runs it: a subprocess on real config folders."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from helpers import ENVIRONMENT, ROOT, SCRIPT, base_config, load_json, run_script, write_config, write_ini
+
+INVENTORY = "openstack_inventory.json"
+
+
+@pytest.fixture
+def deploy(tmp_path):
+    """A config folder with the base config and an osa.ini selecting the filesystem backend."""
+    config_dir = tmp_path / "deploy"
+    write_config(str(config_dir), base_config())
+    ini = write_ini(str(tmp_path))
+    return str(config_dir), ini
+
+
+def files_in(folder):
+    return sorted(os.listdir(folder))
+
+
+def assert_one_line_error(result, *words):
+    assert result.returncode == 1, result
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+def test_list_prints_pure_json_stores_it_and_is_silent(deploy):
+    config_dir, ini = deploy
+    result = run_script(config_dir, "--list", ini=ini)
+    assert result.returncode == 0 and result.stderr == ""
+    printed = json.loads(result.stdout)
+    assert printed == load_json(os.path.join(config_dir, INVENTORY))
+    assert "galera" in printed and "_meta" in printed
+
+
+def test_stored_file_is_what_osa_writes(deploy):
+    config_dir, ini = deploy
+    run_script(config_dir, ini=ini)
+    with open(os.path.join(config_dir, INVENTORY)) as fh:
+        text = fh.read()
+    assert text == json.dumps(json.loads(text), indent=4, sort_keys=True)
+
+
+def test_unchanged_second_run_rewrites_nothing_and_makes_no_backup(deploy):
+    config_dir, ini = deploy
+    first = run_script(config_dir, ini=ini)
+    path = os.path.join(config_dir, INVENTORY)
+    before = os.stat(path).st_mtime_ns
+    listing = files_in(config_dir)
+    second = run_script(config_dir, ini=ini)
+    assert second.stdout == first.stdout and second.stderr == ""
+    assert os.stat(path).st_mtime_ns == before
+    assert files_in(config_dir) == listing
+    assert not [f for f in listing if "backup" in f]
+
+
+def test_changed_config_keeps_names_and_backs_up(deploy):
+    config_dir, ini = deploy
+    first = json.loads(run_script(config_dir, ini=ini).stdout)
+    config = base_config()
+    config["compute_hosts"]["compute2"] = {"ip": "172.29.236.22"}
+    write_config(config_dir, config)
+    second = json.loads(run_script(config_dir, ini=ini).stdout)
+    for name, hv in first["_meta"]["hostvars"].items():
+        assert second["_meta"]["hostvars"][name] == hv
+    assert "compute2" in second["compute_hosts"]["hosts"]
+    assert os.path.exists(os.path.join(config_dir, "backup_openstack_inventory.tar"))
+
+
+def test_lost_inventory_is_regenerated_identically(deploy):
+    config_dir, ini = deploy
+    first = run_script(config_dir, ini=ini).stdout
+    os.unlink(os.path.join(config_dir, INVENTORY))
+    assert run_script(config_dir, ini=ini).stdout == first
+
+
+def test_host_mode_prints_one_hosts_vars(deploy):
+    config_dir, ini = deploy
+    inv = json.loads(run_script(config_dir, ini=ini).stdout)
+    result = run_script(config_dir, "--host", "compute1", ini=ini)
+    assert result.returncode == 0 and result.stderr == ""
+    assert json.loads(result.stdout) == inv["_meta"]["hostvars"]["compute1"]
+    unknown = run_script(config_dir, "--host", "nope", ini=ini)
+    assert json.loads(unknown.stdout) == {}
+
+
+def test_check_validates_and_writes_nothing(deploy):
+    config_dir, ini = deploy
+    result = run_script(config_dir, "--check", ini=ini)
+    assert result.returncode == 0 and result.stdout.strip() == "Configuration ok!"
+    assert not os.path.exists(os.path.join(config_dir, INVENTORY))
+    config = base_config()
+    del config["cidr_networks"]
+    write_config(config_dir, config)
+    assert_one_line_error(run_script(config_dir, "--check", ini=ini), "cidr_networks")
+
+
+def test_config_dir_defaults_to_the_environment_variable(deploy):
+    config_dir, ini = deploy
+    result = run_script(None, "--list", ini=ini, env={"OSA_CONFIG_DIR": config_dir})
+    assert result.returncode == 0
+    assert os.path.exists(os.path.join(config_dir, INVENTORY))
+
+
+def test_environment_defaults_to_the_scripts_folder(deploy, tmp_path):
+    config_dir, ini = deploy
+    with_default = run_script(config_dir, ini=ini).stdout
+    other = tmp_path / "other"
+    shutil.copytree(config_dir, other, ignore=shutil.ignore_patterns(INVENTORY + "*"))
+    explicit = run_script(str(other), "--list", "--environment", ENVIRONMENT, ini=ini).stdout
+    assert explicit == with_default
+
+
+def test_conf_d_and_env_d_overrides_end_to_end(deploy):
+    config_dir, ini = deploy
+    write_config(os.path.join(config_dir, "conf.d"), {"compute_hosts": {"compute9": {"ip": "172.29.236.29"}}},
+                 "extra.yml")
+    write_config(os.path.join(config_dir, "env.d"),
+                 {"container_skel": {"galera_container": {"properties": {"is_metal": True}}}}, "galera.yml")
+    inv = json.loads(run_script(config_dir, ini=ini).stdout)
+    assert {"compute1", "compute9"} <= set(inv["compute_hosts"]["hosts"])
+    assert inv["galera_container"]["hosts"] == []
+    assert {"infra1", "infra2"} <= set(inv["galera"]["hosts"])
+
+
+def test_debug_logs_to_the_config_folder_only(deploy):
+    config_dir, ini = deploy
+    result = run_script(config_dir, "--list", "--debug", ini=ini)
+    assert result.returncode == 0 and result.stderr == ""
+    with open(os.path.join(config_dir, "inventory.log")) as fh:
+        log = fh.read()
+    assert "hosts" in log and "lock held" in log
+
+
+def test_the_script_is_executable_with_a_shebang():
+    assert os.access(SCRIPT, os.X_OK)
+    with open(SCRIPT) as fh:
+        assert fh.readline().startswith("#!")
+
+
+@pytest.mark.parametrize("mutate, words", [
+    (lambda c: c.pop("cidr_networks"), ["cidr_networks"]),
+    (lambda c: c["compute_hosts"].update(compute2={"ip": "172.29.236.21"}), ["compute1", "compute2", "172.29.236.21"]),
+    (lambda c: c["global_overrides"]["provider_networks"][2]["network"].update(ip_from_q="nowhere"), ["nowhere"]),
+    (lambda c: c.update(lxc_hosts={"x": {"ip": "10.9.9.9"}}), ["lxc_hosts"]),
+    (lambda c: c["cidr_networks"].update(storage="172.29.244.0/30"), ["cidr_networks.storage", "no free address"]),
+])
+def test_bad_config_is_one_line_exit_1_and_nothing_written(deploy, mutate, words):
+    config_dir, ini = deploy
+    config = base_config()
+    mutate(config)
+    write_config(config_dir, config)
+    before = files_in(config_dir)
+    assert_one_line_error(run_script(config_dir, ini=ini), *words)
+    assert files_in(config_dir) == before
+
+
+def test_yaml_syntax_error_names_file_and_line(deploy):
+    config_dir, ini = deploy
+    path = os.path.join(config_dir, "conf.d", "broken.yml")
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as fh:
+        fh.write("compute_hosts:\n  compute2: {ip: 10.0.0.2\n")
+    result = run_script(config_dir, ini=ini)
+    assert_one_line_error(result, path + ":")
+    assert not os.path.exists(os.path.join(config_dir, INVENTORY))
+
+
+def test_missing_user_config_is_a_clear_error(tmp_path):
+    ini = write_ini(str(tmp_path))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(run_script(str(empty), ini=ini), "openstack_user_config.yml does not exist")
+    assert os.listdir(empty) == []
+
+
+def test_missing_config_folder_is_a_clear_error(tmp_path):
+    ini = write_ini(str(tmp_path))
+    assert_one_line_error(run_script(str(tmp_path / "nope"), ini=ini), "does not exist")
+
+
+def test_corrupt_inventory_is_reported_and_never_overwritten(deploy):
+    config_dir, ini = deploy
+    run_script(config_dir, ini=ini)
+    config = base_config()
+    config["compute_hosts"]["compute2"] = {"ip": "172.29.236.22"}
+    write_config(config_dir, config)
+    run_script(config_dir, ini=ini)  # makes a backup of the first version
+    path = os.path.join(config_dir, INVENTORY)
+    with open(path, "w") as fh:
+        fh.write('{"_meta": {"hostvars": {')
+    result = run_script(config_dir, ini=ini)
+    assert_one_line_error(result, path, "not valid JSON", "openstack_inventory.json-")
+    with open(path) as fh:
+        assert fh.read() == '{"_meta": {"hostvars": {'
+
+
+def test_an_osa_ini_naming_a_missing_file_is_an_error(deploy):
+    config_dir, _ = deploy
+    assert_one_line_error(run_script(config_dir, ini="/nonexistent/osa.ini"), "/nonexistent/osa.ini")
+    assert not os.path.exists(os.path.join(config_dir, INVENTORY))
+
+
+def test_nothing_is_read_or_written_outside_the_config_folder(deploy, tmp_path):
+    config_dir, ini = deploy
+    outside = set(os.listdir(tmp_path))
+    run_script(config_dir, ini=ini, env={"HOME": str(tmp_path)})
+    assert set(os.listdir(tmp_path)) == outside
+    assert set(files_in(config_dir)) <= {"openstack_user_config.yml", INVENTORY}
+
+
+def test_readme_example_command_generates_into_a_local_folder(tmp_path):
+    import subprocess
+    out = tmp_path / "out"
+    result = subprocess.run(["bash", os.path.join(ROOT, "scripts", "generate-example.sh"), "aio", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    inv = json.loads(result.stdout)
+    assert inv == load_json(str(out / INVENTORY))
+    assert "aio1" in inv["_meta"]["hostvars"] and inv["lxc_hosts"]["hosts"] == ["aio1"]
