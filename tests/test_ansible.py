@@ -64,7 +64,27 @@ def etcd_ini(tmp_path, request) -> str:
     return str(path)
 
 
-BACKENDS = {"filesystem": lambda tmp_path, request: filesystem_ini(tmp_path), "etcd": etcd_ini}
+@pytest.fixture(scope="module")
+def craton():
+    from craton_server import CratonServer
+    server = CratonServer().start()
+    yield server
+    server.stop()
+
+
+def craton_ini(tmp_path, request) -> str:
+    server = request.getfixturevalue("craton")
+    path = tmp_path / "osa.ini"
+    region = request.node.name.replace("[", "_").replace("]", "")
+    path.write_text(f"[inventory]\nbackend = craton\n[craton]\nurl = {server.url}\n"
+                    f"project_id = {server.project_id}\nusername = {server.username}\n"
+                    f"api_key = {server.api_key}\ncloud = ansible-e2e\nregion = {region}\n")
+    path.chmod(0o600)
+    return str(path)
+
+
+BACKENDS = {"filesystem": lambda tmp_path, request: filesystem_ini(tmp_path), "etcd": etcd_ini,
+            "craton": craton_ini}
 
 
 @pytest.fixture(params=sorted(BACKENDS))

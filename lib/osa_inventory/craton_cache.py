@@ -1,0 +1,77 @@
+"""The Craton plugin's local cache: the last inventory loaded or written, and the Craton ids behind it.
+
+It is only ever trusted when its revision equals the revision marker stored
+in Craton, so a stale, foreign or damaged cache costs a full load, never a
+wrong answer. One file per (url, project, cloud, region), mode 0600, replaced
+atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from typing import Any
+
+LOG = logging.getLogger(__name__)
+FORMAT = 1
+
+
+class Cache:
+    """One cache file; ``read`` never raises, ``save`` logs and gives up on I/O errors."""
+
+    def __init__(self, folder: str, key: tuple[str, ...], enabled: bool = True):
+        self.folder = folder
+        self.key = list(key)
+        self.enabled = enabled
+        digest = hashlib.sha256("\0".join(key).encode("utf-8")).hexdigest()[:20]
+        self.path = os.path.join(folder, f".craton-inventory-cache-{digest}.json")
+
+    def read(self) -> dict | None:
+        """The cached record, or None when absent, disabled, damaged or for another target."""
+        if not self.enabled:
+            return None
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            LOG.info("ignoring unreadable Craton cache %s: %s", self.path, exc)
+            return None
+        if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("key") != self.key:
+            return None
+        if not isinstance(data.get("inventory"), dict) or not isinstance(data.get("hosts"), dict):
+            return None
+        return data
+
+    def save(self, *, cloud_id: Any, region_id: Any, revision: str, hosts: dict, inventory: dict) -> None:
+        """Replace the cache (temp file, fsync, rename); a failure only costs a later full load."""
+        if not self.enabled:
+            return
+        record = {"format": FORMAT, "key": self.key, "cloud_id": cloud_id, "region_id": region_id,
+                  "revision": revision, "hosts": hosts, "inventory": inventory}
+        try:
+            os.makedirs(self.folder, mode=0o700, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".craton-cache.", suffix=".tmp", dir=self.folder)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    os.fchmod(fh.fileno(), 0o600)
+                    json.dump(record, fh, separators=(",", ":"))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+        except OSError as exc:
+            LOG.warning("cannot write the Craton cache %s (%s); the next run will do a full load",
+                        self.path, exc.strerror or exc)
+
+    def drop(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)

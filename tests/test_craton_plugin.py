@@ -1,0 +1,731 @@
+"""The Craton storage plugin against the Craton look-alike (tests/craton_server.py): real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import re
+import stat
+import time
+import warnings
+
+import pytest
+
+from craton_inventories import build_inventory, variant
+from craton_server import CratonServer, make_tls_files, tls_context
+from helpers import SCRIPT, base_config, run_script, write_config, write_ini
+from osa_inventory import craton_mapping as mapping
+from osa_inventory.errors import InventoryError, StorageError
+from osa_inventory.loader import load_plugin_module, open_backend
+from osa_inventory.settings import Settings, read_settings
+from plugin_contract import StorageContract, assert_same
+
+PLUGIN = load_plugin_module("craton", Settings(path=None))
+SECRET = "s3cret-API-key-never-shown"
+TOKEN = "k3ystone-TOKEN-never-shown"
+MODIFYING = ("POST", "PUT", "DELETE")
+
+
+# -- helpers -------------------------------------------------------------------------
+
+@pytest.fixture
+def server():
+    """A look-alike whose user has a recognisable API key (to check it never leaks)."""
+    srv = CratonServer(api_key=SECRET, token=TOKEN).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def make(server: CratonServer, folder, **extra: str):
+    """A registered Storage for ``server`` with its cache in ``folder``."""
+    storage = PLUGIN.Storage()
+    storage.register({**server.options(**extra), "config_dir": str(folder)})
+    return storage
+
+
+def fresh_dir(tmp_path, name: str) -> str:
+    path = tmp_path / name
+    path.mkdir(exist_ok=True)
+    return str(path)
+
+
+def mods(server: CratonServer) -> int:
+    return sum(n for m, n in server.app.counts().items() if m in MODIFYING)
+
+
+def requests_to(server: CratonServer, method: str, pattern: str) -> list:
+    return [e for e in server.app.log if e.method == method and re.search(pattern, e.path)]
+
+
+def assert_craton_matches(server: CratonServer, inventory: dict) -> None:
+    """Craton holds exactly the inventory's hosts, with its hostvars and memberships as labels."""
+    hostvars = inventory.get("_meta", {}).get("hostvars", {})
+    hosts = server.hosts()
+    assert set(hosts) == set(hostvars)
+    groups = {k: v for k, v in inventory.items() if k != "_meta"}
+    expected_labels = mapping.memberships(groups, hostvars)
+    for name, host in hosts.items():
+        assert mapping.decode_hostvars(name, host["variables"]) == hostvars[name], name
+        assert set(host["labels"]) == expected_labels[name], name
+        assert mapping.valid_address(host["ip_address"]), name
+
+
+def error_text(exc: BaseException) -> str:
+    return f"{exc} {exc!r}"
+
+
+def change_everything_a_little(inv: dict) -> dict:
+    """A next version touching every kind of request: new, changed, moved and removed hosts and groups."""
+    new = variant(inv)
+    hv = new["_meta"]["hostvars"]
+    for i in range(1, 4):
+        hv[f"compute{i}"]["nova_reserved_host_memory_mb"] = 4096
+    del hv["compute4"]["nova_reserved_host_memory_mb"]
+    for name in ("compute5", "compute6"):
+        del hv[name]
+        for group in new.values():
+            if isinstance(group, dict) and name in group.get("hosts", []):
+                group["hosts"].remove(name)
+    for i in range(100, 104):
+        hv[f"compute{i}"] = dict(copy.deepcopy(hv["compute1"]), ansible_host=f"10.200.0.{i}",
+                                 container_name=f"compute{i}", physical_host=f"compute{i}")
+        new["compute_hosts"]["hosts"].append(f"compute{i}")
+    moved = next(n for n in hv if n.startswith("infra1-galera"))
+    hv[moved]["physical_host"] = "infra2"
+    new["galera"]["hosts"].remove(moved)
+    new["nova_compute"]["hosts"].append("compute7") if "compute7" not in new["nova_compute"]["hosts"] else None
+    new["utility"]["hosts"].reverse()
+    new["brand_new_group"] = {"children": [], "hosts": ["compute1", "compute2"]}
+    del new["trove_all"]
+    new["all"]["vars"]["motd"] = "changed ☂"
+    return new
+
+
+# -- the shared storage contract --------------------------------------------------------
+
+class TestCratonContract(StorageContract):
+    """The project-wide plugin contract (tests/plugin_contract.py), run against Craton."""
+
+    secrets = (SECRET, TOKEN)
+
+    @pytest.fixture
+    def make_storage(self, server, tmp_path):
+        return lambda: make(server, tmp_path)
+
+    @pytest.fixture
+    def register_failures(self, server, tmp_path):
+        def attempt(**options):
+            return lambda: PLUGIN.Storage().register({**options, "config_dir": str(tmp_path)})
+        good = server.options()
+        return [
+            attempt(**{k: v for k, v in good.items() if k != "url"}),
+            attempt(**dict(good, url="ftp://example.org")),
+            attempt(**dict(good, url=f"http://user:{SECRET}@127.0.0.1:1")),
+            attempt(**dict(good, project_id="not-a-uuid")),
+            attempt(**{k: v for k, v in good.items() if k != "api_key"}),
+            attempt(**dict(good, token=TOKEN)),
+            attempt(**dict(good, api_key=SECRET + " x\ny")),
+            attempt(**dict(good, cloud="")),
+            attempt(**dict(good, timeout="soon")),
+            attempt(**dict(good, retries="-1")),
+            attempt(**dict(good, verify=str(tmp_path / "no-such-ca.pem"))),
+            attempt(**dict(good, cache="maybe")),
+            attempt(**dict(good, colour="blue")),
+        ]
+
+
+# -- mapping and round trips -------------------------------------------------------------
+
+VARIED = {
+    "osa-with-awkward-cases": lambda: build_inventory(48),
+    "plain-osa": lambda: build_inventory(40, extras=False),
+    "empty-dict": lambda: {},
+    "no-meta": lambda: {"all": {"vars": {"x": 1}}, "g": {"hosts": []}},
+    "meta-without-hostvars": lambda: {"_meta": {"other": [1, 2]}, "all": {"vars": {}}},
+    "meta-extra-and-empty-hostvars": lambda: {"_meta": {"hostvars": {}, "extra": {"k": "v"}}, "e": {"hosts": []}},
+    "non-dict-hostvars": lambda: {"_meta": {"hostvars": {"h1": [1, "two"], "h2": None, "h3": {}}},
+                                  "g": {"hosts": ["h2", "h1"]}},
+    "container-cycle": lambda: {"_meta": {"hostvars": {
+        "a": {"physical_host": "b", "ansible_host": "10.0.0.1"},
+        "b": {"physical_host": "a", "ansible_host": "10.0.0.2"},
+        "c": {"physical_host": "c"}}}, "x": {"hosts": ["c", "b", "a"]}},
+}
+
+
+@pytest.mark.parametrize("case", sorted(VARIED))
+def test_round_trip_is_exact_from_cache_and_from_a_full_load(server, tmp_path, case):
+    inventory = VARIED[case]()
+    writer = make(server, fresh_dir(tmp_path, "writer"))
+    writer.write(variant(inventory))
+    assert_same(writer.load(), inventory, "load() from the cache")
+    reader = make(server, fresh_dir(tmp_path, "reader"))
+    assert_same(reader.load(), inventory, "load() of an instance without cache")
+    assert_craton_matches(server, inventory)
+
+
+def test_how_the_inventory_looks_in_craton(server, tmp_path):
+    inventory = build_inventory(48)
+    make(server, tmp_path).write(variant(inventory))
+    hosts = server.hosts()
+    hv = inventory["_meta"]["hostvars"]
+    ids = {name: h["id"] for name, h in hosts.items()}
+    for name, host in hosts.items():
+        physical = hv[name].get("physical_host")
+        if physical in hv and physical != name:
+            assert (host["device_type"], host["parent_id"]) == ("container", ids[physical]), name
+        else:
+            assert (host["device_type"], host["parent_id"]) == ("server", None), name
+    assert hosts["orphan-container-1"]["parent_id"] is None  # its physical host is not in the inventory
+    placeholders = {n for n, h in hosts.items() if h["ip_address"] == mapping.PLACEHOLDER_IP}
+    assert placeholders == {"noaddr1", "lb1", "weird-ip"}  # no address, a DNS name, an invalid address
+    assert hosts["v6host"]["ip_address"] == "fd00::10"
+    assert hosts["compute1"]["ip_address"] == hv["compute1"]["ansible_host"]
+    assert hosts["compute1"]["variables"] == hv["compute1"]  # own variables are the hostvars, verbatim
+    assert hosts["oddkeys"]["variables"][mapping.ESCAPED_KEY] == {
+        "": "empty key", "k" * 300: "long key", "osa-inventory:escaped": "looks like ours",
+        "osa-inventory:value": [1, 2]}
+    assert "g" * 300 not in hosts["oddkeys"]["labels"]  # too long for a label; the region variables keep it
+    region = server.region("osa-region")
+    state = region["variables"][mapping.STATE_KEY]
+    assert state["pending"] is None and re.fullmatch(r"[0-9a-f]{32}", state["revision"])
+    assert region["variables"]["osa-inventory:top:all"] == inventory["all"]
+
+
+def test_3000_hosts_round_trip_differential_writes_and_cache(server, tmp_path):
+    inventory = build_inventory(3000)
+    writer = make(server, fresh_dir(tmp_path, "writer"))
+    connections = server.connections
+    writer.write(variant(inventory))
+    assert server.app.counts()["POST"] == 3000 + 2  # the hosts, the cloud and the region
+    assert server.connections - connections == 1  # keep-alive: one connection for 3000+ requests
+
+    server.app.reset_log()
+    reader = make(server, fresh_dir(tmp_path, "reader"))
+    assert_same(reader.load(), inventory, "full load of 3000 hosts")
+    pages = requests_to(server, "GET", r"^/v1/hosts$")
+    assert len(pages) == math.ceil(3000 / 100) + 1  # pages of 100 and the empty end page
+    assert all("limit=100" in e.query and "details=true" in e.query and "resolved-values=false" in e.query
+               for e in pages)
+    assert not requests_to(server, "GET", r"/labels$")  # no N+1 reads
+
+    server.app.reset_log()
+    reader.write(variant(inventory))
+    assert server.app.counts() == {"GET": 1}, "an unchanged write must cost one read and no change"
+
+    changed = variant(inventory)
+    changed["_meta"]["hostvars"]["compute77"]["nova_reserved_host_memory_mb"] = 1
+    server.app.reset_log()
+    reader.write(variant(changed))
+    assert mods(server) == 3 and len(requests_to(server, "PUT", r"^/v1/hosts/\d+/variables$")) == 1
+
+    server.app.reset_log()
+    assert_same(writer.load(), changed, "load() of the first writer after another wrote")
+    server.app.reset_log()
+    assert_same(writer.load(), changed, "cached load()")
+    assert server.app.counts() == {"GET": 1}
+
+
+# -- differential writes ---------------------------------------------------------------
+
+def _one_change(kind: str, inv: dict) -> dict:
+    new = variant(inv)
+    hv = new["_meta"]["hostvars"]
+    if kind == "host variable value":
+        hv["compute2"]["nova_reserved_host_memory_mb"] = 1
+    elif kind == "host variable removed":
+        del hv["compute2"]["nova_reserved_host_memory_mb"]
+    elif kind == "type only (1 -> 1.0 -> true)":
+        hv["compute2"]["nova_reserved_host_memory_mb"] = float(hv["compute2"]["nova_reserved_host_memory_mb"])
+    elif kind == "membership added":
+        new["nova_compute"]["hosts"].append("compute1") if "compute1" not in new["nova_compute"]["hosts"] else None
+        new["haproxy"]["hosts"].append("compute2")
+    elif kind == "membership removed":
+        new["compute_hosts"]["hosts"].remove("compute2")
+    elif kind == "host added":
+        hv["compute999"] = dict(copy.deepcopy(hv["compute1"]), ansible_host="10.99.9.9")
+        new["compute_hosts"]["hosts"].append("compute999")
+    elif kind == "host removed":
+        del hv["compute3"]
+        for group in new.values():
+            if isinstance(group, dict) and "compute3" in group.get("hosts", []):
+                group["hosts"].remove("compute3")
+    elif kind == "container moved":
+        name = next(n for n in hv if n.startswith("infra1-galera"))
+        hv[name]["physical_host"] = "infra3"
+    elif kind == "all.vars only":
+        new["all"]["vars"]["new_var"] = {"nested": ["x"]}
+    elif kind == "group removed":
+        del new["zun_all"]
+    elif kind == "group order only":
+        new["compute_hosts"]["hosts"].reverse()
+    return new
+
+
+# (expected (method, path pattern) -> count of host requests, expected total of modifying requests)
+DIFFS = {
+    "host variable value": ({("PUT", r"^/v1/hosts/\d+/variables$"): 1}, 3),
+    "host variable removed": ({("DELETE", r"^/v1/hosts/\d+/variables$"): 1}, 3),
+    "type only (1 -> 1.0 -> true)": ({("PUT", r"^/v1/hosts/\d+/variables$"): 1}, 3),
+    "membership added": ({("PUT", r"^/v1/hosts/\d+/labels$"): 1}, 3),
+    "membership removed": ({("DELETE", r"^/v1/hosts/\d+/labels$"): 1}, 3),
+    "host added": ({("POST", r"^/v1/hosts$"): 1}, 3),
+    "host removed": ({("DELETE", r"^/v1/hosts/\d+$"): 1}, 3),
+    "container moved": ({("PUT", r"^/v1/hosts/\d+$"): 1, ("PUT", r"^/v1/hosts/\d+/variables$"): 1}, 4),
+    "all.vars only": ({}, 1),
+    "group removed": ({("DELETE", r"^/v1/regions/\d+/variables$"): 1}, 3),
+    "group order only": ({}, 1),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DIFFS))
+def test_write_sends_only_the_difference(server, tmp_path, kind):
+    inventory = build_inventory(50)
+    storage = make(server, tmp_path)
+    storage.write(variant(inventory))
+    new = _one_change(kind, inventory)
+    server.app.reset_log()
+    storage.write(variant(new))
+    expected, total = DIFFS[kind]
+    host_requests = [e for e in server.app.log if e.method in MODIFYING and "/regions/" not in e.path]
+    for (method, pattern), count in expected.items():
+        if "/regions/" not in pattern:
+            assert len(requests_to(server, method, pattern)) == count, (method, pattern)
+    assert len(host_requests) == sum(c for (m, p), c in expected.items() if "/regions/" not in p)
+    assert mods(server) == total, [(e.method, e.path) for e in server.app.log]
+    assert server.app.counts()["GET"] == 1
+    assert_same(make(server, fresh_dir(tmp_path, "other")).load(), new)
+    assert_craton_matches(server, new)
+
+
+def test_unchanged_write_sends_no_modifying_request(server, tmp_path):
+    inventory = build_inventory(50)
+    make(server, fresh_dir(tmp_path, "a")).write(variant(inventory))
+    other = make(server, fresh_dir(tmp_path, "b"))  # no cache: compares against a full listing
+    server.app.reset_log()
+    other.write(variant(inventory))
+    assert mods(server) == 0
+    server.app.reset_log()
+    other.write(variant(inventory))  # now cached
+    assert server.app.counts() == {"GET": 1}
+
+
+# -- the cache ---------------------------------------------------------------------------
+
+def cache_files(folder) -> list[str]:
+    return sorted(n for n in os.listdir(folder) if n.startswith(".craton-inventory-cache-"))
+
+
+def test_cache_hit_costs_one_request_and_the_file_is_private(server, tmp_path):
+    inventory = build_inventory(50)
+    make(server, tmp_path).write(variant(inventory))
+    later_run = make(server, tmp_path)  # a new process would start like this
+    server.app.reset_log()
+    assert_same(later_run.load(), inventory)
+    assert server.app.counts() == {"GET": 1}
+    (name,) = cache_files(tmp_path)
+    path = os.path.join(tmp_path, name)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with open(path) as fh:
+        assert SECRET not in fh.read()
+    make(server, tmp_path, region="second-region").write({"all": {"vars": {}}})
+    assert len(cache_files(tmp_path)) == 2  # one per url + project + cloud + region
+
+
+def test_cache_invalidated_by_another_writer(server, tmp_path):
+    v1, v2, v3 = build_inventory(50), build_inventory(53, seed=8), build_inventory(47, seed=9)
+    mine = make(server, fresh_dir(tmp_path, "mine"))
+    theirs = make(server, fresh_dir(tmp_path, "theirs"))
+    mine.write(variant(v1))
+    assert_same(mine.load(), v1)
+    theirs.write(variant(v2))
+    assert_same(mine.load(), v2, "load() after another writer (stale cache)")
+    theirs.write(variant(v1))
+    mine.write(variant(v3))  # its cache is stale again: the difference must come from Craton itself
+    assert_same(theirs.load(), v3)
+    assert_craton_matches(server, v3)
+
+
+def test_damaged_or_disabled_cache_means_a_full_load(server, tmp_path):
+    inventory = build_inventory(50)
+    make(server, tmp_path).write(variant(inventory))
+    (name,) = cache_files(tmp_path)
+    with open(os.path.join(tmp_path, name), "w") as fh:
+        fh.write('{"format": 1, "truncated')
+    server.app.reset_log()
+    assert_same(make(server, tmp_path).load(), inventory)
+    assert len(requests_to(server, "GET", r"^/v1/hosts$")) == 2
+    uncached = make(server, fresh_dir(tmp_path, "nocache"), cache="false")
+    for _ in range(2):
+        server.app.reset_log()
+        assert_same(uncached.load(), inventory)
+        assert len(requests_to(server, "GET", r"^/v1/hosts$")) == 2
+    assert cache_files(tmp_path / "nocache") == []
+
+
+# -- cloud and region ------------------------------------------------------------------------
+
+def test_missing_region_loads_as_nothing_and_is_created_on_write(server, tmp_path):
+    storage = make(server, tmp_path)
+    assert storage.load() is None
+    assert mods(server) == 0
+    storage.write({"all": {"vars": {"a": 1}}})
+    assert len(requests_to(server, "POST", r"^/v1/clouds$")) == 1
+    assert len(requests_to(server, "POST", r"^/v1/regions$")) == 1
+    assert server.region("osa-region") is not None
+
+
+def test_same_region_name_in_another_cloud_is_not_ours(server, tmp_path):
+    make(server, fresh_dir(tmp_path, "a"), cloud="someone-else").write({"theirs": {"hosts": []}})
+    inventory = build_inventory(50)
+    mine = make(server, fresh_dir(tmp_path, "b"))
+    assert mine.load() is None
+    mine.write(variant(inventory))
+    assert_same(make(server, fresh_dir(tmp_path, "c")).load(), inventory)
+    assert make(server, fresh_dir(tmp_path, "d"), cloud="someone-else").load() == {"theirs": {"hosts": []}}
+    with server.app.lock:
+        regions = sorted((r["name"], r["cloud_id"]) for r in server.app.tables["regions"].values())
+    assert len(regions) == 2 and regions[0][0] == regions[1][0] == "osa-region"
+
+
+def test_missing_region_is_an_error_when_creation_is_off(server, tmp_path):
+    storage = make(server, tmp_path, create="false", region="not-there")
+    assert storage.load() is None
+    with pytest.raises(StorageError) as caught:
+        storage.write({"all": {"vars": {}}})
+    message = str(caught.value)
+    assert "not-there" in message and "create" in message and server.url in message
+    assert mods(server) == 0
+
+
+def test_region_deleted_behind_the_cache_is_found_again(server, tmp_path):
+    inventory = build_inventory(50)
+    storage = make(server, tmp_path)
+    storage.write(variant(inventory))
+    with server.app.lock:  # an operator wipes the region
+        region = next(r for r in server.app.tables["regions"].values() if r["name"] == "osa-region")
+        server.app.tables["hosts"].clear()
+        del server.app.tables["regions"][region["id"]]
+    again = make(server, tmp_path)
+    assert again.load() is None
+    again.write(variant(inventory))
+    assert_same(make(server, fresh_dir(tmp_path, "x")).load(), inventory)
+
+
+def test_region_holding_foreign_hosts_is_not_taken_over(server, tmp_path):
+    storage = make(server, tmp_path)
+    storage.write({"all": {"vars": {}}})  # creates cloud and region, then forget the state record
+    with server.app.lock:
+        region = next(r for r in server.app.tables["regions"].values() if r["name"] == "osa-region")
+        region["variables"].clear()
+        server.app.tables["hosts"][9999] = {
+            "id": 9999, "name": "someone-elses", "project_id": server.project_id, "cloud_id": region["cloud_id"],
+            "region_id": region["id"], "cell_id": None, "parent_id": None, "ip_address": "10.1.1.1",
+            "device_type": "server", "active": True, "note": None, "created_at": "x", "updated_at": None,
+            "variables": {}, "labels": []}
+    server.app.reset_log()
+    with pytest.raises(StorageError, match="refusing to take it over"):
+        make(server, fresh_dir(tmp_path, "b")).write(build_inventory(50))
+    assert mods(server) == 0
+
+
+# -- failures ------------------------------------------------------------------------------------
+
+def test_refused_credentials_name_user_and_project_not_the_key(server, tmp_path):
+    storage = make(server, tmp_path, api_key="wrong-" + SECRET)
+    with pytest.raises(StorageError) as caught:
+        storage.load()
+    text = error_text(caught.value)
+    assert "refused the credentials" in text and server.username in text and server.project_id in text
+    assert server.url in text and SECRET not in text
+
+
+def test_refused_keystone_token(tmp_path):
+    srv = CratonServer(auth="keystone", token=TOKEN).start()
+    try:
+        inventory = build_inventory(50)
+        good = make(srv, tmp_path)
+        good.write(variant(inventory))
+        assert_same(make(srv, fresh_dir(tmp_path, "b")).load(), inventory)
+        with pytest.raises(StorageError) as caught:
+            make(srv, tmp_path, token="bad-" + TOKEN).load()
+        assert "Keystone token" in str(caught.value) and TOKEN not in error_text(caught.value)
+    finally:
+        srv.stop()
+
+
+def test_lost_answer_to_a_create_is_recovered_through_the_409(server, tmp_path):
+    inventory = build_inventory(50)
+    server.app.inject(503, times=1, method="POST", path=r"^/v1/regions$", apply=True)
+    server.app.inject(502, times=1, method="POST", path=r"^/v1/hosts$", apply=True)
+    server.app.inject(504, times=1, method="DELETE", path=r"^/v1/hosts/\d+$", apply=True)
+    storage = make(server, tmp_path)
+    storage.write(variant(inventory))
+    assert [e.status for e in requests_to(server, "POST", r"^/v1/hosts$")][:2] == [502, 409]
+    smaller = variant(inventory)
+    del smaller["_meta"]["hostvars"]["compute1"]
+    smaller["compute_hosts"]["hosts"].remove("compute1")
+    smaller["nova_compute"]["hosts"].remove("compute1")
+    smaller["az1_hosts"]["hosts"].remove("compute1")
+    storage.write(variant(smaller))
+    assert [e.status for e in requests_to(server, "DELETE", r"^/v1/hosts/\d+$")] == [504, 404]
+    assert_same(make(server, fresh_dir(tmp_path, "b")).load(), smaller)
+    assert_craton_matches(server, smaller)
+
+
+def test_persistent_409_is_a_clear_error_and_the_next_write_repairs(server, tmp_path):
+    inventory = build_inventory(50)
+    server.app.inject(409, times=1000, method="POST", path=r"^/v1/hosts$",
+                      message="A device with the given name already exists.")
+    storage = make(server, tmp_path)
+    with pytest.raises(StorageError) as caught:
+        storage.write(variant(inventory))
+    assert "409" in str(caught.value) and server.url in str(caught.value) and "infra" in str(caught.value)
+    server.app.clear_knobs()
+    storage.write(variant(inventory))
+    assert_same(make(server, fresh_dir(tmp_path, "b")).load(), inventory)
+
+
+def test_5xx_and_429_are_retried_then_succeed(server, tmp_path):
+    inventory = build_inventory(50)
+    storage = make(server, tmp_path)
+    storage.write(variant(inventory))
+    changed = _one_change("host variable value", inventory)
+    server.app.inject(503, times=2, method="PUT", path=r"^/v1/hosts/\d+/variables$")
+    server.app.inject(429, times=1, method="GET", retry_after=1)
+    server.app.reset_log()
+    started = time.monotonic()
+    storage.write(variant(changed))
+    assert time.monotonic() - started >= 1.0  # Retry-After honoured
+    assert [e.status for e in requests_to(server, "PUT", r"^/v1/hosts/\d+/variables$")] == [503, 503, 200]
+    assert [e.status for e in requests_to(server, "GET", r"/variables$")][:2] == [429, 200]
+    assert_same(make(server, fresh_dir(tmp_path, "b")).load(), changed)
+
+
+def test_5xx_forever_is_a_clear_error_after_the_retries(server, tmp_path):
+    server.app.inject(500, times=1000, method="GET")
+    with pytest.raises(StorageError) as caught:
+        make(server, tmp_path, retries="2").load()
+    message = str(caught.value)
+    assert "server error 500" in message and "after 2 retries" in message and server.url in message
+    assert server.app.counts() == {"GET": 3}
+
+
+def test_connection_refused_is_a_clear_error(server, tmp_path):
+    storage = make(server, tmp_path)
+    server.stop()
+    with pytest.raises(StorageError) as caught:
+        storage.load()
+    message = str(caught.value)
+    assert "cannot connect" in message and "connection refused" in message and server.url in message
+
+
+def test_slow_server_times_out_within_timeout_times_attempts(server, tmp_path):
+    server.app.slow(3.0)
+    storage = make(server, tmp_path, timeout="0.3", retries="1")
+    started = time.monotonic()
+    with pytest.raises(StorageError) as caught:
+        storage.load()
+    elapsed = time.monotonic() - started
+    assert "did not answer" in str(caught.value) and "0.3 s" in str(caught.value) and server.url in str(caught.value)
+    assert 0.6 <= elapsed < 2.0, elapsed
+    server.app.clear_knobs()
+
+
+# -- interrupted writes -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("apply_last", [False, True], ids=["lost-before-applying", "applied-then-lost"])
+def test_write_interrupted_at_every_point_is_completed_by_the_next_write(tmp_path, apply_last):
+    v1 = build_inventory(50)
+    v2 = change_everything_a_little(v1)
+    scratch = CratonServer(api_key=SECRET).start()
+    try:
+        make(scratch, fresh_dir(tmp_path, "scratch")).write(variant(v1))
+        scratch.app.reset_log()
+        make(scratch, fresh_dir(tmp_path, "scratch")).write(variant(v2))
+        total = mods(scratch)
+    finally:
+        scratch.stop()
+    assert total >= 15  # the change exercises every kind of request
+    for survive in range(total):
+        server = CratonServer(api_key=SECRET).start()
+        try:
+            folder = fresh_dir(tmp_path, f"mine{survive}")
+            mine = make(server, folder)
+            mine.write(variant(v1))
+            server.app.die_after(survive, apply_last=apply_last)
+            with pytest.raises(StorageError, match="dropped the connection"):
+                mine.write(variant(v2))
+            server.app.revive()
+            # Never a half state: a whole version, or a clear error on a machine without the old one.
+            other = make(server, fresh_dir(tmp_path, f"other{survive}"))
+            if survive == 0 and not apply_last:
+                assert_same(other.load(), v1, "load() when not even the marker was written")
+            elif survive == total - 1 and apply_last:
+                assert_same(other.load(), v2, "load() when the commit was applied")
+            else:
+                with pytest.raises(StorageError, match="incomplete"):
+                    other.load()
+                assert_same(mine.load(), v1, "load() with a cache of the previous version")
+            make(server, folder).write(variant(v2))
+            assert_same(make(server, fresh_dir(tmp_path, f"third{survive}")).load(), v2)
+            assert_craton_matches(server, v2)
+        finally:
+            server.stop()
+
+
+def test_interrupted_write_then_a_different_target_leaves_exact_labels(server, tmp_path):
+    v1 = build_inventory(50)
+    v2 = change_everything_a_little(v1)
+    v3 = variant(v1)
+    v3["compute_hosts"]["hosts"].remove("compute3")
+    v3["haproxy"]["hosts"] += ["compute1", "compute2"]
+    mine = make(server, fresh_dir(tmp_path, "mine"))
+    mine.write(variant(v1))
+    for survive in (12, 4):  # two interrupted writes in a row
+        server.app.die_after(survive)
+        with pytest.raises(StorageError):
+            mine.write(variant(v2 if survive == 12 else v3))
+        server.app.revive()
+    make(server, fresh_dir(tmp_path, "elsewhere")).write(variant(v3))  # repaired from another machine
+    assert_same(mine.load(), v3)
+    assert_craton_matches(server, v3)
+
+
+def test_recovery_reads_labels_per_group_when_that_is_cheaper(server, tmp_path):
+    hostvars = {f"n{i}": {"ansible_host": f"10.5.0.{i}"} for i in range(1, 81)}
+    v1 = {"_meta": {"hostvars": hostvars}, "odd": {"hosts": [f"n{i}" for i in range(1, 81, 2)]},
+          "even": {"hosts": [f"n{i}" for i in range(2, 81, 2)]}, "": {"hosts": ["n1"]}, "all": {"vars": {}}}
+    v2 = variant(v1)
+    v2["odd"], v2["even"] = v2["even"], v2["odd"]
+    v2["low"] = {"hosts": [f"n{i}" for i in range(1, 21)]}
+    storage = make(server, tmp_path)
+    storage.write(variant(v1))
+    server.app.die_after(50)  # 60 hosts change labels: the write dies half way through
+    with pytest.raises(StorageError):
+        storage.write(variant(v2))
+    server.app.revive()
+    server.app.reset_log()
+    storage.write(variant(v2))
+    by_label = [re.search(r"label=(\w+)", e.query).group(1) for e in requests_to(server, "GET", r"^/v1/hosts$")
+                if "label=" in e.query]
+    assert sorted(by_label) == ["even", "even", "low", "low", "odd", "odd"]  # a page and the empty end each
+    assert not requests_to(server, "GET", r"/labels$")  # a few listings instead of 80 reads
+    assert_same(make(server, fresh_dir(tmp_path, "b")).load(), v2)
+    assert_craton_matches(server, v2)
+
+
+def test_interrupted_first_write_loads_as_nothing_then_completes(server, tmp_path):
+    inventory = build_inventory(50)
+    server.app.die_after(8)
+    with pytest.raises(StorageError):
+        make(server, tmp_path).write(variant(inventory))
+    server.app.revive()
+    other = make(server, fresh_dir(tmp_path, "b"))
+    assert other.load() is None
+    other.write(variant(inventory))
+    assert_same(make(server, tmp_path).load(), inventory)
+    assert_craton_matches(server, inventory)
+
+
+# -- TLS -----------------------------------------------------------------------------------------------------
+
+def test_tls_self_signed_needs_the_ca_bundle(tmp_path):
+    ca, cert, key = make_tls_files(str(tmp_path))
+    srv = CratonServer(ssl_context=tls_context(cert, key), api_key=SECRET).start()
+    try:
+        inventory = build_inventory(50)
+        with pytest.raises(StorageError) as caught:
+            make(srv, fresh_dir(tmp_path, "default")).load()  # verify defaults to true
+        assert "TLS" in str(caught.value) and "verify" in str(caught.value) and srv.url in str(caught.value)
+        trusted = make(srv, fresh_dir(tmp_path, "trusted"), verify=ca)
+        trusted.write(variant(inventory))
+        assert_same(make(srv, fresh_dir(tmp_path, "trusted2"), verify=ca).load(), inventory)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            assert_same(make(srv, fresh_dir(tmp_path, "insecure"), verify="false").load(), inventory)
+        assert not [w for w in seen if "Insecure" in w.category.__name__]  # nothing printed on stderr
+    finally:
+        srv.stop()
+
+
+# -- secrets -------------------------------------------------------------------------------------------------
+
+def test_credentials_never_appear_in_errors_reprs_or_logs(server, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    texts = []
+
+    def failure(storage, action="load", *args):
+        with pytest.raises(InventoryError) as caught:
+            getattr(storage, action)(*args)
+        texts.append(error_text(caught.value))
+
+    storage = make(server, tmp_path)
+    storage.write(build_inventory(50))
+    texts += [repr(storage), repr(storage.opts), storage.describe(), repr(storage._client)]
+    failure(make(server, tmp_path, api_key="other" + SECRET))
+    server.app.inject(503, times=100)
+    failure(make(server, tmp_path))
+    server.app.clear_knobs()
+    server.app.inject(409, times=100, method="POST")
+    failure(make(server, fresh_dir(tmp_path, "b"), region="r2"), "write", build_inventory(50))
+    server.app.clear_knobs()
+    server.app.slow(2.0)
+    failure(make(server, tmp_path, timeout="0.2", retries="0"))
+    server.app.clear_knobs()
+    server.stop()
+    failure(make(server, tmp_path))
+    keystone = PLUGIN.Storage()
+    keystone.register({**server.options(), "api_key": "", "token": TOKEN, "config_dir": str(tmp_path)})
+    texts += [repr(keystone), keystone.describe()]
+    failure(keystone)
+    texts += [record.getMessage() for record in caplog.records]
+    assert len(texts) > 10
+    for text in texts:
+        assert SECRET not in text and TOKEN not in text, text
+
+
+# -- through the project's loader and settings ---------------------------------------------------------------
+
+def test_backend_from_settings_and_environment(server, tmp_path):
+    ini = tmp_path / "osa.ini"
+    ini.write_text(f"[inventory]\nbackend = craton\n[craton]\nurl = {server.url}\ncloud = c\nregion = r\n"
+                   f"project_id = {server.project_id}\nusername = {server.username}\nbackoff = 0.01\n")
+    environ = {"OSA_INI": str(ini), "OSA_INVENTORY_CRATON_API_KEY": SECRET}
+    backend = open_backend(read_settings(environ), str(tmp_path))
+    assert backend.describe() == f"craton {server.url} cloud c region r"
+    inventory = build_inventory(50)
+    backend.write(variant(inventory))
+    assert_same(backend.load(), inventory)
+    environ["OSA_INVENTORY_CRATON_API_KEY"] = "bad" + SECRET
+    with pytest.raises(StorageError) as caught:
+        open_backend(read_settings(environ), str(tmp_path)).load()
+    assert str(caught.value).startswith("storage backend craton: Craton at ")
+    assert SECRET not in str(caught.value)
+
+
+def test_inventory_script_end_to_end(server, tmp_path):
+    config_dir = str(tmp_path / "deploy")
+    write_config(config_dir, base_config())
+    ini = write_ini(str(tmp_path), f"[inventory]\nbackend = craton\n[craton]\nurl = {server.url}\n"
+                                   f"cloud = e2e\nregion = e2e\nproject_id = {server.project_id}\n"
+                                   f"username = {server.username}\ntimeout = 10\n")
+    env = {"OSA_INVENTORY_CRATON_API_KEY": SECRET}
+    first = run_script(config_dir, "--list", ini=ini, env=env)
+    assert first.returncode == 0 and first.stderr == "", first.stderr
+    printed = json.loads(first.stdout)
+    assert set(server.hosts()) == set(printed["_meta"]["hostvars"]) and "compute1" in printed["_meta"]["hostvars"]
+    assert_same(make(server, fresh_dir(tmp_path, "reader"), cloud="e2e", region="e2e").load(), printed)
+    server.app.reset_log()
+    second = run_script(config_dir, "--list", ini=ini, env=env)
+    assert second.returncode == 0 and second.stderr == ""
+    assert json.loads(second.stdout) == printed
+    assert mods(server) == 0 and sum(server.app.counts().values()) <= 2
+    server.stop()
+    failed = run_script(config_dir, "--list", ini=ini, env=env)
+    assert failed.returncode == 1 and failed.stdout == "" and SECRET not in failed.stderr
+    assert "cannot connect to Craton" in failed.stderr and len(failed.stderr.strip().splitlines()) == 1
