@@ -23,23 +23,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import errno
-import fcntl
 import io
 import json
 import os
 import tarfile
-import tempfile
 import time
-from typing import Iterator
+from typing import ContextManager
 
 from osa_inventory.errors import StorageError as StorageFailure
+from osa_inventory.safe_files import TEMP_SUFFIX, Reentrant, atomic_write, flock_wait
 
 INVENTORY_NAME = "openstack_inventory.json"
 BACKUP_NAME = "backup_openstack_inventory.tar"
 MEMBER_PREFIX = INVENTORY_NAME + "-"
 CURRENT = "current"
-TEMP_SUFFIX = ".tmp"
 
 
 def dumps(inventory: dict) -> str:
@@ -54,8 +51,8 @@ class Storage:
         self.folder = ""
         self.keep = 15
         self.lock_timeout = 300.0
-        self._lock_fd: int | None = None
-        self._lock_depth = 0
+        self._lock = Reentrant(lambda: flock_wait(
+            self.folder, self.lock_timeout, "wait for it to finish or raise [filesystem] lock_timeout"))
 
     # -- contract ---------------------------------------------------------
 
@@ -100,49 +97,20 @@ class Storage:
             if old is not None and self.keep > 0:
                 self._add_backup(old)
             mode = _mode_of(self.inventory_path, 0o644)
-            _atomic_write(self.inventory_path, text.encode("utf-8"), mode)
+            atomic_write(self.inventory_path, text.encode("utf-8"), mode)
 
     # -- optional extras --------------------------------------------------
 
     def describe(self) -> str:
         return f"filesystem {self.inventory_path}"
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Exclusive, re-entrant within this object, across processes via flock."""
-        if self._lock_depth:
-            self._lock_depth += 1
-            try:
-                yield
-            finally:
-                self._lock_depth -= 1
-            return
-        # The lock is on the folder itself: no lock file to leave behind, and the
-        # folder outlives every atomic rename of the files in it.
-        path = self.folder
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            deadline = time.monotonic() + self.lock_timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                    if time.monotonic() >= deadline:
-                        raise StorageFailure(
-                            f"another run has held the lock on {path} for over {self.lock_timeout:.0f} s; "
-                            "wait for it to finish or raise [filesystem] lock_timeout") from None
-                    time.sleep(0.02)
-            self._lock_fd, self._lock_depth = fd, 1
-            try:
-                yield
-            finally:
-                self._lock_fd, self._lock_depth = None, 0
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+    def lock(self) -> ContextManager[None]:
+        """Exclusive across processes (``flock``), re-entrant within this object.
+
+        The lock is on the folder itself: no lock file is left behind, and the
+        folder outlives every atomic rename of the files in it.
+        """
+        return self._lock()
 
     def history(self) -> list[dict]:
         """Earlier versions, oldest first, then the current file (version ``current``)."""
@@ -248,7 +216,7 @@ class Storage:
         with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
             for m, payload in members:
                 tar.addfile(m, io.BytesIO(payload))
-        _atomic_write(self.backup_path, buf.getvalue(), _mode_of(self.backup_path, 0o644))
+        atomic_write(self.backup_path, buf.getvalue(), _mode_of(self.backup_path, 0o644))
 
 
 def _int_option(args: dict, name: str, default: int, minimum: int) -> int:
@@ -302,23 +270,3 @@ def _mode_of(path: str, default: int) -> int:
         return default
 
 
-def _atomic_write(path: str, data: bytes, mode: int) -> None:
-    """Write to a temp file in the same folder, fsync, rename over ``path``, fsync the folder."""
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=TEMP_SUFFIX, dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), mode)
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dfd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)

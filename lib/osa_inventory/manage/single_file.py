@@ -2,7 +2,7 @@
 
 It follows the storage plugin contract so the rest of the tool treats it like
 any backend: ``load``/``write``, a re-entrant ``flock`` lock on
-``FILE.lock``, and the backups as history. A save replaces the file
+the file's folder, and the backups as history. A save replaces the file
 atomically (temp file in the same folder, fsync, rename, fsync of the
 folder) after copying the previous content to ``FILE.YYYYmmdd_HHMMSS.bak``;
 the newest ``KEEP`` backups are kept.
@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import errno
-import fcntl
 import json
 import os
 import re
-import tempfile
-import time
-from typing import Iterator
+from typing import ContextManager
 
 from ..errors import StorageError
+from ..safe_files import Reentrant, atomic_write, flock_wait
 
 KEEP = 15
 CURRENT = "current"
@@ -36,34 +33,13 @@ def _iso(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def atomic_write(path: str, data: bytes, mode: int) -> None:
-    """Replace ``path`` with ``data`` so a crash leaves either the old or the new content."""
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), mode)
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dfd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 class Storage:
     """One inventory file at an arbitrary path; see the module doc."""
 
     def __init__(self) -> None:
         self.path = ""
-        self._lock_depth = 0
+        self._lock = Reentrant(lambda: flock_wait(os.path.dirname(self.path), LOCK_TIMEOUT,
+                                                  "wait for it to finish"))
 
     def register(self, args: dict) -> None:
         path = args.get("file")
@@ -124,40 +100,9 @@ class Storage:
             mode = os.stat(self.path).st_mode & 0o7777 if os.path.exists(self.path) else 0o644
             atomic_write(self.path, text.encode("utf-8"), mode)
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Exclusive across processes (``flock`` on FILE.lock), re-entrant within this object."""
-        if self._lock_depth:
-            self._lock_depth += 1
-            try:
-                yield
-            finally:
-                self._lock_depth -= 1
-            return
-        lock_path = self.path + ".lock"
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            deadline = time.monotonic() + LOCK_TIMEOUT
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                    if time.monotonic() >= deadline:
-                        raise StorageError(
-                            f"another run has held {lock_path} for over {LOCK_TIMEOUT:.0f} s; "
-                            "wait for it to finish") from None
-                    time.sleep(0.02)
-            self._lock_depth = 1
-            try:
-                yield
-            finally:
-                self._lock_depth = 0
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+    def lock(self) -> ContextManager[None]:
+        """Exclusive across processes (``flock`` on the file's folder), re-entrant within this object."""
+        return self._lock()
 
     # -- history: the backups, then the file itself ---------------------------
 
