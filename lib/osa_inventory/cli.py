@@ -18,7 +18,7 @@ import time
 from typing import Sequence
 
 from .config import load_skeleton, load_user_config
-from .errors import InventoryError
+from .errors import InventoryError, one_line
 from .generator import generate
 from .loader import open_backend
 from .settings import read_settings
@@ -104,14 +104,14 @@ def main(argv: Sequence[str] | None = None, default_environment: str | None = No
         with contextlib.redirect_stdout(sys.stderr):
             output = run(args)
     except InventoryError as exc:
-        print(f"ERROR: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"ERROR: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ERROR: interrupted; the stored inventory was not changed by this run", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug: still one line for the user, the traceback in the log
         LOG.exception("unexpected failure")
-        print(f"ERROR: unexpected {type(exc).__name__}: {' '.join(str(exc).split())} "
+        print(f"ERROR: unexpected {type(exc).__name__}: {one_line(exc)} "
               f"(details in {LOG_NAME} in the config folder; please report it)", file=sys.stderr)
         return 1
     sys.stdout.write(output)

@@ -29,3 +29,9 @@ class StorageError(InventoryError):
     Plugins may raise this (or any exception); the loader wraps whatever a
     plugin raises into a StorageError that names the backend.
     """
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message folded onto one line (its type name if it has none)."""
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 from pluginbase import PluginBase
 
-from .errors import InventoryError, PluginError, StorageError
+from .errors import InventoryError, PluginError, StorageError, one_line
 from .settings import Settings
 
 LOG = logging.getLogger(__name__)
@@ -104,10 +104,10 @@ def load_plugin_module(name: str, settings: Settings):
     try:
         return source.load_plugin(name)
     except InventoryError as exc:  # e.g. a plugin refusing to import without its dependency
-        raise PluginError(f"storage plugin {found} failed to import: {_one_line(exc)}") from None
+        raise PluginError(f"storage plugin {found} failed to import: {one_line(exc)}") from None
     except (Exception, SystemExit) as exc:  # any error (even sys.exit) while importing third-party code
         raise PluginError(
-            f"storage plugin {found} failed to import: {type(exc).__name__}: {_one_line(exc)}") from None
+            f"storage plugin {found} failed to import: {type(exc).__name__}: {one_line(exc)}") from None
     finally:
         sys.dont_write_bytecode = saved
 
@@ -124,11 +124,6 @@ def storage_class(module, name: str):
             f"storage plugin {where}: class Storage lacks {', '.join(missing)}(); "
             "see docs/writing-plugins.md")
     return cls
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return " ".join(text.split())
 
 
 class Backend:
@@ -151,10 +146,10 @@ class Backend:
         try:
             return func(*args)
         except InventoryError as exc:
-            raise StorageError(f"storage backend {self.label}: {_one_line(exc)}") from None
+            raise StorageError(f"storage backend {self.label}: {one_line(exc)}") from None
         except (Exception, SystemExit) as exc:  # a plugin's sys.exit() must not end the run silently
             raise StorageError(
-                f"storage backend {self.label} failed to {what}: {type(exc).__name__}: {_one_line(exc)}") from None
+                f"storage backend {self.label} failed to {what}: {type(exc).__name__}: {one_line(exc)}") from None
 
     def register(self, args: dict) -> None:
         """Hand the plugin its options (``Storage.register``), failures made one line."""
@@ -233,7 +228,7 @@ def open_backend(settings: Settings, config_dir: str, section: str | None = None
         storage = cls()
     except (Exception, SystemExit) as exc:
         raise PluginError(
-            f"storage backend {label}: Storage() failed: {type(exc).__name__}: {_one_line(exc)}") from None
+            f"storage backend {label}: Storage() failed: {type(exc).__name__}: {one_line(exc)}") from None
     backend = Backend(section, plugin, storage)
     backend.register(backend_args(settings, section, config_dir))
     return backend

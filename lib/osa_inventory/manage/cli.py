@@ -17,7 +17,7 @@ from dataclasses import asdict
 from typing import Sequence
 
 from ..config import USER_CONFIG
-from ..errors import InventoryError
+from ..errors import InventoryError, one_line
 from ..loader import Backend
 from ..settings import Settings, read_settings
 from . import edits, stale, transfer, versions, views
@@ -349,13 +349,13 @@ def main(argv: Sequence[str] | None = None, default_environment: str | None = No
     try:
         output, status = run(args, action)
     except InventoryError as exc:
-        print(f"ERROR: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"ERROR: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ERROR: interrupted; a change in progress was either stored whole or not at all", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug: still one line for the operator
-        print(f"ERROR: unexpected {type(exc).__name__}: {' '.join(str(exc).split())} (please report it)",
+        print(f"ERROR: unexpected {type(exc).__name__}: {one_line(exc)} (please report it)",
               file=sys.stderr)
         return 1
     sys.stdout.write(output + "\n")
