@@ -228,3 +228,35 @@ def test_readme_example_command_generates_into_a_local_folder(tmp_path):
     inv = json.loads(result.stdout)
     assert inv == load_json(str(out / INVENTORY))
     assert "aio1" in inv["_meta"]["hostvars"] and inv["lxc_hosts"]["hosts"] == ["aio1"]
+
+
+def _python_without_requirements() -> str | None:
+    """A Python on this machine that cannot import pluginbase (Ansible may run the script with it)."""
+    import subprocess
+    for candidate in ("/usr/bin/python3", shutil.which("python3") or ""):
+        if candidate and os.path.exists(candidate) and subprocess.run(
+                [candidate, "-c", "import pluginbase"], capture_output=True).returncode != 0:
+            return candidate
+    return None
+
+
+def test_a_python_without_the_requirements_uses_the_project_venv_or_says_what_is_missing(deploy, tmp_path):
+    import subprocess
+    python = _python_without_requirements()
+    if python is None:
+        pytest.skip("every Python here has the requirements installed")
+    config_dir, ini = deploy
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OSA_", "PYTHON"))}
+    env["OSA_INI"] = ini
+    if os.path.exists(os.path.join(ROOT, ".venv", "bin", "python")):
+        result = subprocess.run([python, SCRIPT, "--config", config_dir, "--list"],
+                                capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+        assert "galera" in json.loads(result.stdout)
+    # A copy of the code without a .venv next to it: one line naming what is missing.
+    copy = tmp_path / "copy"
+    shutil.copytree(os.path.join(ROOT, "lib"), copy / "lib")
+    shutil.copytree(os.path.join(ROOT, "playbooks"), copy / "playbooks")
+    result = subprocess.run([python, str(copy / "playbooks" / "inventory" / "dynamic_inventory.py"),
+                             "--config", config_dir, "--list"], capture_output=True, text=True, env=env, timeout=120)
+    assert_one_line_error(result, "is not installed for", "requirements.txt")
