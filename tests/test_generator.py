@@ -294,17 +294,28 @@ def test_lxc_hosts_lists_hosts_of_lxc_containers_only(skel):
 
 
 def test_is_nest_entries_adopt_host_container_groups(skel, tmp_path):
+    # An availability-zone layout: az1_containers nests the container groups of the az1_hosts.
     from helpers import write_config
     write_config(str(tmp_path / "env.d"), {
-        "container_skel": {"az1_container": {"belongs_to": ["az1_containers"], "contains": [],
-                                             "properties": {"is_nest": True}}},
-        "physical_skel": {"az1_containers": {"belongs_to": ["all_containers"]},
+        "container_skel": {"az1_containers": {"belongs_to": ["az_containers"], "properties": {"is_nest": True}}},
+        "physical_skel": {"az_containers": {"belongs_to": ["all_containers"]},
+                          "az1_containers": {"belongs_to": ["all_containers"]},
                           "az1_hosts": {"belongs_to": ["hosts"]}}}, "az.yml")
     nested = load_skeleton(ENVIRONMENT, str(tmp_path))
     config = base_config()
-    config["az1_hosts"] = {"infra1": {"ip": "172.29.236.11"}}
+    config["az1_hosts"] = {"infra1": {"ip": "172.29.236.11"}, "compute1": {"ip": "172.29.236.21"}}
     inv = generate(config, nested)
-    assert "infra1_host_containers" in inv["az1_container"]["children"]
+    assert inv["az1_containers"]["children"] == ["infra1_host_containers"]  # compute1 has no containers
+    assert "az1_containers" in inv["az_containers"]["children"]
+    galera = only(containers_of(inv, "infra1"), "galera")
+    az_members = set()
+    stack = ["az_containers"]
+    while stack:
+        g = inv[stack.pop()]
+        az_members.update(g["hosts"])
+        stack.extend(g.get("children", []))
+    assert galera in az_members and not [h for h in az_members if h.startswith("infra2")]
+    assert generate(config, nested, inv) == inv
 
 
 def test_skeleton_groups_exist_even_when_empty(skel):

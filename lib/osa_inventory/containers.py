@@ -220,15 +220,23 @@ def apply_container_vars(inv: Inventory, host_groups: dict[str, dict[str, dict]]
                     hv[key] = copy.deepcopy(value)
 
 
+def nest_host_group(skel_key: str) -> str:
+    """The config group whose hosts an ``is_nest`` entry adopts, derived from its key.
+
+    ``az1_containers`` is fed by ``az1_hosts``; a key of another shape by
+    ``<first word>_hosts``, as OSA derives it.
+    """
+    return host_group_for(skel_key) or f"{skel_key.split('_')[0]}_hosts"
+
+
 def apply_nests(inv: Inventory, skel: Skeleton, host_groups: dict[str, dict[str, dict]]) -> None:
     """``is_nest`` entries adopt the ``<host>_host_containers`` groups of the hosts that feed them."""
     for skel_key in skel.container_order:
         entry = skel.container_skel.get(skel_key) or {}
         if not (entry.get("properties") or {}).get("is_nest"):
             continue
-        group = inv.group(skel_key, with_children=False)
-        for container_group in entry.get("belongs_to") or ():
-            for host in host_groups.get(host_group_for(str(container_group)) or "", {}):
-                nested = f"{host}_host_containers"
-                if nested in inv.groups:
-                    group.add_child(nested)
+        group = inv.group(skel_key, with_children=not skel_key.endswith("container"))
+        for host in host_groups.get(nest_host_group(skel_key), {}):
+            nested = f"{host}_host_containers"
+            if nested in inv.groups:
+                group.add_child(nested)
