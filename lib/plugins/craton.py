@@ -37,14 +37,13 @@ from osa_inventory import craton_mapping as mapping
 from osa_inventory.craton_cache import Cache
 from osa_inventory.craton_client import CratonClient, CratonError
 from osa_inventory.errors import StorageError
+from osa_inventory.options import FALSE_WORDS, TRUE_WORDS, flag_option, number_option
 
 LOG = logging.getLogger(__name__)
 
 STATE_FORMAT = 1
 UUID_RE = re.compile(r"^(?:[0-9a-fA-F]{32}"
                      r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
-TRUE_WORDS = {"1", "true", "yes", "on"}
-FALSE_WORDS = {"0", "false", "no", "off"}
 KNOWN_OPTIONS = {"url", "project_id", "username", "api_key", "token", "cloud", "region", "verify",
                  "timeout", "retries", "backoff", "cache_dir", "cache", "create", "config_dir"}
 FULL_LOAD_ATTEMPTS = 3
@@ -115,11 +114,11 @@ def parse_options(args: dict) -> Options:
             raise StorageError(f"option project_id = {opts.project_id!r} is not a project UUID "
                                "(32 hex digits, dashes allowed)")
     opts.verify = _verify(text("verify"), config_dir)
-    opts.timeout = _number(args, "timeout", 30.0, minimum=0.001)
-    opts.retries = int(_number(args, "retries", 3, minimum=0, whole=True))
-    opts.backoff = _number(args, "backoff", 0.5, minimum=0.0)
-    opts.cache = _flag(args, "cache", True)
-    opts.create = _flag(args, "create", True)
+    opts.timeout = number_option(args, "timeout", 30.0, minimum=0.001)
+    opts.retries = int(number_option(args, "retries", 3, minimum=0, whole=True))
+    opts.backoff = number_option(args, "backoff", 0.5, minimum=0.0)
+    opts.cache = flag_option(args, "cache", True)
+    opts.create = flag_option(args, "create", True)
     cache_dir = text("cache_dir") or config_dir
     if not cache_dir:
         raise StorageError("option cache_dir is not set and no config folder was given")
@@ -153,31 +152,6 @@ def _verify(raw: str, config_dir: str) -> bool | str:
     if not os.path.exists(path):
         raise StorageError(f"option verify = {raw!r}: no CA bundle at {path}; give true, false or an existing path")
     return path
-
-
-def _number(args: dict, name: str, default: float, minimum: float, whole: bool = False) -> float:
-    raw = str(args.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw) if whole else float(raw)
-    except ValueError:
-        value = None
-    if value is None or value < minimum or value != value:
-        kind = "whole number" if whole else "number"
-        raise StorageError(f"option {name} = {raw!r} is not a {kind} >= {minimum:g}")
-    return value
-
-
-def _flag(args: dict, name: str, default: bool) -> bool:
-    raw = str(args.get(name) or "").strip().lower()
-    if not raw:
-        return default
-    if raw in TRUE_WORDS:
-        return True
-    if raw in FALSE_WORDS:
-        return False
-    raise StorageError(f"option {name} = {raw!r} is not true or false")
 
 
 def _now() -> str:

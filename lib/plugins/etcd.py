@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from osa_inventory.errors import StorageError
+from osa_inventory.options import number_option
 from osa_inventory.etcd_client import (EtcdClient, EtcdCompacted, EtcdError, EtcdFutureRevision,
                                        check_endpoint, cmp_create, cmp_mod, op_delete, op_put,
                                        op_range, prefix_end)
@@ -232,10 +233,10 @@ class Storage:
         ca_cert, cert, key = (_file_option(args, name, config_dir) for name in ("ca_cert", "cert", "key"))
         if key and not cert:
             raise StorageError("option key is set but cert is not; set both for TLS client authentication")
-        self.timeout = _number_option(args, "timeout", 10.0, minimum=0.1)
-        self.lock_ttl = int(_number_option(args, "lock_ttl", 60, minimum=2, whole=True))
-        self.lock_timeout = _number_option(args, "lock_timeout", 300.0, minimum=0)
-        self.max_txn_ops = int(_number_option(args, "max_txn_ops", 128, minimum=8, whole=True))
+        self.timeout = number_option(args, "timeout", 10.0, minimum=0.1)
+        self.lock_ttl = int(number_option(args, "lock_ttl", 60, minimum=2, whole=True))
+        self.lock_timeout = number_option(args, "lock_timeout", 300.0, minimum=0)
+        self.max_txn_ops = int(number_option(args, "max_txn_ops", 128, minimum=8, whole=True))
         self.endpoints, self.prefix = endpoints, prefix
         self.client = EtcdClient(endpoints, self.timeout, username=username, password=password,
                                  ca_cert=ca_cert, cert=cert, key=key, scope=prefix + "/")
@@ -683,17 +684,3 @@ def _file_option(args: dict, name: str, config_dir: str) -> str | None:
     if not os.access(path, os.R_OK):
         raise StorageError(f"option {name}: file {path} is not readable by this user")
     return path
-
-
-def _number_option(args: dict, name: str, default: float, minimum: float, whole: bool = False) -> float:
-    raw = args.get(name)
-    if raw is None or str(raw).strip() == "":
-        return default
-    try:
-        value = int(str(raw).strip()) if whole else float(str(raw).strip())
-    except ValueError:
-        value = None
-    if value is None or value < minimum or value != value:
-        kind = "a whole number" if whole else "a number"
-        raise StorageError(f"option {name} = {raw!r} is not {kind} >= {minimum:g}")
-    return value

@@ -31,6 +31,7 @@ import time
 from typing import ContextManager
 
 from osa_inventory.errors import StorageError as StorageFailure
+from osa_inventory.options import number_option
 from osa_inventory.safe_files import TEMP_SUFFIX, Reentrant, atomic_write, flock_wait
 
 INVENTORY_NAME = "openstack_inventory.json"
@@ -63,8 +64,8 @@ class Storage:
             raise StorageFailure("option 'path' is not set and no config folder was given")
         # A relative path is relative to the config folder, never to wherever Ansible was started.
         self.folder = os.path.abspath(os.path.join(config_dir, os.path.expanduser(path)))
-        self.keep = _int_option(args, "backups", 15, minimum=0)
-        self.lock_timeout = float(_int_option(args, "lock_timeout", 300, minimum=0))
+        self.keep = int(number_option(args, "backups", 15, minimum=0, whole=True))
+        self.lock_timeout = number_option(args, "lock_timeout", 300.0, minimum=0)
         if not os.path.isdir(self.folder):
             raise StorageFailure(f"folder {self.folder} does not exist; create it or set [filesystem] path")
 
@@ -217,19 +218,6 @@ class Storage:
             for m, payload in members:
                 tar.addfile(m, io.BytesIO(payload))
         atomic_write(self.backup_path, buf.getvalue(), _mode_of(self.backup_path, 0o644))
-
-
-def _int_option(args: dict, name: str, default: int, minimum: int) -> int:
-    raw = args.get(name)
-    if raw is None or str(raw).strip() == "":
-        return default
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise StorageFailure(f"option {name} = {raw!r} is not a whole number >= {minimum}")
-    return value
 
 
 def _backup_name(kept: set[str]) -> str:
