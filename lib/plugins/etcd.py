@@ -38,10 +38,11 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import ContextManager, Iterator
 
 from osa_inventory.errors import StorageError
 from osa_inventory.options import number_option
+from osa_inventory.safe_files import Reentrant
 from osa_inventory.etcd_client import (EtcdClient, EtcdCompacted, EtcdError, EtcdFutureRevision,
                                        check_endpoint, cmp_create, cmp_mod, op_delete, op_put,
                                        op_range, prefix_end)
@@ -200,7 +201,7 @@ class Storage:
         self.max_txn_ops = 128
         self.client: EtcdClient | None = None
         self._snapshot: Snapshot | None = None
-        self._lock_depth = 0
+        self._lock = Reentrant(self._hold_lock)
         self._lock_rev = 0
         self._lease = 0
         self._keeper: _LeaseKeeper | None = None
@@ -267,22 +268,16 @@ class Storage:
         """Where the inventory lives, for messages."""
         return f"etcd {','.join(self.endpoints)} prefix {self.prefix}"
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self) -> ContextManager[None]:
         """Exclusive across hosts via a lease-bound key; re-entrant within this object."""
-        if self._lock_depth:
-            self._lock_depth += 1
-            try:
-                yield
-            finally:
-                self._lock_depth -= 1
-            return
+        return self._lock()
+
+    @contextlib.contextmanager
+    def _hold_lock(self) -> Iterator[None]:
         self._acquire()
-        self._lock_depth = 1
         try:
             yield
         finally:
-            self._lock_depth = 0
             self._release()
 
     def history(self) -> list[dict]:
@@ -333,8 +328,8 @@ class Storage:
 
     def close(self) -> None:
         """Release a lock still held and close connections."""
-        if self._lock_depth:
-            self._lock_depth = 0
+        if self._lock.depth:
+            self._lock.depth = 0
             self._release()
         if self.client is not None:
             self.client.close()
