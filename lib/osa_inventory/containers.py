@@ -73,28 +73,38 @@ class _ExistingIndex:
     def find(self, type_and_name: str) -> list[str]:
         return self.by_prefix.get(_norm(type_and_name), [])
 
+    def add(self, type_and_name: str, name: str) -> None:
+        self.by_prefix.setdefault(_norm(type_and_name), []).append(name)
+
+
+@dataclass
+class _Type:
+    """One container_skel entry, read once."""
+
+    key: str
+    belongs_to: list[str]
+    contains: list[str]
+    properties: dict
+
+    @property
+    def name_part(self) -> str:
+        return _norm(self.key)
+
 
 def place_containers(inv: Inventory, skel: Skeleton, config: dict,
                      host_groups: dict[str, dict[str, dict]]) -> Placement:
     """Create or find every container and record bare-metal roles (see module doc)."""
     placement = Placement()
-    hostvars = inv.hostvars
     global_no_containers = bool(config.get("no_containers") or
                                 (config.get("global_overrides") or {}).get("no_containers"))
-
     for skel_key in skel.container_order:
         entry = skel.container_skel.get(skel_key) or {}
-        belongs_to = [str(g) for g in entry.get("belongs_to") or ()]
-        contains = [str(c) for c in entry.get("contains") or ()]
-        properties = entry.get("properties") or {}
-        if not belongs_to or not contains:
+        ctype = _Type(skel_key, [str(g) for g in entry.get("belongs_to") or ()],
+                      [str(c) for c in entry.get("contains") or ()], entry.get("properties") or {})
+        if not ctype.belongs_to or not ctype.contains:
             continue
-        skel_metal = bool(properties.get("is_metal"))
         existing = _ExistingIndex(inv, skel_key)
-        skel_group = inv.group(skel_key, with_children=False)
-        type_part = _norm(skel_key)
-
-        for container_group in belongs_to:
+        for container_group in ctype.belongs_to:
             host_group = host_group_for(container_group)
             hosts = host_groups.get(host_group or "")
             if not hosts:
@@ -103,60 +113,72 @@ def place_containers(inv: Inventory, skel: Skeleton, config: dict,
             for host, settings in hosts.items():
                 placement.vars_sources.setdefault(host, []).append(host_group)
                 all_group.add_host(host)
-                if skel_metal or global_no_containers or settings.get("no_containers"):
-                    for component in contains:
-                        inv.group(component).add_host(host)
-                    placement.metal_components.setdefault(host, []).extend(contains)
-                    placement.metal_roles.setdefault(host, []).append((contains[-1], host_group))
-                    continue
-
-                type_and_name = f"{host}-{type_part}"
-                if len(type_and_name) > MAX_NAME_BEFORE_SUFFIX:
-                    raise ConfigError(
-                        f"container name {type_and_name}-XXXXXXXX for host {host} in {host_group} is too long: "
-                        f"the part before the suffix may be at most {MAX_NAME_BEFORE_SUFFIX} characters; "
-                        "shorten the host name")
-                names = list(existing.find(type_and_name))
-                affinity = (settings.get("affinity") or {}).get(skel_key, 1)
-                try:
-                    affinity = int(affinity)
-                except (TypeError, ValueError):
-                    raise ConfigError(
-                        f"host {host} in {host_group}: affinity.{skel_key} = {affinity!r} is not a number") from None
-                ordinal = len(names)
-                while len(names) < affinity:
-                    name = f"{type_and_name}-{container_suffix(host, skel_key, ordinal)}"
-                    ordinal += 1
-                    if name in hostvars:
-                        continue
-                    hostvars[name] = {
-                        "ansible_host": None,
-                        "management_address": None,
-                        "container_name": name,
-                        "physical_host": host,
-                        "physical_host_addr": hostvars.get(host, {}).get("ansible_host"),
-                        "physical_host_group": host_group,
-                        "component": contains[0],
-                        "properties": copy.deepcopy(properties),
-                    }
-                    names.append(name)
-                    existing.by_prefix.setdefault(_norm(type_and_name), []).append(name)
-                if not names:
-                    continue
-                host_containers = inv.group(f"{host}_host_containers", with_children=False)
-                for name in names:
-                    skel_group.add_host(name)
-                    host_containers.add_host(name)
-                    all_group.add_host(name)
-                    for component in contains:
-                        inv.group(component).add_host(name)
-
+                if ctype.properties.get("is_metal") or global_no_containers or settings.get("no_containers"):
+                    _run_on_metal(inv, placement, ctype, host, host_group)
+                else:
+                    for name in _containers_for(inv, existing, ctype, host, host_group, settings):
+                        all_group.add_host(name)
         if "properties" in entry:
             # Skeleton properties are authoritative for every container of the type, every run.
-            for name in skel_group.hosts:
-                if name in hostvars:
-                    hostvars[name]["properties"] = copy.deepcopy(properties)
+            for name in inv.group(skel_key, with_children=False).hosts:
+                if name in inv.hostvars:
+                    inv.hostvars[name]["properties"] = copy.deepcopy(ctype.properties)
     return placement
+
+
+def _run_on_metal(inv: Inventory, placement: Placement, ctype: _Type, host: str, host_group: str) -> None:
+    """The host runs the type's components itself."""
+    for component in ctype.contains:
+        inv.group(component).add_host(host)
+    placement.metal_components.setdefault(host, []).extend(ctype.contains)
+    placement.metal_roles.setdefault(host, []).append((ctype.contains[-1], host_group))
+
+
+def _containers_for(inv: Inventory, existing: _ExistingIndex, ctype: _Type, host: str, host_group: str,
+                    settings: dict) -> list[str]:
+    """The host's containers of this type: the stored ones, plus new ones up to its affinity."""
+    type_and_name = f"{host}-{ctype.name_part}"
+    if len(type_and_name) > MAX_NAME_BEFORE_SUFFIX:
+        raise ConfigError(
+            f"container name {type_and_name}-XXXXXXXX for host {host} in {host_group} is too long: "
+            f"the part before the suffix may be at most {MAX_NAME_BEFORE_SUFFIX} characters; "
+            "shorten the host name")
+    affinity = (settings.get("affinity") or {}).get(ctype.key, 1)
+    try:
+        affinity = int(affinity)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"host {host} in {host_group}: affinity.{ctype.key} = {affinity!r} is not a number") from None
+
+    hostvars = inv.hostvars
+    names = list(existing.find(type_and_name))
+    ordinal = len(names)
+    while len(names) < affinity:
+        name = f"{type_and_name}-{container_suffix(host, ctype.key, ordinal)}"
+        ordinal += 1
+        if name in hostvars:
+            continue
+        hostvars[name] = {
+            "ansible_host": None,
+            "management_address": None,
+            "container_name": name,
+            "physical_host": host,
+            "physical_host_addr": hostvars.get(host, {}).get("ansible_host"),
+            "physical_host_group": host_group,
+            "component": ctype.contains[0],
+            "properties": copy.deepcopy(ctype.properties),
+        }
+        names.append(name)
+        existing.add(type_and_name, name)
+    if names:
+        type_group = inv.group(ctype.key, with_children=False)
+        host_containers = inv.group(f"{host}_host_containers", with_children=False)
+        for name in names:
+            type_group.add_host(name)
+            host_containers.add_host(name)
+            for component in ctype.contains:
+                inv.group(component).add_host(name)
+    return names
 
 
 def metal_roles_of(inv: Inventory) -> dict[str, tuple]:
