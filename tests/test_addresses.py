@@ -58,7 +58,12 @@ def test_bad_cidr_names_the_queue():
         parse_network("storage", "10.0.0.0/33")
 
 
-@pytest.mark.parametrize("entry", ["10.0.0.1,10.0.0.2,10.0.0.3", "nope", "10.0.0.1,fd00::1"])
+def test_used_ips_may_name_a_cidr_block():
+    pools = build_pools({"mgmt": "10.0.0.0/24"}, ["10.0.0.0/26"])
+    assert pools["mgmt"].allocate() == "10.0.0.64"
+
+
+@pytest.mark.parametrize("entry", ["10.0.0.1,10.0.0.2,10.0.0.3", "nope", "10.0.0.1,fd00::1", "10.0.0.0/40"])
 def test_bad_used_ips_entries_are_named(entry):
     with pytest.raises(ConfigError, match="used_ips"):
         parse_used_ips([entry])

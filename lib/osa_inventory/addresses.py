@@ -45,12 +45,16 @@ def parse_network(queue: str, cidr: object) -> ipaddress.IPv4Network | ipaddress
 
 
 def parse_used_ips(entries: Iterable[object]) -> list[tuple[int, int, int]]:
-    """``used_ips`` entries (``"a,b"`` inclusive ranges or single addresses) as (version, lo, hi)."""
+    """``used_ips`` entries (``"a,b"`` inclusive ranges, single addresses, CIDR blocks) as (version, lo, hi)."""
     out = []
     for entry in entries or ():
         parts = [p.strip() for p in str(entry).split(",")]
         try:
-            if len(parts) == 1:
+            if len(parts) == 1 and "/" in parts[0]:
+                # Not in OSA's format, which ignores it silently; a block is what the deployer meant.
+                block = ipaddress.ip_network(parts[0], strict=False)
+                lo, hi = block.network_address, block.broadcast_address
+            elif len(parts) == 1:
                 lo = hi = ipaddress.ip_address(parts[0])
             elif len(parts) == 2:
                 lo, hi = ipaddress.ip_address(parts[0]), ipaddress.ip_address(parts[1])
@@ -60,7 +64,7 @@ def parse_used_ips(entries: Iterable[object]) -> list[tuple[int, int, int]]:
                 raise ValueError
         except ValueError:
             raise ConfigError(
-                f"used_ips: {entry!r} is neither an address nor a 'first,last' range; "
+                f"used_ips: {entry!r} is not an address, a 'first,last' range or a CIDR block; "
                 "write e.g. '172.29.236.1,172.29.236.50'") from None
         lo_i, hi_i = sorted((int(lo), int(hi)))
         out.append((lo.version, lo_i, hi_i))
