@@ -64,18 +64,20 @@ def migrate(source: Backend, target: Backend, reopen_target: Callable[[], Backen
     with source.lock():
         inventory = load_required(source)
         with target.lock():
-            existing = target.load()
-            if existing == inventory:
-                written = False
-            else:
-                if existing is not None and not force:
-                    raise InventoryError(
-                        f"{target.describe()} already holds a different inventory; nothing was copied. "
-                        "Check it is not in use, then repeat with --force to replace it")
-                target.write(inventory)
-                written = True
+            written = _store(target, inventory, target.load(), force,
+                             "nothing was copied. Check it is not in use, then repeat with --force to replace it")
     _verify(reopen_target, inventory, "the read-back copy differs")
     return Transfer(written, *measure(inventory))
+
+
+def _store(target: Backend, inventory: dict, existing: dict | None, force: bool, refusal: str) -> bool:
+    """Write ``inventory`` unless ``target`` holds it already; a different one needs ``force``."""
+    if existing == inventory:
+        return False
+    if existing is not None and not force:
+        raise InventoryError(f"{target.describe()} already holds a different inventory; {refusal}")
+    target.write(inventory)
+    return True
 
 
 def import_file(path: str, target: Backend, reopen_target: Callable[[], Backend],
@@ -95,15 +97,9 @@ def import_file(path: str, target: Backend, reopen_target: Callable[[], Backend]
                 raise InventoryError(
                     f"the stored inventory cannot be read ({exc}); repeat with --force to replace it") from None
             existing = None
-        if existing == inventory:
-            written = False
-        else:
-            if existing is not None and not force:
-                raise InventoryError(
-                    f"{target.describe()} already holds a different inventory; nothing was imported. "
-                    "Repeat with --force to replace it (backends with history keep the old version)")
-            target.write(inventory)
-            written = True
+        written = _store(target, inventory, existing, force,
+                         "nothing was imported. Repeat with --force to replace it "
+                         "(backends with history keep the old version)")
     _verify(reopen_target, inventory, "the read-back inventory differs from the file")
     note = ("converted from an --export file; group nesting comes back with the next inventory run"
             if was_export else "")
