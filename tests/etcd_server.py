@@ -24,6 +24,7 @@ import time
 import uuid
 from typing import Iterable
 
+import pytest
 import requests
 
 ETCD_BIN = os.environ.get("ETCD_BIN", "/usr/bin/etcd")
@@ -397,3 +398,12 @@ def _ip(a: int, b: int, c: int, d: int) -> str:
     c += d // 254
     d = d % 254 + 1
     return f"{a}.{b}.{c % 256}.{d}"
+
+
+@pytest.fixture(scope="module")
+def etcd():
+    """One real etcd member on a free loopback port, shared by a test module."""
+    skip_without_etcd()
+    cluster = EtcdCluster(1).start()
+    yield cluster
+    cluster.stop()

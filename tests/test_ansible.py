@@ -15,6 +15,7 @@ import sys
 
 import pytest
 
+from etcd_server import etcd
 from helpers import ROOT, SCRIPT, run_script
 
 BIN = os.path.dirname(sys.executable)
@@ -47,17 +48,8 @@ def filesystem_ini(tmp_path) -> str:
     return str(path)
 
 
-@pytest.fixture(scope="module")
-def etcd_cluster():
-    from etcd_server import EtcdCluster, skip_without_etcd
-    skip_without_etcd()
-    cluster = EtcdCluster(1).start()
-    yield cluster
-    cluster.stop()
-
-
 def etcd_ini(tmp_path, request) -> str:
-    cluster = request.getfixturevalue("etcd_cluster")
+    cluster = request.getfixturevalue("etcd")
     path = tmp_path / "osa.ini"
     path.write_text(f"[inventory]\nbackend = etcd\n[etcd]\nendpoints = {cluster.endpoints_text}\n"
                     f"prefix = /ansible-e2e/{request.node.name.replace('[', '_').replace(']', '')}\n")

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from etcd_server import EtcdCluster, build_inventory, free_port, skip_without_etcd
+from etcd_server import EtcdCluster, build_inventory, etcd, free_port, skip_without_etcd
 from plugin_contract import StorageContract
 from osa_inventory.errors import StorageError
 from osa_inventory.loader import Backend, open_backend
@@ -57,14 +57,6 @@ class TxnRecorder:
 
     def data_deletes(self, prefix: str) -> list[str]:
         return sorted(k.decode()[len(prefix):] for k in self.deletes if k.startswith((prefix + "/data/").encode()))
-
-
-@pytest.fixture(scope="module")
-def etcd():
-    skip_without_etcd()
-    cluster = EtcdCluster(1).start()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture

@@ -10,18 +10,10 @@ import time
 
 import pytest
 
-from etcd_server import EtcdCluster, skip_without_etcd
+from etcd_server import EtcdCluster, etcd, skip_without_etcd
 from helpers import ROOT, SCRIPT, base_config, run_script, write_config, write_ini
 
 MANAGE = os.path.join(ROOT, "scripts", "inventory-manage.py")
-
-
-@pytest.fixture(scope="module")
-def etcd():
-    skip_without_etcd()
-    cluster = EtcdCluster(1).start()
-    yield cluster
-    cluster.stop()
 
 
 def etcd_ini(folder: str, endpoints: str, prefix: str, timeout: int = 5) -> str:
