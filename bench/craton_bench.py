@@ -29,8 +29,8 @@ sys.path[:0] = [os.path.join(ROOT, "lib"), os.path.join(ROOT, "tests")]
 
 from craton_inventories import build_inventory  # noqa: E402
 from craton_server import CratonServer  # noqa: E402
-from osa_inventory.loader import Backend, open_backend  # noqa: E402
-from osa_inventory.settings import Settings  # noqa: E402
+from osa_inventory.storage.loader import Backend, open_backend  # noqa: E402
+from osa_inventory.storage.settings import Settings  # noqa: E402
 
 METHODS = ("GET", "POST", "PUT", "DELETE")
 

@@ -28,8 +28,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "lib"), os.path.join(ROOT, "tests")]
 
 from etcd_server import EtcdCluster, build_inventory, etcd_available, ETCD_BIN  # noqa: E402
-from osa_inventory.loader import Backend, open_backend  # noqa: E402
-from osa_inventory.settings import Settings  # noqa: E402
+from osa_inventory.storage.loader import Backend, open_backend  # noqa: E402
+from osa_inventory.storage.settings import Settings  # noqa: E402
 
 
 def open_etcd(endpoints: str, prefix: str, **options) -> Backend:

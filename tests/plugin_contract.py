@@ -571,8 +571,8 @@ def _command_line_options(tmp: str, unique: str) -> dict[str, str]:
 
 
 if os.environ.get(ENV_PLUGIN):
-    from osa_inventory.loader import load_plugin_module, storage_class
-    from osa_inventory.settings import SECRET_WORDS, Settings
+    from osa_inventory.storage.loader import load_plugin_module, storage_class
+    from osa_inventory.storage.settings import SECRET_WORDS, Settings
 
     class TestCommandLinePlugin(StorageContract):
         """The plugin named on the command line (see the module docstring)."""

@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from osa_inventory.addresses import AddressPool, address_value, build_pools, parse_network, parse_used_ips
+from osa_inventory.generate.addresses import AddressPool, address_value, build_pools, parse_network, parse_used_ips
 from osa_inventory.errors import ConfigError
 
 

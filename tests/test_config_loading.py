@@ -5,7 +5,7 @@ import os
 import pytest
 
 from helpers import ENVIRONMENT, base_config, write_config
-from osa_inventory.config import load_skeleton, load_user_config, merge, read_yaml
+from osa_inventory.generate.config import load_skeleton, load_user_config, merge, read_yaml
 from osa_inventory.errors import ConfigError
 
 

@@ -20,8 +20,8 @@ from helpers import run_script, write_ini
 from plugin_contract import StorageContract, make_inventory
 
 from osa_inventory.errors import StorageError
-from osa_inventory.loader import load_plugin_module
-from osa_inventory.settings import Settings
+from osa_inventory.storage.loader import load_plugin_module
+from osa_inventory.storage.settings import Settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONTRACT = os.path.join(ROOT, "tests", "plugin_contract.py")

@@ -17,10 +17,10 @@ import pytest
 from craton_inventories import build_inventory, variant
 from craton_server import CratonServer, make_tls_files, tls_context
 from helpers import SCRIPT, base_config, run_script, write_config, write_ini
-from osa_inventory import craton_mapping as mapping
+from osa_inventory.backends.craton import mapping
 from osa_inventory.errors import InventoryError, StorageError
-from osa_inventory.loader import load_plugin_module, open_backend
-from osa_inventory.settings import Settings, read_settings
+from osa_inventory.storage.loader import load_plugin_module, open_backend
+from osa_inventory.storage.settings import Settings, read_settings
 from plugin_contract import StorageContract, assert_same
 
 PLUGIN = load_plugin_module("craton", Settings(path=None))

@@ -18,8 +18,8 @@ import pytest
 from etcd_server import EtcdCluster, build_inventory, etcd, free_port, skip_without_etcd
 from plugin_contract import StorageContract
 from osa_inventory.errors import StorageError
-from osa_inventory.loader import Backend, open_backend
-from osa_inventory.settings import Settings
+from osa_inventory.storage.loader import Backend, open_backend
+from osa_inventory.storage.settings import Settings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LIB = os.path.join(os.path.dirname(HERE), "lib")
@@ -94,7 +94,7 @@ class TestEtcdContract(StorageContract):
     @pytest.fixture
     def register_failures(self, tmp_path):
         def attempt(**args):
-            from osa_inventory.loader import load_plugin_module
+            from osa_inventory.storage.loader import load_plugin_module
             module = load_plugin_module("etcd", Settings(path=None))
             return lambda: module.Storage().register({"config_dir": str(tmp_path), **args})
         return [attempt(endpoints="etcd1:2379"), attempt(password="contract-secret-pw"),
@@ -352,7 +352,7 @@ def test_writer_killed_mid_write_leaves_previous_version(etcd, prefix):
 def test_unanswered_switch_is_resolved_by_reading_the_manifest(etcd, prefix, fault):
     """The switch transaction may be applied while its answer is lost, or reach etcd twice
     (the client retries on another endpoint); the writer must tell what happened."""
-    from osa_inventory.etcd_client import EtcdUnavailable
+    from osa_inventory.backends.etcd.client import EtcdUnavailable
     before, after = build_inventory(150, seed=1), build_inventory(150, seed=2)
     open_etcd(etcd.endpoints_text, prefix).write(before)
     backend = open_etcd(etcd.endpoints_text, prefix)

@@ -8,9 +8,9 @@ import re
 import pytest
 
 from helpers import ENVIRONMENT, MGMT_NET, base_config, containers_of
-from osa_inventory.config import load_skeleton
+from osa_inventory.generate.config import load_skeleton
 from osa_inventory.errors import ConfigError
-from osa_inventory.generator import generate
+from osa_inventory.generate.pipeline import generate
 
 NAME = re.compile(r"^(?P<host>.+)-(?P<type>[a-z0-9-]+-container)-(?P<suffix>[0-9a-f]{8})$")
 

@@ -15,11 +15,11 @@ import textwrap
 import pytest
 from helpers import run_script, write_ini
 
-from osa_inventory import loader
-from osa_inventory import settings as settings_mod
+from osa_inventory.storage import loader
+from osa_inventory.storage import settings as settings_mod
 from osa_inventory.errors import PluginError, SettingsError
-from osa_inventory.loader import BUILTIN_DIR, backend_args, check_trusted
-from osa_inventory.settings import read_settings, split_paths
+from osa_inventory.storage.loader import BUILTIN_DIR, backend_args, check_trusted
+from osa_inventory.storage.settings import read_settings, split_paths
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE_CONFIG = os.path.join(ROOT, "tests", "fixtures", "small_config")

@@ -17,12 +17,12 @@ import sys
 import time
 from typing import Sequence
 
-from .config import load_skeleton, load_user_config
+from .generate.config import load_skeleton, load_user_config
 from .errors import InventoryError, one_line
-from .generator import generate
-from .loader import open_backend
-from .settings import read_settings
-from .validate import check_config
+from .generate.pipeline import generate
+from .storage.loader import open_backend
+from .storage.settings import read_settings
+from .generate.validate import check_config
 
 LOG = logging.getLogger("osa_inventory")
 DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"

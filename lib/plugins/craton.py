@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from osa_inventory import craton_mapping as mapping
-from osa_inventory.craton_cache import Cache
-from osa_inventory.craton_client import CratonClient, CratonError
+from osa_inventory.backends.craton import mapping
+from osa_inventory.backends.craton.cache import Cache
+from osa_inventory.backends.craton.client import CratonClient, CratonError
 from osa_inventory.errors import StorageError
-from osa_inventory.options import FALSE_WORDS, TRUE_WORDS, flag_option, number_option
+from osa_inventory.storage.options import FALSE_WORDS, TRUE_WORDS, flag_option, number_option
 
 LOG = logging.getLogger(__name__)
 

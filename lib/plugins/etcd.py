@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from typing import ContextManager, Iterator
 
 from osa_inventory.errors import StorageError
-from osa_inventory.options import number_option
-from osa_inventory.safe_files import Reentrant
-from osa_inventory.etcd_client import (EtcdClient, EtcdCompacted, EtcdError, EtcdFutureRevision,
+from osa_inventory.storage.options import number_option
+from osa_inventory.storage.safe_files import Reentrant
+from osa_inventory.backends.etcd.client import (EtcdClient, EtcdCompacted, EtcdError, EtcdFutureRevision,
                                        check_endpoint, cmp_create, cmp_mod, op_delete, op_put,
                                        op_range, prefix_end)
 

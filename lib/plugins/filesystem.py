@@ -31,8 +31,8 @@ import time
 from typing import ContextManager
 
 from osa_inventory.errors import StorageError as StorageFailure
-from osa_inventory.options import number_option
-from osa_inventory.safe_files import TEMP_SUFFIX, Reentrant, atomic_write, flock_wait
+from osa_inventory.storage.options import number_option
+from osa_inventory.storage.safe_files import TEMP_SUFFIX, Reentrant, atomic_write, flock_wait
 
 INVENTORY_NAME = "openstack_inventory.json"
 BACKUP_NAME = "backup_openstack_inventory.tar"

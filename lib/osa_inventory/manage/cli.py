@@ -16,10 +16,10 @@ import sys
 from dataclasses import asdict
 from typing import Sequence
 
-from ..config import USER_CONFIG
+from ..generate.config import USER_CONFIG
 from ..errors import InventoryError, one_line
-from ..loader import Backend
-from ..settings import Settings, read_settings
+from ..storage.loader import Backend
+from ..storage.settings import Settings, read_settings
 from . import edits, stale, transfer, versions, views
 from .formatting import FORMATS, render_data, render_table
 from .stores import change_stored, load_required, open_configured_backend, open_file_backend

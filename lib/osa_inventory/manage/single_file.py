@@ -18,7 +18,7 @@ import re
 from typing import ContextManager
 
 from ..errors import StorageError
-from ..safe_files import Reentrant, atomic_write, flock_wait
+from ..storage.safe_files import Reentrant, atomic_write, flock_wait
 
 KEEP = 15
 CURRENT = "current"

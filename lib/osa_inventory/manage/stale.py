@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..config import Skeleton, load_skeleton, load_user_config
-from ..containers import host_group_for
-from ..generator import generate
-from ..hosts import config_host_groups
+from ..generate.config import Skeleton, load_skeleton, load_user_config
+from ..generate.containers import host_group_for
+from ..generate.pipeline import generate
+from ..generate.hosts import config_host_groups
 from .views import groups_of, hostvars_of, is_metal
 
 

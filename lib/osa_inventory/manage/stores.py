@@ -11,8 +11,8 @@ import os
 from typing import Callable
 
 from ..errors import InventoryError
-from ..loader import Backend, open_backend
-from ..settings import Settings, read_settings
+from ..storage.loader import Backend, open_backend
+from ..storage.settings import Settings, read_settings
 from . import single_file
 
 INVENTORY_NAME = "openstack_inventory.json"

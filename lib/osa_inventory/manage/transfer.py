@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import InventoryError
-from ..loader import Backend
+from ..storage.loader import Backend
 from .inventory_file import check_inventory, load_inventory_file
 from .stores import load_required
 from .views import groups_of, hostvars_of

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..errors import InventoryError
-from ..loader import Backend
+from ..storage.loader import Backend
 from .inventory_file import check_inventory
 from .stores import copy_of
 from .views import ALL, groups_of, hostvars_of

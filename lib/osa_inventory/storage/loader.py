@@ -22,12 +22,12 @@ from typing import Any, Iterator
 
 from pluginbase import PluginBase
 
-from .errors import InventoryError, PluginError, StorageError, one_line
+from ..errors import InventoryError, PluginError, StorageError, one_line
 from .settings import Settings
 
 LOG = logging.getLogger(__name__)
 
-BUILTIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "plugins")
+BUILTIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "plugins")
 REQUIRED_METHODS = ("register", "load", "write")
 
 _BASE = PluginBase(package="osa_inventory_storage_plugins")

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from .errors import StorageError
+from ...errors import StorageError
 
 # gRPC status codes the gateway puts in its error bodies.
 GRPC_NOT_FOUND = 5

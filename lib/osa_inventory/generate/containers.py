@@ -18,7 +18,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from .config import Skeleton
-from .errors import ConfigError
+from ..errors import ConfigError
 from .model import Inventory
 
 MAX_NAME_BEFORE_SUFFIX = 52

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import StorageError
+from ..errors import StorageError
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}

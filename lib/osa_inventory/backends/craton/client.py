@@ -24,7 +24,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from .errors import StorageError
+from ...errors import StorageError
 
 LOG = logging.getLogger(__name__)
 

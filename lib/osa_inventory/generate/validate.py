@@ -7,7 +7,7 @@ fault and what to do about it.
 from __future__ import annotations
 
 from .config import Skeleton
-from .errors import ConfigError
+from ..errors import ConfigError
 
 MANAGEMENT_FLAGS = ("is_management_address", "is_container_address")
 

@@ -16,7 +16,7 @@ import ipaddress
 import socket
 from typing import Iterable
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 from typing import Callable, ContextManager, Iterator
 
-from .errors import StorageError
+from ..errors import StorageError
 
 TEMP_SUFFIX = ".tmp"
 

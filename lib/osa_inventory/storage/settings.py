@@ -25,7 +25,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from .errors import SettingsError
+from ..errors import SettingsError
 
 LOG = logging.getLogger(__name__)
 

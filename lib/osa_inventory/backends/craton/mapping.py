@@ -26,7 +26,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .errors import StorageError
+from ...errors import StorageError
 
 PREFIX = "osa-inventory:"
 STATE_KEY = PREFIX + "state"

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 try:  # the C loader is several times faster on large configs
     _Loader = yaml.CSafeLoader

@@ -1,0 +1,1 @@
+"""Client code of the remote backends; the thin adapters live in lib/plugins/<name>.py."""

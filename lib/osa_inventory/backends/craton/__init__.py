@@ -1,0 +1,1 @@
+"""Craton REST client, inventory mapping and local cache used by lib/plugins/craton.py."""

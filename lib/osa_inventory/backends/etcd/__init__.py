@@ -1,0 +1,1 @@
+"""etcd v3 JSON-gateway client used by lib/plugins/etcd.py."""
