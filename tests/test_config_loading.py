@@ -84,3 +84,59 @@ def test_environment_without_env_d_is_an_error(tmp_path):
 def test_shipped_skeleton_processes_every_container_type():
     skel = load_skeleton(ENVIRONMENT, os.path.join(ENVIRONMENT, "no-such-config"))
     assert sorted(skel.container_order) == sorted(skel.container_skel)
+
+
+def test_conf_d_sub_folders_are_read_own_files_first_then_sub_folders_by_name(tmp_path):
+    # The documented order: a folder's own files by name, then each sub-folder by name, depth first.
+    write_config(str(tmp_path), {"order": ["user"]})
+    conf_d = tmp_path / "conf.d"
+    for rel in ("b/deeper/x.yml", "b/a.yml", "z.yml", "a/z.yaml", "m.yml"):
+        write_config(str(conf_d / os.path.dirname(rel)), {"last": rel}, os.path.basename(rel))
+    from osa_inventory.generate.config import _yaml_files
+    assert [os.path.relpath(p, conf_d) for p in _yaml_files(str(conf_d))] == [
+        "m.yml", "z.yml", "a/z.yaml", "b/a.yml", "b/deeper/x.yml"]
+    assert load_user_config(str(tmp_path))["last"] == "b/deeper/x.yml"
+
+
+def test_conf_d_does_not_enter_linked_folders(tmp_path):
+    # As os.walk (and so OSA): a link to a folder is not entered, so a link back up cannot loop.
+    write_config(str(tmp_path), {"a": 1})
+    write_config(str(tmp_path / "conf.d"), {"a": 2}, "x.yml")
+    write_config(str(tmp_path / "elsewhere"), {"a": 3}, "y.yml")
+    os.symlink(str(tmp_path / "conf.d"), str(tmp_path / "conf.d" / "loop"))
+    os.symlink(str(tmp_path / "elsewhere"), str(tmp_path / "conf.d" / "site"))
+    assert load_user_config(str(tmp_path))["a"] == 2
+
+
+def test_conf_d_link_to_a_missing_file_is_an_error(tmp_path):
+    write_config(str(tmp_path), {"a": 1})
+    (tmp_path / "conf.d" / "site").mkdir(parents=True)
+    os.symlink(str(tmp_path / "gone.yml"), str(tmp_path / "conf.d" / "site" / "hosts.yml"))
+    with pytest.raises(ConfigError, match=r"conf.d/site/hosts.yml is a link to .*gone.yml, which does not exist"):
+        load_user_config(str(tmp_path))
+    os.remove(tmp_path / "conf.d" / "site" / "hosts.yml")  # the advice: fix or remove the link
+    assert load_user_config(str(tmp_path)) == {"a": 1}
+
+
+def test_unreadable_conf_d_sub_folder_is_an_error(tmp_path, monkeypatch):
+    # Root reads any folder, so the refusal is simulated where the walk asks for the listing.
+    write_config(str(tmp_path), {"a": 1})
+    write_config(str(tmp_path / "conf.d" / "site"), {"a": 2}, "x.yml")
+    real = os.scandir
+
+    def scandir(path):
+        if str(path).endswith("site"):
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(ConfigError, match=r"conf.d/site: cannot be read \(Permission denied\); fix its permissions"):
+        load_user_config(str(tmp_path))
+
+
+def test_env_d_sub_folders_are_read_in_both_folders(tmp_path):
+    env = tmp_path / "env"
+    write_config(str(env / "env.d" / "extra"), {"component_skel": {"x": {"belongs_to": ["x_all"]}}}, "x.yml")
+    write_config(str(tmp_path / "config" / "env.d" / "site"),
+                 {"component_skel": {"x": {"belongs_to": ["y_all"]}}}, "y.yml")
+    skel = load_skeleton(str(env), str(tmp_path / "config"))
+    assert skel.component_skel["x"]["belongs_to"] == ["y_all"]

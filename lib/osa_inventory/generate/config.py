@@ -56,13 +56,38 @@ def read_yaml(path: str) -> Any:
 
 
 def _yaml_files(folder: str, listing_order: bool = False) -> list[str]:
+    """Every ``*.yml``/``*.yaml`` file under ``folder``, sub-folders included, as OSA walks them.
+
+    A folder's own files come first, then each sub-folder's, depth first:
+    the order of a top-down ``os.walk``. Names are sorted at every level, so
+    the order is the same on every machine; ``listing_order`` keeps the order
+    the filesystem lists them in instead (OSA's order, see :class:`Skeleton`).
+    Symlinked folders are not entered (``os.walk`` does not follow them
+    either, and a link back up would loop). An unreadable folder or a link to
+    a missing file is an error, never skipped.
+    """
     if not os.path.isdir(folder):
         return []
-    names = [n for n in os.listdir(folder) if n.endswith(YAML_SUFFIXES)
-             and os.path.isfile(os.path.join(folder, n))]
+    try:
+        entries = list(os.scandir(folder))
+    except OSError as exc:
+        raise ConfigError(f"{folder}: cannot be read ({exc.strerror}); fix its permissions") from None
     if not listing_order:
-        names.sort()
-    return [os.path.join(folder, n) for n in names]
+        entries.sort(key=lambda e: e.name)
+    files, folders = [], []
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            folders.append(entry.path)
+        elif entry.name.endswith(YAML_SUFFIXES):
+            if entry.is_symlink() and not os.path.exists(entry.path):
+                raise ConfigError(
+                    f"{entry.path} is a link to {os.readlink(entry.path)}, which does not exist; "
+                    "fix or remove the link")
+            if entry.is_file():
+                files.append(entry.path)
+    for sub in folders:
+        files.extend(_yaml_files(sub, listing_order))
+    return files
 
 
 def _mapping(path: str, data: Any) -> dict:
@@ -74,7 +99,7 @@ def _mapping(path: str, data: Any) -> dict:
 
 
 def load_user_config(config_dir: str) -> dict:
-    """``openstack_user_config.yml`` with every ``conf.d/*.yml|*.yaml`` merged in, in name order."""
+    """``openstack_user_config.yml`` with every ``conf.d/**/*.yml|*.yaml`` merged in (order: :func:`_yaml_files`)."""
     path = os.path.join(config_dir, USER_CONFIG)
     if not os.path.isfile(path):
         raise ConfigError(
@@ -118,7 +143,10 @@ def _read_skeleton_files(paths: Iterable[str]) -> list[tuple[str, dict]]:
 
 
 def load_skeleton(environment_dir: str, config_dir: str) -> Skeleton:
-    """Base ``<environment_dir>/env.d`` with ``<config_dir>/env.d`` merged on top."""
+    """Base ``<environment_dir>/env.d`` with ``<config_dir>/env.d`` merged on top.
+
+    Both folders are read with their sub-folders, as OSA reads them (order: :func:`_yaml_files`).
+    """
     base_dir = os.path.join(environment_dir, "env.d")
     if not os.path.isdir(base_dir):
         raise ConfigError(
