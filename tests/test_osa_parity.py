@@ -4,10 +4,12 @@ Each fixture config here is written for this project; each test asserts the
 groups, memberships and hostvars OSA produces for that layout.
 """
 
+import ipaddress
 import json
 import os
+import random
 
-from helpers import base_config, load_json, run_script, write_config, write_ini
+from helpers import base_config, containers_of, load_json, run_script, write_config, write_ini
 
 INVENTORY = "openstack_inventory.json"
 
@@ -16,6 +18,46 @@ def run_ok(config_dir, ini):
     result = run_script(config_dir, ini=ini)
     assert result.returncode == 0 and result.stderr == "", result.stderr
     return json.loads(result.stdout)
+
+
+def as_osa_stored(inv, cidrs, seed=9):
+    """``inv`` as OSA would have stored it: random name suffixes, container addresses drawn elsewhere.
+
+    OSA picks both at random; we hand them out from the bottom of each pool, so the OSA-style copy
+    takes its addresses from the top of each pool instead, and nothing in it matches what a fresh
+    run of ours would choose.
+    """
+    rng = random.Random(seed)
+    hostvars = inv["_meta"]["hostvars"]
+    renames = {}
+    for name, hv in hostvars.items():
+        if hv.get("physical_host") not in (None, name):
+            renames[name] = name.rsplit("-", 1)[0] + "-" + "%08x" % rng.getrandbits(32)
+    networks = [ipaddress.ip_network(c) for c in cidrs.values()]
+    next_top = {net: int(net.broadcast_address) - 1 for net in networks}
+    readdress = {}
+    for name in sorted(renames):
+        for entry in hostvars[name]["container_networks"].values():
+            if "address" not in entry:
+                continue
+            net = next(n for n in networks if ipaddress.ip_address(entry["address"]) in n)
+            readdress[entry["address"]] = str(ipaddress.ip_address(next_top[net]))
+            next_top[net] -= 1
+    text = json.dumps(inv)
+    for old, new in list(renames.items()) + list(readdress.items()):
+        text = text.replace(f'"{old}"', f'"{new}"')
+    return json.loads(text)
+
+
+def adopts_unchanged(config_dir, ini, stored):
+    """Store ``stored`` as OSA would, run the script: same inventory printed, file not rewritten."""
+    path = os.path.join(config_dir, INVENTORY)
+    with open(path, "w") as fh:
+        json.dump(stored, fh, indent=4, sort_keys=True)
+    before = os.stat(path).st_mtime_ns
+    assert run_ok(config_dir, ini) == stored
+    assert os.stat(path).st_mtime_ns == before
+    assert not os.path.exists(os.path.join(config_dir, "backup_openstack_inventory.tar"))
 
 
 # -- conf.d and env.d sub-folders -------------------------------------------------------------------
@@ -72,3 +114,27 @@ def test_a_broken_link_in_conf_d_is_one_line_and_nothing_is_written(tmp_path):
     os.remove(link)
     assert run_ok(config_dir, ini)["compute_hosts"]["hosts"] == ["compute1"]
     assert load_json(os.path.join(config_dir, INVENTORY))["compute_hosts"]["hosts"] == ["compute1"]
+
+
+# -- dashed group_binds ---------------------------------------------------------------------------
+
+
+def test_dashed_group_binds_bind_the_underscored_group(tmp_path):
+    config_dir = str(tmp_path / "deploy")
+    config = base_config()
+    storage = config["global_overrides"]["provider_networks"][2]["network"]
+    storage["group_binds"] = ["glance-api", "cinder-api", "cinder_volume", "nova-compute"]
+    write_config(config_dir, config)
+    ini = write_ini(str(tmp_path))
+    inv = run_ok(config_dir, ini)
+    hostvars = inv["_meta"]["hostvars"]
+    for name in inv["glance_api"]["hosts"] + inv["cinder_api"]["hosts"]:
+        entry = hostvars[name]["container_networks"]["storage_address"]
+        assert entry["interface"] == "eth2" and entry["bridge"] == "br-storage"
+        assert ipaddress.ip_address(entry["address"]) in ipaddress.ip_network("172.29.244.0/22")
+    assert hostvars["compute1"]["container_networks"]["storage_address"] == {
+        "bridge": "br-storage", "type": "veth", "netmask": "255.255.252.0"}
+    # Keystone is bound by none of them.
+    keystone = [n for n in containers_of(inv, "infra1") if "keystone" in n]
+    assert keystone and "storage_address" not in hostvars[keystone[0]]["container_networks"]
+    adopts_unchanged(config_dir, ini, as_osa_stored(inv, config["cidr_networks"]))

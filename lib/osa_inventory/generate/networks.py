@@ -7,7 +7,7 @@ from typing import Iterable
 
 from .addresses import AddressPool, address_value, build_pools
 from .model import Inventory
-from .validate import is_management, provider_networks
+from .validate import is_management, normalise_group, provider_networks
 
 # provider network key -> container_networks entry key
 ENTRY_KEYS = (
@@ -64,14 +64,24 @@ def assign_networks(inv: Inventory, config: dict, host_settings: dict[str, dict]
         _bind_network(inv, net, pools)
 
 
+def group_name(inv: Inventory, name: object) -> str:
+    """The inventory group a ``group_binds``/``reference_group`` name means.
+
+    OSA reads ``glance-api`` as ``glance_api``, as it reads host group names;
+    a group that really is spelt with a dash keeps its name.
+    """
+    name = str(name)
+    return name if name in inv.groups else normalise_group(name)
+
+
 def _bound_hosts(inv: Inventory, net: dict) -> list[str]:
     hosts: dict[str, None] = {}
     for group in net.get("group_binds") or ():
-        for host in inv.members(str(group)):
+        for host in inv.members(group_name(inv, group)):
             hosts[host] = None
     reference = net.get("reference_group")
     if reference:
-        allowed = set(inv.members(str(reference)))
+        allowed = set(inv.members(group_name(inv, reference)))
         hosts = {h: None for h in hosts
                  if (inv.hostvars.get(h, {}).get("physical_host") or h) in allowed}
     return sorted(h for h in hosts if h in inv.hostvars)
