@@ -32,7 +32,7 @@ def as_osa_stored(inv, cidrs, seed=9):
     renames = {}
     for name, hv in hostvars.items():
         if hv.get("physical_host") not in (None, name):
-            renames[name] = name.rsplit("-", 1)[0] + "-" + "%08x" % rng.getrandbits(32)
+            renames[name] = f"{name.rsplit('-', 1)[0]}-{rng.getrandbits(32):08x}"
     networks = [ipaddress.ip_network(c) for c in cidrs.values()]
     next_top = {net: int(net.broadcast_address) - 1 for net in networks}
     readdress = {}
