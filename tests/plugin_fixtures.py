@@ -1,0 +1,104 @@
+"""What the plugin tests share: a recording plugin, plugin folders, osa.ini files, checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import textwrap
+
+import pytest
+from helpers import write_ini
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURE_CONFIG = os.path.join(ROOT, "tests", "fixtures", "small_config")
+
+# A well-behaved plugin that stores the inventory in [section] target and logs every call.
+RECORDER = '''
+import contextlib, json, os
+
+
+class Storage:
+    def register(self, args):
+        self.target = args["target"]
+        self._log("register " + json.dumps(args, sort_keys=True))
+
+    def _log(self, line):
+        with open(self.target + ".calls", "a") as fh:
+            fh.write(line + "\\n")
+
+    def load(self):
+        self._log("load")
+        if not os.path.exists(self.target):
+            return None
+        with open(self.target) as fh:
+            return json.load(fh)
+
+    def write(self, inventory):
+        self._log("write")
+        with open(self.target, "w") as fh:
+            json.dump(inventory, fh)
+
+    @contextlib.contextmanager
+    def lock(self):
+        self._log("lock")
+        try:
+            yield
+        finally:
+            self._log("unlock")
+
+    def close(self):
+        self._log("close")
+'''
+
+
+@pytest.fixture
+def config_dir(tmp_path) -> str:
+    folder = tmp_path / "config"
+    shutil.copytree(FIXTURE_CONFIG, folder)
+    return str(folder)
+
+
+def plugin_dir(tmp_path, files: dict[str, str], name: str = "plugins") -> str:
+    """A plugin folder with safe permissions holding ``files`` (name -> source)."""
+    folder = tmp_path / name
+    folder.mkdir(exist_ok=True)
+    os.chmod(folder, 0o755)
+    for filename, source in files.items():
+        path = folder / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o755)
+        path.write_text(textwrap.dedent(source))
+        os.chmod(path, 0o644)
+    return str(folder)
+
+
+def ini_for(tmp_path, backend: str, folder: str | None, sections: str = "") -> str:
+    text = f"[inventory]\nbackend = {backend}\n"
+    if folder:
+        text += f"plugin_paths = {folder}\n"
+    return write_ini(str(tmp_path), text + textwrap.dedent(sections))
+
+
+def calls(target: str) -> list[str]:
+    with open(target + ".calls") as fh:
+        return [line.split(" ", 1)[0] for line in fh.read().splitlines()]
+
+
+def registered_args(target: str) -> dict:
+    with open(target + ".calls") as fh:
+        first = fh.readline()
+    assert first.startswith("register ")
+    return json.loads(first[len("register "):])
+
+
+def assert_one_line_failure(result, *fragments: str) -> str:
+    """Exit 1, nothing on stdout, one ``ERROR:`` line naming every fragment."""
+    assert result.returncode == 1, (result.returncode, result.stdout[:300], result.stderr)
+    assert result.stdout == "", "something was printed on stdout by a failed run"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ERROR: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+    return lines[0]
