@@ -22,6 +22,7 @@ from .errors import InventoryError, one_line
 from .generate.pipeline import generate
 from .storage.loader import open_backend
 from .storage.settings import read_settings
+from .stdout_guard import stdout_for_result_only
 from .generate.validate import check_config
 
 LOG = logging.getLogger("osa_inventory")
@@ -75,34 +76,42 @@ def run(args: argparse.Namespace) -> str:
     settings = read_settings()
     backend = open_backend(settings, config_dir)
     try:
+        # Plugin calls that can fail come before anything is stored; describe() only when logged.
+        where = backend.describe() if LOG.isEnabledFor(logging.DEBUG) else ""
+        has_lock = backend.has_lock
         if args.check:
             generate(config, skeleton, backend.load())
-            return "Configuration ok!"
+            warning = backend.no_lock_warning()
+            return "Configuration ok!" + (f"\nWARNING: {warning}" if warning else "")
         with backend.lock():
             locked = time.perf_counter()
             stored = backend.load()
             inventory = generate(config, skeleton, stored)
+            # What is printed is fixed before the plugin sees it, and write() gets its own
+            # copy: a plugin that mutates it changes neither the output nor what it stored.
+            shown = inventory if args.host is None else inventory["_meta"]["hostvars"].get(args.host, {})
+            output = json.dumps(shown, sort_keys=True)
             changed = inventory != stored
             if changed:
-                backend.write(inventory)
-            LOG.debug("%s: %d hosts, %s; lock held %.3f s, run %.3f s", backend.describe(),
+                backend.write(json.loads(output if shown is inventory else json.dumps(inventory)))
+            LOG.debug("%s: %d hosts, %s; %s %.3f s, run %.3f s", where,
                       len(inventory["_meta"]["hostvars"]), "stored" if changed else "unchanged",
+                      "lock held" if has_lock else "unlocked work",
                       time.perf_counter() - locked, time.perf_counter() - started)
     finally:
         with contextlib.suppress(InventoryError):
             backend.close()
-    if args.host is not None:
-        return json.dumps(inventory["_meta"]["hostvars"].get(args.host, {}), sort_keys=True)
-    return json.dumps(inventory, sort_keys=True)
+    return output
 
 
 def main(argv: Sequence[str] | None = None, default_environment: str | None = None) -> int:
     default_environment = default_environment or os.getcwd()
     args = build_parser(default_environment).parse_args(argv)
     try:
-        # A plugin that prints must not corrupt the JSON Ansible reads.
-        with contextlib.redirect_stdout(sys.stderr):
+        # Plugin code must not reach the JSON Ansible reads, however it writes to stdout.
+        with stdout_for_result_only() as emit:
             output = run(args)
+            emit(output + "\n")
     except InventoryError as exc:
         print(f"ERROR: {one_line(exc)}", file=sys.stderr)
         return 1
@@ -114,7 +123,4 @@ def main(argv: Sequence[str] | None = None, default_environment: str | None = No
         print(f"ERROR: unexpected {type(exc).__name__}: {one_line(exc)} "
               f"(details in {LOG_NAME} in the config folder; please report it)", file=sys.stderr)
         return 1
-    sys.stdout.write(output)
-    sys.stdout.write("\n")
-    sys.stdout.flush()
     return 0

@@ -23,7 +23,9 @@ from typing import Any, Iterator
 from pluginbase import PluginBase
 
 from ..errors import InventoryError, PluginError, StorageError, one_line
+from . import watchdog
 from .settings import Settings
+from .watchdog import DEFAULT_TIMEOUT
 
 LOG = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ REQUIRED_METHODS = ("register", "load", "write")
 _BASE = PluginBase(package="osa_inventory_storage_plugins")
 _SOURCES: dict[tuple[str, ...], Any] = {}
 _COUNTER = itertools.count(1)
+_WARNED_NO_LOCK: set[str] = set()
 
 
 def _source_for(folders: tuple[str, ...]):
@@ -102,10 +105,13 @@ def load_plugin_module(name: str, settings: Settings):
     saved = sys.dont_write_bytecode
     sys.dont_write_bytecode = True  # never drop __pycache__ into a deployer's folder
     try:
-        return source.load_plugin(name)
+        with watchdog.step(settings.timeout, lambda: (
+                f"storage plugin {found} did not finish importing within {settings.timeout:g} s; "
+                f"check what it waits for at import, or raise [inventory] timeout in {settings.where_to_set()}")):
+            return source.load_plugin(name)
     except InventoryError as exc:  # e.g. a plugin refusing to import without its dependency
         raise PluginError(f"storage plugin {found} failed to import: {one_line(exc)}") from None
-    except (Exception, SystemExit) as exc:  # any error (even sys.exit) while importing third-party code
+    except BaseException as exc:  # any error (even sys.exit) while importing third-party code
         raise PluginError(
             f"storage plugin {found} failed to import: {type(exc).__name__}: {one_line(exc)}") from None
     finally:
@@ -130,39 +136,54 @@ class Backend:
     """A registered storage plugin instance, with every failure made one clear line.
 
     ``load``/``write`` are the contract; ``lock``, ``history``, ``read_version``
-    and ``describe`` use the plugin's optional methods when it has them.
+    and ``describe`` use the plugin's optional methods when it has them. Every
+    call into the plugin is bounded by ``timeout`` seconds (see
+    :mod:`.watchdog`), and anything it raises, even a ``BaseException`` such
+    as ``SystemExit``, becomes one :class:`StorageError` line naming the
+    backend and the method.
     """
 
-    def __init__(self, section: str, plugin: str, storage: Any):
+    def __init__(self, section: str, plugin: str, storage: Any, timeout: float = DEFAULT_TIMEOUT,
+                 timeout_advice: str = "raise [inventory] timeout in osa.ini"):
         self.section = section
         self.plugin = plugin
         self.storage = storage
+        self.timeout = timeout
+        self.timeout_advice = timeout_advice
 
     @property
     def label(self) -> str:
         return self.section if self.section == self.plugin else f"{self.section} (plugin {self.plugin})"
 
+    def _timed_out(self, what: str) -> str:
+        return (f"storage backend {self.label} did not {what} within {self.timeout:g} s; "
+                f"check the backend, or {self.timeout_advice}")
+
     def _call(self, what: str, func, *args):
         try:
-            return func(*args)
+            with watchdog.step(self.timeout, lambda: self._timed_out(what)):
+                return func(*args)
         except InventoryError as exc:
             raise StorageError(f"storage backend {self.label}: {one_line(exc)}") from None
-        except (Exception, SystemExit) as exc:  # a plugin's sys.exit() must not end the run silently
+        except BaseException as exc:  # even sys.exit() or GeneratorExit must not end the run silently
             raise StorageError(
                 f"storage backend {self.label} failed to {what}: {type(exc).__name__}: {one_line(exc)}") from None
+
+    def _optional(self, name: str):
+        """The plugin's optional method ``name``, or None (a hostile ``__getattr__`` is one line too)."""
+        method = self._call(f"look up {name}()", getattr, self.storage, name, None)
+        return method if callable(method) else None
 
     def register(self, args: dict) -> None:
         """Hand the plugin its options (``Storage.register``), failures made one line."""
         self._call("register its options", self.storage.register, args)
 
     def describe(self) -> str:
-        describe = getattr(self.storage, "describe", None)
-        if callable(describe):
-            try:
-                return str(describe())
-            except Exception:
-                pass
-        return f"backend {self.label}"
+        """The plugin's one-line ``describe()``, else ``backend LABEL``; call it only to show it."""
+        describe = self._optional("describe")
+        if describe is None:
+            return f"backend {self.label}"
+        return one_line(Exception(self._call("describe itself", describe)))
 
     def load(self) -> dict | None:
         data = self._call("load the inventory", self.storage.load)
@@ -176,33 +197,48 @@ class Backend:
 
     @property
     def has_lock(self) -> bool:
-        return callable(getattr(self.storage, "lock", None))
+        return self._optional("lock") is not None
+
+    def no_lock_warning(self) -> str | None:
+        """For a plugin without ``lock()``: what that means, logged once per process; else None."""
+        if self.has_lock:
+            return None
+        text = (f"storage backend {self.label} has no lock(): concurrent runs are not serialised "
+                "and one may overwrite the other's changes; run one at a time or use a backend with a lock")
+        if self.label not in _WARNED_NO_LOCK:
+            _WARNED_NO_LOCK.add(self.label)
+            LOG.warning("%s", text)
+        return text
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """The plugin's lock held across load-generate-write; a no-op for plugins without one."""
-        if not self.has_lock:
+        """The plugin's lock held across load-generate-write; for plugins without one, a warning."""
+        lock = self._optional("lock")
+        if lock is None:
+            self.no_lock_warning()
             yield
             return
-        ctx = self._call("take its lock", self.storage.lock)
+        ctx = self._call("take its lock", lock)
         self._call("take its lock", ctx.__enter__)
         try:
             yield
         except BaseException:
-            if not ctx.__exit__(*sys.exc_info()):
-                raise
-        else:
-            self._call("release its lock", ctx.__exit__, None, None, None)
+            # The plugin's __exit__ sees the error but may not swallow it: a failed
+            # write must never look like a stored inventory. The body's error is the
+            # one to report, even if releasing fails too.
+            with contextlib.suppress(StorageError):
+                self._call("release its lock", ctx.__exit__, *sys.exc_info())
+            raise
+        self._call("release its lock", ctx.__exit__, None, None, None)
 
     @property
     def has_history(self) -> bool:
-        return callable(getattr(self.storage, "history", None)) and callable(
-            getattr(self.storage, "read_version", None))
+        return self._optional("history") is not None and self._optional("read_version") is not None
 
     def history(self) -> list[dict]:
         if not self.has_history:
             raise StorageError(f"storage backend {self.label} keeps no history of earlier versions")
-        return list(self._call("list its versions", self.storage.history))
+        return self._call("list its versions", lambda: list(self.storage.history()))
 
     def read_version(self, version: str) -> dict:
         if not self.has_history:
@@ -210,8 +246,8 @@ class Backend:
         return self._call(f"read version {version}", self.storage.read_version, version)
 
     def close(self) -> None:
-        close = getattr(self.storage, "close", None)
-        if callable(close):
+        close = self._optional("close")
+        if close is not None:
             self._call("close", close)
 
 
@@ -223,13 +259,9 @@ def open_backend(settings: Settings, config_dir: str, section: str | None = None
     plugin = settings.plugin_for(section)
     module = load_plugin_module(plugin, settings)
     cls = storage_class(module, plugin)
-    label = section if section == plugin else f"{section} (plugin {plugin})"
-    try:
-        storage = cls()
-    except (Exception, SystemExit) as exc:
-        raise PluginError(
-            f"storage backend {label}: Storage() failed: {type(exc).__name__}: {one_line(exc)}") from None
-    backend = Backend(section, plugin, storage)
+    advice = f"raise [inventory] timeout in {settings.where_to_set()}"
+    backend = Backend(section, plugin, None, settings.timeout, advice)
+    backend.storage = backend._call("create its Storage()", cls)
     backend.register(backend_args(settings, section, config_dir))
     return backend
 

@@ -11,6 +11,7 @@ written to disk:
 * ``OSA_INVENTORY_BACKEND``: the section (backend) to use;
 * ``OSA_INVENTORY_PLUGIN_PATHS``: plugin folders, searched before the ones
   in the file;
+* ``OSA_INVENTORY_TIMEOUT``: seconds any one step of plugin code may take;
 * ``OSA_INVENTORY_<SECTION>_<OPTION>``: any option of any section, e.g.
   ``OSA_INVENTORY_CRATON_API_KEY``.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import configparser
 import logging
+import math
 import os
 import re
 import stat
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from ..errors import SettingsError
+from .watchdog import DEFAULT_TIMEOUT, MAX_TIMEOUT
 
 LOG = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ class Settings:
     path: str | None
     backend: str = DEFAULT_BACKEND
     plugin_paths: list[str] = field(default_factory=list)
+    timeout: float = DEFAULT_TIMEOUT
     sections: dict[str, dict[str, str]] = field(default_factory=dict)
     environ: Mapping[str, str] = field(default_factory=dict)
 
@@ -79,6 +83,10 @@ class Settings:
 
     def describe(self) -> str:
         return self.path or "osa.ini defaults"
+
+    def where_to_set(self) -> str:
+        """Where a deployer sets an ``[inventory]`` option: this file, or the default one."""
+        return self.path or DEFAULT_INI
 
 
 def read_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -107,11 +115,29 @@ def read_settings(environ: Mapping[str, str] | None = None) -> Settings:
     backend = (environ.get(env_key("backend")) or main.get("backend") or DEFAULT_BACKEND).strip()
     paths = split_paths(environ.get(env_key("plugin_paths"), "")) + split_paths(main.get("plugin_paths", ""))
     settings = Settings(path=path, backend=backend, plugin_paths=paths, sections=sections, environ=environ)
+    settings.timeout = _timeout(settings, environ.get(env_key("timeout")), main.get("timeout"))
     if not _PLAIN_NAME.match(backend):
         raise SettingsError(
             f"{settings.describe()}: backend {backend!r} is not a plain module name; "
             "use letters, digits and underscores only (e.g. 'filesystem')")
     return settings
+
+
+def _timeout(settings: Settings, from_env: str | None, from_file: str | None) -> float:
+    """``[inventory] timeout`` (or OSA_INVENTORY_TIMEOUT): seconds in (0, MAX_TIMEOUT]."""
+    raw = (from_env if from_env is not None else from_file or "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= MAX_TIMEOUT:  # also refuses NaN
+        where = env_key("timeout") if from_env is not None else f"{settings.describe()}: [inventory] timeout"
+        raise SettingsError(
+            f"{where} = {raw!r} is not a number of seconds above 0 and at most {MAX_TIMEOUT:g}; "
+            f"set it to e.g. {DEFAULT_TIMEOUT:g}")
+    return value
 
 
 def _warn_if_secrets_exposed(path: str, parser: configparser.ConfigParser) -> None:
