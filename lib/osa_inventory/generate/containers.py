@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from .config import Skeleton
 from ..errors import ConfigError
 from .model import Inventory
+from .validate import global_no_containers
 
 MAX_NAME_BEFORE_SUFFIX = 52
 LIMIT_KEY = "limit_container_types"
@@ -95,8 +96,7 @@ def place_containers(inv: Inventory, skel: Skeleton, config: dict,
                      host_groups: dict[str, dict[str, dict]]) -> Placement:
     """Create or find every container and record bare-metal roles (see module doc)."""
     placement = Placement()
-    global_no_containers = bool(config.get("no_containers") or
-                                (config.get("global_overrides") or {}).get("no_containers"))
+    no_containers = global_no_containers(config)
     for skel_key in skel.container_order:
         entry = skel.container_skel.get(skel_key) or {}
         ctype = _Type(skel_key, [str(g) for g in entry.get("belongs_to") or ()],
@@ -113,7 +113,7 @@ def place_containers(inv: Inventory, skel: Skeleton, config: dict,
             for host, settings in hosts.items():
                 placement.vars_sources.setdefault(host, []).append(host_group)
                 all_group.add_host(host)
-                if ctype.properties.get("is_metal") or global_no_containers or settings.get("no_containers"):
+                if ctype.properties.get("is_metal") or no_containers or settings.get("no_containers"):
                     _run_on_metal(inv, placement, ctype, host, host_group)
                 else:
                     for name in _containers_for(inv, existing, ctype, host, host_group, settings):

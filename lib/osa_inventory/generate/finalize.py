@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 from .model import Inventory
+from .validate import container_cidr
 
 REQUIRED_HOSTVARS = (
     "properties", "ansible_host", "physical_host_group", "management_address",
@@ -13,15 +14,9 @@ REQUIRED_HOSTVARS = (
 DEFAULT_CONTAINER_TECH = "lxc"
 
 
-def management_cidr(config: dict) -> str:
-    """``container_cidr``: the ``container`` network, else the ``management`` one."""
-    cidrs = config.get("cidr_networks") or {}
-    return str(cidrs["container"] if "container" in cidrs else cidrs["management"])
-
-
 def set_all_vars(inv: Inventory, config: dict) -> None:
     """``all.vars`` is ``global_overrides`` plus ``container_cidr``, rebuilt every run."""
-    new = {"container_cidr": management_cidr(config)}
+    new = {"container_cidr": container_cidr(config)}
     new.update(copy.deepcopy(config.get("global_overrides") or {}))
     inv.all_vars = new
 

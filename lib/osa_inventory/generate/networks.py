@@ -7,7 +7,8 @@ from typing import Iterable
 
 from .addresses import AddressPool, address_value, build_pools
 from .model import Inventory
-from .validate import is_management, normalise_group, provider_networks
+from ..errors import ConfigError
+from .validate import host_group_keys, is_management, network_label, normalise_group, provider_networks
 
 # provider network key -> container_networks entry key
 ENTRY_KEYS = (
@@ -60,8 +61,10 @@ def assign_networks(inv: Inventory, config: dict, host_settings: dict[str, dict]
         if _is_metal(hv):
             hv["container_networks"] = {}
 
+    gateways: dict[str, str] = {}
     for net in provider_networks(config):
-        _bind_network(inv, net, pools)
+        _bind_network(inv, net, pools, gateways)
+    _set_gateways(inv, gateways, _hosts_with_own_gateway(config))
 
 
 def group_name(inv: Inventory, name: object) -> str:
@@ -81,13 +84,20 @@ def _bound_hosts(inv: Inventory, net: dict) -> list[str]:
             hosts[host] = None
     reference = net.get("reference_group")
     if reference:
-        allowed = set(inv.members(group_name(inv, reference)))
+        group = group_name(inv, reference)
+        if group not in inv.groups:
+            # OSA crashes on it; binding nobody would silently drop the network.
+            raise ConfigError(
+                f"global_overrides.provider_networks ({network_label(net)}): reference_group {reference!r} "
+                "names no group; name a host group of the config (e.g. pod1_hosts) or of env.d")
+        allowed = set(inv.members(group))
         hosts = {h: None for h in hosts
                  if (inv.hostvars.get(h, {}).get("physical_host") or h) in allowed}
     return sorted(h for h in hosts if h in inv.hostvars)
 
 
-def _bind_network(inv: Inventory, net: dict, pools: dict[str, AddressPool]) -> None:
+def _bind_network(inv: Inventory, net: dict, pools: dict[str, AddressPool], gateways: dict[str, str]) -> None:
+    """One provider network's entry on every host it binds; ``gateways`` learns its gateway per host."""
     key = network_key(net)
     queue = net.get("ip_from_q")
     pool = pools.get(queue) if queue else None
@@ -97,6 +107,8 @@ def _bind_network(inv: Inventory, net: dict, pools: dict[str, AddressPool]) -> N
 
     for host in _bound_hosts(inv, net):
         hv = inv.hostvars[host]
+        if net.get("gateway"):
+            gateways[host] = net["gateway"]
         networks = hv.get("container_networks")
         if not isinstance(networks, dict):
             networks = hv["container_networks"] = {}
@@ -119,3 +131,29 @@ def _bind_network(inv: Inventory, net: dict, pools: dict[str, AddressPool]) -> N
                 hv["ansible_host"] = address
                 hv["management_address"] = address
         networks[key] = entry
+
+
+def _hosts_with_own_gateway(config: dict) -> set[str]:
+    """Physical hosts whose ``host_vars`` or ``container_vars`` set ``gateway`` themselves."""
+    hosts = set()
+    for key in host_group_keys(config):
+        for host, settings in (config.get(key) or {}).items():
+            settings = settings if isinstance(settings, dict) else {}
+            if any("gateway" in (settings.get(opt) or {}) for opt in ("host_vars", "container_vars")):
+                hosts.add(str(host))
+    return hosts
+
+
+def _set_gateways(inv: Inventory, gateways: dict[str, str], own_gateway: set[str]) -> None:
+    """The top-level ``gateway`` of every host bound to a network with ``gateway:``, as OSA sets it.
+
+    The last such network bound wins, as in OSA. OSA never takes the variable
+    away again; here a host no such network binds any more loses it (it would
+    be a default route nobody configured), unless the deployer sets
+    ``gateway`` in that host's ``host_vars``/``container_vars``.
+    """
+    for name, hv in inv.hostvars.items():
+        if name in gateways:
+            hv["gateway"] = gateways[name]
+        elif "gateway" in hv and (hv.get("physical_host") or name) not in own_gateway:
+            del hv["gateway"]

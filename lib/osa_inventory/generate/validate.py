@@ -9,7 +9,6 @@ from __future__ import annotations
 from .config import Skeleton
 from ..errors import ConfigError
 
-MANAGEMENT_FLAGS = ("is_management_address", "is_container_address")
 
 
 def host_group_keys(config: dict) -> list[str]:
@@ -41,8 +40,52 @@ def provider_networks(config: dict) -> list[dict]:
     return out
 
 
+def network_label(net: dict) -> str:
+    """How an error names a provider network: its queue, else its bridge, else its net_name."""
+    for key, label in (("ip_from_q", "queue"), ("container_bridge", "bridge"), ("net_name", "net_name")):
+        if net.get(key):
+            return f"{label} {net[key]}"
+    return "no ip_from_q, container_bridge or net_name"
+
+
+def global_no_containers(config: dict) -> bool:
+    """``global_overrides.no_containers``: every service of every host runs on the host itself.
+
+    OSA reads it there only; a top-level ``no_containers`` key is not a setting.
+    """
+    overrides = config.get("global_overrides")
+    return isinstance(overrides, dict) and bool(overrides.get("no_containers"))
+
+
 def is_management(net: dict) -> bool:
-    return any(bool(net.get(flag)) for flag in MANAGEMENT_FLAGS)
+    """Whether a provider network carries management addresses.
+
+    ``is_container_address`` is the older name, read only when
+    ``is_management_address`` is absent (so an explicit ``false`` wins), as OSA reads them.
+    """
+    return bool(net.get("is_management_address", net.get("is_container_address")))
+
+
+MANAGEMENT_PREFIXES = ("container", "management")
+
+
+def container_cidr(config: dict) -> str | list[str] | None:
+    """``all.vars.container_cidr``, as OSA derives it; None if the config names no management network.
+
+    The ``container`` network, else the ``management`` one; in an L3 / pod
+    layout that has neither, the list of the CIDRs of every provider network
+    that takes its addresses from ``cidr_networks`` and carries management
+    addresses (``is_management_address``/``is_container_address``, or
+    ``address_prefix`` ``management``/``container``), in config order.
+    """
+    cidrs = config.get("cidr_networks") or {}
+    for queue in MANAGEMENT_PREFIXES:
+        if queue in cidrs:
+            return str(cidrs[queue])
+    pods = [str(cidrs[net["ip_from_q"]]) for net in provider_networks(config)
+            if net.get("ip_from_q") in cidrs
+            and (net.get("address_prefix") in MANAGEMENT_PREFIXES or is_management(net))]
+    return pods or None
 
 
 def check_config(config: dict, skeleton: Skeleton) -> None:
@@ -52,8 +95,11 @@ def check_config(config: dict, skeleton: Skeleton) -> None:
         raise ConfigError(
             "cidr_networks is missing from the user config; add it with at least a "
             "'management' network, e.g. cidr_networks: {management: 172.29.236.0/22}")
-    if "container" not in cidrs and "management" not in cidrs:
-        raise ConfigError("cidr_networks has neither a 'management' nor a 'container' network; add one")
+    if container_cidr(config) is None:
+        raise ConfigError(
+            "cidr_networks has neither a 'management' nor a 'container' network, and no provider network "
+            "takes management addresses from it (ip_from_q with is_management_address: true or "
+            "address_prefix: management); add one")
     if "lxc_hosts" in config:
         raise ConfigError(
             "lxc_hosts is defined in the user config, but the inventory builds that group itself "
@@ -66,8 +112,10 @@ def check_config(config: dict, skeleton: Skeleton) -> None:
 def _check_provider_networks(config: dict, cidrs: dict, skeleton: Skeleton) -> None:
     overrides = config.get("global_overrides")
     nets = provider_networks(config)
-    needs_networks = any(not ((v or {}).get("properties") or {}).get("is_metal")
-                         for v in skeleton.container_skel.values() if isinstance(v, dict))
+    # With a global no_containers every service runs on its host: no container needs a network.
+    needs_networks = not global_no_containers(config) and any(
+        not ((v or {}).get("properties") or {}).get("is_metal")
+        for v in skeleton.container_skel.values() if isinstance(v, dict))
     if needs_networks and not nets:
         where = "global_overrides" if overrides is None else "global_overrides.provider_networks"
         raise ConfigError(
@@ -80,8 +128,6 @@ def _check_provider_networks(config: dict, cidrs: dict, skeleton: Skeleton) -> N
             raise ConfigError(
                 f"{where}: ip_from_q {queue!r} names no network in cidr_networks "
                 f"(known: {', '.join(map(str, cidrs))}); add it to cidr_networks or fix the name")
-        if "container_bridge" not in net:
-            raise ConfigError(f"{where}: container_bridge is missing; every provider network needs one")
         if mgmt_bridge and net.get("container_bridge") == mgmt_bridge and not is_management(net):
             raise ConfigError(
                 f"{where}: the management bridge {mgmt_bridge!r} needs 'is_management_address: true' "
@@ -92,12 +138,12 @@ def _check_provider_networks(config: dict, cidrs: dict, skeleton: Skeleton) -> N
         routes = net.get("static_routes")
         if routes is not None:
             if not isinstance(routes, list):
-                raise ConfigError(f"{where} ({queue or net.get('container_bridge')}): static_routes must be a list")
+                raise ConfigError(f"{where} ({network_label(net)}): static_routes must be a list")
             for j, route in enumerate(routes):
                 missing = [k for k in ("cidr", "gateway") if not isinstance(route, dict) or not route.get(k)]
                 if missing:
                     raise ConfigError(
-                        f"{where} (queue {queue or net.get('container_bridge')}): static_routes[{j}] "
+                        f"{where} ({network_label(net)}): static_routes[{j}] "
                         f"lacks {' and '.join(missing)}; each route needs both cidr and gateway")
 
 

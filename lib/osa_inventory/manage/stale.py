@@ -16,6 +16,7 @@ from ..generate.config import Skeleton, load_skeleton, load_user_config
 from ..generate.containers import host_group_for
 from ..generate.pipeline import generate
 from ..generate.hosts import config_host_groups
+from ..generate.validate import global_no_containers
 from .views import groups_of, hostvars_of, is_metal
 
 
@@ -37,7 +38,7 @@ def load_config(config_dir: str, environment_dir: str) -> tuple[dict, Skeleton]:
 def expected_counts(config: dict, skeleton: Skeleton) -> dict[tuple[str, str], tuple[int, bool]]:
     """``(host, container_skel key) -> (containers the config asks for, runs on the host itself)``."""
     groups = config_host_groups(config)
-    global_no = bool(config.get("no_containers") or (config.get("global_overrides") or {}).get("no_containers"))
+    global_no = global_no_containers(config)
     counts: dict[tuple[str, str], tuple[int, bool]] = {}
     for key in skeleton.container_order:
         entry = skeleton.container_skel.get(key) or {}
