@@ -4,9 +4,12 @@ A storage plugin is one ``.py`` file (or a package folder) that defines a
 class ``Storage`` with ``register(args)``, ``load()`` and ``write(inventory)``.
 See ``docs/writing-plugins.md`` for the whole contract.
 
-Plugins are imported through one ``pluginbase`` source per process, made
-once and kept alive: the deployer's folders come first, the built-in
+Plugins are imported through one ``pluginbase`` source per search path,
+made once and kept alive: the deployer's folders come first, the built-in
 ``lib/plugins/`` last, so a deployer's ``filesystem.py`` overrides ours.
+Every deployer folder must pass :mod:`.trust` (with its ancestors) before
+anything is imported, and :mod:`.plugin_import` reads every module of a
+plugin source from checked source, never from bytecode.
 """
 
 from __future__ import annotations
@@ -16,14 +19,13 @@ import inspect
 import itertools
 import logging
 import os
-import stat
 import sys
 from typing import Any, Iterator
 
 from pluginbase import PluginBase
 
 from ..errors import InventoryError, PluginError, StorageError, one_line
-from . import watchdog
+from . import plugin_import, trust, watchdog
 from .settings import Settings
 from .watchdog import DEFAULT_TIMEOUT
 
@@ -46,6 +48,7 @@ def _source_for(folders: tuple[str, ...]):
             searchpath=list(folders),
             identifier=f"osa_inventory_source_{os.getpid()}_{next(_COUNTER)}",
             persist=True)
+        plugin_import.install().register(source.mod.__name__, program_dirs=[BUILTIN_DIR])
         _SOURCES[folders] = source
     return source
 
@@ -56,66 +59,47 @@ def search_path(settings: Settings) -> list[str]:
     return folders + [BUILTIN_DIR]
 
 
-def _find_plugin_file(name: str, folders: list[str]) -> tuple[str, str] | None:
-    """``(folder, file)`` of the plugin the import will pick, or None."""
+def _find_plugin_file(name: str, folders: list[str]) -> str | None:
+    """The file of the plugin the import will pick, or None."""
     for folder in folders:
         # Same precedence as Python's import: a package folder wins over a module file beside it.
         for candidate in (os.path.join(folder, name, "__init__.py"), os.path.join(folder, name + ".py")):
             if os.path.isfile(candidate):
-                return folder, candidate
+                return candidate
     return None
 
 
 def check_trusted(path: str) -> None:
     """Refuse a plugin file or folder others could have changed (as sshd treats key files)."""
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise PluginError(f"{path}: cannot be checked ({exc.strerror})") from None
-    if st.st_uid not in (0, os.getuid()):
-        raise PluginError(
-            f"refusing to load storage plugin from {path}: it is owned by uid {st.st_uid}, "
-            "not by root or the current user; chown it")
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise PluginError(
-            f"refusing to load storage plugin from {path}: it is writable by group or others "
-            f"(mode {stat.S_IMODE(st.st_mode):04o}); run chmod go-w {path}")
+    trust.check_path(path)
 
 
 def load_plugin_module(name: str, settings: Settings):
     """Import plugin ``name`` from the configured folders, after the safety checks."""
     folders = search_path(settings)
-    hit = _find_plugin_file(name, folders)
-    if hit is None:
+    # Every deployer folder, even one searched in vain, could otherwise slip code in (a helper,
+    # a same-named plugin); the built-in folder is part of this program.
+    for folder in folders[:-1]:
+        trust.check_folder(folder)
+    found = _find_plugin_file(name, folders)
+    if found is None:
         raise PluginError(
             f"unknown storage backend plugin {name!r}: no {name}.py in {', '.join(folders)}; "
             f"check 'backend' / 'plugin' in {settings.describe()} or add the folder to "
             "[inventory] plugin_paths")
-    folder, found = hit
-    if folder != BUILTIN_DIR:
-        # The built-in folder is part of this program and as trusted as the rest of it.
-        # For a package plugin the folder holding the package is checked too.
-        path = found
-        while True:
-            check_trusted(path)
-            if path == folder:
-                break
-            path = os.path.dirname(path)
     source = _source_for(tuple(folders))
-    saved = sys.dont_write_bytecode
-    sys.dont_write_bytecode = True  # never drop __pycache__ into a deployer's folder
     try:
         with watchdog.step(settings.timeout, lambda: (
                 f"storage plugin {found} did not finish importing within {settings.timeout:g} s; "
                 f"check what it waits for at import, or raise [inventory] timeout in {settings.where_to_set()}")):
             return source.load_plugin(name)
+    except trust.UntrustedPlugin:
+        raise  # already one line naming the file and the fix
     except InventoryError as exc:  # e.g. a plugin refusing to import without its dependency
         raise PluginError(f"storage plugin {found} failed to import: {one_line(exc)}") from None
     except BaseException as exc:  # any error (even sys.exit) while importing third-party code
         raise PluginError(
             f"storage plugin {found} failed to import: {type(exc).__name__}: {one_line(exc)}") from None
-    finally:
-        sys.dont_write_bytecode = saved
 
 
 def storage_class(module, name: str):

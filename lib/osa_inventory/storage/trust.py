@@ -1,0 +1,140 @@
+"""Which plugin files and folders may run as code: the rules sshd's StrictModes applies to key files.
+
+* A plugin folder, and every file or package folder imported from it, is
+  owned by root or by the user running the script and is not writable by
+  group or others.
+* Every ancestor of a plugin folder up to ``/`` (of the path as written and
+  of the path with symlinks resolved) follows the same rules, except that a
+  folder writable by others is accepted with the sticky bit and a root
+  owner, as ``/tmp`` is: then nobody else can rename what is inside.
+* A file is checked and read through one open descriptor, so whatever runs
+  is exactly what was checked, whatever is renamed meanwhile.
+
+Each refusal is one :class:`UntrustedPlugin` line naming the path and the
+``chmod``/``chown`` that fixes it.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shlex
+import stat
+
+from ..errors import PluginError
+
+MAX_SOURCE_BYTES = 16 * 1024 * 1024  # far beyond any plugin; stops a trusted-but-wrong huge file early
+
+
+class UntrustedPlugin(PluginError):
+    """A plugin file or folder that someone other than root or the current user could have changed."""
+
+
+def _trusted_owners() -> tuple[int, ...]:
+    return (0, os.geteuid())
+
+
+def _owner_name(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _chown_target() -> str:
+    return "root" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+
+
+def check_stat(st: os.stat_result, path: str, ancestor_of: str | None = None) -> None:
+    """Refuse ``path`` (its ``stat`` in ``st``) unless it meets the rules above.
+
+    ``ancestor_of`` names the plugin folder when ``path`` is one of its
+    ancestors, which may be world-writable with the sticky bit and a root owner.
+    """
+    quoted = shlex.quote(path)
+    what = (f"refusing to load storage plugins from {ancestor_of}: its ancestor {path}" if ancestor_of
+            else f"refusing to load storage plugin from {path}: it")
+    if st.st_uid not in _trusted_owners():
+        raise UntrustedPlugin(
+            f"{what} is owned by {_owner_name(st.st_uid)}, not by root or the current user; "
+            f"review it, then run chown {_chown_target()} {quoted} (or remove it)")
+    writable = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    shared_like_tmp = ancestor_of and st.st_mode & stat.S_ISVTX and st.st_uid == 0
+    if writable and not shared_like_tmp:
+        sticky = " without the sticky bit and a root owner" if ancestor_of else ""
+        raise UntrustedPlugin(
+            f"{what} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}){sticky}; "
+            f"run chmod go-w {quoted}")
+
+
+def check_path(path: str) -> None:
+    """Check one existing file or folder by path (the rules above, without ancestors)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise UntrustedPlugin(f"{path}: cannot be checked ({exc.strerror})") from None
+    check_stat(st, path)
+
+
+def check_folder(folder: str) -> bool:
+    """Check a plugin folder and all its ancestors; False if it does not exist (nothing to load there).
+
+    A missing folder's existing ancestors are still checked: otherwise
+    someone could create it later and fill it.
+    """
+    folder = os.path.abspath(folder)
+    exists = True
+    for path in dict.fromkeys((folder, os.path.realpath(folder))):
+        exists = _check_chain(path, folder) and exists
+    if exists and not os.path.isdir(folder):
+        raise PluginError(
+            f"plugin folder {folder} is not a folder; fix [inventory] plugin_paths or OSA_INVENTORY_PLUGIN_PATHS")
+    return exists
+
+
+def _check_chain(path: str, folder: str) -> bool:
+    """``/``, each ancestor, then ``path`` itself; False as soon as a component is missing."""
+    parts = [p for p in path.split(os.sep) if p]
+    prefixes = ["/"] + ["/" + "/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    for prefix in prefixes:
+        try:
+            st = os.stat(prefix)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise UntrustedPlugin(f"plugin folder {folder}: {prefix} cannot be checked ({exc.strerror})") from None
+        check_stat(st, prefix, None if prefix == path else folder)
+    return True
+
+
+def read_source(folder: str, filename: str) -> bytes:
+    """The bytes of ``folder/filename``, checked (folder and file) through the descriptors read.
+
+    Only a regular file is read (a FIFO or device named ``*.py`` is refused
+    without blocking).
+    """
+    path = os.path.join(folder, filename)
+    dir_fd = fd = -1
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        check_stat(os.fstat(dir_fd), folder)
+        fd = os.open(filename, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UntrustedPlugin(
+                f"refusing to load storage plugin from {path}: it is not a regular file; "
+                f"replace it with the plugin's source file")
+        check_stat(st, path)
+        if st.st_size > MAX_SOURCE_BYTES:
+            raise PluginError(f"storage plugin {path} is {st.st_size} bytes, more than any plugin source; "
+                              "check that it is the right file")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise PluginError(f"storage plugin {path} cannot be read ({exc.strerror})") from None
+    finally:
+        for descriptor in (fd, dir_fd):
+            if descriptor >= 0:
+                os.close(descriptor)
