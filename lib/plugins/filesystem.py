@@ -16,7 +16,10 @@ of the folder), so a crash leaves either the old or the new file; an
 exclusive ``flock`` on the inventory's folder is held across
 load-generate-write, so concurrent runs serialise instead of losing updates;
 the backup archive is rewritten atomically with exactly the newest N
-versions; and a corrupt inventory is reported, never overwritten.
+versions, never with looser permissions than the inventory; a corrupt
+inventory is reported, never overwritten; a damaged archive still gives
+every version it holds intact; and a symbolic link in place of either file
+stays a link: its target is replaced, atomically, in the target's own folder.
 """
 
 from __future__ import annotations
@@ -26,23 +29,69 @@ import datetime as _dt
 import io
 import json
 import os
+import stat
 import tarfile
 import time
-from typing import ContextManager
+from typing import ContextManager, Iterator
 
 from osa_inventory.errors import StorageError as StorageFailure
 from osa_inventory.storage.options import number_option
-from osa_inventory.storage.safe_files import TEMP_SUFFIX, Reentrant, atomic_write, flock_wait
+from osa_inventory.storage.safe_files import (TEMP_SUFFIX, Reentrant, atomic_write, flock_wait, owner_of,
+                                              set_aside)
 
 INVENTORY_NAME = "openstack_inventory.json"
 BACKUP_NAME = "backup_openstack_inventory.tar"
 MEMBER_PREFIX = INVENTORY_NAME + "-"
 CURRENT = "current"
+LOCK_HINT = "wait for it to finish or raise [filesystem] lock_timeout"
 
 
 def dumps(inventory: dict) -> str:
     """The exact text OSA writes: sorted keys, four-space indent."""
     return json.dumps(inventory, indent=4, sort_keys=True)
+
+
+class Archive:
+    """The members of the backup archive that can be read, and what stopped the reading."""
+
+    def __init__(self, members: list[tuple[tarfile.TarInfo, bytes]], damage: str | None):
+        self.members = members
+        self.damage = damage
+
+
+def read_archive(path: str) -> Archive:
+    """Every complete member of the tar file ``path``, in order, up to the first damage.
+
+    The archive is read as a stream, so a truncated or partly overwritten file
+    still gives back each member before the damage.
+    """
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        return Archive([], None)
+    members: list[tuple[tarfile.TarInfo, bytes]] = []
+    with fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return Archive([], "it is empty")
+        try:
+            with tarfile.open(fileobj=fh, mode="r|") as tar:
+                for member in tar:
+                    if not member.isfile():
+                        continue
+                    data = tar.extractfile(member).read()
+                    if len(data) != member.size:
+                        raise tarfile.ReadError("unexpected end of data")
+                    members.append((member, data))
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            return Archive(members, f"{exc or type(exc).__name__} after {len(members)} readable version(s)")
+    return Archive(members, None)
+
+
+def version_of(member_name: str) -> str:
+    """The version name ``--history`` shows for an archive member."""
+    if member_name.startswith(MEMBER_PREFIX) and member_name.endswith(".json"):
+        return member_name[len(MEMBER_PREFIX):-len(".json")]
+    return member_name
 
 
 class Storage:
@@ -52,8 +101,7 @@ class Storage:
         self.folder = ""
         self.keep = 15
         self.lock_timeout = 300.0
-        self._lock = Reentrant(lambda: flock_wait(
-            self.folder, self.lock_timeout, "wait for it to finish or raise [filesystem] lock_timeout"))
+        self._lock = Reentrant(self._lock_folders)
 
     # -- contract ---------------------------------------------------------
 
@@ -85,6 +133,7 @@ class Storage:
         text = dumps(inventory)
         with self.lock():
             self._remove_stale_temp_files()
+            target = self._file(self.inventory_path)
             old = self._read_current()
             if old == text:
                 return
@@ -93,12 +142,11 @@ class Storage:
                     json.loads(old)
                 except ValueError:
                     # Only an explicit restore/import gets here; keep the damaged file for forensics.
-                    os.replace(self.inventory_path, f"{self.inventory_path}.corrupt-{_stamp()}")
+                    set_aside(target, "corrupt", _stamp())
                     old = None
             if old is not None and self.keep > 0:
-                self._add_backup(old)
-            mode = _mode_of(self.inventory_path, 0o644)
-            atomic_write(self.inventory_path, text.encode("utf-8"), mode)
+                self._add_backup(old, target)
+            atomic_write(target, text.encode("utf-8"), _mode_of(target, 0o644), owner_of(target))
 
     # -- optional extras --------------------------------------------------
 
@@ -109,17 +157,18 @@ class Storage:
         """Exclusive across processes (``flock``), re-entrant within this object.
 
         The lock is on the folder itself: no lock file is left behind, and the
-        folder outlives every atomic rename of the files in it.
+        folder outlives every atomic rename of the files in it. When a file is
+        a symbolic link, the folder of its target is locked as well, so that
+        every configuration linking to one inventory takes the same lock.
         """
         return self._lock()
 
     def history(self) -> list[dict]:
-        """Earlier versions, oldest first, then the current file (version ``current``)."""
-        versions = []
-        for member in self._members():
-            versions.append({"version": member.name[len(MEMBER_PREFIX):-len(".json")]
-                             if member.name.startswith(MEMBER_PREFIX) else member.name,
-                             "time": _iso(member.mtime), "member": member.name})
+        """Earlier versions, oldest first, then the current file (version ``current``).
+
+        Lists every version a damaged archive still holds intact."""
+        versions = [{"version": version_of(member.name), "time": _iso(member.mtime), "member": member.name}
+                    for member, _ in read_archive(self._file(self.backup_path)).members]
         if os.path.exists(self.inventory_path):
             versions.append({"version": CURRENT, "time": _iso(os.stat(self.inventory_path).st_mtime)})
         return versions
@@ -130,11 +179,16 @@ class Storage:
             if data is None:
                 raise StorageFailure(f"{self.inventory_path} does not exist")
             return data
-        with self._open_archive() as tar:
-            for member in tar.getmembers():
-                if version in (member.name, member.name[len(MEMBER_PREFIX):-len(".json")]):
-                    return json.loads(tar.extractfile(member).read().decode("utf-8"))
-        raise StorageFailure(f"no version {version!r} in {self.backup_path}; list them with --history")
+        archive = read_archive(self._file(self.backup_path))
+        for member, data in archive.members:
+            if version in (member.name, version_of(member.name)):
+                try:
+                    return json.loads(data.decode("utf-8"))
+                except ValueError:
+                    raise StorageFailure(f"version {version} in {self.backup_path} is not valid JSON; "
+                                         "choose another one from --history") from None
+        damaged = f" (the archive is damaged: {archive.damage})" if archive.damage else ""
+        raise StorageFailure(f"no version {version!r} in {self.backup_path}{damaged}; list them with --history")
 
     # -- internals --------------------------------------------------------
 
@@ -146,78 +200,104 @@ class Storage:
     def backup_path(self) -> str:
         return os.path.join(self.folder, BACKUP_NAME)
 
+    def _file(self, path: str) -> str:
+        """The file that holds ``path``'s content: ``path``, or the target of its symbolic link.
+
+        A link whose target is missing or not a regular file is refused, never
+        read as "no inventory" nor replaced by a regular file."""
+        if not os.path.islink(path):
+            return path
+        try:
+            target = os.path.realpath(path, strict=True)
+        except OSError as exc:
+            raise StorageFailure(
+                f"{path} is a symbolic link to {os.readlink(path)}, which cannot be followed "
+                f"({exc.strerror}); restore that file, or remove the link to start anew") from None
+        if not stat.S_ISREG(os.stat(target).st_mode):
+            raise StorageFailure(f"{path} is a symbolic link to {target}, which is not a regular file; "
+                                 "point the link at a file, or remove it")
+        return target
+
+    def _folders(self) -> list[str]:
+        """The folders a writer locks: the store's own, then those of any link targets."""
+        folders = [self.folder]
+        for path in (self.inventory_path, self.backup_path):
+            if os.path.islink(path):
+                folder = os.path.dirname(os.path.realpath(path))
+                if os.path.isdir(folder) and folder not in folders:
+                    folders.append(folder)
+        return folders
+
+    @contextlib.contextmanager
+    def _lock_folders(self) -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            for folder in self._folders():
+                stack.enter_context(flock_wait(folder, self.lock_timeout, LOCK_HINT))
+            yield
+
     def _remove_stale_temp_files(self) -> None:
         """Delete temp files of runs killed mid-write (only the lock holder writes them)."""
-        for name in os.listdir(self.folder):
-            if name.endswith(TEMP_SUFFIX) and name.startswith(("." + INVENTORY_NAME + ".", "." + BACKUP_NAME + ".")):
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(self.folder, name))
+        for path in (self.inventory_path, self.backup_path):
+            with contextlib.suppress(StorageFailure):
+                path = self._file(path)
+            folder, name = os.path.split(path)
+            for entry in os.listdir(folder):
+                if entry.startswith("." + name + ".") and entry.endswith(TEMP_SUFFIX):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(folder, entry))
 
     def _read_current(self) -> str | None:
         try:
-            with open(self.inventory_path, encoding="utf-8") as fh:
+            with open(self._file(self.inventory_path), encoding="utf-8") as fh:
                 return fh.read()
         except FileNotFoundError:
             return None
         except UnicodeDecodeError:
             raise StorageFailure(self._corrupt_message("is not UTF-8 text")) from None
 
-    def _open_archive(self):
-        if not os.path.exists(self.backup_path):
-            return tarfile.open(fileobj=io.BytesIO(_empty_tar()), mode="r")
-        return tarfile.open(self.backup_path, mode="r")
-
-    def _members(self) -> list[tarfile.TarInfo]:
-        try:
-            with self._open_archive() as tar:
-                return [m for m in tar.getmembers() if m.isfile()]
-        except tarfile.TarError:
-            return []
-
     def _corrupt_message(self, what: str) -> str:
         newest = None
-        try:
-            with self._open_archive() as tar:
-                for member in reversed([m for m in tar.getmembers() if m.isfile()]):
-                    try:
-                        json.loads(tar.extractfile(member).read().decode("utf-8"))
-                    except ValueError:
-                        continue
-                    newest = member.name
-                    break
-        except (tarfile.TarError, OSError):
-            pass
+        with contextlib.suppress(StorageFailure):
+            for member, data in reversed(read_archive(self._file(self.backup_path)).members):
+                try:
+                    json.loads(data.decode("utf-8"))
+                except ValueError:
+                    continue
+                newest = member.name
+                break
         if newest:
             hint = (f"the newest good backup is {newest} in {self.backup_path}; restore it with "
-                    f"'scripts/inventory-manage.py --restore {newest[len(MEMBER_PREFIX):-len('.json')]}' "
+                    f"'scripts/inventory-manage.py --restore {version_of(newest)}' "
                     f"or 'tar -xOf {self.backup_path} {newest} > {self.inventory_path}'")
         else:
             hint = "no good backup exists; repair the file by hand or import a saved copy"
         return f"{self.inventory_path} {what}; it was left untouched; {hint}"
 
-    def _add_backup(self, old_text: str) -> None:
-        """Rewrite the archive atomically with the newest ``keep`` versions, old_text last."""
-        members: list[tuple[tarfile.TarInfo, bytes]] = []
-        if os.path.exists(self.backup_path):
-            try:
-                with tarfile.open(self.backup_path, mode="r") as tar:
-                    for m in tar.getmembers():
-                        if m.isfile():
-                            members.append((m, tar.extractfile(m).read()))
-            except tarfile.TarError:
-                os.replace(self.backup_path, f"{self.backup_path}.corrupt-{_stamp()}")
-                members = []
+    def _add_backup(self, old_text: str, inventory_file: str) -> None:
+        """Rewrite the archive atomically with the newest ``keep`` versions, old_text last.
+
+        A damaged archive is set aside whole (what cannot be read may still be
+        recovered by hand) and its readable versions carry over. The archive
+        is never readable by anyone the inventory is not readable by.
+        """
+        path = self._file(self.backup_path)
+        archive = read_archive(path)
+        archive_mode = _mode_of(path, None)
+        if archive.damage:
+            set_aside(path, "corrupt", _stamp())
+        members = archive.members
+        inventory_mode = _mode_of(inventory_file, 0o644)
         name = _backup_name({m.name for m, _ in members})
         info = tarfile.TarInfo(name)
         data = old_text.encode("utf-8")
-        info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
-        members.append((info, data))
-        members = members[-self.keep:]
+        info.size, info.mtime, info.mode = len(data), int(time.time()), inventory_mode
+        members = (members + [(info, data)])[-self.keep:]
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
             for m, payload in members:
                 tar.addfile(m, io.BytesIO(payload))
-        atomic_write(self.backup_path, buf.getvalue(), _mode_of(self.backup_path, 0o644))
+        mode = inventory_mode if archive_mode is None else archive_mode & inventory_mode
+        atomic_write(path, buf.getvalue(), mode, owner_of(inventory_file))
 
 
 def _backup_name(kept: set[str]) -> str:
@@ -245,16 +325,8 @@ def _iso(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _empty_tar() -> bytes:
-    buf = io.BytesIO()
-    tarfile.open(fileobj=buf, mode="w").close()
-    return buf.getvalue()
-
-
-def _mode_of(path: str, default: int) -> int:
+def _mode_of(path: str, default: int | None) -> int | None:
     try:
         return os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
         return default
-
-
