@@ -1,8 +1,8 @@
 """etcd storage: the inventory kept in an etcd v3 cluster shared by several deploy hosts.
 
 Options (osa.ini section ``[etcd]`` or ``OSA_INVENTORY_ETCD_<OPTION>``): ``endpoints``,
-``prefix``, ``username``, ``password``, ``ca_cert``, ``cert``, ``key``, ``timeout``,
-``lock_ttl``, ``lock_timeout``, ``max_txn_ops``; see docs/etcd.md.
+``prefix``, ``deployment``, ``username``, ``password``, ``ca_cert``, ``cert``, ``key``,
+``timeout``, ``lock_ttl``, ``lock_timeout``, ``max_txn_ops``; see docs/etcd.md.
 
 Layout under the prefix ``P`` (all values JSON, UTF-8):
 
@@ -14,6 +14,13 @@ Layout under the prefix ``P`` (all values JSON, UTF-8):
     such as a group or ``all`` (``group``), the rest of ``_meta`` (``meta``) and the
     index (``index``) listing every part in order with its tag and digest. ``tag`` is
     unique per write (``<generation>-<random>``); a part bigger than a chunk is split.
+``P/deployment``
+    The marker naming the deployment (``[etcd] deployment``); a run of another
+    deployment is refused.
+``P/tags/<tag>``
+    One record per write tag with parts stored: ``staging`` until its manifest is
+    switched in, then ``stored``. Together with the index it proves which data keys
+    this program wrote; no other key is ever deleted.
 ``P/lock``
     Held by the run that is generating, attached to a lease that dies with it.
 
@@ -22,7 +29,7 @@ follows yet, then switches the manifest in one transaction that compares the
 manifest's revision (and that our lock is still ours): readers see the old version or
 the new one, never a mix, and a writer that lost the race writes nothing visible.
 Parts that no manifest references any more are deleted afterwards (or by the next
-write, if the writer died first).
+write of any kind, changing or not, if the writer died first).
 """
 
 from __future__ import annotations
@@ -43,9 +50,12 @@ from typing import ContextManager, Iterator
 from osa_inventory.errors import StorageError
 from osa_inventory.storage.options import number_option
 from osa_inventory.storage.safe_files import Reentrant
-from osa_inventory.backends.etcd.client import (EtcdClient, EtcdCompacted, EtcdError, EtcdFutureRevision,
-                                       check_endpoint, cmp_create, cmp_mod, op_delete, op_put,
-                                       op_range, prefix_end)
+from osa_inventory.backends.etcd.client import (GRPC_PERMISSION_DENIED, EtcdClient, EtcdCompacted, EtcdError,
+                                                EtcdFutureRevision, EtcdRequestError, check_endpoint, cmp_create,
+                                                cmp_mod, op_delete, op_put, op_range, prefix_end)
+from osa_inventory.backends.etcd.identity import check_identity, check_name, check_nesting, marker_value
+from osa_inventory.backends.etcd.layout import (STAGING, STORED, Keys, PrefixScan, ancestors, classify, marker_of,
+                                                other_deployment_at)
 
 FORMAT = 1
 DEFAULT_ENDPOINTS = "http://127.0.0.1:2379"
@@ -137,15 +147,28 @@ def join_inventory(index: dict, values: dict[tuple[str, str], object]) -> dict:
     return inventory
 
 
+class Damage(StorageError):
+    """The stored version is damaged: a restore or a forced import may write over it."""
+
+
 @dataclass
 class Snapshot:
-    """What a write needs to know about the version it replaces."""
+    """What a write needs to know about the version it replaces.
+
+    ``parts`` and ``index_part`` hold only what is intact (and so may be kept);
+    ``owned`` is every data key this program provably wrote (referenced by the
+    index, or under a recorded tag), the only keys a write may delete."""
 
     manifest_rev: int = 0
     manifest: dict | None = None
     parts: dict[tuple[str, str], Part] = field(default_factory=dict)
     index_part: Part | None = None
-    orphans: list[bytes] = field(default_factory=list)
+    owned: set[bytes] = field(default_factory=set)
+    tags: dict[str, str] = field(default_factory=dict)
+    marker_rev: int = 0
+    marker: dict | None = None
+    nested: list[str] = field(default_factory=list)
+    generation: int = 0
 
     def all_keys(self, data_prefix: bytes) -> set[bytes]:
         """Every data key this version references."""
@@ -195,6 +218,8 @@ class Storage:
     def __init__(self) -> None:
         self.endpoints: list[str] = []
         self.prefix = DEFAULT_PREFIX
+        self.keys = Keys(DEFAULT_PREFIX)
+        self.deployment = ""
         self.timeout = 10.0
         self.lock_ttl = 60
         self.lock_timeout = 300.0
@@ -234,16 +259,21 @@ class Storage:
         ca_cert, cert, key = (_file_option(args, name, config_dir) for name in ("ca_cert", "cert", "key"))
         if key and not cert:
             raise StorageError("option key is set but cert is not; set both for TLS client authentication")
+        self.deployment = check_name(args.get("deployment"))
         self.timeout = number_option(args, "timeout", 10.0, minimum=0.1)
         self.lock_ttl = int(number_option(args, "lock_ttl", 60, minimum=2, whole=True))
         self.lock_timeout = number_option(args, "lock_timeout", 300.0, minimum=0)
         self.max_txn_ops = int(number_option(args, "max_txn_ops", 128, minimum=8, whole=True))
-        self.endpoints, self.prefix = endpoints, prefix
+        self.endpoints, self.prefix, self.keys = endpoints, prefix, Keys(prefix)
         self.client = EtcdClient(endpoints, self.timeout, username=username, password=password,
                                  ca_cert=ca_cert, cert=cert, key=key, scope=prefix + "/")
 
     def load(self) -> dict | None:
-        """The current inventory, read at one revision, or None when none is stored."""
+        """The current inventory, read at one revision, or None when none is stored.
+
+        Refuses a prefix that holds another deployment, a damaged version and a
+        manifest deleted while its parts remain."""
+        self._snapshot = None
         inventory, snapshot = self._read(0)
         self._snapshot = snapshot
         return inventory
@@ -251,15 +281,18 @@ class Storage:
     def write(self, inventory: dict) -> None:
         """Store ``inventory`` over the version last loaded (or the current one) under the lock.
 
-        Refuses, writing nothing, when another run stored a version since that load or
-        when our lock was lost."""
+        Refuses, writing nothing, when another run stored a version since that load,
+        when our lock was lost, and when the prefix holds or nests in another
+        deployment. Writes over a damaged current version (what a restore or a
+        forced import asks for); the damaged version stays in the history."""
         if not isinstance(inventory, dict):
             raise StorageError(f"cannot store a {type(inventory).__name__}; the inventory must be a dict")
         with self.lock():
             self._check_lock()
             base = self._snapshot
             if base is None:
-                _, base = self._read(0)
+                _, base = self._read(0, tolerant=True)
+            check_nesting(self.prefix, self._where, base.nested, self._deployments_around())
             self._snapshot = self._commit(base, inventory)
 
     # -- optional extras --------------------------------------------------
@@ -280,24 +313,54 @@ class Storage:
         finally:
             self._release()
 
+    def adopt(self) -> str:
+        """Label the deployment stored at the prefix with this run's ``deployment`` name.
+
+        The operator's override for a name mismatch (``inventory-manage.py --adopt``);
+        returns what was done."""
+        with self.lock():
+            scan = self._scan(0)
+            old = marker_of(scan.marker["value"]) if scan.marker is not None else None
+            if scan.marker is not None and old is None:
+                raise StorageError(f"{self.keys.marker.decode()} on {self._where} is not a deployment marker of "
+                                   "this program; choose another prefix")
+            if scan.manifest is None and old is None and not scan.leftovers():
+                return f"nothing is stored at {self.prefix} yet; the first write labels it"
+            before = old["deployment"] if old is not None else ""
+            if old is not None and before == self.deployment:
+                return f"{self.prefix} already holds deployment '{before}'; nothing to do"
+            value = marker_value(self.deployment, self.prefix, _writer(), utc_now(), old or {})
+            answer = self._client().txn(
+                [cmp_mod(self.keys.marker, scan.marker["mod_revision"] if scan.marker else 0),
+                 cmp_create(self.keys.lock, self._lock_rev)],
+                [op_put(self.keys.marker, value)])
+            if not answer["succeeded"]:
+                raise StorageError(f"the marker of {self.prefix} on {self._where} changed meanwhile; nothing "
+                                   "was changed; run again")
+            self._snapshot = None
+            shown = f"'{before}'" if before else "(unnamed)"
+            return f"{self.prefix} held deployment {shown}; it is now deployment '{self.deployment}'"
+
     def history(self) -> list[dict]:
-        """Stored versions, oldest first, as far back as etcd still keeps them."""
+        """Stored versions, oldest first, as far back as etcd still keeps them.
+
+        When the manifest was deleted, the history ends at its last version."""
         found: list[dict] = []
-        answer = self._client().range(self._manifest_key)
+        answer = self._client().range(self.keys.manifest)
         read_at = answer["revision"]
-        kv = answer["kvs"][0] if answer["kvs"] else None
+        kv = answer["kvs"][0] if answer["kvs"] else self._last_manifest(self._scan(0))
         while kv is not None:
             entry = self._history_entry(kv)
             found.append(entry)
             if kv["mod_revision"] <= 1:
                 break
             try:
-                older = self._client().range(self._manifest_key, revision=kv["mod_revision"] - 1)
+                older = self._client().range(self.keys.manifest, revision=kv["mod_revision"] - 1)
             except EtcdCompacted:
                 # This version may predate the compaction yet still be readable at the
                 # revision we saw it at; label it with one that can be read back.
                 try:
-                    self._client().range(self._manifest_key, revision=kv["mod_revision"])
+                    self._client().range(self.keys.manifest, revision=kv["mod_revision"])
                 except EtcdCompacted:
                     entry["version"] = str(read_at)
                 break
@@ -337,18 +400,6 @@ class Storage:
     # -- keys -------------------------------------------------------------
 
     @property
-    def _manifest_key(self) -> bytes:
-        return (self.prefix + "/manifest").encode("utf-8")
-
-    @property
-    def _lock_key(self) -> bytes:
-        return (self.prefix + "/lock").encode("utf-8")
-
-    @property
-    def _data_prefix(self) -> bytes:
-        return (self.prefix + "/data/").encode("utf-8")
-
-    @property
     def _where(self) -> str:
         return ",".join(self.endpoints)
 
@@ -359,76 +410,184 @@ class Storage:
 
     # -- reading ----------------------------------------------------------
 
-    def _read(self, revision: int) -> tuple[dict | None, Snapshot]:
-        """The inventory and its snapshot at ``revision`` (0: now), from one consistent revision."""
+    def _read(self, revision: int, tolerant: bool = False) -> tuple[dict | None, Snapshot]:
+        """The inventory and its snapshot at ``revision`` (0: now), from one consistent revision.
+
+        ``tolerant``: a damaged or deleted current version gives a snapshot to write
+        over (and no inventory) instead of an error."""
         for attempt in range(3):
             try:
-                return self._read_once(revision)
+                return self._read_once(revision, tolerant)
             except EtcdCompacted:
                 # Only a "now" read can race a compaction; an explicit revision cannot be retried.
                 if revision or attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
-    def _read_once(self, revision: int) -> tuple[dict | None, Snapshot]:
+    def _scan(self, revision: int) -> PrefixScan:
+        """Everything under the prefix, read at one revision (``revision``, or now)."""
+        root = self.keys.root
         client = self._client()
-        answer = client.range(self._manifest_key, revision=revision)
-        at = revision or answer["revision"]
-        if not answer["kvs"]:
-            return None, Snapshot()
-        kv = answer["kvs"][0]
-        manifest = self._parse_manifest(kv)
-        data = client.range_all(self._data_prefix, prefix_end(self._data_prefix), revision=at, page=PAGE_KEYS)
-        values = {item["key"]: item["value"] for item in data}
+        first = client.range(root, prefix_end(root), revision=revision, limit=PAGE_KEYS)
+        at = revision or first["revision"]
+        kvs = first["kvs"]
+        if first["more"] and kvs:
+            kvs = kvs + client.range_all(kvs[-1]["key"] + b"\0", prefix_end(root), revision=at, page=PAGE_KEYS)
+        return classify(self.keys, kvs, at)
+
+    def _read_once(self, revision: int, tolerant: bool) -> tuple[dict | None, Snapshot]:
+        scan = self._scan(revision)
+        if not revision:
+            check_identity(scan, self.deployment, self._where)
+        snapshot = Snapshot(tags=dict(scan.tags), nested=scan.nested, owned=scan.recorded_keys())
+        if scan.marker is not None:
+            snapshot.marker_rev, snapshot.marker = scan.marker["mod_revision"], marker_of(scan.marker["value"])
+        snapshot.generation = max((_generation(tag) for tag in scan.tags), default=0)
+        kv = scan.manifest
+        if kv is None:
+            leftovers = scan.leftovers()
+            if not leftovers:
+                return None, snapshot
+            last = self._last_manifest(scan)
+            if not tolerant:
+                raise StorageError(self._manifest_gone_message(len(leftovers), last))
+            if last is None:
+                return None, snapshot
+            kv = last  # read what the deleted manifest pointed to, to know (and keep) its parts
+        try:
+            manifest = self._parse_manifest(kv, scan)
+        except Damage:
+            if not tolerant:
+                raise
+            snapshot.manifest_rev = scan.manifest["mod_revision"]
+            return None, snapshot
+        snapshot.generation = max(snapshot.generation, _whole(manifest.get("generation")))
+        if kv is scan.manifest:
+            snapshot.manifest_rev, snapshot.manifest = kv["mod_revision"], manifest
+        values = {key: item["value"] for key, item in scan.data.items()}
         index_part = Part("index", "parts", *manifest["index"])
-        index = json.loads(self._payload(index_part, values, at))
-        parts = {}
+        snapshot.owned.update(index_part.keys(self.keys.data))
+        try:
+            index = json.loads(self._payload(index_part, values, scan.revision))
+        except Damage:
+            if not tolerant:
+                raise
+            return None, snapshot
         decoded: dict[tuple[str, str], object] = {}
+        damaged = False
         for row in index["parts"]:
             part = Part(*row)
-            parts[(part.kind, part.name)] = part
-            decoded[(part.kind, part.name)] = json.loads(self._payload(part, values, at))
-        inventory = join_inventory(index, decoded)
-        snapshot = Snapshot(kv["mod_revision"], manifest, parts, index_part)
-        referenced = snapshot.all_keys(self._data_prefix)
-        # A key not referenced and older than the manifest belongs to a writer that lost
-        # (its compare on the manifest must fail) or died: nobody will ever point to it.
-        snapshot.orphans = [item["key"] for item in data
-                            if item["key"] not in referenced and item["create_revision"] < kv["mod_revision"]]
-        return inventory, snapshot
+            snapshot.owned.update(part.keys(self.keys.data))
+            try:
+                decoded[(part.kind, part.name)] = json.loads(self._payload(part, values, scan.revision))
+            except Damage:
+                if not tolerant:
+                    raise
+                damaged = True
+                continue
+            snapshot.parts[(part.kind, part.name)] = part
+        snapshot.owned &= set(scan.data)
+        if damaged or kv is not scan.manifest:
+            return None, snapshot
+        snapshot.index_part = index_part
+        return join_inventory(index, decoded), snapshot
 
-    def _parse_manifest(self, kv: dict) -> dict:
+    def _parse_manifest(self, kv: dict, scan: PrefixScan) -> dict:
         try:
             manifest = json.loads(kv["value"])
             fmt = manifest["format"]
             manifest["index"] = list(manifest["index"])
         except (ValueError, KeyError, TypeError):
-            raise StorageError(
-                f"{self._manifest_key.decode()} on {self._where} is not an inventory manifest; "
-                "it was changed by hand or belongs to another program; choose another prefix") from None
+            if scan.marker is None:
+                raise StorageError(
+                    f"{self.keys.manifest.decode()} on {self._where} is not an inventory manifest; "
+                    "it was changed by hand or belongs to another program; choose another prefix") from None
+            raise Damage(
+                f"{self.keys.manifest.decode()} on {self._where} (revision {kv['mod_revision']}) is damaged; it "
+                f"was changed outside this program; {_REPAIR}") from None
         if fmt != FORMAT:
             raise StorageError(
-                f"{self._manifest_key.decode()} on {self._where} has format {fmt}, this program "
+                f"{self.keys.manifest.decode()} on {self._where} has format {fmt}, this program "
                 f"reads format {FORMAT}; upgrade it")
         return manifest
 
     def _payload(self, part: Part, values: dict[bytes, bytes], revision: int) -> bytes:
         chunks = []
-        for key in part.keys(self._data_prefix):
+        for key in part.keys(self.keys.data):
             value = values.get(key)
             if value is None:
-                raise StorageError(
+                raise Damage(
                     f"the inventory at {self.prefix} on {self._where} (revision {revision}) lacks "
-                    f"key {key.decode('utf-8', 'replace')}; it was deleted outside this program; "
-                    "restore an earlier version from --history")
+                    f"key {key.decode('utf-8', 'replace')}; it was deleted outside this program; {_REPAIR}")
             chunks.append(value)
         payload = b"".join(chunks)
         if digest(payload) != part.digest:
-            raise StorageError(
+            raise Damage(
                 f"the inventory at {self.prefix} on {self._where} (revision {revision}): "
                 f"{part.kind} {part.name!r} does not match its digest; it was changed outside this "
-                "program; restore an earlier version from --history")
+                f"program; {_REPAIR}")
         return payload
+
+    def _last_manifest(self, scan: PrefixScan) -> dict | None:
+        """The manifest as it was just before it was deleted, or None if etcd no longer has it.
+
+        Every stored write left a revision at which the manifest existed (its tag
+        record's, or its newest part's); from there a binary search over the
+        revisions finds the last one at which it still existed."""
+        low = max([rev for tag, rev in scan.tag_revisions.items() if scan.tags[tag] == STORED] +
+                  [scan.data[key]["mod_revision"] for key in scan.leftovers()], default=0)
+        if not low:
+            return None
+        client = self._client()
+
+        def at(revision: int) -> dict | None:
+            try:
+                kvs = client.range(self.keys.manifest, revision=revision)["kvs"]
+            except EtcdCompacted:
+                return None
+            return kvs[0] if kvs else None
+
+        found = at(low)
+        if found is None:
+            return None
+        high = scan.revision  # absent here
+        while high - low > 1:
+            middle = (low + high) // 2
+            kv = at(middle)
+            if kv is not None:
+                low, found = middle, kv
+            else:
+                high = middle
+        return found
+
+    def _manifest_gone_message(self, leftovers: int, last: dict | None) -> str:
+        head = (f"the inventory at {self.prefix} on {self._where} has no manifest ({self.keys.manifest.decode()} "
+                f"was deleted outside this program) but {leftovers} of its stored keys remain; nothing was read")
+        replace = "'scripts/inventory-manage.py --import FILE --force'"
+        if last is None:
+            return f"{head}; etcd no longer has its versions; replace it with {replace}"
+        return (f"{head}; put its last version back with 'scripts/inventory-manage.py --restore "
+                f"{last['mod_revision']}', or replace it with {replace}")
+
+    def _deployments_around(self) -> list[str]:
+        """Prefixes of other deployments that contain this one (those this user may read)."""
+        checks = [key for other in ancestors(self.prefix) for key in
+                  (Keys(other).manifest, Keys(other).marker)]
+        if not checks:
+            return []
+        try:
+            answer = self._client().txn([], [op_range(key) for key in checks])
+        except EtcdRequestError as exc:
+            if exc.code == GRPC_PERMISSION_DENIED:
+                return []  # a user kept to its own prefix cannot see (nor harm) the others
+            raise
+        found = []
+        for response in answer["responses"]:
+            for kv in response.get("kvs", []):
+                other = other_deployment_at(kv["key"], kv["value"])
+                if other is not None and other not in found:
+                    found.append(other)
+        return found
 
     def _history_entry(self, kv: dict) -> dict:
         entry = {"version": str(kv["mod_revision"]), "time": "", "generation": None}
@@ -447,7 +606,7 @@ class Storage:
     def _commit(self, base: Snapshot, inventory: dict) -> Snapshot:
         """Store ``inventory`` over ``base`` (see the module doc); the new snapshot."""
         skeleton, pieces = split_inventory(inventory)
-        generation = int((base.manifest or {}).get("generation", 0)) + 1
+        generation = base.generation + 1
         tag = f"{generation}-{secrets.token_hex(4)}"
         puts: list[tuple[bytes, bytes]] = []
         parts: dict[tuple[str, str], Part] = {}
@@ -458,29 +617,47 @@ class Storage:
             rows.append(part.to_json())
         index_payload = dumps(dict(skeleton, parts=rows))
         if base.index_part is not None and digest(index_payload) == base.index_part.digest:
-            return base  # nothing changed: write nothing
+            return self._tidy(base)  # nothing changed: write nothing but the leftovers' removal
         index_part = self._place(None, "index", "parts", tag, index_payload, puts)
-        new = Snapshot(0, None, parts, index_part)
-        stale = sorted(base.all_keys(self._data_prefix) - new.all_keys(self._data_prefix)) + base.orphans
+        new = Snapshot(0, None, parts, index_part, generation=generation, marker=base.marker)
+        new_keys = new.all_keys(self.keys.data)
+        new.owned = set(new_keys)
+        stale = sorted(base.owned - new_keys)
+        records = {t: s for t, s in base.tags.items() if t != tag}
+        used_tags = {self.keys.tag_of(k) for k in new_keys}
+        new.tags = {t: STORED for t in records if t in used_tags}
+        new.tags[tag] = STORED
         hosts = sum(1 for kind, _ in parts if kind == "host")
         manifest = {"format": FORMAT, "generation": generation, "tag": tag, "time": utc_now(),
-                    "writer": f"{socket.gethostname()} pid {os.getpid()}",
+                    "writer": _writer(),
                     "index": [index_part.tag, index_part.digest, index_part.chunks],
                     "hosts": hosts, "groups": len(parts) - hosts - (("meta", "_meta") in parts),
                     "bytes": sum(len(p) for _, _, p in pieces) + len(index_payload)}
-        manifest_put = (self._manifest_key, dumps(manifest))
-        guard = [cmp_mod(self._manifest_key, base.manifest_rev), cmp_create(self._lock_key, self._lock_rev)]
-        room = self.max_txn_ops - 1
-        if len(puts) + len(stale) <= room and _size(puts) + len(manifest_put[1]) <= BATCH_BYTES:
-            now_deleted, later_deleted, staged = stale, [], []
-            commit_puts = puts + [manifest_put]
+        switch = [(self.keys.manifest, dumps(manifest)), (self.keys.tag_record(tag), _record(STORED))]
+        switch += self._marker_puts(base, new)
+        guard = self._guard(base)
+        room = self.max_txn_ops - len(switch)
+        if len(puts) + len(stale) + len(records) <= room and _size(puts + switch) <= BATCH_BYTES:
+            # One transaction: nothing is left behind even if this run dies right after.
+            staged = []
+            commit_puts = puts + switch
+            now_deleted = stale + [self.keys.tag_record(t) for t in records if t not in used_tags]
+            later_deleted: list[bytes] = []
         else:
-            staged = self._stage(puts)
-            now_deleted, later_deleted = stale[:room], stale[room:]
-            commit_puts = [manifest_put]
+            # Tags whose keys are deleted after the switch get a record first (if they had
+            # none: stored by an earlier release), so a run dying midway leaves only keys
+            # the next write knows to remove.
+            unrecorded = sorted({self.keys.tag_of(k) for k in stale} - set(records) - {None})
+            staged = self._stage(puts, [(self.keys.tag_record(tag), _record(STAGING))] +
+                                 [(self.keys.tag_record(t), _record(STORED)) for t in unrecorded])
+            new.tags.update({t: STORED for t in unrecorded if t in used_tags})
+            commit_puts = switch
+            done = [self.keys.tag_record(t) for t in sorted(set(records) | set(unrecorded)) if t not in used_tags]
+            now_deleted, later_deleted = [], stale + done
         success = [op_put(k, v) for k, v in commit_puts] + [op_delete(k) for k in now_deleted]
         try:
-            answer = self._client().txn(guard, success, [op_range(self._manifest_key), op_range(self._lock_key)])
+            answer = self._client().txn(guard, success, [op_range(self.keys.manifest), op_range(self.keys.lock),
+                                                         op_range(self.keys.marker)])
         except EtcdError:
             answer = self._commit_outcome(tag)
         if answer["succeeded"]:
@@ -488,7 +665,47 @@ class Storage:
         else:
             new.manifest_rev = self._explain_failed_commit(answer, base, tag, staged)
         new.manifest = manifest
+        new.marker_rev = answer["revision"] if new.marker is not base.marker else base.marker_rev
         self._delete(later_deleted)
+        return new
+
+    def _guard(self, base: Snapshot) -> list[dict]:
+        """What a transaction over ``base`` compares: the manifest, the marker and our lock."""
+        return [cmp_mod(self.keys.manifest, base.manifest_rev), cmp_create(self.keys.lock, self._lock_rev),
+                cmp_mod(self.keys.marker, base.marker_rev)]
+
+    def _marker_puts(self, base: Snapshot, new: Snapshot) -> list[tuple[bytes, bytes]]:
+        """The marker to write with this version: only when none is stored yet."""
+        if base.marker is not None:
+            return []
+        value = marker_value(self.deployment, self.prefix, _writer(), utc_now())
+        new.marker = marker_of(value)
+        return [(self.keys.marker, value)]
+
+    def _tidy(self, base: Snapshot) -> Snapshot:
+        """An unchanged write: remove what an interrupted write left, label an unlabelled store."""
+        referenced = base.all_keys(self.keys.data)
+        stale = sorted(base.owned - referenced)
+        used_tags = {self.keys.tag_of(k) for k in referenced}
+        done = [self.keys.tag_record(t) for t in sorted(base.tags) if t not in used_tags]
+        new = Snapshot(base.manifest_rev, base.manifest, base.parts, base.index_part, owned=set(referenced),
+                       tags={t: s for t, s in base.tags.items() if t in used_tags}, marker=base.marker,
+                       marker_rev=base.marker_rev, nested=base.nested, generation=base.generation)
+        marker = self._marker_puts(base, new)
+        if not (stale or done or marker):
+            return base
+        deletes = stale + done
+        first = deletes[:max(0, self.max_txn_ops - len(marker))]
+        try:
+            answer = self._client().txn(self._guard(base), [op_put(k, v) for k, v in marker] +
+                                        [op_delete(k) for k in first])
+        except EtcdError:
+            return base  # the next write tries again
+        if not answer["succeeded"]:
+            return base  # another run wrote meanwhile; it or the next write cleans up
+        if marker:
+            new.marker_rev = answer["revision"]
+        self._delete(deletes[len(first):])
         return new
 
     def _place(self, old: Part | None, kind: str, name: str, tag: str, payload: bytes,
@@ -499,17 +716,20 @@ class Storage:
             return old
         pieces = chunked(payload)
         part = Part(kind, name, tag, sha, len(pieces))
-        puts.extend(zip(part.keys(self._data_prefix), pieces))
+        puts.extend(zip(part.keys(self.keys.data), pieces))
         return part
 
-    def _stage(self, puts: list[tuple[bytes, bytes]]) -> list[bytes]:
-        """Put the new parts ahead of the switch, in as many transactions as it takes."""
+    def _stage(self, puts: list[tuple[bytes, bytes]], records: list[tuple[bytes, bytes]]) -> list[bytes]:
+        """Put the new parts ahead of the switch, in as many transactions as it takes.
+
+        The tag records go first (the new tag's as staging), so that if this run dies
+        the next write knows these keys are its to remove."""
         staged: list[bytes] = []
-        guard = [cmp_create(self._lock_key, self._lock_rev)]
-        for batch in _batches(puts, self.max_txn_ops, BATCH_BYTES):
+        guard = [cmp_create(self.keys.lock, self._lock_rev)]
+        for batch in _batches(records + puts, self.max_txn_ops, BATCH_BYTES):
             self._check_lock(staged)
             try:
-                answer = self._client().txn(guard, [op_put(k, v) for k, v in batch], [op_range(self._lock_key)])
+                answer = self._client().txn(guard, [op_put(k, v) for k, v in batch], [op_range(self.keys.lock)])
             except EtcdError:
                 self._discard(staged + [k for k, _ in batch])
                 raise
@@ -522,7 +742,7 @@ class Storage:
     def _commit_outcome(self, tag: str) -> dict:
         """After the switch went unanswered: whether it landed (etcd may have applied it)."""
         try:
-            current = self._client().range(self._manifest_key)
+            current = self._client().range(self.keys.manifest)
         except EtcdError:
             # Unknown either way: keep the staged parts (a later write removes them if unused).
             raise StorageError(
@@ -559,6 +779,11 @@ class Storage:
                 "written; run again (runs that take the lock never collide)")
         if not lock_kvs or lock_kvs[0]["create_revision"] != self._lock_rev:
             raise StorageError(self._lock_lost_message("was lost before the new version was switched in"))
+        marker_kvs = answer["responses"][2]["kvs"] if len(answer["responses"]) > 2 else []
+        if (marker_kvs[0]["mod_revision"] if marker_kvs else 0) != base.marker_rev:
+            raise StorageError(
+                f"the deployment marker {self.keys.marker.decode()} on {self._where} was changed after this run "
+                "read it (by --adopt, or by another deployment's first write); nothing was written; run again")
         raise StorageError(f"etcd at {self._where} refused to switch the inventory at {self.prefix} "
                            "for no reason it gave; nothing was written; run again")
 
@@ -579,13 +804,13 @@ class Storage:
         lease, ttl = client.lease_grant(self.lock_ttl)
         keeper = _LeaseKeeper(client.clone(), lease, ttl or self.lock_ttl)
         keeper.start()
-        info = {"holder": f"{socket.gethostname()} pid {os.getpid()}", "since": utc_now(), "lease": f"{lease:x}"}
+        info = {"holder": _writer(), "since": utc_now(), "lease": f"{lease:x}"}
         value = dumps(info)
         started = time.monotonic()
         try:
             while True:
-                answer = client.txn([cmp_create(self._lock_key, 0)], [op_put(self._lock_key, value, lease)],
-                                    [op_range(self._lock_key)])
+                answer = client.txn([cmp_create(self.keys.lock, 0)], [op_put(self.keys.lock, value, lease)],
+                                    [op_range(self.keys.lock)])
                 if answer["succeeded"]:
                     self._lock_rev = answer["revision"]
                     break
@@ -594,12 +819,12 @@ class Storage:
                     self._lock_rev = kvs[0]["create_revision"]  # a retried request had taken it
                     break
                 if keeper.lost:
-                    raise StorageError(f"the lease for the inventory lock {self._lock_key.decode()} on "
+                    raise StorageError(f"the lease for the inventory lock {self.keys.lock.decode()} on "
                                        f"{self._where} {keeper.lost} while waiting; run again")
                 waited = time.monotonic() - started
                 if waited >= self.lock_timeout:
                     raise StorageError(
-                        f"the inventory lock {self._lock_key.decode()} on {self._where} is held by "
+                        f"the inventory lock {self.keys.lock.decode()} on {self._where} is held by "
                         f"{_holder(kvs)}; gave up after {waited:.0f} s (lock_timeout); wait for that run "
                         f"to finish (a dead run's lock expires within {self.lock_ttl} s)")
                 # Jitter keeps waiting runs from polling in lockstep.
@@ -629,8 +854,31 @@ class Storage:
             raise StorageError(self._lock_lost_message(f"{self._keeper.lost}"))
 
     def _lock_lost_message(self, what: str) -> str:
-        return (f"the inventory lock {self._lock_key.decode()} on {self._where} {what}; nothing was "
+        return (f"the inventory lock {self.keys.lock.decode()} on {self._where} {what}; nothing was "
                 "written; run again (raise lock_ttl if runs are slow)")
+
+
+_REPAIR = ("restore an earlier version with 'scripts/inventory-manage.py --restore VERSION' (versions: --history), "
+           "or replace it with 'scripts/inventory-manage.py --import FILE --force'")
+
+
+def _writer() -> str:
+    return f"{socket.gethostname()} pid {os.getpid()}"
+
+
+def _record(state: str) -> bytes:
+    """The value of a tag record."""
+    return dumps({"state": state, "time": utc_now(), "writer": _writer()})
+
+
+def _whole(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _generation(tag: str) -> int:
+    """The generation a write tag (``<generation>-<random>``) was made for."""
+    head = tag.split("-", 1)[0]
+    return int(head) if head.isdigit() else 0
 
 
 def _manifest_tag(kv: dict) -> str | None:

@@ -28,7 +28,7 @@ DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
 EXIT_STALE = 3
 NAMES_SHOWN = 20
 ACTIONS = ("--list-host", "--list-groups", "--list-containers", "--export", "--remove-item/--remove-group/"
-           "--clear-ips", "--migrate-to", "--import", "--history", "--diff", "--restore", "--check-stale")
+           "--clear-ips", "--migrate-to", "--import", "--adopt", "--history", "--diff", "--restore", "--check-stale")
 
 
 def default_config_dir() -> str:
@@ -91,6 +91,10 @@ def build_parser(default_environment: str) -> argparse.ArgumentParser:
     move.add_argument("--import", dest="import_file", metavar="FILE",
                       help="validate FILE (an openstack_inventory.json written by OpenStack-Ansible, or an "
                            "--export) and store it as the inventory")
+    move.add_argument("--adopt", action="store_true",
+                      help="label the deployment stored where osa.ini points with this config's deployment "
+                           "name (etcd's [etcd] deployment), when the stored name differs because it was renamed "
+                           "or stored before it had one")
     move.add_argument("--force", action="store_true",
                       help="let --migrate-to / --import replace a different inventory the target already holds")
 
@@ -117,7 +121,7 @@ def _chosen_actions(args: argparse.Namespace) -> list[str]:
         ("list-host", args.list_host), ("list-groups", args.list_groups),
         ("list-containers", args.list_containers), ("export", args.export),
         ("edit", bool(args.remove_item or args.remove_group or args.clear_ips)),
-        ("migrate", args.migrate_to is not None), ("import", args.import_file is not None),
+        ("migrate", args.migrate_to is not None), ("import", args.import_file is not None), ("adopt", args.adopt),
         ("history", args.history), ("diff", args.diff is not None), ("restore", args.restore is not None),
         ("check-stale", args.check_stale)) if on]
     return chosen
@@ -330,6 +334,8 @@ def run(args: argparse.Namespace, action: str) -> tuple[str, int]:
             return "\n".join(_migrate(ctx)), 0
         if action == "import":
             return "\n".join(_import(ctx)), 0
+        if action == "adopt":
+            return ctx.open_work().adopt(), 0
         if action == "history":
             return _history(ctx), 0
         if action == "diff":

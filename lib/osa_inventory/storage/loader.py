@@ -215,6 +215,13 @@ class Backend:
             raise
         self._call("release its lock", ctx.__exit__, None, None, None)
 
+    def adopt(self) -> str:
+        """Label the stored deployment with this configuration's name (plugins that name deployments)."""
+        adopt = getattr(self.storage, "adopt", None)
+        if not callable(adopt):
+            raise StorageError(f"storage backend {self.label} does not name deployments; there is nothing to adopt")
+        return self._call("adopt the stored deployment", adopt)
+
     @property
     def has_history(self) -> bool:
         return self._optional("history") is not None and self._optional("read_version") is not None
