@@ -217,8 +217,8 @@ class Backend:
 
     def adopt(self) -> str:
         """Label the stored deployment with this configuration's name (plugins that name deployments)."""
-        adopt = getattr(self.storage, "adopt", None)
-        if not callable(adopt):
+        adopt = self._optional("adopt")
+        if adopt is None:
             raise StorageError(f"storage backend {self.label} does not name deployments; there is nothing to adopt")
         return self._call("adopt the stored deployment", adopt)
 
