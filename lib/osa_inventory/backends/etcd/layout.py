@@ -18,38 +18,19 @@ MARKER_KIND = "osa-inventory-deployment"
 STAGING, STORED = "staging", "stored"
 
 
-@dataclass(frozen=True)
 class Keys:
-    """The keys of the deployment at ``prefix`` (no trailing slash)."""
+    """The keys of the deployment at ``prefix`` (no trailing slash), computed once."""
 
-    prefix: str
-
-    def _key(self, name: str) -> bytes:
-        return f"{self.prefix}/{name}".encode()
-
-    @property
-    def root(self) -> bytes:
-        return self._key("")
-
-    @property
-    def manifest(self) -> bytes:
-        return self._key("manifest")
-
-    @property
-    def marker(self) -> bytes:
-        return self._key("deployment")
-
-    @property
-    def lock(self) -> bytes:
-        return self._key("lock")
-
-    @property
-    def data(self) -> bytes:
-        return self._key("data/")
-
-    @property
-    def tags(self) -> bytes:
-        return self._key("tags/")
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        base = f"{prefix}/".encode()
+        self.root = base
+        self.manifest = base + b"manifest"
+        self.marker = base + b"deployment"
+        self.lock = base + b"lock"
+        self.data = base + b"data/"
+        self.tags = base + b"tags/"
+        self._data_len = len(self.data)
 
     def tag_record(self, tag: str) -> bytes:
         return self.tags + tag.encode()
@@ -58,8 +39,8 @@ class Keys:
         """The write tag of a data key (``P/data/<tag>/...``), or None for any other key."""
         if not key.startswith(self.data):
             return None
-        tag, slash, _ = key[len(self.data):].partition(b"/")
-        return tag.decode("utf-8", "replace") if slash else None
+        end = key.find(b"/", self._data_len)
+        return key[self._data_len:end].decode("utf-8", "replace") if end > 0 else None
 
 
 def ancestors(prefix: str) -> list[str]:
@@ -95,11 +76,10 @@ def looks_like_manifest(value: bytes) -> bool:
 
 def other_deployment_at(key: bytes, value: bytes) -> str | None:
     """The prefix of another deployment whose manifest or marker ``key`` is, else None."""
-    text = key.decode("utf-8", "replace")
-    if text.endswith("/deployment") and marker_of(value) is not None:
-        return text[:-len("/deployment")]
-    if text.endswith("/manifest") and looks_like_manifest(value):
-        return text[:-len("/manifest")]
+    if key.endswith(b"/deployment") and marker_of(value) is not None:
+        return key[:-len(b"/deployment")].decode("utf-8", "replace")
+    if key.endswith(b"/manifest") and looks_like_manifest(value):
+        return key[:-len(b"/manifest")].decode("utf-8", "replace")
     return None
 
 
@@ -114,23 +94,31 @@ class PrefixScan:
     tags: dict[str, str] = field(default_factory=dict)      # recorded tag -> state
     tag_revisions: dict[str, int] = field(default_factory=dict)  # recorded tag -> its record's revision
     data: dict[bytes, dict] = field(default_factory=dict)   # data key -> kv
+    data_tags: dict[bytes, str | None] = field(default_factory=dict)  # data key -> its write tag
     nested: list[str] = field(default_factory=list)         # prefixes of other deployments inside
 
     def recorded_keys(self) -> set[bytes]:
         """Data keys under a tag that has a record: keys this program wrote."""
-        return {key for key in self.data if self.keys.tag_of(key) in self.tags}
+        return {key for key, tag in self.data_tags.items() if tag in self.tags}
 
     def leftovers(self) -> list[bytes]:
         """Data keys that belong to a stored version (not to a write that never switched)."""
-        return sorted(key for key in self.data if self.tags.get(self.keys.tag_of(key) or "") != STAGING)
+        return sorted(key for key, tag in self.data_tags.items() if self.tags.get(tag or "") != STAGING)
 
 
 def classify(keys: Keys, kvs: list[dict], revision: int) -> PrefixScan:
     """Sort the kvs of one range read over ``keys.root``."""
     scan = PrefixScan(keys, revision)
+    data, data_tags, cut = scan.data, scan.data_tags, len(keys.data)
+    suspects = (b"/deployment", b"/manifest")
     for kv in kvs:
         key = kv["key"]
-        if key == keys.manifest:
+        if key.startswith(keys.data) and not key.endswith(suspects):
+            # The bulk of the keys, the parts: kept fast (thousands per load).
+            data[key] = kv
+            end = key.find(b"/", cut)
+            data_tags[key] = key[cut:end].decode("utf-8", "replace") if end > 0 else None
+        elif key == keys.manifest:
             scan.manifest = kv
         elif key == keys.marker:
             scan.marker = kv
@@ -147,10 +135,12 @@ def classify(keys: Keys, kvs: list[dict], revision: int) -> PrefixScan:
             if other is not None and other != keys.prefix:
                 scan.nested.append(other)
             elif key.startswith(keys.data):
-                scan.data[key] = kv
+                data[key] = kv
+                data_tags[key] = keys.tag_of(key)
     # Keys of a deployment nested inside are its own, never ours.
     for other in scan.nested:
         inside = (other + "/").encode()
         scan.data = {k: v for k, v in scan.data.items() if not k.startswith(inside)}
+        scan.data_tags = {k: v for k, v in scan.data_tags.items() if k in scan.data}
     scan.nested = sorted(set(scan.nested))
     return scan
