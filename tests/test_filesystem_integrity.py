@@ -213,7 +213,11 @@ def test_symlink_to_a_folder_is_refused(tmp_path, ini):
     os.symlink(str(tmp_path), os.path.join(config_dir, INVENTORY))
     line = one_error_line(run_script(config_dir, ini=ini))
     assert "which is not a regular file" in line and str(tmp_path) in line
+    assert "point the link at a file, or remove it" in line
     assert os.path.islink(os.path.join(config_dir, INVENTORY))
+    os.unlink(os.path.join(config_dir, INVENTORY))      # the advice
+    ok(run_script(config_dir, ini=ini))
+    assert os.path.isfile(os.path.join(config_dir, INVENTORY))
 
 
 # -- backups never looser than the inventory -----------------------------------------
@@ -250,4 +254,5 @@ def test_new_archive_takes_the_inventory_mode(tmp_path, ini):
     set_marker(config_dir, "first backup")
     ok(run_script(config_dir, ini=ini))
     assert stat.S_IMODE(os.stat(os.path.join(config_dir, BACKUPS)).st_mode) == 0o600
+
 
