@@ -351,10 +351,8 @@ def test_deleted_manifest_import_command_replaces_the_leftovers(etcd, prefix, tm
 
 # -- staged parts of an interrupted write --------------------------------------------------------
 
-@pytest.mark.parametrize("next_write", ["unchanged", "changing"])
-def test_parts_of_an_interrupted_write_go_with_the_next_write_of_any_kind(etcd, prefix, next_write):
-    before = build_inventory(60, seed=1)
-    open_etcd(etcd.endpoints_text, prefix).write(before)
+def kill_a_writer_mid_write(etcd, prefix: str) -> None:
+    """A real process that dies (SIGKILL) once it has staged parts of a large write."""
     proc = _spawn("worker_stall_mid_write", etcd.endpoints_text, prefix, 300, 7)
     try:
         assert proc.stdout.readline().strip() == "staged", proc.stderr.read()
@@ -362,6 +360,13 @@ def test_parts_of_an_interrupted_write_go_with_the_next_write_of_any_kind(etcd, 
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize("next_write", ["unchanged", "changing"])
+def test_parts_of_an_interrupted_write_go_with_the_next_write_of_any_kind(etcd, prefix, next_write):
+    before = build_inventory(60, seed=1)
+    open_etcd(etcd.endpoints_text, prefix).write(before)
+    kill_a_writer_mid_write(etcd, prefix)
     assert len(data_keys(etcd, prefix)) > expected_key_count(before)
     backend = open_etcd(etcd.endpoints_text, prefix, lock_timeout=20)
     with backend.lock():
@@ -375,13 +380,7 @@ def test_parts_of_an_interrupted_write_go_with_the_next_write_of_any_kind(etcd, 
 
 
 def test_interrupted_first_write_is_not_mistaken_for_a_deleted_manifest(etcd, prefix):
-    proc = _spawn("worker_stall_mid_write", etcd.endpoints_text, prefix, 300, 7)
-    try:
-        assert proc.stdout.readline().strip() == "staged", proc.stderr.read()
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
+    kill_a_writer_mid_write(etcd, prefix)
     backend = open_etcd(etcd.endpoints_text, prefix, lock_timeout=20)
     with backend.lock():
         assert backend.load() is None
