@@ -117,10 +117,6 @@ class AddressPool:
             if v == version and first <= value <= last:
                 self.reserve_range(value, value)
 
-    def is_reserved(self, value: int) -> bool:
-        i = bisect.bisect_right(self._starts, value) - 1
-        return i >= 0 and self._ends[i] >= value
-
     def allocate(self) -> str:
         """The lowest free address at or after the cursor; it becomes reserved."""
         value = self._cursor

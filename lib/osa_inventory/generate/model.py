@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Iterable, Iterator
+from typing import Iterator
 
 META = "_meta"
 ALL = "all"
@@ -120,8 +120,3 @@ class Inventory:
         for name, group in self.groups.items():
             out[name] = group.to_json()
         return out
-
-
-def ordered_union(*parts: Iterable[str]) -> list[str]:
-    """Items of every part, first occurrence kept, order preserved."""
-    return list(dict.fromkeys(item for part in parts for item in part))

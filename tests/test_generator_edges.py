@@ -1,0 +1,342 @@
+"""Edges of the generator: error paths, boundaries and less common features.
+
+Each error test checks the one line a deployer gets, then follows its advice and checks that the
+corrected config is accepted.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import ipaddress
+
+import pytest
+
+from helpers import ENVIRONMENT, base_config, containers_of, write_config
+from osa_inventory.errors import ConfigError
+from osa_inventory.generate.addresses import AddressPool, build_pools, parse_used_ips
+from osa_inventory.generate.config import load_skeleton, load_user_config, read_yaml
+from osa_inventory.generate.pipeline import generate
+
+
+@pytest.fixture(scope="module")
+def skel(tmp_path_factory):
+    return load_skeleton(ENVIRONMENT, str(tmp_path_factory.mktemp("noconfig")))
+
+
+def hostvars(inv: dict) -> dict:
+    return inv["_meta"]["hostvars"]
+
+
+def refused(config: dict, skel) -> str:
+    with pytest.raises(ConfigError) as err:
+        generate(config, skel)
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+# -- error paths -----------------------------------------------------------------------------------
+
+def test_cidr_networks_that_is_not_a_mapping_is_refused(skel):
+    config = base_config()
+    config["cidr_networks"] = ["172.29.236.0/22"]
+    message = refused(config, skel)
+    assert "cidr_networks" in message and "management: 172.29.236.0/22" in message
+    config["cidr_networks"] = {"management": "172.29.236.0/22", "tunnel": "172.29.240.0/22",
+                               "storage": "172.29.244.0/22"}  # as the message shows
+    assert generate(config, skel)["all"]["vars"]["container_cidr"] == "172.29.236.0/22"
+
+
+def test_cidr_networks_without_management_or_container_is_refused(skel):
+    config = base_config()
+    config["cidr_networks"]["mgmt"] = config["cidr_networks"].pop("management")
+    for entry in config["global_overrides"]["provider_networks"]:
+        if entry["network"]["ip_from_q"] == "management":
+            entry["network"]["ip_from_q"] = "mgmt"
+    message = refused(config, skel)
+    assert "neither a 'management' nor a 'container' network" in message
+    # Following the advice: add one (here by naming the queue 'container').
+    config["cidr_networks"]["container"] = config["cidr_networks"].pop("mgmt")
+    for entry in config["global_overrides"]["provider_networks"]:
+        if entry["network"]["ip_from_q"] == "mgmt":
+            entry["network"]["ip_from_q"] = "container"
+    inv = generate(config, skel)
+    assert inv["all"]["vars"]["container_cidr"] == "172.29.236.0/22"
+
+
+def test_container_cidr_prefers_the_container_network(skel):
+    config = base_config()
+    config["cidr_networks"]["container"] = "172.30.0.0/16"
+    inv = generate(config, skel)
+    assert inv["all"]["vars"]["container_cidr"] == "172.30.0.0/16"
+
+
+@pytest.mark.parametrize("remove, where", [
+    (lambda c: c.pop("global_overrides"), "global_overrides is missing"),
+    (lambda c: c["global_overrides"].pop("provider_networks"), "global_overrides.provider_networks is missing"),
+    (lambda c: c["global_overrides"].update(provider_networks=[]), "global_overrides.provider_networks is missing"),
+])
+def test_containers_need_the_management_network(skel, remove, where):
+    config = base_config()
+    remove(config)
+    message = refused(config, skel)
+    assert message.startswith(where) and "management network" in message
+
+
+def test_a_skeleton_without_containers_needs_no_network(skel, tmp_path):
+    metal = copy.deepcopy(skel)
+    for entry in metal.container_skel.values():
+        entry.setdefault("properties", {})["is_metal"] = True
+    config = base_config()
+    del config["global_overrides"]
+    inv = generate(config, metal)
+    assert [n for n, hv in hostvars(inv).items() if n != hv["physical_host"]] == []
+    assert inv["all"]["vars"] == {"container_cidr": "172.29.236.0/22"}
+    assert "infra1" in inv["galera"]["hosts"]
+
+
+@pytest.mark.parametrize("mutate, words", [
+    (lambda c: c.update(global_overrides=["a"]), "global_overrides must be a mapping"),
+    (lambda c: c["global_overrides"].update(provider_networks={"network": {}}),
+     "provider_networks must be a list"),
+    (lambda c: c["global_overrides"]["provider_networks"].append({"network": "br-x"}),
+     "provider_networks[3].network must be a mapping"),
+    (lambda c: c["global_overrides"]["provider_networks"][1]["network"].pop("container_bridge"),
+     "provider_networks[1]: container_bridge is missing"),
+    (lambda c: c["global_overrides"]["provider_networks"][1]["network"].update(group_binds="hosts"),
+     "provider_networks[1]: group_binds must be a list"),
+    (lambda c: c["global_overrides"]["provider_networks"][1]["network"].update(static_routes={"cidr": "x"}),
+     "(tunnel): static_routes must be a list"),
+    (lambda c: c["global_overrides"]["provider_networks"][1]["network"].update(static_routes=["10.0.0.0/8"]),
+     "(queue tunnel): static_routes[0] lacks cidr and gateway"),
+    (lambda c: c["global_overrides"]["provider_networks"][1]["network"].update(
+        static_routes=[{"cidr": "10.0.0.0/8", "gateway": "172.29.240.1"}, {"gateway": "172.29.240.1"}]),
+     "(queue tunnel): static_routes[1] lacks cidr;"),
+    (lambda c: c.update(compute_hosts=["compute1"]), "host group compute_hosts must map host names"),
+    (lambda c: c["compute_hosts"].update(compute1="172.29.236.21"), "host compute1 in compute_hosts has no 'ip'"),
+    (lambda c: c["compute_hosts"]["compute1"].update(affinity=2), "host compute1 in compute_hosts: affinity"),
+    (lambda c: c["compute_hosts"]["compute1"].update(container_vars=["a"]), "compute_hosts: container_vars must"),
+    (lambda c: c["compute_hosts"]["compute1"].update(host_vars="x"), "compute1 in compute_hosts: host_vars must"),
+    (lambda c: c["shared_infra_hosts"]["infra1"].update(affinity={"galera_container": "two"}),
+     "affinity.galera_container = 'two' is not a number"),
+])
+def test_malformed_config_is_named(skel, mutate, words):
+    config = base_config()
+    mutate(config)
+    assert words in refused(config, skel)
+
+
+def test_network_entries_that_are_not_networks_are_skipped(skel):
+    config = base_config()
+    config["global_overrides"]["provider_networks"].insert(0, {"comment": "no network key"})
+    config["global_overrides"]["provider_networks"].insert(0, "not even a mapping")
+    inv, plain = generate(config, skel), generate(base_config(), skel)
+    assert {k: v for k, v in inv.items() if k != "all"} == {k: v for k, v in plain.items() if k != "all"}
+
+
+def test_the_same_host_in_two_groups_with_one_ip_is_one_host(skel):
+    config = base_config()
+    config["compute_hosts"]["infra1"] = {"ip": " 172.29.236.11 "}
+    inv = generate(config, skel)
+    assert hostvars(inv)["infra1"]["ansible_host"] == "172.29.236.11"
+    assert "infra1" in inv["nova_compute"]["hosts"]
+
+
+# -- boundaries ------------------------------------------------------------------------------------
+
+def test_host_names_up_to_63_characters(skel):
+    config = base_config()
+    name = "c" * 63
+    config["compute_hosts"][name] = {"ip": "172.29.236.22"}
+    assert hostvars(generate(config, skel))[name]["physical_host"] == name
+    config["compute_hosts"]["c" * 64] = {"ip": "172.29.236.23"}
+    assert f"host name {'c' * 64} in compute_hosts is 64 characters long" in refused(config, skel)
+
+
+def test_container_names_up_to_52_characters_before_the_suffix(skel):
+    # galera is the longest container type on shared infra hosts with a fixed name: "-galera-container".
+    config = base_config()
+    longest = max((k for k, v in skel.container_skel.items()
+                   if "shared_infra_containers" in (v.get("belongs_to") or ())
+                   and not (v.get("properties") or {}).get("is_metal")), key=len)
+    room = 52 - len("-" + longest.replace("_", "-"))
+    config["shared_infra_hosts"] = {"h" * room: {"ip": "172.29.236.13"}}
+    inv = generate(config, skel)
+    names = [n for n in containers_of(inv, "h" * room) if longest.replace("_", "-") in n]
+    assert len(names) == 1 and len(names[0]) == 52 + 9
+    config["shared_infra_hosts"] = {"h" * (room + 1): {"ip": "172.29.236.13"}}
+    message = refused(config, skel)
+    assert "at most 52 characters" in message and f"{'h' * (room + 1)}-" in message
+
+
+@pytest.mark.parametrize("cidr, expected", [
+    ("192.0.2.8/31", ["192.0.2.8", "192.0.2.9"]),
+    ("192.0.2.8/32", ["192.0.2.8"]),
+    ("192.0.2.8/30", ["192.0.2.9", "192.0.2.10"]),
+    ("fd00::/127", ["fd00::", "fd00::1"]),
+])
+def test_small_pools_hand_out_every_usable_address(cidr, expected):
+    pool = AddressPool("tiny", ipaddress.ip_network(cidr))
+    assert [pool.allocate() for _ in expected] == expected
+    with pytest.raises(ConfigError, match=r"cidr_networks\.tiny .* no free address left"):
+        pool.allocate()
+
+
+def test_pool_tells_its_netmask():
+    pools = build_pools({"a": "10.0.0.0/22", "b": "fd00::/64"}, [])
+    assert (pools["a"].netmask, pools["b"].netmask) == ("255.255.252.0", "ffff:ffff:ffff:ffff::")
+
+
+def test_cidr_with_host_bits_set_means_its_network(skel):
+    config = base_config()
+    config["cidr_networks"]["storage"] = "172.29.244.5/22"
+    config["used_ips"] = ["172.29.236.1,172.29.236.50", "172.29.244.5/24"]
+    inv = generate(config, skel)
+    glance = [n for n in containers_of(inv, "infra1") if "glance" in n][0]
+    entry = hostvars(inv)[glance]["container_networks"]["storage_address"]
+    assert entry["netmask"] == "255.255.252.0"
+    # The whole /24 block of 172.29.244.5/24 is reserved: addresses start above it.
+    assert ipaddress.ip_address(entry["address"]) in ipaddress.ip_network("172.29.245.0/24")
+
+
+def test_used_ips_forms():
+    assert parse_used_ips(["10.0.0.9", " 10.0.0.20 , 10.0.0.10 ", "10.0.1.5/30", "fd00::1,fd00::3"]) == [
+        (4, 0x0A000009, 0x0A000009), (4, 0x0A00000A, 0x0A000014), (4, 0x0A000104, 0x0A000107), (6, 1 + (0xFD00 << 112),
+                                                                                                 3 + (0xFD00 << 112))]
+    assert parse_used_ips(None) == []
+
+
+def test_used_ips_only_reserve_in_their_own_family():
+    pools = build_pools({"v4": "10.0.0.0/29", "v6": "fd00::/125"}, ["10.0.0.1,10.0.0.5", "fd00::1,fd00::2"])
+    assert pools["v4"].allocate() == "10.0.0.6"
+    assert pools["v6"].allocate() == "fd00::3"
+
+
+# -- features --------------------------------------------------------------------------------------
+
+def test_new_names_follow_the_documented_recipe(skel):
+    # <host>-<type with - for _>-<first 8 hex digits of sha256("host\0type\0ordinal")>: a lost
+    # inventory regenerated by any release comes out with the same names.
+    config = base_config()
+    config["shared_infra_hosts"]["infra1"]["affinity"] = {"rabbit_mq_container": 3}
+    inv = generate(config, skel)
+    expected = {f"infra1-rabbit-mq-container-"
+                f"{hashlib.sha256(f'infra1{chr(0)}rabbit_mq_container{chr(0)}{i}'.encode()).hexdigest()[:8]}"
+                for i in range(3)}
+    assert set(inv["rabbit_mq_container"]["hosts"]) - set(containers_of(inv, "infra2")) == expected
+
+
+def test_a_derived_name_already_taken_is_skipped(skel):
+    first = generate(base_config(), skel)
+    rabbit = [n for n in containers_of(first, "infra1") if "rabbit-mq" in n][0]
+    stored = copy.deepcopy(first)
+    # An entry of that name exists but is not a rabbit container any more (an operator moved it).
+    for group in stored.values():
+        if isinstance(group, dict) and rabbit in (group.get("hosts") or ()):
+            group["hosts"].remove(rabbit)
+    hostvars(stored)[rabbit]["physical_host"] = "elsewhere"
+    inv = generate(base_config(), skel, stored)
+    new = [n for n in inv["rabbit_mq_container"]["hosts"] if n.startswith("infra1-")]
+    assert len(new) == 1 and new[0] != rabbit and new[0].startswith("infra1-rabbit-mq-container-")
+    assert hostvars(inv)[rabbit]["physical_host"] == "elsewhere"
+
+
+def test_a_stored_container_name_and_container_tech_are_kept(skel):
+    first = generate(base_config(), skel)
+    infra2 = containers_of(first, "infra2")
+    stored = copy.deepcopy(first)
+    for name in infra2:
+        hostvars(stored)[name]["container_tech"] = "nspawn"
+    galera = [n for n in infra2 if "galera" in n][0]
+    hostvars(stored)[galera]["container_name"] = "db-on-infra2"
+    inv = generate(base_config(), skel, stored)
+    assert hostvars(inv)[galera]["container_name"] == "db-on-infra2"
+    assert {hostvars(inv)[n]["container_tech"] for n in infra2} == {"nspawn"}
+    assert inv["lxc_hosts"] == {"hosts": ["infra1"]}  # infra2 runs no LXC container now
+
+
+def test_containers_of_a_host_gone_from_everywhere_keep_their_last_address(skel):
+    from osa_inventory.manage.edits import remove_hosts
+    stored = generate(base_config(), skel)
+    remove_hosts(stored, ["infra2"])  # the host only, its containers stay
+    config = base_config()
+    for group in config.values():
+        if isinstance(group, dict):
+            group.pop("infra2", None)
+    inv = generate(config, skel, stored)
+    for name in containers_of(inv, "infra2"):
+        assert hostvars(inv)[name]["physical_host_addr"] == "172.29.236.12"
+    assert "infra2" not in hostvars(inv)
+
+
+def test_a_container_no_network_binds_still_has_every_key(skel):
+    config = base_config()
+    config["global_overrides"]["provider_networks"][0]["network"]["group_binds"] = ["hosts", "galera_container"]
+    inv = generate(config, skel)
+    memcached = [n for n in containers_of(inv, "infra1") if "memcached" in n][0]
+    m = hostvars(inv)[memcached]
+    assert m["container_networks"] == {} and m["ansible_host"] is None and m["management_address"] is None
+
+
+def test_the_result_shares_nothing_with_the_config(skel):
+    config = base_config()
+    config["global_overrides"]["nested"] = {"list": [1]}
+    inv = generate(config, skel)
+    inv["all"]["vars"]["nested"]["list"].append(2)
+    hostvars(inv)["compute1"]["container_networks"]["management_address"]["bridge"] = "changed"
+    assert config["global_overrides"]["nested"] == {"list": [1]}
+    assert config == base_config() | {"global_overrides": config["global_overrides"]}
+    assert generate(config, skel)["all"]["vars"]["nested"] == {"list": [1]}
+
+
+def test_group_shapes_mirror_osa(skel):
+    config = base_config()
+    inv = generate(config, skel)
+    fed = {k[: -len("_hosts")] + "_all" for k in config if k.endswith("_hosts")}
+    fed &= {g for g in inv if g.endswith("_all") and inv[g]["hosts"]}
+    for name, group in inv.items():
+        if name in ("_meta", "all"):
+            continue
+        hosts_only = (name in config or name in fed or name == "lxc_hosts"
+                      or name.endswith(("container", "_host_containers")))
+        assert ("children" not in group) == hosts_only, name
+        assert set(group) <= {"children", "hosts"}, name
+
+
+# -- reading YAML ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, where", [
+    ("a: 1\n  b: 2\n", ":2:4:"),
+    ("a:\n  - x\n  y: 1\n", ":3:3:"),
+    ("a: 1\nb: *nope\n", ":2:4:"),
+])
+def test_yaml_errors_name_file_line_and_column(tmp_path, text, where):
+    path = tmp_path / "openstack_user_config.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_user_config(str(tmp_path))
+    assert str(err.value).startswith(f"{path}{where} YAML syntax error: ")
+    assert str(err.value).endswith("; fix the file")
+
+
+def test_yaml_that_cannot_be_decoded_names_the_file(tmp_path):
+    path = tmp_path / "bad.yml"
+    path.write_bytes(b"a: \x07\n")
+    with pytest.raises(ConfigError) as err:
+        read_yaml(str(path))
+    assert str(err.value).startswith(f"{path}: cannot be parsed as YAML (") and "\n" not in str(err.value)
+
+
+def test_env_d_section_of_the_wrong_type_names_the_file(tmp_path):
+    write_config(str(tmp_path / "env.d"), {"container_skel": ["galera_container"]}, "bad.yml")
+    with pytest.raises(ConfigError, match=r"bad\.yml: container_skel must be a mapping, found a list"):
+        load_skeleton(ENVIRONMENT, str(tmp_path))
+
+
+def test_empty_files_are_empty_mappings(tmp_path):
+    write_config(str(tmp_path), base_config())
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "empty.yml").write_text("")
+    (tmp_path / "conf.d" / "folder.yml").mkdir()  # not a file: not read
+    assert load_user_config(str(tmp_path)) == base_config()
