@@ -38,14 +38,12 @@ def complete_hostvars(inv: Inventory) -> None:
 
 
 def rebuild_lxc_hosts(inv: Inventory) -> None:
-    """``lxc_hosts``: the physical hosts of every LXC container, recomputed each run."""
-    hosts: dict[str, None] = {}
-    for name, hv in inv.hostvars.items():
-        parent = hv.get("physical_host")
-        if parent and parent != name and hv.get("container_tech", DEFAULT_CONTAINER_TECH) == "lxc":
-            hosts[parent] = None
+    """``lxc_hosts``: the physical hosts of every LXC container, recomputed each run.
+
+    Runs after :func:`complete_hostvars`, which gives every entry its ``container_tech``.
+    """
+    hosts = dict.fromkeys(hv.get("physical_host") for name, hv in inv.hostvars.items()
+                          if (hv.get("physical_host") or name) != name and hv.get("container_tech") == "lxc")
     group = inv.group("lxc_hosts", with_children=False)
     # Keep the stored order of hosts that stay, so an unchanged run stores nothing.
-    kept = {h: None for h in group.hosts if h in hosts}
-    kept.update(hosts)
-    group.hosts = kept
+    group.hosts = dict.fromkeys([h for h in group.hosts if h in hosts] + list(hosts))
