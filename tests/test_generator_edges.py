@@ -106,8 +106,6 @@ def test_a_skeleton_without_containers_needs_no_network(skel, tmp_path):
      "provider_networks[1]: container_bridge is missing"),
     (lambda c: c["global_overrides"]["provider_networks"][1]["network"].update(group_binds="hosts"),
      "provider_networks[1]: group_binds must be a list"),
-    (lambda c: c["global_overrides"]["provider_networks"][1]["network"].update(static_routes={"cidr": "x"}),
-     "(tunnel): static_routes must be a list"),
     (lambda c: c["global_overrides"]["provider_networks"][1]["network"].update(static_routes=["10.0.0.0/8"]),
      "(queue tunnel): static_routes[0] lacks cidr and gateway"),
     (lambda c: c["global_overrides"]["provider_networks"][1]["network"].update(
@@ -125,6 +123,92 @@ def test_malformed_config_is_named(skel, mutate, words):
     config = base_config()
     mutate(config)
     assert words in refused(config, skel)
+
+
+def _net(config: dict, i: int) -> dict:
+    return config["global_overrides"]["provider_networks"][i]["network"]
+
+
+def _net_of(config: dict) -> dict:
+    return config["global_overrides"]["provider_networks"]
+
+
+def _rename_queue(config: dict, old: str, new: str) -> None:
+    config["cidr_networks"][new] = config["cidr_networks"].pop(old)
+    for entry in config["global_overrides"]["provider_networks"]:
+        if entry["network"].get("ip_from_q") == old:
+            entry["network"]["ip_from_q"] = new
+
+
+def _all_hosts_groups(config: dict):
+    return [g for k, g in config.items() if k.endswith("hosts") and isinstance(g, dict)]
+
+
+# (what breaks the config, the whole line the deployer reads, what the line says to do)
+ERRORS = [
+    (lambda c: c.pop("cidr_networks"),
+     "cidr_networks is missing from the user config; add it with at least a 'management' network, "
+     "e.g. cidr_networks: {management: 172.29.236.0/22}",
+     lambda c: c.update(cidr_networks=base_config()["cidr_networks"])),
+    (lambda c: _rename_queue(c, "management", "mgmt"),
+     "cidr_networks has neither a 'management' nor a 'container' network; add one",
+     lambda c: _rename_queue(c, "mgmt", "container")),
+    (lambda c: c.update(lxc_hosts={"infra1": {"ip": "172.29.236.11"}}),
+     "lxc_hosts is defined in the user config, but the inventory builds that group itself from the hosts "
+     "that run LXC containers; remove lxc_hosts from the config",
+     lambda c: c.pop("lxc_hosts")),
+    (lambda c: c.update(global_overrides=list(c["global_overrides"].items())),
+     "global_overrides must be a mapping of variables",
+     lambda c: c.update(global_overrides=dict(c["global_overrides"]))),
+    (lambda c: c["global_overrides"].update(provider_networks=_net(c, 0)),
+     "global_overrides.provider_networks must be a list of '- network: {...}' entries",
+     lambda c: c["global_overrides"].update(provider_networks=[{"network": _net_of(c)}])),
+    (lambda c: _net(c, 2).update(ip_from_q="stor"),
+     "global_overrides.provider_networks[2]: ip_from_q 'stor' names no network in cidr_networks "
+     "(known: management, tunnel, storage); add it to cidr_networks or fix the name",
+     lambda c: c["cidr_networks"].update(stor="172.29.248.0/22")),
+    (lambda c: _net(c, 0).pop("is_management_address"),
+     "global_overrides.provider_networks[0]: the management bridge 'br-mgmt' needs "
+     "'is_management_address: true' on its provider network",
+     lambda c: _net(c, 0).update(is_management_address=True)),
+    (lambda c: (_net(c, 1).pop("ip_from_q"), _net(c, 1).update(static_routes={"cidr": "10.0.0.0/8"})),
+     "global_overrides.provider_networks[1] (bridge br-vxlan): static_routes must be a list of "
+     "{cidr: ..., gateway: ...} routes",
+     lambda c: _net(c, 1).update(static_routes=[{"cidr": "10.0.0.0/8", "gateway": "172.29.240.1"}])),
+    (lambda c: _net(c, 1).update(static_routes=[{"cidr": "10.0.0.0/8"}]),
+     "global_overrides.provider_networks[1] (queue tunnel): static_routes[0] lacks gateway; "
+     "each route needs both cidr and gateway",
+     lambda c: _net(c, 1)["static_routes"][0].update(gateway="172.29.240.1")),
+    (lambda c: c["compute_hosts"].update(compute2={"ip": "172.29.236.21"}),
+     "hosts compute1 and compute2 both have ip 172.29.236.21; each host needs its own address",
+     lambda c: c["compute_hosts"]["compute2"].update(ip="172.29.236.22")),
+    (lambda c: c["storage_hosts"].update(compute1={"ip": "172.29.236.99"}),
+     "host compute1 has ip 172.29.236.21 in compute_hosts but 172.29.236.99 in storage_hosts; "
+     "give it one address everywhere",
+     lambda c: c["storage_hosts"]["compute1"].update(ip="172.29.236.21")),
+    (lambda c: c["compute_hosts"].update(compute2={"host_vars": {}}),
+     "host compute2 in compute_hosts has no 'ip'; add its address as ip: A.B.C.D",
+     lambda c: c["compute_hosts"]["compute2"].update(ip="172.29.236.22")),
+    (lambda c: c.update(compute_hosts={}),
+     "host group compute_hosts is empty; list its hosts with their ip, or remove the key",
+     lambda c: c.pop("compute_hosts")),
+    (lambda c: c.update(hosts={"x": {"ip": "172.29.236.99"}}),
+     "hosts is defined with hosts in the user config, but the environment makes compute_infra_hosts a child "
+     "group of it; hosts cannot be sibling with groups: rename hosts in the config",
+     lambda c: c.update(network_hosts=c.pop("hosts"))),
+    (lambda c: c["compute_hosts"].update({"c" * 64: {"ip": "172.29.236.99"}}),
+     f"host name {'c' * 64} in compute_hosts is 64 characters long; host names may be at most 63 characters",
+     lambda c: c["compute_hosts"].update({"c" * 63: c["compute_hosts"].pop("c" * 64)})),
+]
+
+
+@pytest.mark.parametrize("breaks, message, advice", ERRORS)
+def test_each_error_is_one_line_and_its_advice_works(skel, breaks, message, advice):
+    config = base_config()
+    breaks(config)
+    assert refused(config, skel) == message
+    advice(config)
+    assert generate(config, skel)["_meta"]["hostvars"]
 
 
 def test_network_entries_that_are_not_networks_are_skipped(skel):

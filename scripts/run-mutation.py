@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Mutation testing of the generator with mutmut (``tox -e mutation``).
+
+mutmut names mutants after the module path of the file it mutates and only
+understands sources at the top level or under ``src/``; ours live under
+``lib/``. So this script builds a stage folder, ``.mutation/``, holding
+``src/osa_inventory`` (a copy of ``lib/osa_inventory``), ``tests/``, the
+skeleton and ``mutation/setup.cfg``, and runs ``mutmut run`` there. mutmut's
+own results stay in ``.mutation/mutants/``: ``cd .mutation && mutmut results``
+(or ``mutmut show NAME``, ``mutmut export-cicd-stats``) work afterwards.
+
+Then it prints per-module figures and checks the result: at least
+``--min-score`` percent of the mutants detected (killed or timed out), and
+every survivor listed in ``mutation/equivalent-mutants.txt`` with its reason.
+Exit status 1 if either fails, or if a listed mutant no longer survives (the
+list must stay true).
+
+    scripts/run-mutation.py [--modules finalize validate] [--max-children N] [--resume]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGE = ROOT / ".mutation"
+PACKAGE = "osa_inventory"
+SCOPE = f"{PACKAGE}.generate"
+EQUIVALENTS = ROOT / "mutation" / "equivalent-mutants.txt"
+# mutmut's exit codes of a mutant run, as its results command names them
+DETECTED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout",
+            255: "timeout"}
+
+
+def stage() -> None:
+    """A fresh stage folder with the sources under src/ and everything the tests read."""
+    if STAGE.exists():
+        shutil.rmtree(STAGE)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "lib" / PACKAGE, STAGE / "src" / PACKAGE, ignore=ignore)
+    shutil.copytree(ROOT / "tests", STAGE / "tests", ignore=ignore)
+    shutil.copytree(ROOT / "playbooks" / "inventory" / "env.d", STAGE / "playbooks" / "inventory" / "env.d")
+    shutil.copy2(ROOT / "mutation" / "setup.cfg", STAGE / "setup.cfg")
+
+
+def mutmut(*args: str) -> int:
+    """Run mutmut from this interpreter's environment inside the stage."""
+    exe = Path(sys.executable).with_name("mutmut")
+    cmd = [str(exe) if exe.exists() else "mutmut", *args]
+    return subprocess.call(cmd, cwd=STAGE)
+
+
+def results(modules: list[str]) -> tuple[dict[str, Counter], list[str]]:
+    """``{module: Counter(status)}`` and the undetected mutants' names, for the checked mutants of ``modules``."""
+    out: dict[str, Counter] = {}
+    undetected: list[str] = []
+    for meta in sorted((STAGE / "mutants" / "src" / PACKAGE / "generate").glob("*.py.meta")):
+        module = meta.name[: -len(".py.meta")]
+        if modules and module not in modules:
+            continue
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        counts = out.setdefault(module, Counter())
+        for name, code in codes.items():
+            if code is None:
+                continue
+            status = DETECTED.get(code) or {0: "survived", 33: "no tests", 5: "no tests"}.get(code, "other")
+            counts[status] += 1
+            if status not in DETECTED.values():
+                undetected.append(name)
+    return out, undetected
+
+
+def listed_equivalents() -> dict[str, str]:
+    """``{mutant name: reason}`` from the equivalents file (``name: reason`` lines, ``#`` comments)."""
+    out = {}
+    if EQUIVALENTS.exists():
+        for line in EQUIVALENTS.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                name, _, reason = line.partition(":")
+                out[name.strip()] = reason.strip()
+    return out
+
+
+def report(per_module: dict[str, Counter], undetected: list[str], min_score: float, modules: list[str]) -> int:
+    """Print the table and the verdict; 0 if the run meets the bar."""
+    equivalents = listed_equivalents()
+    total: Counter = Counter()
+    print(f"{'module':<12}{'mutants':>9}{'killed':>8}{'timeout':>9}{'survived':>10}{'other':>7}{'score':>8}")
+    for module, counts in per_module.items():
+        n = sum(counts.values())
+        detected = counts["killed"] + counts["timeout"]
+        total.update(counts)
+        other = n - detected - counts["survived"]
+        score = 100.0 * detected / n if n else 100.0
+        print(f"{module:<12}{n:>9}{counts['killed']:>8}{counts['timeout']:>9}{counts['survived']:>10}{other:>7}"
+              f"{score:>7.1f}%")
+    n = sum(total.values())
+    detected = total["killed"] + total["timeout"]
+    score = 100.0 * detected / n if n else 0.0
+    print(f"{'all':<12}{n:>9}{total['killed']:>8}{total['timeout']:>9}{total['survived']:>10}"
+          f"{n - detected - total['survived']:>7}{score:>7.1f}%")
+    failed = False
+    unlisted = [name for name in undetected if name not in equivalents]
+    if unlisted:
+        failed = True
+        print(f"\n{len(unlisted)} undetected mutants are not listed as equivalent "
+              f"(see them with: cd .mutation && mutmut show NAME):")
+        for name in unlisted:
+            print("  " + name)
+    in_scope = [name for name in equivalents
+                if not modules or name.split(".")[2] in modules]
+    stale = [name for name in in_scope if name not in undetected]
+    if stale:
+        failed = True
+        print(f"\n{len(stale)} mutants listed in {EQUIVALENTS.relative_to(ROOT)} are detected now or no longer "
+              "exist; remove them from the list:")
+        for name in stale:
+            print("  " + name)
+    if score < min_score:
+        failed = True
+        print(f"\nmutation score {score:.1f}% is below {min_score:.0f}%")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--modules", nargs="*", default=[],
+                        help="only these modules of the generator (e.g. finalize validate); default: all")
+    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--min-score", type=float, default=90.0)
+    parser.add_argument("--resume", action="store_true",
+                        help="keep .mutation/ and mutmut's cached results from the previous run")
+    args = parser.parse_args(argv)
+    if not (args.resume and STAGE.exists()):
+        stage()
+    names = [f"{SCOPE}.{m}.*" for m in args.modules]
+    status = mutmut("run", "--max-children", str(args.max_children), *names)
+    if status != 0:
+        print(f"mutmut run failed with exit status {status}", file=sys.stderr)
+        return 1
+    mutmut("export-cicd-stats")
+    return report(*results(args.modules), args.min_score, args.modules)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
