@@ -48,21 +48,17 @@ def test_cidr_networks_that_is_not_a_mapping_is_refused(skel):
     assert generate(config, skel)["all"]["vars"]["container_cidr"] == "172.29.236.0/22"
 
 
-def test_cidr_networks_without_management_or_container_is_refused(skel):
+def test_cidr_networks_without_any_management_network_is_refused(skel):
     config = base_config()
-    config["cidr_networks"]["mgmt"] = config["cidr_networks"].pop("management")
-    for entry in config["global_overrides"]["provider_networks"]:
-        if entry["network"]["ip_from_q"] == "management":
-            entry["network"]["ip_from_q"] = "mgmt"
+    _rename_queue(config, "management", "mgmt")
+    _net(config, 0).pop("is_management_address")
+    config["global_overrides"].pop("management_bridge")
     message = refused(config, skel)
     assert "neither a 'management' nor a 'container' network" in message
-    # Following the advice: add one (here by naming the queue 'container').
-    config["cidr_networks"]["container"] = config["cidr_networks"].pop("mgmt")
-    for entry in config["global_overrides"]["provider_networks"]:
-        if entry["network"]["ip_from_q"] == "mgmt":
-            entry["network"]["ip_from_q"] = "container"
+    # Following the advice: a provider network that takes management addresses from the queue.
+    _net(config, 0)["is_management_address"] = True
     inv = generate(config, skel)
-    assert inv["all"]["vars"]["container_cidr"] == "172.29.236.0/22"
+    assert inv["all"]["vars"]["container_cidr"] == ["172.29.236.0/22"]
 
 
 def test_container_cidr_prefers_the_container_network(skel):
@@ -102,8 +98,6 @@ def test_a_skeleton_without_containers_needs_no_network(skel, tmp_path):
      "provider_networks must be a list"),
     (lambda c: c["global_overrides"]["provider_networks"].append({"network": "br-x"}),
      "provider_networks[3].network must be a mapping"),
-    (lambda c: c["global_overrides"]["provider_networks"][1]["network"].pop("container_bridge"),
-     "provider_networks[1]: container_bridge is missing"),
     (lambda c: c["global_overrides"]["provider_networks"][1]["network"].update(group_binds="hosts"),
      "provider_networks[1]: group_binds must be a list"),
     (lambda c: c["global_overrides"]["provider_networks"][1]["network"].update(static_routes=["10.0.0.0/8"]),
@@ -150,9 +144,12 @@ ERRORS = [
      "cidr_networks is missing from the user config; add it with at least a 'management' network, "
      "e.g. cidr_networks: {management: 172.29.236.0/22}",
      lambda c: c.update(cidr_networks=base_config()["cidr_networks"])),
-    (lambda c: _rename_queue(c, "management", "mgmt"),
-     "cidr_networks has neither a 'management' nor a 'container' network; add one",
-     lambda c: _rename_queue(c, "mgmt", "container")),
+    (lambda c: (_rename_queue(c, "management", "mgmt"), _net(c, 0).pop("is_management_address"),
+                c["global_overrides"].pop("management_bridge")),
+     "cidr_networks has neither a 'management' nor a 'container' network, and no provider network takes "
+     "management addresses from it (ip_from_q with is_management_address: true or address_prefix: management); "
+     "add one",
+     lambda c: _net(c, 0).update(address_prefix="management")),
     (lambda c: c.update(lxc_hosts={"infra1": {"ip": "172.29.236.11"}}),
      "lxc_hosts is defined in the user config, but the inventory builds that group itself from the hosts "
      "that run LXC containers; remove lxc_hosts from the config",
@@ -172,8 +169,7 @@ ERRORS = [
      "'is_management_address: true' on its provider network",
      lambda c: _net(c, 0).update(is_management_address=True)),
     (lambda c: (_net(c, 1).pop("ip_from_q"), _net(c, 1).update(static_routes={"cidr": "10.0.0.0/8"})),
-     "global_overrides.provider_networks[1] (bridge br-vxlan): static_routes must be a list of "
-     "{cidr: ..., gateway: ...} routes",
+     "global_overrides.provider_networks[1] (bridge br-vxlan): static_routes must be a list",
      lambda c: _net(c, 1).update(static_routes=[{"cidr": "10.0.0.0/8", "gateway": "172.29.240.1"}])),
     (lambda c: _net(c, 1).update(static_routes=[{"cidr": "10.0.0.0/8"}]),
      "global_overrides.provider_networks[1] (queue tunnel): static_routes[0] lacks gateway; "

@@ -432,13 +432,9 @@ def test_no_containers_switched_off_for_a_host(skel):
     assert "infra2" in after["lxc_hosts"]["hosts"]
 
 
-@pytest.mark.parametrize("where", ["top level", "global_overrides"])
-def test_global_no_containers_puts_every_service_on_its_host(skel, where):
+def test_global_no_containers_puts_every_service_on_its_host(skel):
     config = base_config()
-    if where == "top level":
-        config["no_containers"] = True
-    else:
-        config["global_overrides"]["no_containers"] = True
+    config["global_overrides"]["no_containers"] = True
     inv = generate(config, skel)
     assert [n for n, hv in hostvars(inv).items() if is_container(hv)] == []
     assert inv["lxc_hosts"] == {"hosts": []}
@@ -449,6 +445,13 @@ def test_global_no_containers_puts_every_service_on_its_host(skel, where):
     after = check_rerun(before, config, skel)
     assert containers_of(after, "infra1") == containers_of(before, "infra1")
     assert "infra1" in after["galera"]["hosts"]
+
+
+def test_a_top_level_no_containers_is_not_a_setting(skel):
+    # OSA reads no_containers from global_overrides only.
+    config = base_config()
+    config["no_containers"] = True
+    assert hostvars(generate(config, skel)) == hostvars(generate(base_config(), skel))
 
 
 # -- what others put in the stored inventory -------------------------------------------------------
