@@ -49,10 +49,14 @@ def test_list_host_table_shows_every_entry_with_its_columns(small):
     assert by_name[galera]["is_metal"] == "False"
     assert by_name["compute1"]["is_metal"] == "True"
     assert by_name["compute1"]["container_types"] == "compute1_host_containers"
-    assert [r[0] for r in rows[1:]] == sorted(by_name)
+    # OSA's default order: by component, a missing one shown and sorted as "-undefined-", then by name.
+    no_component = [n for n, hv in stored["_meta"]["hostvars"].items() if hv.get("component") is None]
+    assert no_component and all(by_name[n]["component"] == "-undefined-" for n in no_component)
+    assert [r[0] for r in rows[1:]] == sorted(by_name, key=lambda n: (by_name[n]["component"], n))
+    assert rows[1][2] == "-undefined-"
 
 
-@pytest.mark.parametrize("column", ["tunnel_address", "container_types", "component"])
+@pytest.mark.parametrize("column", ["tunnel_address", "container_types"])
 def test_sort_puts_empty_values_last_and_orders_the_rest(small, column):
     proc = small.manage("-l", "-s", column, "--format", "json")
     assert proc.returncode == 0, proc.stderr
@@ -62,6 +66,14 @@ def test_sort_puts_empty_values_last_and_orders_the_rest(small, column):
     assert filled and len(filled) < len(values)  # the fixture has both kinds
     assert values[:len(filled)] == sorted(filled, key=str)
     assert all(v in (None, "") for v in values[len(filled):])
+
+
+def test_sort_defaults_to_component_with_missing_ones_first_as_osa_shows_them(small):
+    rows = json.loads(small.manage("-l", "--format", "json").stdout)
+    assert rows == json.loads(small.manage("-l", "-s", "component", "--format", "json").stdout)
+    keys = [("-undefined-" if r["component"] is None else r["component"], r["container_name"]) for r in rows]
+    assert keys == sorted(keys) and keys[0][0] == "-undefined-" and keys[-1][0] != "-undefined-"
+    assert [r for r in rows if r["component"] is None]  # data formats keep null; only the table says -undefined-
 
 
 def test_sort_with_mixed_types_and_empty_values_in_process(legacy):
@@ -89,7 +101,7 @@ def test_list_groups_gives_each_host_its_direct_groups(small):
         assert data[host] == expected
     assert "nova_compute" in data["compute1"]
     table = table_rows(small.manage("-g").stdout)
-    assert table[0] == ["host", "groups"]
+    assert table[0] == ["container_name", "groups"]  # OSA's column titles
     assert dict((r[0], r[1]) for r in table[1:])["compute1"] == ", ".join(data["compute1"])
 
 
@@ -104,8 +116,16 @@ def test_list_containers_shows_every_group_with_hosts_including_one_member_group
     assert data["nova_compute"] == ["compute1"]
     assert "all_containers" not in data  # children only, no hosts of its own
     rows = table_rows(small.manage("-G").stdout)
-    assert rows[0] == ["group", "hosts"]
+    assert rows[0] == ["groups", "container_name"]  # OSA's column titles
     assert ["compute_hosts", "compute1"] in rows
+    # One member per line, as OSA prints it: a group's first line names it, the lines below are blank there.
+    members: dict[str, list[str]] = {}
+    current = ""
+    for group, host in rows[1:]:
+        current = group or current
+        members.setdefault(current, []).append(host)
+    assert members == expected
+    assert len(expected["galera_container"]) == 2
 
 
 def test_help_texts_of_g_and_G_describe_what_they_do(small):
@@ -172,3 +192,16 @@ def test_render_table_aligns_cells_and_shows_empty_for_none():
     assert lines[1] == "| a          | bb   |"
     assert lines[3] == "| x          |      |"
     assert lines[4] == "| long value | p, q |"
+
+
+def test_render_table_spreads_a_multi_line_cell_over_lines():
+    text = render_table(("groups", "container_name"), [["g1", "a\nbbbb"], ["g2", "c"]])
+    assert text.splitlines() == [
+        "+--------+----------------+",
+        "| groups | container_name |",
+        "+--------+----------------+",
+        "| g1     | a              |",
+        "|        | bbbb           |",
+        "| g2     | c              |",
+        "+--------+----------------+",
+    ]

@@ -60,13 +60,15 @@ def build_parser(default_environment: str) -> argparse.ArgumentParser:
     show = p.add_argument_group("listings (read only)")
     show.add_argument("-l", "--list-host", action="store_true",
                       help="table of every host and container: " + ", ".join(views.HOST_COLUMNS))
-    show.add_argument("-s", "--sort", metavar="COLUMN", choices=views.HOST_COLUMNS, default="container_name",
-                      help="column to sort --list-host by; empty values sort last "
-                           f"(one of {', '.join(views.HOST_COLUMNS)}; default: %(default)s)")
+    show.add_argument("-s", "--sort", metavar="COLUMN", choices=views.HOST_COLUMNS, default=views.DEFAULT_SORT,
+                      help="column to sort --list-host by, then by name; a missing component sorts as "
+                           f"{views.UNDEFINED_COMPONENT}, other empty values last "
+                           f"(one of {', '.join(views.HOST_COLUMNS)}; default: %(default)s, as in OSA)")
     show.add_argument("-g", "--list-groups", action="store_true",
                       help="each host and container with the groups it belongs to")
     show.add_argument("-G", "--list-containers", action="store_true",
-                      help="each group with the hosts and containers it holds (every group that has any)")
+                      help="each group with the hosts and containers it holds, one per line "
+                           "(every group that has any)")
     show.add_argument("-e", "--export", action="store_true",
                       help='print {"hosts": {NAME: {"hostvars": ..., "groups": [...]}}, "all": <all.vars>} '
                            "as JSON (re-importable with --import)")
@@ -186,13 +188,18 @@ def _listing(action: str, inventory: dict, args: argparse.Namespace) -> str:
         rows = views.host_rows(inventory, args.sort)
         if fmt != "table":
             return render_data(rows, fmt)
-        return render_table(views.HOST_COLUMNS, [[r[c] for c in views.HOST_COLUMNS] for r in rows])
+        return render_table(views.HOST_COLUMNS, [views.host_table_cells(r) for r in rows])
+    # The column titles are OSA's, so that what operators read and parse stays the same.
     if action == "list-groups":
         data = views.groups_per_host(inventory)
-        return render_data(data, fmt) if fmt != "table" else render_table(("host", "groups"), list(data.items()))
+        if fmt != "table":
+            return render_data(data, fmt)
+        return render_table(("container_name", "groups"), list(data.items()))
     if action == "list-containers":
         data = views.hosts_per_group(inventory)
-        return render_data(data, fmt) if fmt != "table" else render_table(("group", "hosts"), list(data.items()))
+        if fmt != "table":
+            return render_data(data, fmt)
+        return render_table(("groups", "container_name"), [(g, "\n".join(h)) for g, h in data.items()])
     data = views.export(inventory)
     return render_data(data, "yaml") if fmt == "yaml" else json.dumps(data, indent=2, sort_keys=True)
 

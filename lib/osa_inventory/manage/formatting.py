@@ -22,19 +22,26 @@ def cell(value: Any) -> str:
 
 
 def render_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A table with a header and ``+---+`` borders, one row per line."""
-    texts = [[cell(v) for v in row] for row in rows]
+    """A table with a header and ``+---+`` borders, left-aligned as OSA's tool prints it.
+
+    A cell whose text holds newlines spans that many lines (OSA's ``-G`` puts
+    one group member per line); the other cells of its row are blank below
+    their first line.
+    """
+    texts = [[cell(v).split("\n") for v in row] for row in rows]
     widths = [len(c) for c in columns]
     for row in texts:
-        for i, text in enumerate(row):
-            widths[i] = max(widths[i], len(text))
+        for i, lines in enumerate(row):
+            widths[i] = max([widths[i]] + [len(text) for text in lines])
     rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
 
     def line(values: Sequence[str]) -> str:
         return "|" + "|".join(f" {v:<{w}} " for v, w in zip(values, widths)) + "|"
 
     out = [rule, line(columns), rule]
-    out.extend(line(row) for row in texts)
+    for row in texts:
+        for n in range(max(len(lines) for lines in row)):
+            out.append(line([lines[n] if n < len(lines) else "" for lines in row]))
     out.append(rule)
     return "\n".join(out)
 

@@ -8,6 +8,8 @@ META = "_meta"
 ALL = "all"
 HOST_COLUMNS = ("container_name", "is_metal", "component", "physical_host",
                 "tunnel_address", "ansible_host", "container_types")
+DEFAULT_SORT = "component"  # the column OSA's inventory-manage sorts by
+UNDEFINED_COMPONENT = "-undefined-"  # how OSA shows (and so sorts) an entry without a component
 
 
 def hostvars_of(inventory: dict) -> dict[str, dict]:
@@ -45,20 +47,28 @@ def host_row(name: str, hv: dict) -> dict[str, Any]:
     }
 
 
-def _sort_key(value: Any) -> tuple:
-    # Empty cells sort last; everything else compares as text, so mixed types never clash.
+def _sort_key(column: str, value: Any) -> tuple:
+    # A missing component sorts as the "-undefined-" OSA shows for it; other empty cells sort last
+    # (OSA crashes on them); everything else compares as text, so mixed types never clash.
+    if value is None and column == "component":
+        value = UNDEFINED_COMPONENT
     if value is None or value == "" or value == [] or value == {}:
         return (1, "")
     return (0, str(value))
 
 
-def host_rows(inventory: dict, sort: str = "container_name") -> list[dict[str, Any]]:
+def host_rows(inventory: dict, sort: str = DEFAULT_SORT) -> list[dict[str, Any]]:
     """Every hostvars entry as a row, ordered by column ``sort`` then by name."""
     if sort not in HOST_COLUMNS:
         raise ValueError(f"unknown column {sort!r}")
     rows = [host_row(name, hv if isinstance(hv, dict) else {}) for name, hv in hostvars_of(inventory).items()]
-    rows.sort(key=lambda r: (_sort_key(r[sort]), str(r["container_name"])))
+    rows.sort(key=lambda r: (_sort_key(sort, r[sort]), str(r["container_name"])))
     return rows
+
+
+def host_table_cells(row: dict[str, Any]) -> list[Any]:
+    """A ``host_rows`` row as the table shows it: OSA's ``-undefined-`` for a missing component."""
+    return [UNDEFINED_COMPONENT if c == "component" and row[c] is None else row[c] for c in HOST_COLUMNS]
 
 
 def groups_per_host(inventory: dict) -> dict[str, list[str]]:
