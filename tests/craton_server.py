@@ -4,13 +4,20 @@
 400 on unknown fields and query parameters, limit 10..100, markers, 409 on
 duplicate names, the known 500s, the invalid-address poison, resolved
 variables, ``{"message", "status"}`` errors), so a client that passes against
-it respects the real API. It also has test knobs: a request log, injected
-failures (status codes with ``Retry-After``), slow answers, and a server that
-stops answering after K modifying requests.
+it respects the real API. It also reproduces where the real service (on its
+SQLite storage) departs from its own rules: a number at the top level of a
+variable value comes back as SQLite stores it (``2.0`` as ``2``, ``-0.0`` as
+``0``, integers past 64 bits as floats); ``DELETE`` of a missing host is 204;
+deleting a region deletes its hosts; a POST without ``Content-Type:
+application/json`` and an empty variable key are 400; admin listings are not
+limited to the caller's project; answers are pretty-printed with sorted keys.
+It has test knobs: a request log, injected failures (status codes with
+``Retry-After``), slow answers, a server that stops answering after K
+requests, and a client killed when its K-th request arrives.
 
-``CratonServer`` serves it with ``wsgiref`` on 127.0.0.1 (threaded, HTTP/1.1
-keep-alive, optional TLS) in a background thread; ``craton_server`` is the
-pytest fixture.
+``CratonServer`` serves it with ``wsgiref`` on 127.0.0.1 (HTTP/1.0, one
+request per connection, one request handled at a time, like the real server;
+optional TLS) in a background thread; ``craton_server`` is the pytest fixture.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import ipaddress
 import json
 import os
 import re
+import signal
 import socket
 import ssl
 import subprocess
@@ -123,6 +131,28 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
+def sqlite_value(value: Any) -> Any:
+    """What the real server gives back for a variable value (its JSON column on SQLite).
+
+    The column has numeric affinity: when the JSON text of the whole value is
+    a number, SQLite stores it as an integer if it is a whole number within
+    64 bits, else as a float. Anything else (strings, lists, objects) keeps
+    its JSON text and comes back exactly.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if isinstance(value, int):
+        return value if -2 ** 63 <= value < 2 ** 63 else float(value)
+    if value.is_integer() and -2 ** 63 < value < 2 ** 63:
+        return int(value)
+    return value
+
+
+def stored_variables(data: dict) -> dict:
+    """A variables object as the real server stores it: a copy, top-level numbers as SQLite keeps them."""
+    return {key: sqlite_value(value) for key, value in json.loads(json.dumps(data)).items()}
+
+
 def _valid_ip(value: Any) -> bool:
     try:
         ipaddress.ip_address(value)
@@ -178,6 +208,11 @@ class CratonApp:
         self.dead = False
         self._die_budget: int | None = None
         self._apply_last = False
+        self._die_all = False
+        self._kill: dict | None = None
+        self._lose_every = False
+        self._lost: set = set()
+        self.woken = threading.Event()  # set on stop: ends injected delays
 
     # -- set-up helpers ------------------------------------------------------
 
@@ -221,24 +256,37 @@ class CratonApp:
             self.slowness.append({"seconds": seconds, "times": times, "method": method,
                                   "path": re.compile(path) if path else None})
 
-    def die_after(self, k: int, apply_last: bool = False) -> None:
-        """Serve ``k`` more modifying requests, then drop every request without an answer.
+    def die_after(self, k: int, apply_last: bool = False, every_request: bool = False) -> None:
+        """Serve ``k`` more modifying requests (any requests with ``every_request``), then drop
+        every request without an answer.
 
-        With ``apply_last`` the next modifying request is carried out before the
+        With ``apply_last`` the next such request is carried out before the
         answer is lost (a server that dies after committing).
         """
         with self.lock:
-            self._die_budget, self._apply_last = k, apply_last
+            self._die_budget, self._apply_last, self._die_all = k, apply_last, every_request
+
+    def kill_client_at(self, k: int, pid: int, apply: bool = False) -> None:
+        """SIGKILL process ``pid`` when the request after the next ``k`` arrives (any method), and
+        drop that request; with ``apply`` it is carried out first (the client dies awaiting the answer)."""
+        with self.lock:
+            self._kill = {"budget": k, "pid": pid, "apply": apply}
+
+    def lose_every_answer_once(self) -> None:
+        """Carry out every modifying request but drop its answer the first time it is seen
+        (a retry of the same method and path then gets a real answer)."""
+        with self.lock:
+            self._lose_every, self._lost = True, set()
 
     def revive(self) -> None:
         with self.lock:
-            self.dead, self._die_budget = False, None
+            self.dead, self._die_budget, self._kill = False, None, None
 
     def clear_knobs(self) -> None:
         with self.lock:
             self.faults.clear()
             self.slowness.clear()
-            self.dead, self._die_budget = False, None
+            self.dead, self._die_budget, self._kill, self._lose_every = False, None, None, False
 
     def reset_log(self) -> None:
         with self.lock:
@@ -263,9 +311,9 @@ class CratonApp:
             self.log.append(entry)
             delay = self._delay_for(method, path)
         if delay:
-            time.sleep(delay)
+            self.woken.wait(delay)
         with self.lock:
-            drop, apply_then_drop = self._dying(method)
+            drop, apply_then_drop = self._dying(method, path)
             if drop and not apply_then_drop:
                 environ[DROP] = True
                 return []
@@ -285,7 +333,7 @@ class CratonApp:
                 entry.status = 0
                 environ[DROP] = True
                 return []
-        payload = b"" if body is None else json.dumps(body).encode("utf-8")
+        payload = b"" if body is None else json.dumps(body, indent=2, sort_keys=True).encode("utf-8")
         entry.size = len(payload)
         out_headers = list(headers)
         if body is not None:
@@ -303,15 +351,24 @@ class CratonApp:
                 return rule["seconds"]
         return 0.0
 
-    def _dying(self, method: str) -> tuple[bool, bool]:
+    def _dying(self, method: str, path: str) -> tuple[bool, bool]:
         """(drop this request, but carry it out first)."""
         if self.dead:
             return True, False
-        if method in MODIFYING and self._die_budget is not None:
+        if self._kill is not None:
+            if self._kill["budget"] == 0:
+                kill, self._kill = self._kill, None
+                os.kill(kill["pid"], signal.SIGKILL)
+                return True, kill["apply"]
+            self._kill["budget"] -= 1
+        if (method in MODIFYING or self._die_all) and self._die_budget is not None:
             if self._die_budget == 0:
                 self.dead = True
                 return True, self._apply_last
             self._die_budget -= 1
+        if self._lose_every and method in MODIFYING and (method, path) not in self._lost:
+            self._lost.add((method, path))
+            return True, True
         return False, False
 
     def _fault_for(self, method: str, path: str) -> Fault | None:
@@ -325,6 +382,8 @@ class CratonApp:
 
     def _handle(self, environ: dict, method: str, path: str, query: str) -> tuple[int, Any, list]:
         pid, admin = self._authenticate(environ)
+        if method == "POST" and (environ.get("CONTENT_TYPE") or "").split(";")[0].strip() != "application/json":
+            raise invalid("the request has no Content-Type: application/json header")
         params = dict(parse_qsl(query, keep_blank_values=True))
         base = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', 'localhost')}"
         ctx = Ctx(self, pid, admin, params, base, environ)
@@ -495,7 +554,7 @@ class Ctx:
         elif name == "labels":
             ok = isinstance(value, list) and all(isinstance(x, str) and 0 < len(x) <= 255 for x in value)
         elif name == "variables":
-            ok = isinstance(value, dict) and all(len(k) <= 255 for k in value)
+            ok = isinstance(value, dict) and all(0 < len(k) <= 255 for k in value)
         else:
             ok = True
         if not ok:
@@ -518,11 +577,15 @@ class Ctx:
             raise unknown_error()  # needs MySQL JSON functions; the reference server runs on SQLite
         if kind != "hosts" and ("name" in self.params or "id" in self.params):
             return self.get_one(kind)
-        items = [o for o in self.table(kind).values() if o["project_id"] == self.pid and self.matches(kind, o)]
+        # Admin users see every project's objects in listings (the real server does not scope them).
+        items = [o for o in self.table(kind).values() if self.visible(o) and self.matches(kind, o)]
         page, links = self.paginate(kind, items, f"/v1/{kind}")
         details = self.flag("details", False)
         resolved = self.flag("resolved-values", True)
         return 200, {kind: [self.render(kind, o, details, resolved) for o in page], "links": links}, []
+
+    def visible(self, obj: dict) -> bool:
+        return self.admin or obj["project_id"] == self.pid
 
     def get_one(self, kind: str) -> tuple[int, Any, list]:
         """Clouds, regions and cells by ``name`` or ``id``: one object looked up across the project
@@ -573,7 +636,7 @@ class Ctx:
         marker = self.int_param("marker")
         if "marker" in self.params:
             mobj = self.table(kind).get(marker)
-            if mobj is None or mobj["project_id"] != self.pid:
+            if mobj is None or not self.visible(mobj):
                 raise invalid(f"Invalid marker {self.params['marker']!r}")
             mkey = key_of(mobj)
             after = (lambda k: k > mkey) if direction == "asc" else (lambda k: k < mkey)
@@ -616,7 +679,7 @@ class Ctx:
         now = _now()
         obj = {f: None for f in spec.fields}
         obj.update({"id": self.app.new_id(), "project_id": self.pid, "created_at": now, "updated_at": None,
-                    "note": None, "variables": json.loads(json.dumps(data.get("variables") or {}))})
+                    "note": None, "variables": stored_variables(data.get("variables") or {})})
         if kind == "hosts":
             obj["active"] = True
             obj["labels"] = sorted(set(data.get("labels") or []))
@@ -662,7 +725,15 @@ class Ctx:
 
     def item_delete(self, kind: str, ident: int) -> tuple[int, Any, list]:
         self.only_params(set())
+        if kind == "hosts" and self.table(kind).get(ident) is None:
+            return 204, None, []  # the real server answers a missing host's DELETE with 204
         obj = self.row(kind, ident)
+        if kind == "regions":  # the real server deletes the region's hosts (children first) and cells with it
+            doomed = {o["id"] for o in self.table("hosts").values() if o.get("region_id") == obj["id"]}
+            for table in ("hosts", "cells"):
+                for oid in [o["id"] for o in self.table(table).values() if o.get("region_id") == obj["id"]]:
+                    del self.table(table)[oid]
+            assert not any(o.get("parent_id") in doomed for o in self.table("hosts").values())
         dependants = {"hosts": [("hosts", "parent_id")], "cells": [("hosts", "cell_id")],
                       "regions": [("hosts", "region_id"), ("cells", "region_id")],
                       "clouds": [("regions", "cloud_id"), ("hosts", "cloud_id"), ("cells", "cloud_id")]}[kind]
@@ -697,7 +768,9 @@ class Ctx:
         too_long = [k for k in data if len(k) > 255]
         if too_long:
             raise invalid(f"{too_long[0][:40]!r}... is too long (keys hold up to 255 characters)")
-        obj["variables"].update(json.loads(json.dumps(data)))
+        if "" in data:
+            raise invalid("'' is too short (variable keys hold 1 to 255 characters)")
+        obj["variables"].update(stored_variables(data))
         return dict(obj["variables"])
 
     def _delete_variables(self, obj: dict) -> None:
@@ -721,6 +794,8 @@ class Ctx:
         return 204, None, []
 
     def _project(self, project: str) -> dict:
+        if not self.admin:
+            raise ApiError(401, UNAUTHENTICATED["message"])  # project variables need an admin
         if not UUID_RE.match(project) or str(uuid.UUID(project)) != self.pid:
             raise not_found()
         return self.app.projects[self.pid]
@@ -753,7 +828,7 @@ class Ctx:
 
     def devices_get(self) -> tuple[int, Any, list]:
         self.only_params(set(DEVICE_FILTERS) | PAGING)
-        hosts = [o for o in self.table("hosts").values() if o["project_id"] == self.pid]
+        hosts = [o for o in self.table("hosts").values() if self.visible(o)]
         parent = self.int_param("parent_id")
         if "parent_id" in self.params:
             if self.flag("descendants", False):
@@ -789,10 +864,11 @@ class Ctx:
 # -- serving ------------------------------------------------------------------------
 
 
-class _KeepAliveHandler(WSGIRequestHandler):
-    """wsgiref's handler, made HTTP/1.1 keep-alive and able to drop a request without answering."""
+class _OneShotHandler(WSGIRequestHandler):
+    """wsgiref's handler as the real server runs: HTTP/1.0, one request per connection, one request
+    handled at a time; able to drop a request without answering."""
 
-    protocol_version = "HTTP/1.1"
+    protocol_version = "HTTP/1.0"
     timeout = 30
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read the app's log
@@ -804,9 +880,8 @@ class _KeepAliveHandler(WSGIRequestHandler):
                 self.connection.do_handshake()
             except (OSError, ValueError):
                 return
-        self.close_connection = False
-        while not self.close_connection:
-            self._one_request()
+        self._one_request()
+        self.close_connection = True
 
     def _one_request(self) -> None:
         try:
@@ -837,17 +912,16 @@ class _KeepAliveHandler(WSGIRequestHandler):
             started[:] = [status, headers]
             return lambda data: None
 
-        chunks = self.server.get_app()(environ, start_response)
+        with self.server.serial:
+            chunks = self.server.get_app()(environ, start_response)
         if environ.get(DROP):
             self.close_connection = True  # the client sees the connection close with no answer
             return
         payload = b"".join(chunks)
         status, headers = started
-        lines = [f"HTTP/1.1 {status}", f"Date: {self.date_time_string()}", "Server: craton-test"]
+        lines = [f"HTTP/1.0 {status}", f"Date: {self.date_time_string()}", "Server: craton-test"]
         lines += [f"{k}: {v}" for k, v in headers]
         lines.append(f"Content-Length: {len(payload)}")
-        if self.close_connection:
-            lines.append("Connection: close")
         try:
             self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
         except OSError:
@@ -864,7 +938,8 @@ class _ThreadedServer(ThreadingMixIn, WSGIServer):
         self.accepted = 0
         self.live: set = set()
         self.live_lock = threading.Lock()
-        super().__init__(address, _KeepAliveHandler)
+        self.serial = threading.Lock()  # the real server is single-threaded
+        super().__init__(address, _OneShotHandler)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind does a reverse DNS lookup (getfqdn); not needed on 127.0.0.1.
@@ -923,6 +998,7 @@ class CratonServer:
         return f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.port}"
 
     def start(self, port: int | None = None) -> CratonServer:
+        self.app.woken.clear()
         self._server = _ThreadedServer(("127.0.0.1", self.port if port is None else port), self.ssl_context)
         self._server.set_app(self.app)
         self.port = self._server.server_address[1]
@@ -935,6 +1011,7 @@ class CratonServer:
         """Close the listener (connections are refused) and every open connection."""
         if self._server is None:
             return
+        self.app.woken.set()
         self._server.shutdown()
         self._server.close_live()
         self._server.server_close()
@@ -943,7 +1020,7 @@ class CratonServer:
 
     @property
     def connections(self) -> int:
-        """TCP connections accepted since start (keep-alive makes this small)."""
+        """TCP connections accepted since start (one per request)."""
         return self._server.accepted if self._server else 0
 
     def headers(self, admin: bool = False) -> dict[str, str]:

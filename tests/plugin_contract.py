@@ -227,6 +227,34 @@ def edge_inventory() -> dict:
     return inv
 
 
+def awkward_values_inventory() -> dict:
+    """Values that stores which re-type numbers or mangle keys get wrong, at every level of the inventory.
+
+    Whole-number floats, ``-0.0``, integers past 2**53 and 2**63, unicode and
+    empty strings and keys, as host variables, whole hostvars entries, group
+    vars and top-level entries.
+    """
+    awkward = {"whole_float": 16.0, "negative_zero": -0.0, "zero_float": 0.0, "past_2_53": 2 ** 53 + 1,
+               "past_2_63": 2 ** 63, "past_2_64": -(2 ** 64) - 1, "int64_max": 2 ** 63 - 1, "int64_min": -(2 ** 63),
+               "ten_pow_20": 10 ** 20, "big_float": 1e20, "float": 1.5, "tiny": 5e-324, "one": 1, "true": True,
+               "unicode": "Zürich 東京 🚀", "empty_string": "", "": "empty key", "ключ": "unicode key",
+               "numeric_text": "2.0", "null": None}
+    inv = make_inventory(1, n_infra=1)
+    inv["_meta"]["hostvars"]["compute1"].update(awkward)
+    inv["_meta"]["hostvars"]["compute1"]["nested"] = dict(awkward)
+    inv["_meta"]["hostvars"]["float-entry"] = 2.0
+    inv["_meta"]["hostvars"]["big-entry"] = 2 ** 64
+    inv["_meta"]["hostvars"]["zero-entry"] = -0.0
+    inv["_meta"]["hostvars"]["empty-entry"] = {}
+    inv["awkward_group"] = {"hosts": ["compute1", "float-entry"], "vars": dict(awkward)}
+    inv["all"]["vars"].update(awkward)
+    inv["number_entry"] = 16.0
+    inv["big_number_entry"] = 2 ** 63
+    inv["string_entry"] = ""
+    inv[""] = {"hosts": []}
+    return inv
+
+
 # -- comparison helpers ----------------------------------------------------
 
 def canonical(data: Any) -> str:
@@ -343,6 +371,16 @@ class StorageContract:
         inventory = make_inventory(20)
         storage.write(copy.deepcopy(inventory))
         assert_same(storage.load(), inventory)
+
+    def test_awkward_values_round_trip_exactly(self, make_storage):
+        inventory = awkward_values_inventory()
+        writer = self.open(make_storage)
+        writer.write(copy.deepcopy(inventory))
+        assert_same(writer.load(), inventory, "load() of awkward values")
+        assert_same(self.open(make_storage).load(), inventory, "load() of awkward values by a second instance")
+        again = self.open(make_storage)
+        again.write(copy.deepcopy(inventory))  # unchanged: must not alter anything
+        assert_same(self.open(make_storage).load(), inventory, "load() after an unchanged write")
 
     def test_second_instance_sees_the_data(self, make_storage):
         inventory = edge_inventory()

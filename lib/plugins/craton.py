@@ -154,6 +154,11 @@ def _verify(raw: str, config_dir: str) -> bool | str:
     return path
 
 
+def _uuid_key(value: Any) -> str:
+    """A project id in one spelling (no dashes, lower case) for comparisons; '' when absent."""
+    return str(value or "").replace("-", "").lower()
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -178,7 +183,7 @@ class Storage:
         o = self.opts
         self._client = CratonClient(o.url, o.headers(), o.who, verify=o.verify, timeout=o.timeout,
                                     retries=o.retries, backoff=o.backoff)
-        scope = o.project_id.replace("-", "").lower() if o.project_id else "keystone"
+        scope = _uuid_key(o.project_id) or "keystone"
         self._cache = Cache(o.cache_dir, (o.url, scope, o.cloud, o.region), o.cache)
 
     def load(self) -> dict | None:
@@ -307,10 +312,16 @@ class Storage:
     def _find(self, plural: str, fields: dict, query: dict) -> Any:
         # Not ?name=: Craton answers it with a project-wide get-by-name (404 when missing, and a
         # region of another cloud with the same name); a listing matched here is unambiguous.
-        for item in self._client.list_all(f"/{plural}", plural, query):
-            if all(item.get(k) == v for k, v in fields.items()):
-                return item["id"]
-        return None
+        # Listings of admin users span every project, so the project is matched too when known.
+        project = _uuid_key(self.opts.project_id)
+        found = [item["id"] for item in self._client.list_all(f"/{plural}", plural, query)
+                 if all(item.get(k) == v for k, v in fields.items())
+                 and (not project or _uuid_key(item.get("project_id")) in ("", project))]
+        if len(found) > 1:
+            raise StorageError(f"Craton at {self.opts.url} lists {len(found)} {plural} named "
+                               f"{fields['name']} (ids {', '.join(map(str, found[:5]))}), visible across projects "
+                               "to an admin user; use the credentials of a user of the deployment's own project")
+        return found[0] if found else None
 
     @staticmethod
     def _state(region_vars: dict) -> dict | None:

@@ -4,8 +4,10 @@ Layout (see docs/craton.md):
 
 * every ``_meta.hostvars`` entry is a Craton host named after it; its own
   variables are the hostvars, verbatim, except keys Craton cannot hold (longer
-  than 255 characters, empty, or starting with our reserved prefix), which go
-  under one reserved key ``osa-inventory:escaped``;
+  than 255 characters, empty, or starting with our reserved prefix) and
+  values Craton does not give back exactly at the top level of a variable
+  (see :func:`exact_at_top`), which go under one reserved key
+  ``osa-inventory:escaped``;
 * ``device_type`` is ``container`` for an entry whose ``physical_host`` is
   another host of the inventory (that host becomes its ``parent_id``), else
   ``server``; ``ip_address`` mirrors ``ansible_host`` (or ``management_address``)
@@ -32,6 +34,8 @@ PREFIX = "osa-inventory:"
 STATE_KEY = PREFIX + "state"
 ESCAPED_KEY = PREFIX + "escaped"
 VALUE_KEY = PREFIX + "value"
+BOXED_KEY = PREFIX + "boxed"
+INT64 = (-2 ** 63, 2 ** 63)
 MAX_KEY = 255
 MAX_NAME = 255
 PLACEHOLDER_IP = "0.0.0.0"
@@ -93,14 +97,31 @@ class Plan:
 
 
 def same(a: Any, b: Any) -> bool:
-    """JSON equality that, unlike ``==``, tells ``1``, ``1.0`` and ``true`` apart."""
+    """JSON equality that, unlike ``==``, tells ``1``, ``1.0``, ``true`` and ``0.0``, ``-0.0`` apart."""
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(same(v, b[k]) for k, v in a.items())
     if isinstance(a, list):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float):
+        return repr(a) == repr(b)
     return a == b
+
+
+def exact_at_top(value: Any) -> bool:
+    """Whether Craton gives ``value`` back unchanged as the whole value of a variable.
+
+    Craton keeps variable values in a JSON column that SQLite converts when the
+    text is a number: ``2.0`` comes back as ``2``, ``-0.0`` as ``0``, integers
+    outside 64 bits as floats. Nested values come back exactly, so every float
+    and every integer past 64 bits is stored one level down.
+    """
+    if isinstance(value, float):
+        return False
+    if isinstance(value, int) and not isinstance(value, bool):
+        return INT64[0] <= value < INT64[1]
+    return True
 
 
 def valid_address(value: Any) -> bool:
@@ -121,11 +142,11 @@ def _storable_key(key: str) -> bool:
 def encode_hostvars(hostvars: Any) -> dict:
     """The Craton variables that stand for one host's hostvars (see the module doc)."""
     if not isinstance(hostvars, dict):
-        return {VALUE_KEY: hostvars}
+        return {VALUE_KEY: hostvars} if exact_at_top(hostvars) else {BOXED_KEY: [hostvars]}
     out: dict = {}
     escaped: dict = {}
     for key, value in hostvars.items():
-        if _storable_key(key):
+        if _storable_key(key) and exact_at_top(value):
             out[key] = value
         else:
             escaped[key] = value
@@ -136,11 +157,14 @@ def encode_hostvars(hostvars: Any) -> dict:
 
 def decode_hostvars(name: str, variables: dict) -> Any:
     """The hostvars a host's own Craton variables stand for; inverse of :func:`encode_hostvars`."""
-    if VALUE_KEY in variables:
-        if len(variables) != 1:
-            raise StorageError(f"host {name} holds {VALUE_KEY} next to other variables; "
+    for key in (VALUE_KEY, BOXED_KEY):
+        if key not in variables:
+            continue
+        value = variables[key]
+        if len(variables) != 1 or (key == BOXED_KEY and not (isinstance(value, list) and len(value) == 1)):
+            raise StorageError(f"host {name} holds {key} next to other variables or in another shape; "
                                "remove the stray variables in Craton or write the inventory again")
-        return variables[VALUE_KEY]
+        return value if key == VALUE_KEY else value[0]
     if ESCAPED_KEY not in variables:
         return dict(variables)
     escaped = variables[ESCAPED_KEY]
@@ -155,9 +179,11 @@ def decode_hostvars(name: str, variables: dict) -> Any:
 def region_key(kind: str, name: str) -> str:
     """Region variable name for a top-level (``top``) or ``_meta`` (``meta``) entry."""
     key = f"{PREFIX}{kind}:{name}"
-    if len(key) <= MAX_KEY:
-        return key
-    # Too long for a Craton key: a digest names it and the value carries the real name.
+    return key if len(key) <= MAX_KEY else _long_key(kind, name)
+
+
+def _long_key(kind: str, name: str) -> str:
+    # A digest names the entry and the value carries the real name.
     return f"{PREFIX}long:{hashlib.sha256(f'{kind}:{name}'.encode()).hexdigest()}"
 
 
@@ -201,7 +227,10 @@ def region_entries(inventory: dict) -> dict:
 
 def _put_entry(out: dict, kind: str, name: str, value: Any) -> None:
     key = region_key(kind, name)
-    out[key] = value if key.startswith(f"{PREFIX}{kind}:") else {"kind": kind, "name": name, "value": value}
+    if key.startswith(f"{PREFIX}{kind}:") and exact_at_top(value):
+        out[key] = value
+    else:  # a name too long for a key, or a value Craton would change at the top: one level down
+        out[_long_key(kind, name)] = {"kind": kind, "name": name, "value": value}
 
 
 def split_entries(region_vars: dict) -> tuple[dict, dict]:
