@@ -87,13 +87,12 @@ def run(args: argparse.Namespace) -> str:
             locked = time.perf_counter()
             stored = backend.load()
             inventory = generate(config, skeleton, stored)
-            # What is printed is fixed before the plugin sees it, and write() gets its own
-            # copy: a plugin that mutates it changes neither the output nor what it stored.
+            # What is printed is fixed before the plugin sees the inventory (write() gets a copy).
             shown = inventory if args.host is None else inventory["_meta"]["hostvars"].get(args.host, {})
             output = json.dumps(shown, sort_keys=True)
             changed = inventory != stored
             if changed:
-                backend.write(json.loads(output if shown is inventory else json.dumps(inventory)))
+                backend.write(inventory, as_json=output if shown is inventory else None)
             LOG.debug("%s: %d hosts, %s; %s %.3f s, run %.3f s", where,
                       len(inventory["_meta"]["hostvars"]), "stored" if changed else "unchanged",
                       "lock held" if has_lock else "unlocked work",

@@ -14,7 +14,6 @@ from typing import Any, Iterator
 from ..errors import InventoryError
 from ..storage.loader import Backend
 from .inventory_file import check_inventory
-from .stores import copy_of
 from .views import ALL, groups_of, hostvars_of
 
 ADDRESS_VARS = ("ansible_host", "management_address", "container_address", "ansible_ssh_host")
@@ -214,7 +213,7 @@ def restore(backend: Backend, version: str) -> tuple[bool, str]:
             note = f"the current inventory could not be read ({exc}) and was replaced"
         if current == data:
             return False, "that version is the current inventory already"
-        backend.write(copy_of(data))
+        backend.write(data)  # Backend.write hands the plugin its own copy
     back = backend.load()
     if back != data:
         raise InventoryError(f"{backend.describe()} did not give back the restored version; check the backend")

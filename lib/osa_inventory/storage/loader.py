@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import itertools
+import json
 import logging
 import os
 import sys
@@ -176,8 +177,13 @@ class Backend:
                 f"storage backend {self.label} returned a {type(data).__name__} from load(), not a dict or None")
         return data
 
-    def write(self, inventory: dict) -> None:
-        self._call("store the inventory", self.storage.write, inventory)
+    def write(self, inventory: dict, as_json: str | None = None) -> None:
+        """Store ``inventory``; the plugin gets its own copy, so whatever it does to it stays its own.
+
+        ``as_json``, the inventory already serialised by the caller, saves a second serialisation.
+        """
+        private = json.loads(as_json if as_json is not None else json.dumps(inventory))
+        self._call("store the inventory", self.storage.write, private)
 
     @property
     def has_lock(self) -> bool:
