@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -80,8 +79,8 @@ def bench_copy(hosts: list[int], repeat: int) -> None:
     for n in hosts:
         inventory = make_inventory(n)
         text = json.dumps(inventory, sort_keys=True)
-        dump = best(lambda: json.dumps(inventory, sort_keys=True), repeat)
-        copy = best(lambda: json.loads(text), repeat)
+        dump = best(lambda inv=inventory: json.dumps(inv, sort_keys=True), repeat)
+        copy = best(lambda txt=text: json.loads(txt), repeat)
         print(f"copy    {n:5d} compute hosts: print text {dump * 1000:7.2f} ms, write() copy {copy * 1000:7.2f} ms "
               f"({len(text) / 1e6:.1f} MB)")
 

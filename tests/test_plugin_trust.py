@@ -234,6 +234,23 @@ def test_a_symlinked_plugin_folder_is_checked_where_it_leads(tmp_path, config_di
     assert run_script(config_dir, ini=ini).returncode == 0
 
 
+@pytest.mark.parametrize("what", ["file", "package"])
+def test_a_symlinked_plugin_file_or_package_is_checked_where_it_leads(tmp_path, config_dir, other_user, what):
+    home = tmp_path / "home"
+    home.mkdir()
+    elsewhere = plugin_dir(home, {"recorder.py": RECORDER, "pkg/__init__.py": RECORDER}, "kept")
+    _give(home, other_user[1], 0o755)  # the files are root's, but another user may rename them
+    folder = plugin_dir(tmp_path, {})
+    name = "recorder.py" if what == "file" else "pkg"
+    os.symlink(os.path.join(elsewhere, name), os.path.join(folder, name))
+    backend = "recorder" if what == "file" else "pkg"
+    ini = ini_for(tmp_path, backend, folder, f"[{backend}]\ntarget = {tmp_path / 's.json'}\n")
+    line = assert_one_line_failure(run_script(config_dir, ini=ini), f"its ancestor {home}",
+                                   f"owned by {other_user[0]}")
+    run_advice(line)
+    assert run_script(config_dir, ini=ini).returncode == 0
+
+
 def test_a_missing_plugin_folder_is_refused_when_someone_else_could_create_it(tmp_path, config_dir):
     open_parent = tmp_path / "open"
     open_parent.mkdir()

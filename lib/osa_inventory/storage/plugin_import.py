@@ -38,8 +38,11 @@ class _CheckedSourceLoader(importlib.abc.Loader):
         return None  # the default module object
 
     def exec_module(self, module: ModuleType) -> None:
-        source = trust.read_source(self.folder, self.filename)
         path = os.path.join(self.folder, self.filename)
+        real = os.path.realpath(path)
+        if real != path:  # a symlinked file or package: whoever controls where it leads controls the code
+            trust.check_folder(os.path.dirname(real))
+        source = trust.read_source(self.folder, self.filename)
         exec(compile(source, path, "exec", dont_inherit=True), module.__dict__)
 
 
