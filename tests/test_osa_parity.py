@@ -73,10 +73,12 @@ def test_hosts_in_a_conf_d_sub_folder_are_in_the_inventory(tmp_path):
                  {"compute_hosts": {"compute7": {"ip": "172.29.236.27"}}}, "hosts.yml")
     write_config(os.path.join(config_dir, "conf.d", "site", "rack2"),
                  {"compute_hosts": {"compute8": {"ip": "172.29.236.28"}}}, "hosts.yaml")
-    inv = run_ok(config_dir, write_ini(str(tmp_path)))
+    ini = write_ini(str(tmp_path))
+    inv = run_ok(config_dir, ini)
     assert set(inv["compute_hosts"]["hosts"]) == {"compute7", "compute8"}
     assert {"compute7", "compute8"} <= set(inv["nova_compute"]["hosts"])
     assert inv["_meta"]["hostvars"]["compute8"]["ansible_host"] == "172.29.236.28"
+    adopts_unchanged(config_dir, ini, as_osa_stored(inv, config["cidr_networks"]))
 
 
 def test_a_sub_folder_file_wins_over_the_folders_own_files(tmp_path):
