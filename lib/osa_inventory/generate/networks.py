@@ -86,7 +86,7 @@ def _bound_hosts(inv: Inventory, net: dict) -> list[str]:
     if reference:
         group = group_name(inv, reference)
         if group not in inv.groups:
-            # OSA crashes on it; binding nobody would silently drop the network.
+            # OSA does not check it; binding nobody would silently drop the network.
             raise ConfigError(
                 f"global_overrides.provider_networks ({network_label(net)}): reference_group {reference!r} "
                 "names no group; name a host group of the config (e.g. pod1_hosts) or of env.d")
