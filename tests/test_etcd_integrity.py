@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from etcd_server import build_inventory, etcd  # noqa: F401  (the module-scoped fixture)
+from etcd_server import EtcdCluster, build_inventory, etcd, skip_without_etcd  # noqa: F401  (etcd: the fixture)
 from helpers import ROOT, base_config, run_script, write_config
 from osa_inventory.errors import StorageError
 from test_etcd_plugin import _spawn, data_keys, expected_key_count, open_etcd, prefix  # noqa: F401
@@ -224,9 +224,23 @@ def test_store_from_before_deployment_names_is_taken_over_by_an_unnamed_run(etcd
     assert "holds an unnamed deployment" in error_of(open_etcd(etcd.endpoints_text, prefix, deployment="prod").load)
 
 
-def test_deployment_option_is_checked():
+@pytest.mark.parametrize("name", ["it's", "tab\there", "x" * 201])
+def test_deployment_option_is_checked(name):
     with pytest.raises(StorageError, match="option deployment"):
-        open_etcd("http://127.0.0.1:1", "/p", deployment="it's")
+        open_etcd("http://127.0.0.1:1", "/p", deployment=name)
+
+
+def test_relabel_between_load_and_write_refuses_the_write(etcd, prefix):
+    inventory = build_inventory(3)
+    open_etcd(etcd.endpoints_text, prefix, deployment="a").write(inventory)
+    run = open_etcd(etcd.endpoints_text, prefix, deployment="a")
+    run.load()
+    assert "it is now deployment 'b'" in open_etcd(etcd.endpoints_text, prefix, deployment="b").storage.adopt()
+    message = error_of(lambda: run.write(changed(inventory, 1)))
+    assert "deployment marker" in message and "nothing was written" in message
+    assert open_etcd(etcd.endpoints_text, prefix, deployment="b").load() == inventory
+    # Run again, as the line says: the run's own name is now refused, before anything is read.
+    assert "holds deployment 'b'" in error_of(run.load)
 
 
 # -- damaged versions are repairable as the error says ----------------------------------------
@@ -334,6 +348,24 @@ def test_deleted_manifest_restore_command_brings_back_the_last_version(etcd, pre
     back = open_etcd(etcd.endpoints_text, prefix).load()
     assert back == second and "compute0001" not in back["_meta"]["hostvars"]
     assert len(data_keys(etcd, prefix)) == expected_key_count(second)
+
+
+def test_deleted_manifest_whose_versions_were_compacted_offers_the_import(prefix, tmp_path):
+    skip_without_etcd()
+    with EtcdCluster(1) as cluster:
+        _deleted_manifest(cluster, prefix, n_hosts=5)
+        open_etcd(cluster.endpoints_text, prefix).storage.client.compact(cluster.revision())
+        message = error_of(open_etcd(cluster.endpoints_text, prefix).load)
+        assert "etcd no longer has its versions" in message and "--restore" not in message
+        fresh = build_inventory(2, seed=8)
+        saved = tmp_path / "fresh.json"
+        saved.write_text(json.dumps(fresh))
+        result = run_advice(quoted_commands(message)[0], ini_for(tmp_path, cluster.endpoints_text, prefix),
+                            {"FILE": str(saved)})
+        assert result.returncode == 0, result.stderr
+        assert open_etcd(cluster.endpoints_text, prefix).load() == fresh
+        # Without the last index, only keys under recorded tags are provably ours: all of them here.
+        assert len(data_keys(cluster, prefix)) == expected_key_count(fresh)
 
 
 def test_deleted_manifest_import_command_replaces_the_leftovers(etcd, prefix, tmp_path):
