@@ -94,6 +94,8 @@ def test_truncated_archive_lists_and_restores_what_is_intact(tmp_path, ini):
     cut = third.offset_data + third.size // 2     # half-way through the third version's content
     with open(archive, "r+b") as fh:
         fh.truncate(cut)
+    os.chmod(archive, 0o644)
+    os.chmod(os.path.join(config_dir, INVENTORY), 0o600)
 
     listing = manage(config_dir, ini, "--history", "--format", "json")
     assert listing.returncode == 0, listing.stderr
@@ -112,6 +114,8 @@ def test_truncated_archive_lists_and_restores_what_is_intact(tmp_path, ini):
     assert json.loads(now[-1][1])["all"]["vars"]["run_marker"] == 4
     aside = [n for n in os.listdir(config_dir) if n.startswith(BACKUPS + ".corrupt-")]
     assert len(aside) == 1 and os.path.getsize(os.path.join(config_dir, aside[0])) == cut
+    # Set aside, it is no looser than the inventory either.
+    assert stat.S_IMODE(os.stat(os.path.join(config_dir, aside[0])).st_mode) == 0o600
 
     missing = manage(config_dir, ini, "--restore", "20000101_000000")
     assert missing.returncode == 1 and "list them with --history" in missing.stderr

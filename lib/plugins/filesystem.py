@@ -283,10 +283,11 @@ class Storage:
         path = self._file(self.backup_path)
         archive = read_archive(path)
         archive_mode = _mode_of(path, None)
-        if archive.damage:
-            set_aside(path, "corrupt", _stamp())
-        members = archive.members
         inventory_mode = _mode_of(inventory_file, 0o644)
+        if archive.damage:
+            aside = set_aside(path, "corrupt", _stamp())
+            os.chmod(aside, (archive_mode or 0) & inventory_mode)
+        members = archive.members
         name = _backup_name({m.name for m, _ in members})
         info = tarfile.TarInfo(name)
         data = old_text.encode("utf-8")
