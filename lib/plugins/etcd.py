@@ -436,6 +436,9 @@ class Storage:
         return classify(self.keys, kvs, at)
 
     def _read_once(self, revision: int, tolerant: bool) -> tuple[dict | None, Snapshot]:
+        # One scan gives everything; the version is then decoded from it. In tolerant
+        # mode each kind of damage ends the decoding early, with what is known so far
+        # (the keys provably ours, the intact parts) kept in the snapshot.
         scan = self._scan(revision)
         if not revision:
             check_identity(scan, self.deployment, self._where)
@@ -459,7 +462,7 @@ class Storage:
         except Damage:
             if not tolerant:
                 raise
-            snapshot.manifest_rev = scan.manifest["mod_revision"]
+            snapshot.manifest_rev = scan.manifest["mod_revision"] if scan.manifest else 0
             return None, snapshot
         snapshot.generation = max(snapshot.generation, _whole(manifest.get("generation")))
         if kv is scan.manifest:
