@@ -350,6 +350,22 @@ def test_deleted_manifest_restore_command_brings_back_the_last_version(etcd, pre
     assert len(data_keys(etcd, prefix)) == expected_key_count(second)
 
 
+def test_deleted_manifest_whose_last_value_was_damaged_points_to_the_history(etcd, prefix, tmp_path):
+    _, second = _two_versions(etcd, prefix)
+    put_raw(etcd, prefix + "/manifest", b"edited by hand")
+    delete_raw(etcd, prefix + "/manifest")
+    message = error_of(open_etcd(etcd.endpoints_text, prefix).load)
+    assert "is damaged" in message
+    ini = ini_for(tmp_path, etcd.endpoints_text, prefix)
+    listed = json.loads(manage(ini, "--history", "--format", "json").stdout)
+    good = [row["version"] for row in listed if not row["summary"].startswith("cannot")]
+    assert listed[-1]["version"] not in good
+    result = run_advice(quoted_commands(message)[0], ini, {"VERSION": good[-1]})
+    assert result.returncode == 0, result.stderr
+    assert open_etcd(etcd.endpoints_text, prefix).load() == second
+    assert len(data_keys(etcd, prefix)) == expected_key_count(second)
+
+
 def test_deleted_manifest_whose_versions_were_compacted_offers_the_import(prefix, tmp_path):
     skip_without_etcd()
     with EtcdCluster(1) as cluster:

@@ -54,8 +54,8 @@ from osa_inventory.backends.etcd.client import (GRPC_PERMISSION_DENIED, EtcdClie
                                                 EtcdFutureRevision, EtcdRequestError, check_endpoint, cmp_create,
                                                 cmp_mod, op_delete, op_put, op_range, prefix_end)
 from osa_inventory.backends.etcd.identity import check_identity, check_name, check_nesting, marker_value
-from osa_inventory.backends.etcd.layout import (STAGING, STORED, Keys, PrefixScan, ancestors, classify, marker_of,
-                                                other_deployment_at)
+from osa_inventory.backends.etcd.layout import (STAGING, STORED, Keys, PrefixScan, ancestors, classify,
+                                                looks_like_manifest, marker_of, other_deployment_at)
 
 FORMAT = 1
 DEFAULT_ENDPOINTS = "http://127.0.0.1:2379"
@@ -569,6 +569,10 @@ class Storage:
         replace = "'scripts/inventory-manage.py --import FILE --force'"
         if last is None:
             return f"{head}; etcd no longer has its versions; replace it with {replace}"
+        if not looks_like_manifest(last["value"]):
+            return (f"{head}; put a version back with 'scripts/inventory-manage.py --restore VERSION' "
+                    f"(versions: --history; the last one, {last['mod_revision']}, is damaged), or replace it "
+                    f"with {replace}")
         return (f"{head}; put its last version back with 'scripts/inventory-manage.py --restore "
                 f"{last['mod_revision']}', or replace it with {replace}")
 
