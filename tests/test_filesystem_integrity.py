@@ -252,6 +252,20 @@ def test_owner_of_inventory_is_kept_and_given_to_the_archive(tmp_path, ini):
         assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (4321, 4322, 0o640), path
 
 
+def test_restore_over_a_corrupt_file_keeps_its_mode(tmp_path, ini):
+    config_dir = versions(make_config(tmp_path / "config"), 3, ini)
+    path = os.path.join(config_dir, INVENTORY)
+    with open(path, "w") as fh:
+        fh.write("{corrupt")
+    os.chmod(path, 0o600)
+    newest = members(config_dir)[-1][0][len(INVENTORY) + 1:-len(".json")]
+    result = manage(config_dir, ini, "--restore", newest)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    aside = [n for n in os.listdir(config_dir) if n.startswith(INVENTORY + ".corrupt-")]
+    assert len(aside) == 1 and stat.S_IMODE(os.stat(os.path.join(config_dir, aside[0])).st_mode) == 0o600
+
+
 def test_new_archive_takes_the_inventory_mode(tmp_path, ini):
     config_dir = versions(make_config(tmp_path / "config"), 1, ini)
     os.chmod(os.path.join(config_dir, INVENTORY), 0o600)

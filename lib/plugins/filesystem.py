@@ -137,6 +137,8 @@ class Storage:
             old = self._read_current()
             if old == text:
                 return
+            # Taken before a damaged file is moved aside: its replacement keeps them.
+            mode, owner = _mode_of(target, 0o644), owner_of(target)
             if old is not None:
                 try:
                     json.loads(old)
@@ -146,7 +148,7 @@ class Storage:
                     old = None
             if old is not None and self.keep > 0:
                 self._add_backup(old, target)
-            atomic_write(target, text.encode("utf-8"), _mode_of(target, 0o644), owner_of(target))
+            atomic_write(target, text.encode("utf-8"), mode, owner)
 
     # -- optional extras --------------------------------------------------
 
