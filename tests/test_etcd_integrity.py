@@ -62,6 +62,17 @@ def run_advice(command: list[str], ini: str, replacements: dict[str, str] | None
     return manage(ini, *command[1:])
 
 
+def import_as_printed(cluster, prefix: str, tmp_path, command: list[str], inventory: dict) -> None:
+    """Run the printed '--import FILE --force' with ``inventory`` saved as FILE; check the store."""
+    assert command[1:] == ["--import", "FILE", "--force"], command
+    saved = tmp_path / "saved.json"
+    saved.write_text(json.dumps(inventory))
+    result = run_advice(command, ini_for(tmp_path, cluster.endpoints_text, prefix), {"FILE": str(saved)})
+    assert result.returncode == 0, result.stderr
+    assert open_etcd(cluster.endpoints_text, prefix).load() == inventory
+    assert len(data_keys(cluster, prefix)) == expected_key_count(inventory), "keys were left behind"
+
+
 def error_of(func) -> str:
     with pytest.raises(StorageError) as err:
         func()
@@ -297,13 +308,7 @@ def test_damaged_current_version_is_replaced_by_a_forced_import(etcd, prefix, tm
     _, second = _two_versions(etcd, prefix)
     _damage(etcd, prefix, what)
     message = error_of(open_etcd(etcd.endpoints_text, prefix).load)
-    saved = tmp_path / "saved.json"
-    saved.write_text(json.dumps(second))
-    ini = ini_for(tmp_path, etcd.endpoints_text, prefix)
-    result = run_advice(quoted_commands(message)[1], ini, {"FILE": str(saved)})
-    assert result.returncode == 0, result.stderr
-    assert open_etcd(etcd.endpoints_text, prefix).load() == second
-    assert len(data_keys(etcd, prefix)) == expected_key_count(second)
+    import_as_printed(etcd, prefix, tmp_path, quoted_commands(message)[1], second)
 
 
 # -- a deleted manifest ------------------------------------------------------------------------
@@ -373,28 +378,14 @@ def test_deleted_manifest_whose_versions_were_compacted_offers_the_import(prefix
         open_etcd(cluster.endpoints_text, prefix).storage.client.compact(cluster.revision())
         message = error_of(open_etcd(cluster.endpoints_text, prefix).load)
         assert "etcd no longer has its versions" in message and "--restore" not in message
-        fresh = build_inventory(2, seed=8)
-        saved = tmp_path / "fresh.json"
-        saved.write_text(json.dumps(fresh))
-        result = run_advice(quoted_commands(message)[0], ini_for(tmp_path, cluster.endpoints_text, prefix),
-                            {"FILE": str(saved)})
-        assert result.returncode == 0, result.stderr
-        assert open_etcd(cluster.endpoints_text, prefix).load() == fresh
         # Without the last index, only keys under recorded tags are provably ours: all of them here.
-        assert len(data_keys(cluster, prefix)) == expected_key_count(fresh)
+        import_as_printed(cluster, prefix, tmp_path, quoted_commands(message)[0], build_inventory(2, seed=8))
 
 
 def test_deleted_manifest_import_command_replaces_the_leftovers(etcd, prefix, tmp_path):
     _deleted_manifest(etcd, prefix)
     message = error_of(open_etcd(etcd.endpoints_text, prefix).load)
-    fresh = build_inventory(2, seed=8)
-    saved = tmp_path / "fresh.json"
-    saved.write_text(json.dumps(fresh))
-    result = run_advice(quoted_commands(message)[1], ini_for(tmp_path, etcd.endpoints_text, prefix),
-                        {"FILE": str(saved)})
-    assert result.returncode == 0, result.stderr
-    assert open_etcd(etcd.endpoints_text, prefix).load() == fresh
-    assert len(data_keys(etcd, prefix)) == expected_key_count(fresh)
+    import_as_printed(etcd, prefix, tmp_path, quoted_commands(message)[1], build_inventory(2, seed=8))
 
 
 # -- staged parts of an interrupted write --------------------------------------------------------
