@@ -274,3 +274,12 @@ def test_new_archive_takes_the_inventory_mode(tmp_path, ini):
     assert stat.S_IMODE(os.stat(os.path.join(config_dir, BACKUPS)).st_mode) == 0o600
 
 
+
+
+def test_adopt_is_refused_by_a_backend_without_deployment_names(tmp_path, ini):
+    config_dir = versions(make_config(tmp_path / "config"), 1, ini)
+    before = read_bytes(os.path.join(config_dir, INVENTORY))
+    result = manage(config_dir, ini, "--adopt")
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1
+    assert "does not name deployments" in result.stderr
+    assert read_bytes(os.path.join(config_dir, INVENTORY)) == before
