@@ -195,6 +195,23 @@ def test_another_deployment_on_the_same_prefix_is_refused(etcd, prefix, tmp_path
     assert all_keys(etcd, prefix) == before
 
 
+def test_force_and_restore_do_not_override_the_deployment_name(etcd, prefix, tmp_path):
+    prod = build_inventory(3, seed=1)
+    backend = open_etcd(etcd.endpoints_text, prefix, deployment="prod")
+    backend.write(prod)
+    backend.load()
+    backend.write(changed(prod, 1))
+    before = all_keys(etcd, prefix)
+    ini = ini_for(tmp_path, etcd.endpoints_text, prefix, deployment="staging")
+    saved = tmp_path / "staging.json"
+    saved.write_text(json.dumps(build_inventory(2, seed=5)))
+    version = backend.history()[0]["version"]
+    for args in (("--import", str(saved), "--force"), ("--restore", version)):
+        result = manage(ini, *args)
+        assert result.returncode == 1 and "holds deployment 'prod'" in result.stderr, result.stderr
+    assert all_keys(etcd, prefix) == before
+
+
 def test_unnamed_run_is_told_the_stored_name_and_the_advice_works(etcd, prefix, tmp_path):
     inventory = build_inventory(3)
     open_etcd(etcd.endpoints_text, prefix, deployment="prod").write(inventory)
