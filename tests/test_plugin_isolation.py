@@ -74,6 +74,19 @@ def test_writes_to_descriptor_1_never_reach_stdout(tmp_path, config_dir, mode):
         assert word not in result.stdout
 
 
+def test_inventory_manage_listings_stay_pure_with_a_noisy_plugin(tmp_path, config_dir):
+    from test_manage_support import MANAGE
+    import sys
+    _, target, ini = _setup(tmp_path, "noisy", NOISY)
+    assert run_script(config_dir, ini=ini).returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSA_")}
+    result = subprocess.run([sys.executable, MANAGE, "--config", config_dir, "-g", "--format", "json"],
+                            capture_output=True, text=True, timeout=120, env={**env, "OSA_INI": ini})
+    assert result.returncode == 0, result.stderr
+    json.loads(result.stdout)  # nothing but the listing
+    assert "RAW-IMPORT" in result.stderr and "RAW-IMPORT" not in result.stdout
+
+
 # -- write() gets its own copy -----------------------------------------------------------
 
 MUTATOR = RECORDER.replace(
@@ -110,6 +123,10 @@ def test_write_mutating_its_argument_changes_neither_output_nor_store(tmp_path, 
 EXITS = {
     "describe_exits": (RECORDER + "\n    def describe(self):\n        raise SystemExit(3)\n",
                        ["storage backend describe_exits failed to describe itself", "SystemExit: 3"]),
+    "describe_str_exits": (RECORDER + "\n    def describe(self):\n        class Odd:\n"
+                           "            def __str__(self):\n                raise SystemExit('str')\n"
+                           "        return Odd()\n",
+                           ["storage backend describe_str_exits failed to describe itself", "SystemExit: str"]),
     "load_generator_exit": (RECORDER.replace('        self._log("load")', '        raise GeneratorExit("bye")'),
                             ["failed to load the inventory", "GeneratorExit: bye"]),
     "write_base_exception": (

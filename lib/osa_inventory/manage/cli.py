@@ -20,6 +20,7 @@ from ..generate.config import USER_CONFIG
 from ..errors import InventoryError, one_line
 from ..storage.loader import Backend
 from ..storage.settings import Settings, read_settings
+from ..stdout_guard import stdout_for_result_only
 from . import edits, stale, transfer, versions, views
 from .formatting import FORMATS, render_data, render_table
 from .stores import change_stored, load_required, open_configured_backend, open_file_backend
@@ -360,7 +361,10 @@ def main(argv: Sequence[str] | None = None, default_environment: str | None = No
     args = parser.parse_args(argv)
     action = _check_usage(parser, args)
     try:
-        output, status = run(args, action)
+        # Listings may be read by programs (--format json): plugin output must not reach them.
+        with stdout_for_result_only() as emit:
+            output, status = run(args, action)
+            emit(output + "\n")
     except InventoryError as exc:
         print(f"ERROR: {one_line(exc)}", file=sys.stderr)
         return 1
@@ -371,6 +375,4 @@ def main(argv: Sequence[str] | None = None, default_environment: str | None = No
         print(f"ERROR: unexpected {type(exc).__name__}: {one_line(exc)} (please report it)",
               file=sys.stderr)
         return 1
-    sys.stdout.write(output + "\n")
-    sys.stdout.flush()
     return status

@@ -8,8 +8,8 @@ Plugins are imported through one ``pluginbase`` source per search path,
 made once and kept alive: the deployer's folders come first, the built-in
 ``lib/plugins/`` last, so a deployer's ``filesystem.py`` overrides ours.
 Every deployer folder must pass :mod:`.trust` (with its ancestors) before
-anything is imported, and :mod:`.plugin_import` reads every module of a
-plugin source from checked source, never from bytecode.
+anything is imported, and :mod:`.plugin_import` imports every module from
+a deployer folder from checked source, never from bytecode.
 """
 
 from __future__ import annotations
@@ -168,7 +168,8 @@ class Backend:
         describe = self._optional("describe")
         if describe is None:
             return f"backend {self.label}"
-        return one_line(Exception(self._call("describe itself", describe)))
+        # str() inside the guard too: a returned object's __str__ is plugin code as well.
+        return one_line(Exception(self._call("describe itself", lambda: str(describe()))))
 
     def load(self) -> dict | None:
         data = self._call("load the inventory", self.storage.load)
