@@ -6,7 +6,8 @@
 #
 # Creates .venv with the requirements on first use. The inventory is written
 # to OUTPUT_DIR/openstack_inventory.json (default ./inventory-out) and
-# printed on stdout; run it twice and the second run rewrites nothing.
+# printed on stdout; run it twice and the second run rewrites nothing. Config
+# files already in OUTPUT_DIR that differ from the example are kept, not overwritten.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 example=${1:-aio}
@@ -18,8 +19,17 @@ if [ ! -x "$root/.venv/bin/python" ]; then
   "$root/.venv/bin/pip" install -q -r "$root/requirements.txt" >&2
 fi
 mkdir -p "$out"
-# Copy the example config in, keeping any inventory already generated there.
-cp -r "$src/." "$out/"
+# Copy the example config in, file by file: what is missing is copied, what the
+# user has edited is kept (and said so), so a second run never undoes an edit.
+(cd "$src" && find . -type f) | sort | while IFS= read -r rel; do
+  rel=${rel#./}
+  if [ ! -e "$out/$rel" ]; then
+    mkdir -p "$(dirname "$out/$rel")"
+    cp -p "$src/$rel" "$out/$rel"
+  elif ! cmp -s "$src/$rel" "$out/$rel"; then
+    echo "note: keeping your edited $out/$rel; delete it to get the $example example's version back" >&2
+  fi
+done
 # An osa.ini that selects the default backend, so a machine-wide
 # /etc/ansible/osa.ini cannot send the example somewhere else.
 ini="$out/osa.ini"

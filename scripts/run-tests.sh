@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Run the whole test suite: creates .venv with the test requirements on first
-# use, then runs pytest. Tests of the etcd backend need Debian's etcd-server
-# (/usr/bin/etcd); without it they are skipped with that reason.
+# Run the test suite: creates .venv with the test requirements on first use,
+# then runs pytest, listing every skipped test with its reason (-rs). Tests of
+# the etcd backend need Debian's etcd-server (/usr/bin/etcd); without it they
+# are skipped with that reason.
 #
-#   scripts/run-tests.sh [pytest arguments]
+#   scripts/run-tests.sh [pytest arguments]     # default: the whole suite (tests/)
+#   scripts/run-tests.sh -m "not slow"          # the quick subset: no wheel builds or fresh venvs
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -11,4 +13,5 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install -q -r test-requirements.txt
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "${@:-tests}"
+# With no paths given, pytest runs testpaths (tests/, set in tox.ini), also when options are given.
+exec .venv/bin/python -m pytest -q -rs -p no:cacheprovider "$@"

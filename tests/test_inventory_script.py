@@ -230,6 +230,29 @@ def test_readme_example_command_generates_into_a_local_folder(tmp_path):
     assert "aio1" in inv["_meta"]["hostvars"] and inv["lxc_hosts"]["hosts"] == ["aio1"]
 
 
+def test_generate_example_keeps_a_config_the_user_edited(tmp_path):
+    import subprocess
+    out = tmp_path / "out"
+    cmd = ["bash", os.path.join(ROOT, "scripts", "generate-example.sh"), "aio", str(out)]
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=300).returncode == 0
+    config = out / "openstack_user_config.yml"
+    edited = config.read_text().replace(
+        "compute_hosts: *aio\n", "compute_hosts:\n  aio1:\n    ip: 172.29.236.100\n  compute9:\n    ip: 172.29.236.29\n")
+    assert edited != config.read_text()
+    config.write_text(edited)
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert config.read_text() == edited
+    assert "compute9" in json.loads(result.stdout)["_meta"]["hostvars"]
+    assert result.stderr.count("\n") == 1 and f"keeping your edited {out}/openstack_user_config.yml" in result.stderr
+    # The advice, followed: delete it and the example's version comes back.
+    config.unlink()
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stderr == ""
+    assert config.read_text() == open(os.path.join(ROOT, "etc", "openstack_deploy", "aio",
+                                                   "openstack_user_config.yml")).read()
+
+
 def _python_without_requirements() -> str | None:
     """A Python on this machine that cannot import pluginbase (Ansible may run the script with it)."""
     import subprocess
@@ -257,6 +280,32 @@ def test_a_python_without_the_requirements_uses_the_project_venv_or_says_what_is
     copy = tmp_path / "copy"
     shutil.copytree(os.path.join(ROOT, "lib"), copy / "lib")
     shutil.copytree(os.path.join(ROOT, "playbooks"), copy / "playbooks")
-    result = subprocess.run([python, str(copy / "playbooks" / "inventory" / "dynamic_inventory.py"),
-                             "--config", config_dir, "--list"], capture_output=True, text=True, env=env, timeout=120)
-    assert_one_line_error(result, "is not installed for", "requirements.txt")
+    shutil.copy(os.path.join(ROOT, "requirements.txt"), copy / "requirements.txt")
+    script = [python, str(copy / "playbooks" / "inventory" / "dynamic_inventory.py"), "--config", config_dir, "--list"]
+    result = subprocess.run(script, capture_output=True, text=True, env=env, timeout=120)
+    assert_one_line_error(result, "is not installed for", "python3 -m venv", "requirements.txt")
+
+
+@pytest.mark.slow
+def test_the_missing_requirements_advice_works_as_printed(deploy, tmp_path):
+    import re
+    import subprocess
+    python = _python_without_requirements()
+    if python is None:
+        pytest.skip("every Python here has the requirements installed")
+    config_dir, ini = deploy
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OSA_", "PYTHON"))}
+    env["OSA_INI"] = ini
+    copy = tmp_path / "copy"
+    for folder in ("lib", "playbooks"):
+        shutil.copytree(os.path.join(ROOT, folder), copy / folder)
+    shutil.copy(os.path.join(ROOT, "requirements.txt"), copy / "requirements.txt")
+    script = [python, str(copy / "playbooks" / "inventory" / "dynamic_inventory.py"), "--config", config_dir, "--list"]
+    result = subprocess.run(script, capture_output=True, text=True, env=env, timeout=120)
+    advice = re.search(r"virtualenv, which the scripts then use by themselves: (.*) \(or install", result.stderr)
+    assert advice, result.stderr
+    done = subprocess.run(["sh", "-c", advice.group(1)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    result = subprocess.run(script, capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert "galera" in json.loads(result.stdout)

@@ -28,6 +28,13 @@ def entry_point(module: str, script: str) -> Callable[..., int]:
         venv_python = os.path.join(venv, "bin", "python")
         if os.path.exists(venv_python) and os.path.realpath(sys.prefix) != os.path.realpath(venv):
             os.execv(venv_python, [venv_python, os.path.realpath(script)] + sys.argv[1:])
-        sys.stderr.write(f"ERROR: {exc.name or exc} is not installed for {sys.executable}; "
-                         f"install {os.path.join(ROOT, 'requirements.txt')} into it\n")
+        sys.stderr.write(f"ERROR: {exc.name or exc} is not installed for {sys.executable}; {venv_advice()}\n")
         sys.exit(1)
+
+
+def venv_advice() -> str:
+    """How to get the requirements: a venv, which works where the system Python refuses pip (PEP 668)."""
+    venv = os.path.join(ROOT, ".venv")
+    return (f"create the project's virtualenv, which the scripts then use by themselves: "
+            f"python3 -m venv {venv} && {venv}/bin/pip install -r {os.path.join(ROOT, 'requirements.txt')} "
+            "(or install the package into a venv, see README.md 'Deploy host')")
