@@ -236,8 +236,8 @@ def test_generate_example_keeps_a_config_the_user_edited(tmp_path):
     cmd = ["bash", os.path.join(ROOT, "scripts", "generate-example.sh"), "aio", str(out)]
     assert subprocess.run(cmd, capture_output=True, text=True, timeout=300).returncode == 0
     config = out / "openstack_user_config.yml"
-    edited = config.read_text().replace(
-        "compute_hosts: *aio\n", "compute_hosts:\n  aio1:\n    ip: 172.29.236.100\n  compute9:\n    ip: 172.29.236.29\n")
+    hosts = "compute_hosts:\n  aio1:\n    ip: 172.29.236.100\n  compute9:\n    ip: 172.29.236.29\n"
+    edited = config.read_text().replace("compute_hosts: *aio\n", hosts)
     assert edited != config.read_text()
     config.write_text(edited)
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

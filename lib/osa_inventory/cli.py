@@ -17,9 +17,10 @@ import sys
 import time
 from typing import Sequence
 
-from .generate.config import load_skeleton, load_user_config
 from .errors import InventoryError, one_line
+from .generate.config import load_skeleton, load_user_config
 from .generate.pipeline import generate
+from .resources import environment_dir
 from .storage.loader import open_backend
 from .storage.settings import read_settings
 from .stdout_guard import stdout_for_result_only
@@ -123,3 +124,8 @@ def main(argv: Sequence[str] | None = None, default_environment: str | None = No
               f"(details in {LOG_NAME} in the config folder; please report it)", file=sys.stderr)
         return 1
     return 0
+
+
+def console_main() -> int:
+    """The ``openstack-ansible-inventory`` console command: the script's flags, the packaged env.d."""
+    return main(default_environment=environment_dir())

@@ -18,6 +18,8 @@ from typing import Sequence
 
 from ..generate.config import USER_CONFIG
 from ..errors import InventoryError, one_line
+from ..resources import environment_dir
+from ..storage import catalog
 from ..storage.loader import Backend
 from ..storage.settings import Settings, read_settings
 from ..stdout_guard import stdout_for_result_only
@@ -28,8 +30,9 @@ from .stores import change_stored, load_required, open_configured_backend, open_
 DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
 EXIT_STALE = 3
 NAMES_SHOWN = 20
-ACTIONS = ("--list-host", "--list-groups", "--list-containers", "--export", "--remove-item/--remove-group/"
-           "--clear-ips", "--migrate-to", "--import", "--adopt", "--history", "--diff", "--restore", "--check-stale")
+ACTIONS = ("--list-backends", "--list-host", "--list-groups", "--list-containers", "--export",
+           "--remove-item/--remove-group/--clear-ips", "--migrate-to", "--import", "--adopt", "--history",
+           "--diff", "--restore", "--check-stale")
 
 
 def default_config_dir() -> str:
@@ -38,7 +41,6 @@ def default_config_dir() -> str:
 
 def build_parser(default_environment: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="inventory-manage.py",
         description="Inspect and change the stored OpenStack-Ansible inventory, move it between storage "
                     "backends and roll it back. Works on the backend osa.ini selects ($OSA_INI, else "
                     "/etc/ansible/osa.ini), or on one file with -f.")
@@ -59,6 +61,9 @@ def build_parser(default_environment: str) -> argparse.ArgumentParser:
                             "--export prints JSON unless yaml is asked for)")
 
     show = p.add_argument_group("listings (read only)")
+    show.add_argument("--list-backends", action="store_true",
+                      help="every storage backend available (plugin_paths folders, installed distributions, "
+                           "built-in), where each comes from and whether it offers lock and history")
     show.add_argument("-l", "--list-host", action="store_true",
                       help="table of every host and container: " + ", ".join(views.HOST_COLUMNS))
     show.add_argument("-s", "--sort", metavar="COLUMN", choices=views.HOST_COLUMNS, default=views.DEFAULT_SORT,
@@ -121,7 +126,7 @@ def build_parser(default_environment: str) -> argparse.ArgumentParser:
 
 def _chosen_actions(args: argparse.Namespace) -> list[str]:
     chosen = [name for name, on in (
-        ("list-host", args.list_host), ("list-groups", args.list_groups),
+        ("list-backends", args.list_backends), ("list-host", args.list_host), ("list-groups", args.list_groups),
         ("list-containers", args.list_containers), ("export", args.export),
         ("edit", bool(args.remove_item or args.remove_group or args.clear_ips)),
         ("migrate", args.migrate_to is not None), ("import", args.import_file is not None), ("adopt", args.adopt),
@@ -330,10 +335,29 @@ def _check_stale(ctx: Context) -> tuple[str, int]:
     return "\n".join(out), status
 
 
+def _list_backends(ctx: Context) -> str:
+    settings = ctx.settings()
+    rows = catalog.available(settings)
+    if ctx.args.format != "table":
+        return render_data([asdict(r) for r in rows], ctx.args.format)
+
+    def offers(value: bool | None) -> str:
+        return "?" if value is None else "yes" if value else "no"
+
+    table = render_table(("backend", "source", "where", "lock", "history", "note"),
+                         [(r.name, r.source, r.where, offers(r.lock), offers(r.history), r.note) for r in rows])
+    section = settings.backend
+    plugin = settings.plugin_for(section)
+    chosen = section if section == plugin else f"{section} (plugin {plugin})"
+    return f"{table}\nselected: backend {chosen} (from {settings.describe()})"
+
+
 def run(args: argparse.Namespace, action: str) -> tuple[str, int]:
     """Do ``action`` and return what to print and the exit status."""
     ctx = Context(args)
     try:
+        if action == "list-backends":
+            return _list_backends(ctx), 0
         if action in ("list-host", "list-groups", "list-containers", "export"):
             return _listing(action, load_required(ctx.open_work()), args), 0
         if action == "edit":
@@ -376,3 +400,8 @@ def main(argv: Sequence[str] | None = None, default_environment: str | None = No
               file=sys.stderr)
         return 1
     return status
+
+
+def console_main() -> int:
+    """The ``openstack-ansible-inventory-manage`` console command: the script's flags, the packaged env.d."""
+    return main(default_environment=environment_dir())

@@ -7,6 +7,8 @@ See ``docs/writing-plugins.md`` for the whole contract.
 Plugins are imported through one ``pluginbase`` source per search path,
 made once and kept alive: the deployer's folders come first, the built-in
 ``lib/plugins/`` last, so a deployer's ``filesystem.py`` overrides ours.
+Plugins of installed distributions (entry points, see :mod:`.discovery`)
+come between the two, and may not share a name with either.
 Every deployer folder must pass :mod:`.trust` (with its ancestors) before
 anything is imported, and :mod:`.plugin_import` imports every module from
 a deployer folder from checked source, never from bytecode.
@@ -26,13 +28,14 @@ from typing import Any, Iterator
 from pluginbase import PluginBase
 
 from ..errors import InventoryError, PluginError, StorageError, one_line
-from . import plugin_import, trust, watchdog
+from ..resources import plugins_dir
+from . import discovery, plugin_import, trust, watchdog
 from .settings import Settings
 from .watchdog import DEFAULT_TIMEOUT
 
 LOG = logging.getLogger(__name__)
 
-BUILTIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "plugins")
+BUILTIN_DIR = plugins_dir()
 REQUIRED_METHODS = ("register", "load", "write")
 
 _BASE = PluginBase(package="osa_inventory_storage_plugins")
@@ -85,9 +88,9 @@ def load_plugin_module(name: str, settings: Settings):
     found = _find_plugin_file(name, folders)
     if found is None:
         raise PluginError(
-            f"unknown storage backend plugin {name!r}: no {name}.py in {', '.join(folders)}; "
-            f"check 'backend' / 'plugin' in {settings.describe()} or add the folder to "
-            "[inventory] plugin_paths")
+            f"unknown storage backend plugin {name!r}: no {name}.py in {', '.join(folders)} and no installed "
+            f"distribution offers it (entry point group {discovery.GROUP}); check 'backend' / 'plugin' in "
+            f"{settings.describe()}, add the folder to [inventory] plugin_paths or pip install the plugin")
     source = _source_for(tuple(folders))
     try:
         with watchdog.step(settings.timeout, lambda: (
@@ -103,10 +106,27 @@ def load_plugin_module(name: str, settings: Settings):
             f"storage plugin {found} failed to import: {type(exc).__name__}: {one_line(exc)}") from None
 
 
+def plugin_class(name: str, settings: Settings):
+    """The checked ``Storage`` class of plugin ``name``: from a plugin_paths folder, a distribution or built in."""
+    deployer = _find_plugin_file(name, search_path(settings)[:-1])
+    builtin = _find_plugin_file(name, [BUILTIN_DIR])
+    entry = discovery.find(name, deployer, None if deployer else builtin)
+    if entry is not None:
+        with watchdog.step(settings.timeout, lambda: (
+                f"storage plugin {name} of {entry.origin} did not finish importing within {settings.timeout:g} s; "
+                f"check what it waits for at import, or raise [inventory] timeout in {settings.where_to_set()}")):
+            loaded = entry.load()
+        return checked_class(loaded, f"{name} of {entry.origin}")
+    return storage_class(load_plugin_module(name, settings), name)
+
+
 def storage_class(module, name: str):
     """The module's ``Storage`` class, checked against the contract."""
-    where = getattr(module, "__file__", name)
-    cls = getattr(module, "Storage", None)
+    return checked_class(getattr(module, "Storage", None), getattr(module, "__file__", name))
+
+
+def checked_class(cls, where: str):
+    """``cls`` if it is a class with the contract's methods, else one line naming ``where``."""
     if cls is None or not inspect.isclass(cls):
         raise PluginError(f"storage plugin {where} defines no class Storage; see docs/writing-plugins.md")
     missing = [m for m in REQUIRED_METHODS if not callable(getattr(cls, m, None))]
@@ -255,8 +275,7 @@ def open_backend(settings: Settings, config_dir: str, section: str | None = None
     # (e.g. "filesystem"); a name that is neither is reported as an unknown plugin.
     section = section or settings.backend
     plugin = settings.plugin_for(section)
-    module = load_plugin_module(plugin, settings)
-    cls = storage_class(module, plugin)
+    cls = plugin_class(plugin, settings)
     advice = f"raise [inventory] timeout in {settings.where_to_set()}"
     backend = Backend(section, plugin, None, settings.timeout, advice)
     backend.storage = backend._call("create its Storage()", cls)

@@ -1,0 +1,45 @@
+"""Where the files shipped with the code are: the built-in plugins and the env.d skeleton.
+
+In a checkout they sit in ``lib/plugins/`` and ``playbooks/inventory/env.d/``;
+an installed package carries the same folders as package data
+(``osa_inventory/plugins/`` and ``osa_inventory/environment/env.d/``, mapped
+in pyproject.toml). Each function answers for whichever layout this code
+runs from, so the checkout scripts and the console commands behave alike.
+"""
+
+from __future__ import annotations
+
+import os
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+CHECKOUT_ROOT = os.path.dirname(os.path.dirname(PACKAGE_DIR))
+
+
+def _first_existing(*folders: str) -> str:
+    for folder in folders:
+        if os.path.isdir(folder):
+            return folder
+    return folders[-1]  # the checkout's path: an error naming it is clearer than a site-packages one
+
+
+def plugins_dir() -> str:
+    """The folder of the built-in storage plugins (filesystem.py, etcd.py, craton.py)."""
+    return _first_existing(os.path.join(PACKAGE_DIR, "plugins"), os.path.join(CHECKOUT_ROOT, "lib", "plugins"))
+
+
+def environment_dir() -> str:
+    """The folder that contains the base ``env.d/`` skeleton (the default of ``--environment``)."""
+    return _first_existing(os.path.join(PACKAGE_DIR, "environment"),
+                           os.path.join(CHECKOUT_ROOT, "playbooks", "inventory"))
+
+
+def running_from_checkout() -> bool:
+    """Whether this code runs from a source checkout (lib/ on sys.path) rather than an installed package."""
+    return not os.path.isdir(os.path.join(PACKAGE_DIR, "plugins"))
+
+
+def manage_command() -> str:
+    """How to name the operators' tool in advice: the console command, or the checkout script."""
+    if running_from_checkout():
+        return os.path.join(CHECKOUT_ROOT, "scripts", "inventory-manage.py")
+    return "openstack-ansible-inventory-manage"

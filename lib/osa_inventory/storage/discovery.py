@@ -1,0 +1,98 @@
+"""Storage plugins registered by installed distributions (setuptools entry points).
+
+A distribution offers a backend by declaring, in its ``pyproject.toml``::
+
+    [project.entry-points."osa_inventory.storage"]
+    sqlite_store = "osa_inventory_sqlite:Storage"
+
+The entry point's name is the backend's name; its value names the
+``Storage`` class. Installed distributions are trusted as the Python
+environment itself is: whoever can install into it can change this program
+too, so no file checks apply to them (drop-in files from ``plugin_paths``
+are checked by the loader).
+
+Names must be unique across sources: a distribution never silently takes a
+name that a plugin folder, another distribution or the built-in plugins
+already define (see :func:`find`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from ..errors import InventoryError, PluginError, one_line
+
+GROUP = "osa_inventory.storage"
+_PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Installed:
+    """One entry point of group :data:`GROUP`: a backend offered by an installed distribution."""
+
+    name: str
+    value: str
+    distribution: str
+    version: str
+
+    @property
+    def origin(self) -> str:
+        """Where the backend comes from, for messages and listings."""
+        return f"distribution {self.distribution} {self.version} (entry point {self.name} = {self.value})"
+
+    def load(self) -> Any:
+        """The object the entry point names (normally the ``Storage`` class); failures are one line."""
+        try:
+            return metadata.EntryPoint(self.name, self.value, GROUP).load()
+        except InventoryError as exc:
+            raise PluginError(f"storage plugin {self.name} of {self.origin} failed to import: "
+                              f"{one_line(exc)}") from None
+        except (Exception, SystemExit) as exc:  # third-party code: any failure is one line
+            raise PluginError(f"storage plugin {self.name} of {self.origin} failed to import: "
+                              f"{type(exc).__name__}: {one_line(exc)}") from None
+
+
+def installed() -> list[Installed]:
+    """Every entry point of :data:`GROUP` in the running Python, sorted by name then distribution."""
+    found = []
+    for ep in metadata.entry_points(group=GROUP):
+        dist = getattr(ep, "dist", None)
+        name = dist.metadata["Name"] if dist is not None else "(unknown)"
+        version = dist.version if dist is not None else "?"
+        found.append(Installed(ep.name, ep.value, name, version))
+    return sorted(found, key=lambda e: (e.name, e.distribution))
+
+
+def valid_name(name: str) -> bool:
+    """Whether an entry point's name can be selected as a backend (osa.ini section names are plain)."""
+    return bool(_PLAIN_NAME.match(name))
+
+
+def find(name: str, folder_file: str | None, builtin_file: str | None) -> Installed | None:
+    """The distribution that provides backend ``name``, or None if none does.
+
+    ``folder_file`` is the drop-in file a ``plugin_paths`` folder has for
+    ``name`` and ``builtin_file`` the built-in one (None when absent). A name
+    both a distribution and anything else define is refused, naming both,
+    rather than one silently shadowing the other.
+    """
+    offers = [e for e in installed() if e.name == name]
+    if not offers:
+        return None
+    first = offers[0]
+    if len(offers) > 1:
+        raise PluginError(
+            f"storage backend {name!r} is defined twice: by {first.origin} and by {offers[1].origin}; "
+            f"pip uninstall one of {first.distribution} and {offers[1].distribution}")
+    if folder_file:
+        raise PluginError(
+            f"storage backend {name!r} is defined twice: by {folder_file} (from plugin_paths) and by {first.origin}; "
+            f"remove or rename {folder_file}, or pip uninstall {first.distribution}")
+    if builtin_file:
+        raise PluginError(
+            f"storage backend {name!r} is defined twice: by the built-in {builtin_file} and by {first.origin}, "
+            f"and a distribution may not replace a built-in backend; pip uninstall {first.distribution}")
+    return first
