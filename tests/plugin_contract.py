@@ -33,10 +33,12 @@ The optional methods (``lock``, ``history``/``read_version``,
 
 From the command line, against any plugin file::
 
-    python tests/plugin_contract.py path/to/myplugin.py --option database={tmp}/inv.db [pytest args]
+    python tests/plugin_contract.py path/to/myplugin.py --option database={tmp}/inv.db \
+        --bad-option lock_timeout=soon [pytest args]
 
 ``{tmp}`` becomes a fresh folder per test and ``{unique}`` a unique token
-per test (e.g. ``--option prefix=/contract/{unique}``); the plugin is loaded
+per test (e.g. ``--option prefix=/contract/{unique}``); each ``--bad-option``
+is one registration that must fail; the plugin is loaded
 through the real loader, so its ownership and permission checks apply.
 
 :func:`make_inventory` builds OSA-shaped inventories for other tests too.
@@ -67,6 +69,7 @@ from osa_inventory.errors import InventoryError  # noqa: E402
 
 ENV_PLUGIN = "OSA_CONTRACT_PLUGIN"
 ENV_OPTIONS = "OSA_CONTRACT_OPTIONS"
+ENV_BAD_OPTIONS = "OSA_CONTRACT_BAD_OPTIONS"
 TIME_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 # -- inventory builders ----------------------------------------------------
@@ -452,7 +455,8 @@ class StorageContract:
 
     def test_bad_options_are_refused_with_one_clear_line(self, register_failures):
         if not register_failures:
-            pytest.skip("no register_failures hook given")
+            pytest.skip("no bad options given: pass --bad-option KEY=VALUE on the command line, "
+                        "or provide the register_failures fixture in a subclass")
         for attempt in register_failures:
             with pytest.raises(InventoryError) as caught:
                 attempt()
@@ -618,13 +622,18 @@ if os.environ.get(ENV_PLUGIN):
         secrets = tuple(v for k, v in json.loads(os.environ.get(ENV_OPTIONS, "{}")).items()
                         if v and any(word in k.lower() for word in SECRET_WORDS))
 
-        @pytest.fixture
-        def make_storage(self, tmp_path):
+        @staticmethod
+        def plugin_class():
+            """The plugin's Storage class, loaded from its file through the real loader."""
             path = os.environ[ENV_PLUGIN]
             folder, name = os.path.split(path.rstrip(os.sep))
             name = name[:-3] if name.endswith(".py") else name
             module = load_plugin_module(name, Settings(path=None, plugin_paths=[folder]))
-            cls = storage_class(module, name)
+            return storage_class(module, name)
+
+        @pytest.fixture
+        def make_storage(self, tmp_path):
+            cls = self.plugin_class()
             config_dir = tmp_path / "config"
             config_dir.mkdir()
             options = _command_line_options(str(tmp_path), uuid.uuid4().hex)
@@ -634,6 +643,15 @@ if os.environ.get(ENV_PLUGIN):
                 storage.register({"config_dir": str(config_dir), **options})
                 return storage
             return make
+
+        @pytest.fixture
+        def register_failures(self, tmp_path):
+            # Each --bad-option: the good options with that one replaced; register() must refuse it.
+            cls = self.plugin_class()
+            options = _command_line_options(str(tmp_path), uuid.uuid4().hex)
+            bad = json.loads(os.environ.get(ENV_BAD_OPTIONS, "[]"))
+            return [lambda key=key, value=value: cls().register(
+                {"config_dir": str(tmp_path), **options, key: value}) for key, value in bad]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -645,19 +663,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
                         help="an option given to register(); {tmp} is a fresh folder per test, "
                              "{unique} a unique token per test (repeatable)")
+    parser.add_argument("--bad-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option value register() must refuse with StorageError, given with the good "
+                             "options (repeatable; without it that one test is skipped)")
     args, pytest_args = parser.parse_known_args(argv)
     path = os.path.abspath(args.plugin)
     if not (path.endswith(".py") and os.path.isfile(path)) and not os.path.isfile(
             os.path.join(path, "__init__.py")):
         parser.error(f"{args.plugin} is neither a .py file nor a package folder")
-    options = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            parser.error(f"--option {item!r} is not KEY=VALUE")
-        options[key.strip().lower()] = value
+    pairs = {}
+    for flag, items in (("--option", args.option), ("--bad-option", args.bad_option)):
+        pairs[flag] = []
+        for item in items:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                parser.error(f"{flag} {item!r} is not KEY=VALUE")
+            pairs[flag].append((key.strip().lower(), value))
     os.environ[ENV_PLUGIN] = path
-    os.environ[ENV_OPTIONS] = json.dumps(options)
+    os.environ[ENV_OPTIONS] = json.dumps(dict(pairs["--option"]))
+    os.environ[ENV_BAD_OPTIONS] = json.dumps(pairs["--bad-option"])
     return pytest.main([os.path.abspath(__file__), "-p", "no:cacheprovider", *pytest_args])
 
 

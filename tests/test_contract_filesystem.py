@@ -169,12 +169,20 @@ def plugin_folder(tmp_path, source: str, name: str = "store") -> str:
 
 def test_command_line_passes_the_sample_plugin(tmp_path):
     plugin = plugin_folder(tmp_path, open(SAMPLE).read(), "sqlite_store")
-    result = run_contract(plugin, "--option", "database={tmp}/inv.sqlite3")
+    result = run_contract(plugin, "--option", "database={tmp}/inv.sqlite3",
+                          "--bad-option", "lock_timeout=soon", "--bad-option", "database={tmp}/missing/inv.db")
     counts = summary(result)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert counts["failed"] == 0 and counts["error"] == 0
-    # Every test applies to this plugin: it has lock, history and describe.
-    assert counts["passed"] >= 18 and counts["skipped"] == 1, counts
+    # Every test applies to this plugin: it has lock, history and describe, and bad options were given.
+    assert counts["passed"] >= 19 and counts["skipped"] == 0, counts
+
+
+def test_command_line_bad_option_that_is_accepted_fails_the_contract(tmp_path):
+    plugin = plugin_folder(tmp_path, open(SAMPLE).read(), "sqlite_store")
+    result = run_contract(plugin, "--option", "database={tmp}/inv.sqlite3", "--bad-option", "keep=3",
+                          "-k", "bad_options")
+    assert result.returncode == 1 and failed_tests(result) == {"test_bad_options_are_refused_with_one_clear_line"}
 
 
 # A plugin that keeps the contract except where the class attribute says otherwise.
@@ -296,3 +304,24 @@ def test_the_documented_example_plugin_passes_the_contract(tmp_path):
     counts = summary(result)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert counts["passed"] >= 12 and counts["failed"] == 0, counts
+
+
+def test_the_documented_contract_commands_work_as_written(tmp_path):
+    """docs/writing-plugins.md's two command lines, run from the checkout as printed."""
+    if not os.path.exists(os.path.join(ROOT, ".venv", "bin", "python")):
+        pytest.skip("the commands use the checkout's .venv, which scripts/run-tests.sh creates")
+    text = open(DOC, encoding="utf-8").read()
+    block = re.search(r"<!-- contract-commands -->\s*```sh\n(.*?)```", text, re.S)
+    assert block, "docs/writing-plugins.md lost its marked contract commands"
+    commands = [c for c in block.group(1).replace("\\\n", " ").splitlines() if c.strip()]
+    assert len(commands) == 2
+    # The first names where a deployer keeps the doc's example plugin; keep it in a folder of our own.
+    plugin = plugin_folder(tmp_path, doc_example(), "json_folder")
+    commands[0] = commands[0].replace("/etc/openstack_deploy/inventory_plugins/json_folder.py", plugin)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OSA_", "PYTHON"))}
+    for command in commands:
+        result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=env, cwd=ROOT,
+                                timeout=600)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+        assert summary(result)["passed"] >= 12 and summary(result)["failed"] == 0
+    assert "test_bad_options_are_refused_with_one_clear_line PASSED" in result.stdout  # the -v run
