@@ -50,7 +50,7 @@ class Installed:
         except InventoryError as exc:
             raise PluginError(f"storage plugin {self.name} of {self.origin} failed to import: "
                               f"{one_line(exc)}") from None
-        except (Exception, SystemExit) as exc:  # third-party code: any failure is one line
+        except BaseException as exc:  # third-party code: any failure (even sys.exit) is one line
             raise PluginError(f"storage plugin {self.name} of {self.origin} failed to import: "
                               f"{type(exc).__name__}: {one_line(exc)}") from None
 
