@@ -121,6 +121,24 @@ def test_truncated_archive_lists_and_restores_what_is_intact(tmp_path, ini):
     assert missing.returncode == 1 and "list them with --history" in missing.stderr
 
 
+def test_corrupt_inventory_with_a_truncated_archive_names_a_restore_that_works(tmp_path, ini):
+    config_dir = versions(make_config(tmp_path / "config"), 5, ini)
+    archive = os.path.join(config_dir, BACKUPS)
+    with tarfile.open(archive) as tar:
+        third = tar.getmembers()[2]
+    with open(archive, "r+b") as fh:
+        fh.truncate(third.offset_data + 100)
+    with open(os.path.join(config_dir, INVENTORY), "w") as fh:
+        fh.write("{")
+    line = one_error_line(run_script(config_dir, ini=ini))
+    assert "tar -xOf" not in line
+    command = re.search(r"'scripts/inventory-manage\.py (--restore \S+)'", line)
+    result = manage(config_dir, ini, *command.group(1).split())
+    assert result.returncode == 0, result.stderr
+    with open(os.path.join(config_dir, INVENTORY)) as fh:
+        assert marker(json.load(fh)) == 1      # the second version, the newest intact one
+
+
 def test_restore_of_a_version_past_the_damage_names_it(tmp_path, ini):
     config_dir = versions(make_config(tmp_path / "config"), 4, ini)
     archive = os.path.join(config_dir, BACKUPS)

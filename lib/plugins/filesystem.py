@@ -259,18 +259,22 @@ class Storage:
 
     def _corrupt_message(self, what: str) -> str:
         newest = None
+        archive = Archive([], None)
         with contextlib.suppress(StorageFailure):
-            for member, data in reversed(read_archive(self._file(self.backup_path)).members):
-                try:
-                    json.loads(data.decode("utf-8"))
-                except ValueError:
-                    continue
-                newest = member.name
-                break
+            archive = read_archive(self._file(self.backup_path))
+        for member, data in reversed(archive.members):
+            try:
+                json.loads(data.decode("utf-8"))
+            except ValueError:
+                continue
+            newest = member.name
+            break
         if newest:
             hint = (f"the newest good backup is {newest} in {self.backup_path}; restore it with "
-                    f"'scripts/inventory-manage.py --restore {version_of(newest)}' "
-                    f"or 'tar -xOf {self.backup_path} {newest} > {self.inventory_path}'")
+                    f"'scripts/inventory-manage.py --restore {version_of(newest)}'")
+            # tar stops with an error at the damage (after extracting): offer it only for a sound archive.
+            if not archive.damage:
+                hint += f" or 'tar -xOf {self.backup_path} {newest} > {self.inventory_path}'"
         else:
             hint = "no good backup exists; repair the file by hand or import a saved copy"
         return f"{self.inventory_path} {what}; it was left untouched; {hint}"
