@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import textwrap
+import time
 
 import pytest
 from helpers import run_script
@@ -205,6 +206,28 @@ def test_a_hanging_plugin_ends_the_run_after_the_timeout(tmp_path, config_dir, s
                                    f"raise [inventory] timeout in {ini}")
     assert ("hanging.py" if step == "import" else "storage backend hanging") in line
     assert not os.path.exists(target), "a timed-out run stored an inventory"
+
+
+def test_remaining_tells_a_plugin_how_long_its_step_has_left():
+    import threading
+    from osa_inventory.storage import watchdog
+    assert watchdog.remaining() is None  # outside any step
+    fired = threading.Event()
+    seen = []
+    with watchdog.step(30, lambda: "outer", on_timeout=lambda line: seen.append(line)):
+        assert 0 < watchdog.remaining() <= 30
+        with watchdog.step(0.2, lambda: "inner step too slow", on_timeout=lambda line: (seen.append(line),
+                                                                                          fired.set())):
+            assert watchdog.remaining() <= 0.2  # the nearest limit counts
+            assert fired.wait(10), "the inner limit never fired"
+            assert watchdog.remaining() == 0
+        assert watchdog.remaining() > 1  # back to the outer step's limit
+    assert seen == ["inner step too slow"] and watchdog.remaining() is None
+    # A step that finished in time never fires, even after its limit has passed.
+    with watchdog.step(0.05, lambda: "late", on_timeout=lambda line: seen.append(line)):
+        pass
+    time.sleep(0.2)
+    assert seen == ["inner step too slow"]
 
 
 def test_raising_the_timeout_as_advised_lets_a_slow_plugin_finish(tmp_path, config_dir):
