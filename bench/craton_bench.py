@@ -5,8 +5,10 @@ For each inventory size: the first write into an empty region, an unchanged run
 as the inventory script does it (load from the validated cache, nothing to
 write), an unchanged write() (idempotent), a one-host change (load + write),
 a full uncached load (pages of 100), and an unchanged write() without a cache
-(a full listing to compare against). Prints wall time, requests per method and
-bytes the server sent.
+(a full listing to compare against), and the run after a first write cut
+short five hosts before its end (it must find out what is left to do without
+reading every host's labels). Prints wall time, requests per method and bytes
+the server sent.
 
     .venv/bin/python bench/craton_bench.py [--sizes 200,3000]
 
@@ -85,9 +87,26 @@ def bench_size(n: int) -> list[tuple[str, dict]]:
             rows.append(("full uncached load", measure(server, full_load)))
             nocache = open_craton(server, os.path.join(tmp, "writer"), cache="false")
             rows.append(("unchanged write(), no cache", measure(server, lambda: nocache.write(copy.deepcopy(changed)))))
+            rows.append(("re-run, 5 writes left", rerun_after_interruption(server, tmp, inventory)))
     finally:
         server.stop()
     return rows
+
+
+def rerun_after_interruption(server: CratonServer, tmp: str, inventory: dict) -> dict:
+    """A first write into a new region cut short 5 host creations before the end, then the next run."""
+    folder = os.path.join(tmp, "interrupted")
+    os.makedirs(folder)
+    first = open_craton(server, folder, region="interrupted", retries="0")
+    hosts = len(inventory["_meta"]["hostvars"])
+    server.app.die_after(hosts - 5 + 1)  # the write mark, then all but 5 of the hosts
+    try:
+        first.write(copy.deepcopy(inventory))
+    except Exception:  # noqa: BLE001 - the cut is the point
+        pass
+    server.app.revive()
+    again = open_craton(server, folder, region="interrupted")
+    return measure(server, lambda: again.write(copy.deepcopy(inventory)))
 
 
 def main() -> None:

@@ -266,11 +266,14 @@ class CratonApp:
         with self.lock:
             self._die_budget, self._apply_last, self._die_all = k, apply_last, every_request
 
-    def kill_client_at(self, k: int, pid: int, apply: bool = False) -> None:
-        """SIGKILL process ``pid`` when the request after the next ``k`` arrives (any method), and
-        drop that request; with ``apply`` it is carried out first (the client dies awaiting the answer)."""
+    def kill_client_at(self, k: int, pid: int, apply: bool = False, method: str | None = None,
+                       path: str | None = None) -> None:
+        """SIGKILL process ``pid`` when the request after the next ``k`` matching ones arrives (any
+        request unless ``method``/``path`` narrow it) and drop that request; with ``apply`` it is
+        carried out first (the client dies awaiting the answer)."""
         with self.lock:
-            self._kill = {"budget": k, "pid": pid, "apply": apply}
+            self._kill = {"budget": k, "pid": pid, "apply": apply, "method": method,
+                          "path": re.compile(path) if path else None}
 
     def lose_every_answer_once(self) -> None:
         """Carry out every modifying request but drop its answer the first time it is seen
@@ -355,7 +358,9 @@ class CratonApp:
         """(drop this request, but carry it out first)."""
         if self.dead:
             return True, False
-        if self._kill is not None:
+        kill = self._kill
+        if kill is not None and kill["method"] in (None, method) and (kill["path"] is None
+                                                                      or kill["path"].search(path)):
             if self._kill["budget"] == 0:
                 kill, self._kill = self._kill, None
                 os.kill(kill["pid"], signal.SIGKILL)

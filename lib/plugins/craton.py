@@ -23,25 +23,31 @@ write is interrupted are described in ``docs/craton.md``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import os
 import re
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from osa_inventory.backends.craton import mapping
+from osa_inventory.backends.craton import mapping, writers
 from osa_inventory.backends.craton.cache import Cache
 from osa_inventory.backends.craton.client import CratonClient, CratonError
 from osa_inventory.errors import StorageError
+from osa_inventory.storage import watchdog
 from osa_inventory.storage.options import FALSE_WORDS, TRUE_WORDS, flag_option, number_option
 
 LOG = logging.getLogger(__name__)
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2            # 2: unfinished writes are marks of their own with undo records
+READABLE_FORMATS = (1, 2)   # 1 differs only in how an unfinished write was marked
+DEFAULT_LEASE = 600.0       # seconds a mark from another machine counts as alive, without a run deadline
+_UNSET = object()
 UUID_RE = re.compile(r"^(?:[0-9a-fA-F]{32}"
                      r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
 KNOWN_OPTIONS = {"url", "project_id", "username", "api_key", "token", "cloud", "region", "verify",
@@ -154,6 +160,10 @@ def _verify(raw: str, config_dir: str) -> bool | str:
     return path
 
 
+class WriteConflict(StorageError):
+    """Another writer got in the way; nothing of this write was committed."""
+
+
 def _uuid_key(value: Any) -> str:
     """A project id in one spelling (no dashes, lower case) for comparisons; '' when absent."""
     return str(value or "").replace("-", "").lower()
@@ -172,6 +182,8 @@ class Storage:
         self._cache: Cache | None = None
         self._ids: tuple[Any, Any] | None = None   # (cloud_id, region_id)
         self._ids_checked = False                  # ids found by name in this process
+        self._base: Any = _UNSET                   # the committed revision this instance last saw
+        self._loaded_hosts: set | None = None      # the hosts of that revision
 
     def __repr__(self) -> str:
         return f"<craton Storage {self.describe()}>" if self.opts else "<craton Storage (unregistered)>"
@@ -190,22 +202,20 @@ class Storage:
         cached = self._cache.read()
         ids, region_vars = self._region(False, cached)
         if ids is None:
+            self._remember(None, set())
             return None
-        state = self._state(region_vars)
-        if state is None:
+        view = self._view(region_vars)
+        if view.state is None:  # nothing committed yet (perhaps an interrupted first write)
+            self._remember(None, set())
             return None
-        pending = state.get("pending")
-        if pending:
-            if state.get("revision") is None:
-                return None  # an interrupted first write: nothing whole was ever stored
-            if self._cache_fits(cached, ids, state["revision"]):
-                LOG.warning("%s: a write is running or was interrupted; using the previous version from the "
-                            "local cache (the next write completes the change)", self.describe())
-                return cached["inventory"]
-            raise StorageError(self._incomplete_message(state))
-        if self._cache_fits(cached, ids, state["revision"]):
-            return cached["inventory"]
-        return self._full_load(ids, region_vars, state)
+        if not view.marks and self._cache_fits(cached, ids, view.revision):
+            inventory = cached["inventory"]
+        else:
+            inventory = self._full_load(ids, region_vars, view)
+        self._remember(view.revision, _host_names(inventory))
+        if view.marks and not any(writers.alive(m) for m in view.marks.values()):
+            self._roll_back(inventory)
+        return inventory
 
     def write(self, inventory: dict) -> None:
         desired = mapping.host_specs(inventory)
@@ -215,20 +225,29 @@ class Storage:
         ids, region_vars = self._region(self.opts.create, cached)
         if ids is None:
             raise StorageError(self._missing_message())
-        state = self._state(region_vars)
+        view = self._view(region_vars)
+        if self._base is not _UNSET and view.revision != self._base:
+            raise WriteConflict(self._newer_message(view))
+        live = [m for m in view.marks.values() if writers.alive(m)]
+        if live:
+            raise WriteConflict(self._busy_message(live[0]))
+        unfinished = writers.merged(view.marks.values())
         old_entries = mapping.our_entries(region_vars)
-        if state is None:
+        if view.state is None and not view.marks:
             self._refuse_foreign_hosts(ids)
             current, from_cache = {}, False
         else:
-            current, from_cache = self._current_hosts(ids, state, old_entries, desired, cached)
+            current, from_cache = self._current_hosts(ids, view, old_entries, desired, cached, unfinished)
         plan = mapping.plan(current, desired, old_entries, new_entries)
-        clean = state is not None and not state.get("pending") and mapping.same(state.get("shape"), shape)
+        self._guard_deletes(plan, unfinished)
+        clean = view.state is not None and not view.marks and mapping.same(view.state.get("shape"), shape)
         if plan.empty and clean:
             if not from_cache:
-                self._save_cache(ids, state["revision"], current, inventory)
+                self._save_cache(ids, view.revision, current, inventory)
+            self._remember(view.revision, set(desired))
             return
-        self._apply(ids, state, plan, current, desired, shape, inventory)
+        revision = self._apply(ids, view, plan, current, desired, shape, inventory, unfinished, old_entries)
+        self._remember(revision, set(desired))
 
     # -- optional extras --------------------------------------------------
 
@@ -323,18 +342,34 @@ class Storage:
                                "to an admin user; use the credentials of a user of the deployment's own project")
         return found[0] if found else None
 
-    @staticmethod
-    def _state(region_vars: dict) -> dict | None:
+    def _view(self, region_vars: dict) -> View:
+        """The state record, the marks of unfinished writes on it, and the marks that are over."""
         state = region_vars.get(mapping.STATE_KEY)
-        if state is None:
-            return None
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            found = state.get("format") if isinstance(state, dict) else type(state).__name__
-            raise StorageError(f"region variable {mapping.STATE_KEY} has format {found!r}, not {STATE_FORMAT}; "
-                               "it was written by another version of this plugin; upgrade it")
-        return state
+        if state is not None:
+            if not isinstance(state, dict) or state.get("format") not in READABLE_FORMATS:
+                found = state.get("format") if isinstance(state, dict) else type(state).__name__
+                raise StorageError(f"region variable {mapping.STATE_KEY} has format {found!r}, not {STATE_FORMAT}; "
+                                   "it was written by another version of this plugin; upgrade it")
+            if state.get("pending"):
+                raise StorageError(
+                    f"{self.describe()}: a write by an older version of this plugin (on "
+                    f"{state['pending'].get('writer') or 'another host'}) was interrupted; finish it with that "
+                    "version (re-run the inventory there), then use this one")
+        revision = state.get("revision") if state else None
+        marks: dict = {}
+        over: list = []
+        for key, value in region_vars.items():
+            if writers.is_mark_key(key):
+                if isinstance(value, dict) and value.get("base") == revision:
+                    marks[key] = value
+                else:
+                    over.append(key)
+        return View(state, revision, marks, over)
 
     # -- reading ------------------------------------------------------------
+
+    def _remember(self, revision: Any, hosts: set) -> None:
+        self._base, self._loaded_hosts = revision, hosts
 
     def _cache_fits(self, cached: dict | None, ids: tuple, revision: Any) -> bool:
         return bool(cached) and revision is not None and cached.get("revision") == revision \
@@ -349,22 +384,29 @@ class Storage:
                                    "or variables; check that url points at the Craton API")
         return hosts
 
-    def _full_load(self, ids: tuple, region_vars: dict, state: dict) -> dict:
-        """Read every host; re-read the marker after, so a concurrent write cannot give a mixed view."""
+    def _full_load(self, ids: tuple, region_vars: dict, view: View) -> dict:
+        """Read every host; re-read the marks after, so a write that starts meanwhile cannot give a mixed view.
+
+        While writes are unfinished, their undo records turn what Craton holds
+        back into the last committed inventory.
+        """
         for _ in range(FULL_LOAD_ATTEMPTS):
             hosts = self._list_hosts(ids[1])
             again_vars = self._region_vars(ids[1])
-            again = self._state(again_vars)
-            if again is not None and mapping.same(again, state):
-                current = self._from_listing(hosts)
-                inventory = mapping.assemble(region_vars, state.get("shape") or {},
-                                             ((h["name"], h["variables"]) for h in hosts))
-                self._save_cache(ids, state["revision"], current, inventory)
+            again = self._view(again_vars)
+            if again.same_as(view):
+                undo = writers.merged(view.marks.values())
+                listed = ((h["name"], h["variables"]) for h in hosts)
+                entries = {**region_vars, **undo["region"]}
+                inventory = mapping.assemble(entries, view.state.get("shape") or {},
+                                             writers.committed_hosts(listed, undo))
+                # With writes unfinished, the listing is not the committed hosts: keep no mirror of them.
+                current = {} if view.marks else self._from_listing(hosts)
+                self._save_cache(ids, view.revision, current, inventory)
                 return inventory
-            if again is None or again.get("pending"):
-                raise StorageError(f"{self.describe()}: another run started writing the inventory while it was "
-                                   "read; wait for it to finish and run again")
-            region_vars, state = again_vars, again
+            region_vars, view = again_vars, again
+            if view.state is None:
+                raise StorageError(f"{self.describe()}: the inventory vanished while it was read; run again")
         raise StorageError(f"{self.describe()}: the inventory kept changing while it was read "
                            f"({FULL_LOAD_ATTEMPTS} attempts); another run is writing it; try again")
 
@@ -379,15 +421,14 @@ class Storage:
                                                      parent=parent, ip_address=h.get("ip_address") or "")
         return current
 
-    def _current_hosts(self, ids: tuple, state: dict, old_entries: dict, desired: dict,
-                       cached: dict | None) -> tuple[dict, bool]:
+    def _current_hosts(self, ids: tuple, view: View, old_entries: dict, desired: dict,
+                       cached: dict | None, unfinished: dict) -> tuple[dict, bool]:
         """What Craton holds now: from the cache when its revision matches, else from a full listing."""
         top, _ = mapping.split_entries(old_entries)
-        pending = state.get("pending") or {}
-        if not pending and self._cache_fits(cached, ids, state.get("revision")):
+        if not view.marks and self._cache_fits(cached, ids, view.revision):
             hostvars = (cached["inventory"].get("_meta") or {}).get("hostvars") or {}
             mirror = cached["hosts"]
-            if set(mirror) == set(hostvars):
+            if mirror and set(mirror) == set(hostvars):
                 recorded = mapping.memberships(top, mirror)
                 return {name: mapping.CurrentHost(id=m[0], parent=m[1], device_type=m[2], ip_address=m[3],
                                                   variables=mapping.encode_hostvars(hostvars[name]),
@@ -396,13 +437,15 @@ class Storage:
         current = self._from_listing(self._list_hosts(ids[1]))
         recorded = mapping.memberships(top, current)
         for name, host in current.items():
-            host.labels = recorded[name]
-        if pending:
+            entry = unfinished["hosts"].get(name) or {}
+            # A host an unfinished write created got its labels in the same request.
+            host.labels = set(entry["created"]) if "created" in entry else recorded[name]
+        if view.marks:
             # Labels of these hosts may be anywhere between the old and the interrupted new state.
-            uncertain = set(pending.get("label_hosts") or []) & set(current)
-            candidates = mapping.label_names(top) | set(pending.get("labels") or []) \
-                | {label for spec in desired.values() for label in spec.labels}
-            self._read_labels(ids[1], uncertain, candidates, current)
+            label_hosts = {n for m in view.marks.values() for n in m.get("label_hosts") or []}
+            candidates = mapping.label_names(top) | {label for spec in desired.values() for label in spec.labels} \
+                | {label for m in view.marks.values() for label in m.get("labels") or []}
+            self._read_labels(ids[1], label_hosts & set(current), candidates, current)
         return current, False
 
     def _read_labels(self, region_id: Any, uncertain: set, candidates: set, current: dict) -> None:
@@ -411,7 +454,7 @@ class Storage:
             return
         for name in uncertain:
             current[name].labels = set()
-        if len(uncertain) <= 2 * len(candidates) + 1:
+        if len(uncertain) <= len(candidates):
             for name in sorted(uncertain):
                 data = self._client.get(f"/hosts/{current[name].id}/labels")
                 current[name].labels = set(data.get("labels") or []) & candidates
@@ -430,63 +473,134 @@ class Storage:
                 f"({', '.join(map(str, names[:3]))}...) but no inventory written by this plugin; refusing to take "
                 "it over: set [craton] region to a region of its own, or delete those hosts")
 
+    def _guard_deletes(self, plan: mapping.Plan, unfinished: dict) -> None:
+        """Never delete a host the loaded inventory did not hold, unless an unfinished write created it."""
+        if self._loaded_hosts is None:
+            return
+        for name in plan.deletes:
+            entry = unfinished["hosts"].get(name) or {}
+            if name not in self._loaded_hosts and "created" not in entry:
+                raise WriteConflict(
+                    f"{self.describe()}: host {name} appeared in Craton after this run read the inventory (added "
+                    "by hand or by another writer) and this write would delete it; nothing was written; run "
+                    "again so it is part of what the run reads")
+
+    def _roll_back(self, inventory: dict) -> None:
+        """Finish abandoned writes by storing the committed inventory again (the previous version)."""
+        try:
+            self.write(inventory)
+        except WriteConflict as exc:  # another run is finishing them now; the inventory read is right
+            LOG.info("%s: not rolling back an unfinished write: %s", self.describe(), exc)
+            return
+        LOG.warning("%s: rolled back a write that was interrupted; the stored inventory is the last committed "
+                    "version", self.describe())
+
     # -- writing ------------------------------------------------------------
 
-    def _apply(self, ids: tuple, state: dict | None, plan: mapping.Plan, current: dict, desired: dict,
-               shape: dict, inventory: dict) -> None:
-        """Marker first, then hosts, then region variables with the committed marker last."""
-        cloud_id, region_id = ids
-        client = self._client
-        revision = uuid.uuid4().hex
-        writer = socket.gethostname()
-        previous = (state or {}).get("pending") or {}
-        base = dict(state) if state else {"format": STATE_FORMAT, "cloud": self.opts.cloud,
-                                          "region": self.opts.region, "revision": None, "shape": None}
-        base["pending"] = {
-            "revision": revision, "started": _now(), "writer": writer,
-            "label_hosts": sorted(plan.label_hosts() | set(previous.get("label_hosts") or [])),
+    def _apply(self, ids: tuple, view: View, plan: mapping.Plan, current: dict, desired: dict,
+               shape: dict, inventory: dict, unfinished: dict, old_entries: dict) -> str:
+        """Announce (mark with undo record), look, change hosts phase by phase, commit, tidy up."""
+        region_id = ids[1]
+        token = uuid.uuid4().hex
+        key = writers.MARK_PREFIX + token
+        undo = writers.merge(unfinished, writers.capture(plan, current, old_entries))
+        mark = {
+            "token": token, "writer": writers.identity(), "started": _now(), "base": view.revision,
+            "expires": time.time() + (watchdog.remaining() or DEFAULT_LEASE) + self.opts.timeout,
+            "undo": undo,
+            "label_hosts": sorted({n for n, _ in plan.label_adds} | {n for n, _ in plan.label_removes}
+                                  | {n for m in view.marks.values() for n in m.get("label_hosts") or []}),
             "labels": sorted({label for spec in desired.values() for label in spec.labels}
-                             | set(previous.get("labels") or [])),
+                             | {label for m in view.marks.values() for label in m.get("labels") or []}),
         }
-        if plan.host_requests or plan.region_delete:
-            # More than one modifying request follows: mark the write in progress first.
-            client.put(f"/regions/{region_id}/variables", {mapping.STATE_KEY: base})
-
-        ids_by_name = {name: host.id for name, host in current.items()}
-        for spec in plan.creates:
-            self._create(spec, cloud_id, region_id, ids_by_name, desired)
-        self._update_hosts(plan, ids_by_name)
-        for name in plan.deletes:
+        known = set(view.marks)
+        writers.ACTIVE.add(token)
+        changed = False
+        try:
+            self._client.put(f"/regions/{region_id}/variables", {key: mark})
             try:
-                client.delete(f"/hosts/{ids_by_name[name]}")
-            except CratonError as exc:
-                if exc.status != 404:  # 404: a retried DELETE that had already worked
-                    raise
-        if plan.region_delete:
-            client.delete(f"/regions/{region_id}/variables", plan.region_delete)
-        committed = {"format": STATE_FORMAT, "cloud": self.opts.cloud, "region": self.opts.region,
-                     "revision": revision, "shape": shape, "written": _now(), "writer": writer, "pending": None}
-        client.put(f"/regions/{region_id}/variables", {**plan.region_put, mapping.STATE_KEY: committed})
+                self._check_mark(region_id, view, key, known)  # the look: another writer announced too?
+                ids_by_name = {name: host.id for name, host in current.items()}
+                for phase in self._phases(plan, ids, ids_by_name, desired):
+                    if changed:
+                        self._check_mark(region_id, view, key, known)
+                    phase()
+                    changed = True
+                if changed:  # re-read before the commit (without host changes, the look just did)
+                    self._check_mark(region_id, view, key, known)
+            except WriteConflict:
+                if not changed:  # nothing to undo: take the mark away so it blocks nobody
+                    with contextlib.suppress(CratonError):
+                        self._client.delete(f"/regions/{region_id}/variables", [key])
+                raise
+            revision = uuid.uuid4().hex
+            committed = {"format": STATE_FORMAT, "cloud": self.opts.cloud, "region": self.opts.region,
+                         "revision": revision, "shape": shape, "written": _now(),
+                         "writer": socket.gethostname(), "pending": None}
+            self._client.put(f"/regions/{region_id}/variables", {**plan.region_put, mapping.STATE_KEY: committed})
+        finally:
+            writers.ACTIVE.discard(token)
+        try:  # the commit ended every mark on the old revision: tidying up is only housekeeping
+            self._client.delete(f"/regions/{region_id}/variables", sorted({key, *known, *view.over}))
+        except CratonError as exc:
+            LOG.info("%s: write marks left behind (removed by the next write): %s", self.describe(), exc)
         final = {name: mapping.CurrentHost(id=ids_by_name[name], variables=spec.variables,
                                            device_type=spec.device_type, parent=spec.parent,
                                            ip_address=spec.ip_address)
                  for name, spec in desired.items()}
         self._save_cache(ids, revision, final, inventory)
+        return revision
 
-    def _update_hosts(self, plan: mapping.Plan, ids_by_name: dict) -> None:
+    def _check_mark(self, region_id: Any, view: View, key: str, known: set) -> None:
+        """Re-read the marks: go on only if ours is there, no other writer started and nobody committed."""
+        now = self._view(self._region_vars(region_id))
+        if now.revision != view.revision:
+            raise WriteConflict(self._newer_message(now, during=True))
+        others = [m for k, m in now.marks.items() if k != key and k not in known]
+        if others:
+            raise WriteConflict(
+                f"{self.describe()}: another run ({writers.describe_writer(others[0])}) started writing this "
+                "inventory at the same time; this run stopped before committing; run again")
+        if key not in now.marks:
+            raise WriteConflict(
+                f"{self.describe()}: this run's write mark was removed (another run took the write over as "
+                "abandoned); this run stopped before committing; run again")
+
+    def _phases(self, plan: mapping.Plan, ids: tuple, ids_by_name: dict, desired: dict) -> list:
+        """The host requests of ``plan`` as steps (one per kind of request), in a safe order."""
         client = self._client
-        for name, body in plan.body_updates:  # parents first, so a move never makes a cycle
-            if "parent_id" in body:
-                body = dict(body, parent_id=None if body["parent_id"] is None else ids_by_name[body["parent_id"]])
-            client.put(f"/hosts/{ids_by_name[name]}", body)
-        for name, variables in plan.var_puts:
-            client.put(f"/hosts/{ids_by_name[name]}/variables", variables)
-        for name, keys in plan.var_deletes:
-            client.delete(f"/hosts/{ids_by_name[name]}/variables", keys)
-        for name, labels in plan.label_adds:
-            client.put(f"/hosts/{ids_by_name[name]}/labels", {"labels": labels})
-        for name, labels in plan.label_removes:
-            client.delete(f"/hosts/{ids_by_name[name]}/labels", {"labels": labels})
+        cloud_id, region_id = ids
+        steps = [
+            (plan.creates, lambda: [self._create(spec, cloud_id, region_id, ids_by_name, desired)
+                                    for spec in plan.creates]),
+            (plan.body_updates, lambda: self._update_hosts(plan, ids_by_name, bodies=True)),
+            (plan.var_puts or plan.var_deletes, lambda: self._update_hosts(plan, ids_by_name, variables=True)),
+            (plan.label_adds or plan.label_removes, lambda: self._update_hosts(plan, ids_by_name, labels=True)),
+            (plan.deletes, lambda: [client.delete(f"/hosts/{ids_by_name[name]}") for name in plan.deletes]),
+            # (a repeated DELETE of a host is 204 on Craton: retries are safe)
+            (plan.region_delete, lambda: client.delete(f"/regions/{region_id}/variables", plan.region_delete)),
+        ]
+        return [step for items, step in steps if items]
+
+    def _update_hosts(self, plan: mapping.Plan, ids_by_name: dict, bodies: bool = False, variables: bool = False,
+                      labels: bool = False) -> None:
+        client = self._client
+        if bodies:
+            for name, body in plan.body_updates:  # parents first, so a move never makes a cycle
+                if "parent_id" in body:
+                    body = dict(body, parent_id=None if body["parent_id"] is None
+                                else ids_by_name[body["parent_id"]])
+                client.put(f"/hosts/{ids_by_name[name]}", body)
+        if variables:
+            for name, values in plan.var_puts:
+                client.put(f"/hosts/{ids_by_name[name]}/variables", values)
+            for name, keys in plan.var_deletes:
+                client.delete(f"/hosts/{ids_by_name[name]}/variables", keys)
+        if labels:
+            for name, names in plan.label_adds:
+                client.put(f"/hosts/{ids_by_name[name]}/labels", {"labels": names})
+            for name, names in plan.label_removes:
+                client.delete(f"/hosts/{ids_by_name[name]}/labels", {"labels": names})
 
     def _create(self, spec: mapping.HostSpec, cloud_id: Any, region_id: Any, ids_by_name: dict,
                 desired: dict) -> None:
@@ -519,7 +633,8 @@ class Storage:
         have = mapping.CurrentHost(id=host["id"], variables=host.get("variables") or {},
                                    device_type=host.get("device_type") or "", parent=parent,
                                    ip_address=host.get("ip_address") or "", labels=labels & managed)
-        self._update_hosts(mapping.plan({spec.name: have}, {spec.name: spec}, {}, {}), ids_by_name)
+        self._update_hosts(mapping.plan({spec.name: have}, {spec.name: spec}, {}, {}), ids_by_name,
+                           bodies=True, variables=True, labels=True)
 
     def _save_cache(self, ids: tuple, revision: str, hosts: dict, inventory: dict) -> None:
         mirror = {name: [h.id, h.parent, h.device_type, h.ip_address] for name, h in hosts.items()}
@@ -532,10 +647,35 @@ class Storage:
         return (f"cloud {o.cloud} / region {o.region} does not exist in Craton at {o.url} and option create is "
                 "false; create them in Craton or set create = true")
 
-    def _incomplete_message(self, state: dict) -> str:
-        pending = state.get("pending") or {}
-        writer = pending.get("writer") or "another host"
-        return (f"{self.describe()}: the stored inventory is incomplete: a write started {pending.get('started')} "
-                f"on {writer} is still running or was interrupted, and this machine has no cached copy of the "
-                f"previous version; wait for it, or re-run the inventory on {writer} (its next write completes "
-                "the change), or write a whole saved inventory to repair it")
+    def _newer_message(self, view: View, during: bool = False) -> str:
+        state = view.state or {}
+        when = "while this run was writing; it stopped before committing" if during \
+            else "since this run read it; nothing was written"
+        return (f"{self.describe()}: another run (host {state.get('writer') or '?'}, at "
+                f"{state.get('written') or '?'}) stored a newer inventory {when}; run again to build on it")
+
+    def _busy_message(self, mark: dict) -> str:
+        expires = mark.get("expires")
+        until = _dt.datetime.fromtimestamp(expires, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") \
+            if isinstance(expires, (int, float)) else "?"
+        return (f"{self.describe()}: another run is writing this inventory ({writers.describe_writer(mark)}); "
+                f"nothing was written; run again when it has finished (if it was interrupted, the next run on "
+                f"its host, or any run after {until}, rolls its write back)")
+
+
+@dataclass
+class View:
+    """What the region variables say about writes: the state record and the marks on it."""
+
+    state: dict | None
+    revision: Any
+    marks: dict        # mark key -> mark of an unfinished write on this revision
+    over: list         # mark keys of writes that are over (committed or superseded)
+
+    def same_as(self, other: View) -> bool:
+        return mapping.same(self.state, other.state) and mapping.same(self.marks, other.marks)
+
+
+def _host_names(inventory: dict) -> set:
+    hostvars = (inventory.get("_meta") or {}).get("hostvars") if isinstance(inventory.get("_meta"), dict) else None
+    return set(hostvars) if isinstance(hostvars, dict) else set()

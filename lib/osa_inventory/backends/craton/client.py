@@ -126,7 +126,7 @@ class CratonClient:
         self.request("DELETE", path, body=body, expect=(200, 204))
 
     def list_all(self, path: str, key: str, params: dict | None = None) -> Iterator[dict]:
-        """Every item of a paginated list: pages of 100 by marker, up to the empty page."""
+        """Every item of a paginated list: pages of 100 by marker, up to a short or empty page."""
         query = dict(params or {})
         query["limit"] = PAGE
         marker = None
@@ -145,7 +145,8 @@ class CratonClient:
             if last is None or last == marker:
                 raise CratonError(f"GET {self.url}/v1{path}: pagination does not advance (marker {marker})")
             marker = last
-            if not any(link.get("rel") == "next" for link in page.get("links") or []):
+            # A short page is the last one: Craton honours limit, so this saves the empty end page.
+            if len(items) < PAGE or not any(link.get("rel") == "next" for link in page.get("links") or []):
                 return
 
     # -- messages ---------------------------------------------------------

@@ -250,9 +250,12 @@ def split_entries(region_vars: dict) -> tuple[dict, dict]:
     return top, meta
 
 
+ENTRY_PREFIXES = tuple(f"{PREFIX}{kind}:" for kind in ("top", "meta", "long"))
+
+
 def our_entries(region_vars: dict) -> dict:
-    """The region variables this plugin owns, state record excluded."""
-    return {k: v for k, v in region_vars.items() if k.startswith(PREFIX) and k != STATE_KEY}
+    """The region variables that stand for inventory entries (not the state record or write marks)."""
+    return {k: v for k, v in region_vars.items() if k.startswith(ENTRY_PREFIXES)}
 
 
 def assemble(region_vars: dict, shape: dict, hosts: Iterable[tuple[str, dict]]) -> dict:
