@@ -708,6 +708,31 @@ def test_recovery_reads_labels_per_group_when_that_is_cheaper(server, tmp_path):
     assert_craton_matches(server, v2)
 
 
+def test_a_host_added_behind_the_loaded_revision_is_never_deleted(server, tmp_path):
+    inventory = build_inventory(50)
+    make(server, fresh_dir(tmp_path, "a")).write(variant(inventory))
+    mine = make(server, fresh_dir(tmp_path, "mine"), cache="false")
+    assert_same(mine.load(), inventory)
+    with server.app.lock:  # someone adds a host in Craton by hand; the revision does not change
+        region = next(r for r in server.app.tables["regions"].values() if r["name"] == "osa-region")
+        server.app.tables["hosts"][9999] = {
+            "id": 9999, "name": "added-by-hand", "project_id": server.project_id, "cloud_id": region["cloud_id"],
+            "region_id": region["id"], "cell_id": None, "parent_id": None, "ip_address": "10.1.1.1",
+            "device_type": "server", "active": True, "note": None, "created_at": "x", "updated_at": None,
+            "variables": {"mine": "no"}, "labels": []}
+    server.app.reset_log()
+    changed = _one_change("host variable value", inventory)
+    with pytest.raises(StorageError, match="host added-by-hand appeared in Craton after this run read the "
+                                           "inventory .* nothing was written; run again"):
+        mine.write(variant(changed))
+    assert mods(server) == 0 and "added-by-hand" in server.hosts()
+    loaded = mine.load()  # the advice: run again, so the host is part of what the run reads
+    assert loaded["_meta"]["hostvars"]["added-by-hand"] == {"mine": "no"}
+    loaded["_meta"]["hostvars"]["compute2"]["nova_reserved_host_memory_mb"] = 1
+    mine.write(loaded)
+    assert "added-by-hand" in server.hosts()
+
+
 def test_interrupted_first_write_loads_as_nothing_then_completes(server, tmp_path):
     inventory = build_inventory(50)
     server.app.die_after(8)
