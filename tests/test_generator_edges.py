@@ -420,3 +420,82 @@ def test_empty_files_are_empty_mappings(tmp_path):
     (tmp_path / "conf.d" / "empty.yml").write_text("")
     (tmp_path / "conf.d" / "folder.yml").mkdir()  # not a file: not read
     assert load_user_config(str(tmp_path)) == base_config()
+
+
+# -- containers: several groups, container_vars, nests ----------------------------------------------
+
+def test_a_host_in_two_groups_feeding_one_type_gets_one_container(skel):
+    # galera_container belongs to database_containers and shared_infra_containers.
+    config = base_config()
+    config["database_hosts"] = {"infra1": {"ip": "172.29.236.11"}}
+    inv = generate(config, skel)
+    galeras = [n for n in containers_of(inv, "infra1") if "-galera-container-" in n]
+    assert len(galeras) == 1 and None not in inv["galera_container"]["hosts"]
+    assert galeras[0] in inv["database_all"]["hosts"] and galeras[0] in inv["shared_infra_all"]["hosts"]
+
+
+def _last_group(skel, host: str, config: dict) -> str:
+    """Of the config groups listing ``host``, the one whose container types are handled last."""
+    def last(group: str) -> int:
+        feeds = group[: -len("_hosts")] + "_containers"
+        return max((i for i, key in enumerate(skel.container_order)
+                    if feeds in (skel.container_skel[key].get("belongs_to") or ())
+                    and skel.container_skel[key].get("contains")), default=-1)
+    return max((g for g in config if g.endswith("_hosts") and host in config[g]), key=last)
+
+
+@pytest.mark.parametrize("which", ["first", "last"])
+def test_container_vars_of_any_one_of_a_hosts_groups_apply(skel, which):
+    config = base_config()
+    groups = [g for g in config if g.endswith("_hosts") and "infra1" in config[g]]
+    last = _last_group(skel, "infra1", config)
+    group = last if which == "last" else next(g for g in groups if g != last)
+    config[group]["infra1"]["container_vars"] = {"from_group": group}
+    inv = generate(config, skel)
+    for name in ["infra1"] + containers_of(inv, "infra1"):
+        assert hostvars(inv)[name]["from_group"] == group, name
+
+
+def test_limited_container_vars_skip_only_themselves(skel):
+    config = base_config()
+    config["shared_infra_hosts"]["infra2"]["container_vars"] = {
+        "galera_vars": {"limit_container_types": "galera", "size": 1}, "plain": 2}
+    inv = generate(config, skel)
+    # infra2 runs no service on metal: the limited variable reaches only its galera container.
+    assert "galera_vars" not in hostvars(inv)["infra2"] and hostvars(inv)["infra2"]["plain"] == 2
+    for name in containers_of(inv, "infra2"):
+        v = hostvars(inv)[name]
+        assert v["plain"] == 2, name
+        assert ("galera_vars" in v) == ("-galera-container-" in name), name
+
+
+def test_container_vars_are_copies(skel):
+    config = base_config()
+    config["shared_infra_hosts"]["infra1"]["container_vars"] = {"nested": {"list": [1]}}
+    inv = generate(config, skel)
+    first, second = containers_of(inv, "infra1")[:2]
+    hostvars(inv)[first]["nested"]["list"].append(2)
+    assert hostvars(inv)[second]["nested"] == {"list": [1]}
+    assert config["shared_infra_hosts"]["infra1"]["container_vars"] == {"nested": {"list": [1]}}
+
+
+def _nest_skeleton(tmp_path, key: str, hosts_group: str):
+    write_config(str(tmp_path / "env.d"), {
+        "container_skel": {key: {"belongs_to": ["az_containers"], "properties": {"is_nest": True}}},
+        "physical_skel": {"az_containers": {"belongs_to": ["all_containers"]},
+                          hosts_group: {"belongs_to": ["hosts"]}}}, "az.yml")
+    return load_skeleton(ENVIRONMENT, str(tmp_path))
+
+
+def test_a_nest_of_another_shape_is_fed_by_its_first_word(tmp_path):
+    nested = _nest_skeleton(tmp_path, "zone1_pod", "zone1_hosts")
+    config = base_config()
+    config["zone1_hosts"] = {"infra2": {"ip": "172.29.236.12"}}
+    inv = generate(config, nested)
+    assert inv["zone1_pod"]["children"] == ["infra2_host_containers"]
+
+
+def test_a_nest_without_its_hosts_in_the_config_stays_empty(tmp_path):
+    nested = _nest_skeleton(tmp_path, "az1_containers", "az1_hosts")
+    inv = generate(base_config(), nested)
+    assert inv["az1_containers"]["children"] == [] and inv["az1_containers"]["hosts"] == []

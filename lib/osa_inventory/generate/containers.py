@@ -194,9 +194,7 @@ def settle_metal_roles(inv: Inventory, placement: Placement, previous: dict[str,
     runs or machines.
     """
     for host, roles in placement.metal_roles.items():
-        hv = inv.hostvars.get(host)
-        if hv is None:
-            continue
+        hv = inv.hostvars[host]  # every placed host is a config host, already in hostvars
         stored = previous.get(host)
         if stored in roles:
             hv["component"], hv["physical_host_group"] = stored
@@ -214,25 +212,22 @@ def apply_container_vars(inv: Inventory, host_groups: dict[str, dict[str, dict]]
     """
     containers_of: dict[str, list[str]] = {}
     for name, hv in inv.hostvars.items():
-        parent = hv.get("physical_host")
-        if parent and parent != name:
-            containers_of.setdefault(parent, []).append(name)
+        if hv.get("physical_host") != name:
+            containers_of.setdefault(hv.get("physical_host"), []).append(name)
 
     for host, sources in placement.vars_sources.items():
         entries = [host] + containers_of.get(host, [])
         # Each group once, at its last pass: the last pass sets a variable last.
         for group in list(dict.fromkeys(reversed(sources)))[::-1]:
-            container_vars = (host_groups.get(group, {}).get(host) or {}).get("container_vars")
+            container_vars = host_groups[group][host].get("container_vars")
             if not isinstance(container_vars, dict):
                 continue
             for name in entries:
-                hv = inv.hostvars.get(name)
-                if hv is None:
-                    continue
+                hv = inv.hostvars[name]
                 if name == host:
                     components = placement.metal_components.get(host, [])
                 else:
-                    components = [hv.get("component") or ""]
+                    components = [hv.get("component")]
                 for key, value in container_vars.items():
                     if isinstance(value, dict) and LIMIT_KEY in value:
                         limit = str(value[LIMIT_KEY])
@@ -257,7 +252,7 @@ def apply_nests(inv: Inventory, skel: Skeleton, host_groups: dict[str, dict[str,
         entry = skel.container_skel.get(skel_key) or {}
         if not (entry.get("properties") or {}).get("is_nest"):
             continue
-        group = inv.group(skel_key, with_children=not skel_key.endswith("container"))
+        group = inv.groups[skel_key]  # apply_skeleton made every container_skel group
         for host in host_groups.get(nest_host_group(skel_key), {}):
             nested = f"{host}_host_containers"
             if nested in inv.groups:
