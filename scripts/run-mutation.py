@@ -16,6 +16,8 @@ Exit status 1 if either fails, or if a listed mutant no longer survives (the
 list must stay true).
 
     scripts/run-mutation.py [--modules finalize validate] [--max-children N] [--resume]
+    scripts/run-mutation.py --only 'osa_inventory.generate.validate.x_check_config__mutmut_*'
+    scripts/run-mutation.py --stage /tmp/elsewhere ...   # a second stage, beside a running one
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGE = ROOT / ".mutation"
 PACKAGE = "osa_inventory"
 SCOPE = f"{PACKAGE}.generate"
 EQUIVALENTS = ROOT / "mutation" / "equivalent-mutants.txt"
@@ -39,29 +40,29 @@ DETECTED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeou
             255: "timeout"}
 
 
-def stage() -> None:
+def stage(where: Path) -> None:
     """A fresh stage folder with the sources under src/ and everything the tests read."""
-    if STAGE.exists():
-        shutil.rmtree(STAGE)
+    if where.exists():
+        shutil.rmtree(where)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "lib" / PACKAGE, STAGE / "src" / PACKAGE, ignore=ignore)
-    shutil.copytree(ROOT / "tests", STAGE / "tests", ignore=ignore)
-    shutil.copytree(ROOT / "playbooks" / "inventory" / "env.d", STAGE / "playbooks" / "inventory" / "env.d")
-    shutil.copy2(ROOT / "mutation" / "setup.cfg", STAGE / "setup.cfg")
+    shutil.copytree(ROOT / "lib" / PACKAGE, where / "src" / PACKAGE, ignore=ignore)
+    shutil.copytree(ROOT / "tests", where / "tests", ignore=ignore)
+    shutil.copytree(ROOT / "playbooks" / "inventory" / "env.d", where / "playbooks" / "inventory" / "env.d")
+    shutil.copy2(ROOT / "mutation" / "setup.cfg", where / "setup.cfg")
 
 
-def mutmut(*args: str) -> int:
+def mutmut(where: Path, *args: str) -> int:
     """Run mutmut from this interpreter's environment inside the stage."""
     exe = Path(sys.executable).with_name("mutmut")
     cmd = [str(exe) if exe.exists() else "mutmut", *args]
-    return subprocess.call(cmd, cwd=STAGE)
+    return subprocess.call(cmd, cwd=where)
 
 
-def results(modules: list[str]) -> tuple[dict[str, Counter], list[str]]:
+def results(where: Path, modules: list[str]) -> tuple[dict[str, Counter], list[str]]:
     """``{module: Counter(status)}`` and the undetected mutants' names, for the checked mutants of ``modules``."""
     out: dict[str, Counter] = {}
     undetected: list[str] = []
-    for meta in sorted((STAGE / "mutants" / "src" / PACKAGE / "generate").glob("*.py.meta")):
+    for meta in sorted((where / "mutants" / "src" / PACKAGE / "generate").glob("*.py.meta")):
         module = meta.name[: -len(".py.meta")]
         if modules and module not in modules:
             continue
@@ -89,7 +90,8 @@ def listed_equivalents() -> dict[str, str]:
     return out
 
 
-def report(per_module: dict[str, Counter], undetected: list[str], min_score: float, modules: list[str]) -> int:
+def report(per_module: dict[str, Counter], undetected: list[str], min_score: float, modules: list[str],
+           verdict: bool = True) -> int:
     """Print the table and the verdict; 0 if the run meets the bar."""
     equivalents = listed_equivalents()
     total: Counter = Counter()
@@ -107,6 +109,10 @@ def report(per_module: dict[str, Counter], undetected: list[str], min_score: flo
     score = 100.0 * detected / n if n else 0.0
     print(f"{'all':<12}{n:>9}{total['killed']:>8}{total['timeout']:>9}{total['survived']:>10}"
           f"{n - detected - total['survived']:>7}{score:>7.1f}%")
+    if not verdict:
+        for name in undetected:
+            print("undetected: " + name)
+        return 0
     failed = False
     unlisted = [name for name in undetected if name not in equivalents]
     if unlisted:
@@ -136,18 +142,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="only these modules of the generator (e.g. finalize validate); default: all")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--min-score", type=float, default=90.0)
+    parser.add_argument("--only", nargs="+", default=[], metavar="NAME",
+                        help="only these mutants (names or globs, as mutmut prints them); figures, no verdict")
+    parser.add_argument("--stage", type=Path, default=ROOT / ".mutation",
+                        help="the stage folder (default: .mutation/ in the project)")
     parser.add_argument("--resume", action="store_true",
-                        help="keep .mutation/ and mutmut's cached results from the previous run")
+                        help="keep the stage and mutmut's cached results from the previous run")
     args = parser.parse_args(argv)
-    if not (args.resume and STAGE.exists()):
-        stage()
-    names = [f"{SCOPE}.{m}.*" for m in args.modules]
-    status = mutmut("run", "--max-children", str(args.max_children), *names)
+    where = args.stage.resolve()
+    if not (args.resume and where.exists()):
+        stage(where)
+    names = args.only or [f"{SCOPE}.{m}.*" for m in args.modules]
+    status = mutmut(where, "run", "--max-children", str(args.max_children), *names)
     if status != 0:
         print(f"mutmut run failed with exit status {status}", file=sys.stderr)
         return 1
-    mutmut("export-cicd-stats")
-    return report(*results(args.modules), args.min_score, args.modules)
+    mutmut(where, "export-cicd-stats")
+    return report(*results(where, args.modules), args.min_score, args.modules, verdict=not args.only)
 
 
 if __name__ == "__main__":

@@ -92,3 +92,11 @@ def containers_of(inv: dict, host: str) -> list[str]:
 def load_json(path: str) -> dict:
     with open(path) as fh:
         return json.load(fh)
+
+
+def last_pass(skel, host_group: str) -> int:
+    """Where in the container pass the last entry fed by config group ``host_group`` is handled (-1: none)."""
+    feeds = host_group[: -len("_hosts")] + "_containers"
+    return max((i for i, key in enumerate(skel.container_order)
+                if feeds in (skel.container_skel[key].get("belongs_to") or ())
+                and skel.container_skel[key].get("contains")), default=-1)

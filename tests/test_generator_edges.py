@@ -12,7 +12,7 @@ import ipaddress
 
 import pytest
 
-from helpers import ENVIRONMENT, base_config, containers_of, write_config
+from helpers import ENVIRONMENT, base_config, containers_of, last_pass, write_config
 from osa_inventory.errors import ConfigError
 from osa_inventory.generate.addresses import AddressPool, build_pools, parse_used_ips
 from osa_inventory.generate.config import load_skeleton, load_user_config, read_yaml
@@ -436,12 +436,7 @@ def test_a_host_in_two_groups_feeding_one_type_gets_one_container(skel):
 
 def _last_group(skel, host: str, config: dict) -> str:
     """Of the config groups listing ``host``, the one whose container types are handled last."""
-    def last(group: str) -> int:
-        feeds = group[: -len("_hosts")] + "_containers"
-        return max((i for i, key in enumerate(skel.container_order)
-                    if feeds in (skel.container_skel[key].get("belongs_to") or ())
-                    and skel.container_skel[key].get("contains")), default=-1)
-    return max((g for g in config if g.endswith("_hosts") and host in config[g]), key=last)
+    return max((g for g in config if g.endswith("_hosts") and host in config[g]), key=lambda g: last_pass(skel, g))
 
 
 @pytest.mark.parametrize("which", ["first", "last"])

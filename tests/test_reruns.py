@@ -11,7 +11,7 @@ not against a snapshot. The rules, as :func:`expected_rerun` applies them:
 * identities persist: a container keeps its name and every address it had; new addresses are free
   addresses of their pool;
 * some things are rebuilt each run: ``all.vars``, ``lxc_hosts``, the network entries of bare-metal
-  hosts, a container's ``physical_host_addr``.
+  hosts, a container's ``physical_host_addr``, the top-level ``gateway``.
 
 Each test then spells out what must have changed for a deployer, so a rule that is wrong in the
 same way in both runs is still caught.
@@ -25,7 +25,7 @@ import json
 
 import pytest
 
-from helpers import ENVIRONMENT, base_config, containers_of, write_config
+from helpers import ENVIRONMENT, base_config, containers_of, last_pass, write_config
 from osa_inventory.generate.addresses import parse_used_ips
 from osa_inventory.generate.config import load_skeleton
 from osa_inventory.generate.pipeline import generate
@@ -90,6 +90,8 @@ def expected_rerun(before: dict, fresh: dict) -> tuple[dict, dict]:
     for name in set(hostvars(before)) | set(hostvars(fresh)):
         old, new = hostvars(before).get(name), hostvars(fresh).get(name)
         merged = {**(old or {}), **(new or {})}
+        if new is not None and "gateway" not in new:
+            merged.pop("gateway", None)  # rebuilt from the networks that bind the host
         if is_container(merged) and old is not None and new is not None:
             # Network entries come from the config, but entries of networks it dropped stay.
             merged["container_networks"] = {**old["container_networks"], **new["container_networks"]}
@@ -308,14 +310,6 @@ def test_host_moved_to_another_group_joins_it_and_keeps_its_past(skel):
     assert "compute1" in after["compute_hosts"]["hosts"] and "compute1" in after["nova_compute"]["hosts"]
 
 
-def last_pass(skel, host_group: str) -> int:
-    """When the container pass last handles a type fed by ``host_group`` (its place in the order)."""
-    feeds = host_group[: -len("_hosts")] + "_containers"
-    return max(i for i, key in enumerate(skel.container_order)
-               if feeds in (skel.container_skel[key].get("belongs_to") or ())
-               and skel.container_skel[key].get("contains"))
-
-
 def test_container_vars_of_a_host_in_several_groups(skel):
     config = base_config()
     config["shared_infra_hosts"]["infra1"]["container_vars"] = {"tier": "shared", "only_shared": 1}
@@ -330,6 +324,29 @@ def test_container_vars_of_a_host_in_several_groups(skel):
         v = hostvars(after)[name]
         assert (v["tier"], v["only_shared"], v["only_image"]) == (winner, 1, 2), name
     assert all("tier" not in hostvars(after)[n] for n in ["infra2"] + containers_of(after, "infra2"))
+
+
+def test_gateways_follow_the_networks_that_bind_each_host(skel):
+    config = base_config()
+    nets = config["global_overrides"]["provider_networks"]
+    nets[0]["network"]["gateway"] = "172.29.236.1"  # management: every host and container
+    before = generate(base_config(), skel)
+    after = check_rerun(before, config, skel)
+    assert {hv.get("gateway") for hv in hostvars(after).values()} == {"172.29.236.1"}
+    # A second network with a gateway, bound after the management one, wins where it binds.
+    nets[2]["network"]["gateway"] = "172.29.244.1"
+    again = check_rerun(after, config, skel)
+    storage_bound = set().union(*(again[g]["hosts"] for g in nets[2]["network"]["group_binds"]))
+    for name, hv in hostvars(again).items():
+        assert hv["gateway"] == ("172.29.244.1" if name in storage_bound else "172.29.236.1"), name
+    # Dropped from the config: the variable goes, except where the deployer sets it for a host.
+    config = base_config()
+    config["storage_hosts"]["storage1"]["host_vars"] = {"gateway": "172.29.236.254"}
+    config["shared_infra_hosts"]["infra2"]["container_vars"] = {"gateway": "172.29.236.253"}
+    last = check_rerun(again, config, skel)
+    own = {n: hv["gateway"] for n, hv in hostvars(last).items() if "gateway" in hv}
+    assert own == {"storage1": "172.29.236.254",
+                   **{n: "172.29.236.253" for n in ["infra2"] + containers_of(last, "infra2")}}
 
 
 # -- the environment (env.d) -----------------------------------------------------------------------
