@@ -263,6 +263,24 @@ def test_a_missing_plugin_folder_is_refused_when_someone_else_could_create_it(tm
     assert run_script(config_dir, ini=ini).returncode == 0  # a missing folder in a safe place is skipped
 
 
+def test_plugin_folders_are_checked_for_a_distributions_plugin_too(tmp_path, config_dir):
+    from test_entry_points import SAMPLE, add_distribution
+    env, marks = _marks(tmp_path)
+    site = tmp_path / "site"
+    add_distribution(site, "osa-sqlite", "2.3", {"sqlite_store": "osa_sqlite:Storage"},
+                     {"osa_sqlite": open(SAMPLE).read()})
+    open_folder = plugin_dir(tmp_path, {}, "open")
+    os.chmod(open_folder, 0o777)  # anyone could drop a sqlite_store.py here, which would win the next search
+    ini = ini_for(tmp_path, "sqlite_store", open_folder, "[sqlite_store]\ndatabase = inv.sqlite3\n")
+    env["PYTHONPATH"] = str(site)
+    line = assert_one_line_failure(run_script(config_dir, ini=ini, env=env), f"from {open_folder}:",
+                                   "writable by group or others")
+    assert not os.path.exists(os.path.join(config_dir, "inv.sqlite3"))
+    run_advice(line)
+    assert run_script(config_dir, ini=ini, env=env).returncode == 0
+    assert os.path.getsize(os.path.join(config_dir, "inv.sqlite3")) > 0
+
+
 def test_a_plugin_folder_that_is_a_file_is_refused(tmp_path, config_dir):
     not_a_folder = tmp_path / "plugins.txt"
     not_a_folder.write_text("")

@@ -78,13 +78,21 @@ def check_trusted(path: str) -> None:
     trust.check_path(path)
 
 
+def check_deployer_folders(settings: Settings) -> None:
+    """Refuse the run if any plugin_paths folder (or an ancestor) is not trusted (see :mod:`.trust`).
+
+    Every deployer folder counts, even one searched in vain or when the plugin
+    comes from a distribution: a file dropped there would win the next search.
+    The built-in folder is part of this program.
+    """
+    for folder in search_path(settings)[:-1]:
+        trust.check_folder(folder)
+
+
 def load_plugin_module(name: str, settings: Settings):
     """Import plugin ``name`` from the configured folders, after the safety checks."""
     folders = search_path(settings)
-    # Every deployer folder, even one searched in vain, could otherwise slip code in (a helper,
-    # a same-named plugin); the built-in folder is part of this program.
-    for folder in folders[:-1]:
-        trust.check_folder(folder)
+    check_deployer_folders(settings)
     found = _find_plugin_file(name, folders)
     if found is None:
         raise PluginError(
@@ -108,6 +116,7 @@ def load_plugin_module(name: str, settings: Settings):
 
 def plugin_class(name: str, settings: Settings):
     """The checked ``Storage`` class of plugin ``name``: from a plugin_paths folder, a distribution or built in."""
+    check_deployer_folders(settings)
     deployer = _find_plugin_file(name, search_path(settings)[:-1])
     builtin = _find_plugin_file(name, [BUILTIN_DIR])
     entry = discovery.find(name, deployer, None if deployer else builtin)
