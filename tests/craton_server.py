@@ -44,6 +44,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 import pytest
 
+from tls_certs import make_pki
+
 UNAUTHENTICATED = {"message": "The request could not be authenticated.", "status": 401}
 DROP = "craton_test.drop"
 MODIFYING = ("POST", "PUT", "DELETE")
@@ -1068,23 +1070,9 @@ def craton_server():
 
 
 def make_tls_files(folder: str) -> tuple[str, str, str]:
-    """(CA certificate, server certificate, server key) for 127.0.0.1, made with the openssl CLI."""
-    ca_key, ca_crt = os.path.join(folder, "ca.key"), os.path.join(folder, "ca.pem")
-    key, csr, crt = (os.path.join(folder, n) for n in ("server.key", "server.csr", "server.pem"))
-    ext = os.path.join(folder, "server.ext")
-    with open(ext, "w") as fh:
-        fh.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
-                 "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
-                 "authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n")
-    run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)  # noqa: E731
-    # Python 3.13+ verifies strictly (VERIFY_X509_STRICT): the CA needs key usage and basic constraints.
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca_crt, "-days", "2",
-        "-subj", "/CN=craton test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
-    run("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial", "-out", crt,
-        "-days", "2", "-extfile", ext)
-    return ca_crt, crt, key
+    """(CA certificate, server certificate, server key) for 127.0.0.1, strict-verifier clean."""
+    pki = make_pki(folder)
+    return pki["ca.pem"], pki["server.pem"], pki["server.key"]
 
 
 def tls_context(cert: str, key: str) -> ssl.SSLContext:

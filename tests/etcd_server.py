@@ -67,8 +67,9 @@ class EtcdMember:
     def __init__(self, name: str, cluster_token: str, folder: str, extra_args: Iterable[str] = (),
                  tls: dict[str, str] | None = None):
         self.name = name
-        # tls: {"ca", "server_cert", "server_key", "client_cert", "client_key"} file paths;
-        # the member then serves https and demands client certificates.
+        # tls: {"ca", "server_cert", "server_key", "client_cert", "client_key"} file paths
+        # (tests tls_certs.make_pki makes them); the member then serves https and demands
+        # client certificates.
         self.tls = tls
         self.client_port = free_port()
         self.peer_port = free_port()
@@ -89,7 +90,9 @@ class EtcdMember:
         """requests keyword arguments that reach this member (TLS files when it has TLS)."""
         if not self.tls:
             return {}
-        return {"verify": self.tls["ca"], "cert": (self.tls["client_cert"], self.tls["client_key"])}
+        # tls["verify"], when given, is the CA the test side trusts instead of tls["ca"].
+        return {"verify": self.tls.get("verify", self.tls["ca"]),
+                "cert": (self.tls["client_cert"], self.tls["client_key"])}
 
     @property
     def peer_url(self) -> str:
@@ -142,11 +145,22 @@ class EtcdMember:
         return self.proc is not None and self.proc.poll() is None
 
     def healthy(self) -> bool:
+        return self.probe()[0]
+
+    def probe(self) -> tuple[bool, str]:
+        """(healthy, why not): one /health request; a TLS failure's reason starts with "TLS"."""
         try:
             resp = requests.get(self.endpoint + "/health", timeout=1, **self.http_options)
-            return resp.status_code == 200 and resp.json().get("health") == "true"
-        except (requests.RequestException, ValueError):
-            return False
+        except requests.exceptions.SSLError as exc:
+            return False, f"TLS failure: {_innermost(exc)}"
+        except requests.RequestException as exc:
+            return False, f"{type(exc).__name__}: {_innermost(exc)}"
+        try:
+            health = resp.json().get("health")
+        except (ValueError, AttributeError):
+            return False, f"HTTP {resp.status_code} without a JSON object"
+        return (True, "") if resp.status_code == 200 and health == "true" else \
+            (False, f"HTTP {resp.status_code}, health {health!r}")
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -183,14 +197,15 @@ class EtcdCluster:
         """Start every member and wait until all are healthy.
 
         A port picked by free_port() can be taken by someone else before etcd binds it;
-        then the cluster is set up again on new ports (up to three times)."""
+        then the cluster is set up again on new ports (up to three times). Any other
+        failure is raised at once with its real cause."""
         for attempt in range(3):
             for member in self.members:
                 member.start()
             try:
                 self.wait_healthy(timeout)
                 return self
-            except RuntimeError:
+            except PortTaken:
                 for member in self.members:
                     member.kill()
                 if attempt == 2:
@@ -199,21 +214,38 @@ class EtcdCluster:
                     shutil.rmtree(member.data_dir, ignore_errors=True)
                     member.client_port, member.peer_port = free_port(), free_port()
                 self._set_initial_cluster()
+            except BaseException:
+                for member in self.members:
+                    member.kill()
+                raise
         return self
 
     def wait_healthy(self, timeout: float = 30.0, members: Iterable[EtcdMember] | None = None) -> None:
-        """Wait until every running member (or those given) answers /health with true."""
+        """Wait until every running member (or those given) answers /health with true.
+
+        Raises PortTaken when a member exited because its port was in use, and
+        RuntimeError naming the cause when a member exited otherwise, when the
+        connection fails for a reason waiting cannot cure (TLS), or at ``timeout``."""
         waiting = [m for m in (members or self.members) if m.running()]
+        last: dict[str, str] = {}
         deadline = time.monotonic() + timeout
         while waiting:
             for member in list(waiting):
                 if member.proc is not None and member.proc.poll() is not None:
-                    raise RuntimeError(f"etcd {member.name} exited with {member.proc.returncode}:\n"
-                                       f"{member.log_tail()}")
-                if member.healthy():
+                    log = member.log_tail()
+                    error = PortTaken if "address already in use" in log else RuntimeError
+                    raise error(f"etcd {member.name} exited with {member.proc.returncode}:\n{log}")
+                healthy, why = member.probe()
+                if healthy:
                     waiting.remove(member)
+                elif why.startswith("TLS"):
+                    raise RuntimeError(f"etcd {member.name} at {member.endpoint}: {why}")
+                else:
+                    last[member.name] = why
             if waiting and time.monotonic() > deadline:
-                raise RuntimeError(f"etcd {waiting[0].name} not healthy after {timeout} s:\n{waiting[0].log_tail()}")
+                name = waiting[0].name
+                raise RuntimeError(f"etcd {name} not healthy after {timeout} s (last answer: "
+                                   f"{last.get(name, 'none')}):\n{waiting[0].log_tail()}")
             if waiting:
                 time.sleep(0.05)
 
@@ -277,6 +309,23 @@ class EtcdCluster:
     def revision(self) -> int:
         data = self.post("/v3/kv/range", {"key": _b64(b"\0")})
         return int(data["header"]["revision"])
+
+
+class PortTaken(RuntimeError):
+    """An etcd member could not bind a port that free_port() had picked."""
+
+
+def _innermost(exc: BaseException) -> str:
+    """The message of the deepest cause under a requests error (the ssl or socket error)."""
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        nested = getattr(exc, "reason", None) or exc.__cause__ or exc.__context__ or \
+            next((a for a in exc.args if isinstance(a, BaseException)), None)
+        if not isinstance(nested, BaseException):
+            break
+        exc = nested
+    return " ".join(str(exc).split())
 
 
 def _b64(data: bytes) -> str:

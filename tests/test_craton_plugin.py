@@ -9,6 +9,7 @@ import math
 import os
 import re
 import stat
+import sys
 import time
 import warnings
 
@@ -23,6 +24,8 @@ from osa_inventory.errors import InventoryError, StorageError
 from osa_inventory.storage.loader import load_plugin_module, open_backend
 from osa_inventory.storage.settings import Settings, read_settings
 from plugin_contract import StorageContract, assert_same, awkward_values_inventory
+from tls_certs import legacy_ca, make_pki, reissue_ca_as_advised
+from osa_inventory.backends.tls import CA_EXTENSIONS
 
 PLUGIN = load_plugin_module("craton", Settings(path=None))
 SECRET = "s3cret-API-key-never-shown"
@@ -763,6 +766,39 @@ def test_tls_self_signed_needs_the_ca_bundle(tmp_path):
             warnings.simplefilter("always")
             assert_same(make(srv, fresh_dir(tmp_path, "insecure"), verify="false").load(), inventory)
         assert not [w for w in seen if "Insecure" in w.category.__name__]  # nothing printed on stderr
+    finally:
+        srv.stop()
+
+
+def test_a_ca_without_key_usage_is_one_line_naming_the_fix(tmp_path):
+    """Python 3.13 refuses a CA without keyUsage (VERIFY_X509_STRICT); older versions accept it.
+    Through the real script: one line on stderr, exit 1; then the advice, followed as printed."""
+    pki = make_pki(fresh_dir(tmp_path, "pki"))
+    legacy = legacy_ca(pki, str(tmp_path / "legacy-ca.pem"))
+    srv = CratonServer(ssl_context=tls_context(pki["server.pem"], pki["server.key"]), api_key=SECRET).start()
+    try:
+        config_dir = str(tmp_path / "deploy")
+        write_config(config_dir, base_config())
+        options = (f"[inventory]\nbackend = craton\n[craton]\nurl = {srv.url}\ncloud = e2e\nregion = e2e\n"
+                   f"project_id = {srv.project_id}\nusername = {srv.username}\ntimeout = 10\nretries = 0\n")
+        env = {"OSA_INVENTORY_CRATON_API_KEY": SECRET}
+        result = run_script(config_dir, "--list", ini=write_ini(str(tmp_path), options + f"verify = {legacy}\n"),
+                            env=env)
+        if sys.version_info < (3, 13):
+            assert result.returncode == 0 and result.stderr == "", result.stderr
+            assert "compute1" in json.loads(result.stdout)["_meta"]["hostvars"]
+            return
+        assert result.returncode == 1 and result.stdout == "", result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and SECRET not in result.stderr
+        assert (f"TLS connection to {srv.url} failed (certificate verify failed: CA cert does not include key "
+                f"usage extension); Python 3.13 verifies certificates strictly and the CA in [craton] verify = "
+                f"{legacy} lacks required extensions: re-issue the CA with {CA_EXTENSIONS}") in result.stderr
+        assert srv.app.counts() == {} and os.listdir(config_dir) == ["openstack_user_config.yml"]
+        fixed = reissue_ca_as_advised(pki, result.stderr, str(tmp_path / "fixed-ca.pem"))
+        repaired = run_script(config_dir, "--list", ini=write_ini(str(tmp_path), options + f"verify = {fixed}\n"),
+                              env=env)
+        assert repaired.returncode == 0 and repaired.stderr == "", repaired.stderr
+        assert set(srv.hosts()) == set(json.loads(repaired.stdout)["_meta"]["hostvars"])
     finally:
         srv.stop()
 

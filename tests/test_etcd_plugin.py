@@ -17,6 +17,8 @@ import pytest
 
 from etcd_server import EtcdCluster, build_inventory, etcd, free_port, skip_without_etcd
 from plugin_contract import StorageContract
+from tls_certs import legacy_ca, make_pki, reissue_ca_as_advised
+from osa_inventory.backends.tls import CA_EXTENSIONS
 from osa_inventory.errors import StorageError
 from osa_inventory.storage.loader import Backend, open_backend
 from osa_inventory.storage.settings import Settings
@@ -612,31 +614,16 @@ def test_auth_users_passwords_and_permissions(prefix):
         assert "other-pw" not in str(err.value)
 
 
-def _make_certs(folder: str) -> dict[str, str]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, made by openssl."""
-    def run(*args):
-        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-        "-days", "2", "-subj", "/CN=osa-test-ca")
-    for name, ext in (("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth"),
-                      ("client", "extendedKeyUsage=clientAuth")):
-        with open(os.path.join(folder, f"{name}.ext"), "w") as fh:
-            fh.write(ext + "\n")
-        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-            "-subj", f"/CN=osa-{name}")
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
-    return {n: os.path.join(folder, n) for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
+def _tls_cluster(certs: dict[str, str]) -> EtcdCluster:
+    return EtcdCluster(1, tls={"ca": certs["ca.pem"], "server_cert": certs["server.pem"],
+                               "server_key": certs["server.key"], "client_cert": certs["client.pem"],
+                               "client_key": certs["client.key"]})
 
 
 def test_tls_with_client_certificates(prefix, tmp_path):
     skip_without_etcd()
-    if not shutil.which("openssl"):
-        pytest.skip("openssl is needed to make test certificates")
-    certs = _make_certs(str(tmp_path))
-    tls = {"ca": certs["ca.pem"], "server_cert": certs["server.pem"], "server_key": certs["server.key"],
-           "client_cert": certs["client.pem"], "client_key": certs["client.key"]}
-    with EtcdCluster(1, tls=tls) as cluster:
+    certs = make_pki(str(tmp_path))
+    with _tls_cluster(certs) as cluster:
         https = cluster.endpoints_text
         assert https.startswith("https://")
         backend = open_etcd(https, prefix, ca_cert=certs["ca.pem"], cert=certs["client.pem"], key=certs["client.key"])
@@ -648,12 +635,41 @@ def test_tls_with_client_certificates(prefix, tmp_path):
         untrusted = open_etcd(https, prefix, timeout=3)
         with pytest.raises(StorageError) as err:
             untrusted.load()
-        assert "TLS failure (certificate verify failed)" in str(err.value) and https in str(err.value)
+        assert str(err.value) == (
+            f"storage backend etcd: no etcd endpoint completed TLS: {https}: TLS failure (certificate verify "
+            "failed: unable to get local issuer certificate); check the ca_cert, cert and key options")
 
         no_client_cert = open_etcd(https, prefix, timeout=3, ca_cert=certs["ca.pem"])
         with pytest.raises(StorageError) as err:
             no_client_cert.load()
         assert "TLS failure" in str(err.value) and "cert" in str(err.value)
+
+
+def test_a_ca_without_key_usage_is_one_line_naming_the_fix(prefix, tmp_path):
+    """Python 3.13 refuses a CA without keyUsage (VERIFY_X509_STRICT); older versions accept it."""
+    skip_without_etcd()
+    certs = make_pki(str(tmp_path))
+    legacy = legacy_ca(certs, str(tmp_path / "legacy-ca.pem"))
+    with _tls_cluster(certs) as cluster:
+        https = cluster.endpoints_text
+        backend = open_etcd(https, prefix, timeout=3, ca_cert=legacy, cert=certs["client.pem"],
+                            key=certs["client.key"])
+        if sys.version_info < (3, 13):
+            assert backend.load() is None
+            return
+        with pytest.raises(StorageError) as err:
+            backend.load()
+        message = str(err.value)
+        assert "\n" not in message and https in message
+        assert "TLS failure (certificate verify failed: CA cert does not include key usage extension)" in message
+        assert (f"the CA in ca_cert = {legacy} lacks required extensions: re-issue the CA with {CA_EXTENSIONS}"
+                in message)
+        # The advice, done as printed: the same key and name, the two extensions, ca_cert pointing at it.
+        fixed = reissue_ca_as_advised(certs, message, str(tmp_path / "fixed-ca.pem"))
+        repaired = open_etcd(https, prefix, ca_cert=fixed, cert=certs["client.pem"], key=certs["client.key"])
+        inventory = build_inventory(3)
+        repaired.write(inventory)
+        assert repaired.load() == inventory
 
 
 # -- options ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import sys
 
 import pytest
 
@@ -271,18 +272,23 @@ def test_a_python_without_the_requirements_uses_the_project_venv_or_says_what_is
     config_dir, ini = deploy
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OSA_", "PYTHON"))}
     env["OSA_INI"] = ini
-    if os.path.exists(os.path.join(ROOT, ".venv", "bin", "python")):
-        result = subprocess.run([python, SCRIPT, "--config", config_dir, "--list"],
-                                capture_output=True, text=True, env=env, timeout=120)
-        assert result.returncode == 0 and result.stderr == "", result.stderr
-        assert "galera" in json.loads(result.stdout)
-    # A copy of the code without a .venv next to it: one line naming what is missing.
+    # A copy of the code whose .venv is the environment running these tests (whichever
+    # Python version that is): the script re-executes itself there.
     copy = tmp_path / "copy"
     shutil.copytree(os.path.join(ROOT, "lib"), copy / "lib")
     shutil.copytree(os.path.join(ROOT, "playbooks"), copy / "playbooks")
     shutil.copy(os.path.join(ROOT, "requirements.txt"), copy / "requirements.txt")
-    script = [python, str(copy / "playbooks" / "inventory" / "dynamic_inventory.py"), "--config", config_dir, "--list"]
-    result = subprocess.run(script, capture_output=True, text=True, env=env, timeout=120)
+    copied_script = str(copy / "playbooks" / "inventory" / "dynamic_inventory.py")
+    if sys.prefix != sys.base_prefix:
+        os.symlink(sys.prefix, copy / ".venv")
+        result = subprocess.run([python, copied_script, "--config", config_dir, "--list"],
+                                capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+        assert "galera" in json.loads(result.stdout)
+        os.unlink(copy / ".venv")
+    # Without a .venv next to it: one line naming what is missing.
+    result = subprocess.run([python, copied_script, "--config", config_dir, "--list"],
+                            capture_output=True, text=True, env=env, timeout=120)
     assert_one_line_error(result, "is not installed for", "python3 -m venv", "requirements.txt")
 
 

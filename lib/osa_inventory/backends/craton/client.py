@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from ...errors import StorageError
+from ..tls import strict_ca_advice, tls_reason
 
 LOG = logging.getLogger(__name__)
 
@@ -171,9 +172,12 @@ class CratonClient:
         reason = _root_reason(exc)
         attempts = self.retries + 1
         if isinstance(exc, requests.exceptions.SSLError) or isinstance(reason, urllib3.exceptions.SSLError):
-            detail = _short(reason) or "certificate verification failed"
-            return (f"TLS connection to {self.url} failed ({detail}); set [craton] verify to the CA bundle "
-                    "that signed the server certificate (verify = false turns checking off, unsafe)")
+            detail = tls_reason(exc)
+            advice = strict_ca_advice(
+                detail, "[craton] verify", self.verify if isinstance(self.verify, str) else None) or (
+                "set [craton] verify to the CA bundle that signed the server certificate "
+                "(verify = false turns checking off, unsafe)")
+            return f"TLS connection to {self.url} failed ({detail}); {advice}"
         # NewConnectionError subclasses ConnectTimeoutError in urllib3: test it first.
         if isinstance(reason, urllib3.exceptions.NewConnectionError):
             why = "connection refused" if "refused" in str(reason).lower() else _short(reason)

@@ -24,6 +24,7 @@ import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from ...errors import StorageError
+from ..tls import strict_ca_advice, tls_reason
 
 # gRPC status codes the gateway puts in its error bodies.
 GRPC_NOT_FOUND = 5
@@ -229,6 +230,7 @@ class EtcdClient:
 
     def _call(self, path: str, body: dict, deadline: float, budget: float) -> dict:
         failures: dict[str, str] = {}
+        tls_failures: dict[str, str] = {}
         n = len(self.endpoints)
         for attempt in itertools.count():
             remaining = deadline - time.monotonic()
@@ -249,10 +251,17 @@ class EtcdClient:
                 answer = self._post(endpoint, path, body, (share, share))
             except _Unanswered as exc:
                 failures[endpoint] = exc.reason
+                if exc.tls:
+                    tls_failures[endpoint] = exc.reason
+                else:
+                    tls_failures.pop(endpoint, None)
                 continue
             self._current = index
             return answer
-        detail = "; ".join(f"{e}: {why}" for e, why in failures.items()) or "no time left"
+        if tls_failures and len(tls_failures) == len(failures):
+            # etcd is there but the handshake fails: where it runs is not the question.
+            raise EtcdUnavailable(f"no etcd endpoint completed TLS: {_grouped(tls_failures)}")
+        detail = _grouped(failures) or "no time left"
         within = f" within {budget:g} s" if time.monotonic() >= deadline else ""
         raise EtcdUnavailable(
             f"no etcd endpoint answered{within} ({detail}); check that etcd runs "
@@ -264,7 +273,9 @@ class EtcdClient:
         try:
             resp = self._session.post(endpoint + path, json=body, headers=headers, timeout=timeout)
         except requests.exceptions.SSLError as exc:
-            raise _Unanswered(f"TLS failure ({_tls_reason(exc)}); check the ca_cert, cert and key options") from None
+            reason = tls_reason(exc)
+            advice = strict_ca_advice(reason, "ca_cert", self.ca_cert) or "check the ca_cert, cert and key options"
+            raise _Unanswered(f"TLS failure ({reason}); {advice}", tls=True) from None
         except requests.exceptions.ConnectTimeout:
             raise _Unanswered("connection timed out") from None
         except requests.exceptions.Timeout:
@@ -388,10 +399,19 @@ class EtcdClient:
 class _Unanswered(Exception):
     """This endpoint gave no usable answer; try the next one."""
 
-    def __init__(self, reason: str, busy: bool = False):
+    def __init__(self, reason: str, busy: bool = False, tls: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.busy = busy
+        self.tls = tls
+
+
+def _grouped(failures: dict[str, str]) -> str:
+    """"url1, url2: reason; url3: other reason": endpoints failing alike are named together."""
+    by_reason: dict[str, list[str]] = {}
+    for endpoint, why in failures.items():
+        by_reason.setdefault(why, []).append(endpoint)
+    return "; ".join(f"{', '.join(endpoints)}: {why}" for why, endpoints in by_reason.items())
 
 
 def _any_busy(failures: dict[str, str]) -> bool:
@@ -420,15 +440,6 @@ def _connection_reason(exc: requests.exceptions.ConnectionError) -> str:
     if isinstance(inner, ConnectTimeoutError):
         return "connection timed out"
     return "connection lost"
-
-
-def _tls_reason(exc: requests.exceptions.SSLError) -> str:
-    text = str(exc)
-    for marker in ("certificate verify failed", "wrong version number", "certificate required",
-                   "unknown ca", "bad certificate", "hostname mismatch", "record layer failure"):
-        if marker in text.lower():
-            return marker
-    return "handshake failed"
 
 
 def _request_error(endpoint: str, path: str, code: int, message: str, username: str | None,
