@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Run the whole test suite on every supported Python version, a few at a time.
+
+    scripts/run-tests-pythons.py [--pythons 3.12,3.13] [--jobs N] [pytest arguments]
+
+Each version gets its own venv (.venv-py3.X in the project folder, or in
+$OSA_TEST_VENVS when set; made and filled by scripts/run-tests.sh) and its
+own pytest process; the suite's tests use temporary folders and free ports,
+so versions can run side by side. Each
+version's output is printed whole when it finishes (and kept in
+build/test-logs/), then one line per version, then a last line adding them
+up in pytest's words: "N passed, N failed, ... in S s". A version whose
+interpreter is missing, or whose run collected nothing or printed no summary,
+counts as an error: it is named, never skipped silently. Exit status 0 only
+when every version ran and passed.
+
+Interpreters are looked for as pyenv installs them ($PYENV_ROOT/versions/3.X.*,
+newest patch first), then as python3.X on PATH, /usr/local/bin and /usr/bin;
+the first one that reports the right version and can make a venv is used.
+Only the standard library is used here: this runs before any venv exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+SUPPORTED = ("3.10", "3.11", "3.12", "3.13")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOGS = os.path.join(ROOT, "build", "test-logs")
+# The counts pytest's summary line may carry, in the order it prints them.
+COUNTS = ("passed", "failed", "errors", "skipped", "xfailed", "xpassed", "deselected", "warnings")
+_SUMMARY = re.compile(r"^=*\s*((?:\d+ \w+(?:, )?)+) in ([\d.]+)s\b")
+
+
+def candidates(version: str) -> list[str]:
+    """Where an interpreter for ``version`` ("3.X") may be, most specific first."""
+    pyenv = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    installs = glob.glob(os.path.join(pyenv, "versions", f"{version}.*", "bin", f"python{version}"))
+    installs.sort(key=lambda path: _patch(path, version), reverse=True)
+    found = [shutil.which(f"python{version}"), f"/usr/local/bin/python{version}", f"/usr/bin/python{version}"]
+    seen: list[str] = []
+    for path in installs + found:
+        if path and path not in seen:
+            seen.append(path)
+    return seen
+
+
+def _patch(path: str, version: str) -> int:
+    match = re.search(re.escape(version) + r"\.(\d+)", path)
+    return int(match.group(1)) if match else -1
+
+
+def find_python(version: str) -> str | None:
+    """The first candidate that is ``version`` and can create a venv with pip, else None."""
+    probe = ("import sys, venv, ensurepip; "
+             "print('%d.%d' % sys.version_info[:2])")
+    for path in candidates(version):
+        if not os.access(path, os.X_OK):
+            continue
+        try:
+            out = subprocess.run([path, "-c", probe], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if out.returncode == 0 and out.stdout.strip() == version:
+            return path
+    return None
+
+
+def parse_summary(log: str) -> dict[str, int] | None:
+    """The counts of pytest's final summary line in ``log``, or None when there is none."""
+    for line in reversed(log.strip().splitlines()):
+        match = _SUMMARY.match(line.strip())
+        if match:
+            counts = dict.fromkeys(COUNTS, 0)
+            for number, word in re.findall(r"(\d+) (\w+)", match.group(1)):
+                word = {"error": "errors", "warning": "warnings"}.get(word, word)
+                if word in counts:
+                    counts[word] += int(number)
+            return counts
+    return None
+
+
+def summary_line(counts: dict[str, int], seconds: float) -> str:
+    """pytest's wording; passed and failed always, the other counts when not zero."""
+    parts = [f"{counts[word]} {word[:-1] if counts[word] == 1 and word in ('errors', 'warnings') else word}"
+             for word in COUNTS if word in ("passed", "failed") or counts.get(word)]
+    return f"{', '.join(parts)} in {seconds:.2f}s"
+
+
+class Run:
+    """The suite on one Python version, in its own process group."""
+
+    def __init__(self, version: str, python: str, pytest_args: list[str]):
+        self.version = version
+        self.python = python
+        self.log_path = os.path.join(LOGS, f"py{version}.log")
+        venvs = os.environ.get("OSA_TEST_VENVS") or ROOT
+        env = dict(os.environ, OSA_TEST_PYTHON=python, OSA_TEST_VENV=os.path.join(venvs, f".venv-py{version}"))
+        self._log = open(self.log_path, "w")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen([os.path.join(ROOT, "scripts", "run-tests.sh"), *pytest_args],
+                                     cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.seconds = 0.0
+
+    def done(self) -> bool:
+        if self.proc.poll() is None:
+            return False
+        self.seconds = time.monotonic() - self.started
+        self._log.close()
+        return True
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # its own group: pytest and what it started
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+
+    def output(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser.add_argument("--pythons", default=",".join(SUPPORTED),
+                        help=f"comma-separated versions to test (default {','.join(SUPPORTED)})")
+    parser.add_argument("--jobs", type=int, default=2, help="versions run at the same time (default 2)")
+    opts, pytest_args = parser.parse_known_args(argv)
+    versions = [v.strip() for v in opts.pythons.split(",") if v.strip()]
+    unknown = [v for v in versions if v not in SUPPORTED]
+    if unknown or not versions or opts.jobs < 1:
+        parser.error(f"--pythons takes some of {','.join(SUPPORTED)} and --jobs a number >= 1")
+    os.makedirs(LOGS, exist_ok=True)
+    started = time.monotonic()
+    totals = dict.fromkeys(COUNTS, 0)
+    lines: list[str] = []
+    waiting: list[tuple[str, str]] = []
+    for version in versions:
+        python = find_python(version)
+        if python is None:
+            totals["errors"] += 1
+            lines.append(f"Python {version}: MISSING, no interpreter in {', '.join(candidates(version))}; "
+                         f"install it (e.g. pyenv install {version}) or leave it out with --pythons")
+        else:
+            waiting.append((version, python))
+    running: list[Run] = []
+    try:
+        while waiting or running:
+            while waiting and len(running) < opts.jobs:
+                running.append(Run(*waiting.pop(0), pytest_args))
+            for run in [r for r in running if r.done()]:
+                running.remove(run)
+                lines.append(report(run, totals))
+            time.sleep(0.2)
+    except BaseException:
+        for run in running:
+            run.stop()
+        raise
+    for line in lines:
+        print(line)
+    ok = not (totals["failed"] or totals["errors"])
+    print(f"{summary_line(totals, time.monotonic() - started)} "
+          f"({'all' if ok else 'NOT all'} of Python {', '.join(versions)})", flush=True)
+    return 0 if ok else 1
+
+
+def report(run: Run, totals: dict[str, int]) -> str:
+    """Print one finished version's whole output; add its counts; return its one-line result."""
+    log = run.output()
+    print(f"===== Python {run.version} ({run.python}), exit status {run.proc.returncode} =====")
+    print(log.rstrip(), flush=True)
+    counts = parse_summary(log)
+    status = run.proc.returncode
+    label = f"Python {run.version}:"
+    if status == 5:  # pytest collected nothing: that tests nothing
+        totals["errors"] += 1
+        return f"{label} ERROR, no tests were collected"
+    if counts is None:
+        totals["errors"] += 1
+        return f"{label} ERROR, exit status {status} without a pytest summary (see {run.log_path})"
+    for word, number in counts.items():
+        totals[word] += number
+    line = f"{label} {summary_line(counts, run.seconds)}"
+    if status != 0 and not (counts["failed"] or counts["errors"]):
+        totals["errors"] += 1
+        return f"{line}; ERROR, exit status {status}"
+    return line
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,110 @@
+"""scripts/run-tests-pythons.py: every supported version is run or named, and the last line adds up."""
+
+from __future__ import annotations
+
+import configparser
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ROOT
+
+RUNNER = os.path.join(ROOT, "scripts", "run-tests-pythons.py")
+THIS = f"{sys.version_info[0]}.{sys.version_info[1]}"
+_SPEC = importlib.util.spec_from_file_location("run_tests_pythons", RUNNER)
+runner = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(runner)
+
+
+def run_runner(tmp_path, *args: str, pyenv_versions: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The runner in a world of our making: a pyenv root holding ``pyenv_versions``
+    ({"3.X.Y": interpreter}), nothing else on PATH, and this test's own venv as the venv of
+    this Python version (so nothing is installed)."""
+    pyenv = tmp_path / "pyenv"
+    for name, target in (pyenv_versions or {}).items():
+        short = ".".join(name.split(".")[:2])
+        folder = pyenv / "versions" / name / "bin"
+        folder.mkdir(parents=True)
+        os.symlink(target, folder / f"python{short}")
+    venvs = tmp_path / "venvs"
+    venvs.mkdir()
+    if sys.prefix != sys.base_prefix:
+        os.symlink(sys.prefix, venvs / f".venv-py{THIS}")
+    empty = tmp_path / "bin"
+    empty.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OSA_", "PYTEST"))}
+    env.update(PYENV_ROOT=str(pyenv), OSA_TEST_VENVS=str(venvs), PATH=f"{empty}:/usr/bin:/bin")
+    return subprocess.run([sys.executable, RUNNER, *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def _system_has(version: str) -> bool:
+    return any(os.path.exists(f"{d}/python{version}") for d in ("/usr/bin", "/usr/local/bin"))
+
+
+def test_this_version_runs_and_the_last_line_adds_up(tmp_path):
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("needs to run inside a venv, as scripts/run-tests.sh runs it")
+    real = os.path.realpath(sys.executable)
+    result = run_runner(tmp_path, "--pythons", THIS, "tests/test_tls_certs.py",
+                        "-k", "strict_verification_both_ways", pyenv_versions={f"{THIS}.99": real})
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert re.fullmatch(rf"Python {THIS}: 1 passed, 0 failed, 1 deselected in [\d.]+s", lines[-2]), lines
+    assert re.fullmatch(rf"1 passed, 0 failed, 1 deselected in [\d.]+s \(all of Python {THIS}\)", lines[-1])
+    assert f"===== Python {THIS} ({tmp_path}/pyenv/versions/{THIS}.99/bin/python{THIS}), exit status 0" \
+        in result.stdout
+
+
+def test_nothing_collected_is_a_failure(tmp_path):
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("needs to run inside a venv, as scripts/run-tests.sh runs it")
+    real = os.path.realpath(sys.executable)
+    result = run_runner(tmp_path, "--pythons", THIS, "tests/test_tls_certs.py", "-k", "no_test_is_named_so",
+                        pyenv_versions={f"{THIS}.99": real})
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert lines[-2] == f"Python {THIS}: ERROR, no tests were collected"
+    assert re.fullmatch(rf"0 passed, 0 failed, 1 error in [\d.]+s \(NOT all of Python {THIS}\)", lines[-1])
+
+
+@pytest.mark.parametrize("version", runner.SUPPORTED)
+def test_a_missing_interpreter_is_named_and_fails_the_run(tmp_path, version):
+    if _system_has(version):
+        pytest.skip(f"this machine has python{version} in /usr/bin or /usr/local/bin")
+    # A pyenv folder whose interpreter is another version: not taken for this one.
+    other = "3.10" if version != "3.10" else "3.11"
+    impostor = tmp_path / "impostor"
+    impostor.write_text(f"#!/bin/sh\necho {other}\n")
+    impostor.chmod(0o755)
+    result = run_runner(tmp_path, "--pythons", version, pyenv_versions={f"{version}.5": str(impostor)})
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith(f"Python {version}: MISSING, no interpreter in {tmp_path}/pyenv/versions/"
+                               f"{version}.5/bin/python{version}")
+    assert f"pyenv install {version}" in lines[0]
+    assert re.fullmatch(rf"0 passed, 0 failed, 1 error in [\d.]+s \(NOT all of Python {version}\)", lines[-1])
+
+
+def test_summary_lines_are_read_as_pytest_writes_them():
+    assert runner.parse_summary("...\n\n514 passed, 7 skipped in 178.25s (0:02:58)\n") == dict(
+        runner.parse_summary("= 0 passed in 1s ="), passed=514, skipped=7)
+    counts = runner.parse_summary("== 3 failed, 10 passed, 1 error, 2 warnings in 4.00s ==")
+    assert (counts["failed"], counts["passed"], counts["errors"], counts["warnings"]) == (3, 10, 1, 2)
+    assert runner.parse_summary("no tests ran in 0.01s") is None
+    assert runner.parse_summary("Traceback (most recent call last):\n  ...\nKeyError: 'x'") is None
+    assert runner.summary_line(dict(counts, passed=1), 2.5) == "1 passed, 3 failed, 1 error, 2 warnings in 2.50s"
+
+
+def test_tox_envs_and_the_readme_name_every_supported_version():
+    tox = configparser.ConfigParser()
+    tox.read(os.path.join(ROOT, "tox.ini"))
+    envs = {e.strip() for e in tox["tox"]["envlist"].split(",")}
+    assert {f"py{v.replace('.', '')}" for v in runner.SUPPORTED} <= envs
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
+        readme = fh.read()
+    named = ", ".join(runner.SUPPORTED[:-1]) + f" and {runner.SUPPORTED[-1]}"
+    assert f"Python {named}" in readme
