@@ -7,8 +7,7 @@ Each version gets its own venv (.venv-py3.X in the project folder, or in
 $OSA_TEST_VENVS when set; made and filled by scripts/run-tests.sh) and its
 own pytest process; the suite's tests use temporary folders and free ports,
 so versions can run side by side. Each
-version's output is printed whole when it finishes (and kept in
-build/test-logs/), then one line per version, then a last line adding them
+version's output is printed whole when it finishes, then one line per version, then a last line adding them
 up in pytest's words: "N passed, N failed, ... in S s". A version whose
 interpreter is missing, or whose run collected nothing or printed no summary,
 counts as an error: it is named, never skipped silently. Exit status 0 only
@@ -30,11 +29,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 SUPPORTED = ("3.10", "3.11", "3.12", "3.13")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOGS = os.path.join(ROOT, "build", "test-logs")
 # The counts pytest's summary line may carry, in the order it prints them.
 COUNTS = ("passed", "failed", "errors", "skipped", "xfailed", "xpassed", "deselected", "warnings")
 _SUMMARY = re.compile(r"^=*\s*((?:\d+ \w+(?:, )?)+) in ([\d.]+)s\b")
@@ -98,10 +97,10 @@ def summary_line(counts: dict[str, int], seconds: float) -> str:
 class Run:
     """The suite on one Python version, in its own process group."""
 
-    def __init__(self, version: str, python: str, pytest_args: list[str]):
+    def __init__(self, version: str, python: str, pytest_args: list[str], logs: str):
         self.version = version
         self.python = python
-        self.log_path = os.path.join(LOGS, f"py{version}.log")
+        self.log_path = os.path.join(logs, f"py{version}.log")
         venvs = os.environ.get("OSA_TEST_VENVS") or ROOT
         env = dict(os.environ, OSA_TEST_PYTHON=python, OSA_TEST_VENV=os.path.join(venvs, f".venv-py{version}"))
         self._log = open(self.log_path, "w")
@@ -143,7 +142,8 @@ def main(argv: list[str]) -> int:
     unknown = [v for v in versions if v not in SUPPORTED]
     if unknown or not versions or opts.jobs < 1:
         parser.error(f"--pythons takes some of {','.join(SUPPORTED)} and --jobs a number >= 1")
-    os.makedirs(LOGS, exist_ok=True)
+    # SIGTERM (a CI timeout) stops the runs too, through the cleanup below.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     started = time.monotonic()
     totals = dict.fromkeys(COUNTS, 0)
     lines: list[str] = []
@@ -157,18 +157,21 @@ def main(argv: list[str]) -> int:
         else:
             waiting.append((version, python))
     running: list[Run] = []
-    try:
-        while waiting or running:
-            while waiting and len(running) < opts.jobs:
-                running.append(Run(*waiting.pop(0), pytest_args))
-            for run in [r for r in running if r.done()]:
-                running.remove(run)
-                lines.append(report(run, totals))
-            time.sleep(0.2)
-    except BaseException:
-        for run in running:
-            run.stop()
-        raise
+    # Logs live only as long as this run: several runners (a test of this one among them)
+    # may work in one checkout at once.
+    with tempfile.TemporaryDirectory(prefix="osa-test-logs-") as logs:
+        try:
+            while waiting or running:
+                while waiting and len(running) < opts.jobs:
+                    running.append(Run(*waiting.pop(0), pytest_args, logs))
+                for run in [r for r in running if r.done()]:
+                    running.remove(run)
+                    lines.append(report(run, totals))
+                time.sleep(0.2)
+        except BaseException:
+            for run in running:
+                run.stop()
+            raise
     for line in lines:
         print(line)
     ok = not (totals["failed"] or totals["errors"])
@@ -190,7 +193,7 @@ def report(run: Run, totals: dict[str, int]) -> str:
         return f"{label} ERROR, no tests were collected"
     if counts is None:
         totals["errors"] += 1
-        return f"{label} ERROR, exit status {status} without a pytest summary (see {run.log_path})"
+        return f"{label} ERROR, exit status {status} without a pytest summary (its output is above)"
     for word, number in counts.items():
         totals[word] += number
     line = f"{label} {summary_line(counts, run.seconds)}"

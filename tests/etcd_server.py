@@ -231,14 +231,14 @@ class EtcdCluster:
         deadline = time.monotonic() + timeout
         while waiting:
             for member in list(waiting):
-                if member.proc is not None and member.proc.poll() is not None:
-                    log = member.log_tail()
-                    error = PortTaken if "address already in use" in log else RuntimeError
-                    raise error(f"etcd {member.name} exited with {member.proc.returncode}:\n{log}")
+                _raise_if_exited(member)
                 healthy, why = member.probe()
                 if healthy:
                     waiting.remove(member)
                 elif why.startswith("TLS"):
+                    # Unless our etcd lost its port and someone else answered there, waiting
+                    # will not help: give it a moment to exit, then say what failed.
+                    _raise_if_exited(member, grace=1.0)
                     raise RuntimeError(f"etcd {member.name} at {member.endpoint}: {why}")
                 else:
                     last[member.name] = why
@@ -313,6 +313,20 @@ class EtcdCluster:
 
 class PortTaken(RuntimeError):
     """An etcd member could not bind a port that free_port() had picked."""
+
+
+def _raise_if_exited(member: EtcdMember, grace: float = 0.0) -> None:
+    """PortTaken or RuntimeError (with its log) when ``member``'s process has exited,
+    waiting up to ``grace`` seconds for that."""
+    if member.proc is None:
+        return
+    try:
+        member.proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        return
+    log = member.log_tail()
+    error = PortTaken if "address already in use" in log else RuntimeError
+    raise error(f"etcd {member.name} exited with {member.proc.returncode}:\n{log}")
 
 
 def _innermost(exc: BaseException) -> str:

@@ -6,8 +6,10 @@ import configparser
 import importlib.util
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -21,7 +23,13 @@ _SPEC.loader.exec_module(runner)
 
 
 def run_runner(tmp_path, *args: str, pyenv_versions: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """The runner in a world of our making: a pyenv root holding ``pyenv_versions``
+    """The runner in a world of our making (see ``runner_world``), to its end."""
+    env = runner_world(tmp_path, pyenv_versions)
+    return subprocess.run([sys.executable, RUNNER, *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def runner_world(tmp_path, pyenv_versions: dict[str, str] | None) -> dict[str, str]:
+    """The environment for a runner that sees a pyenv root holding ``pyenv_versions``
     ({"3.X.Y": interpreter}), nothing else on PATH, and this test's own venv as the venv of
     this Python version (so nothing is installed)."""
     pyenv = tmp_path / "pyenv"
@@ -38,7 +46,7 @@ def run_runner(tmp_path, *args: str, pyenv_versions: dict[str, str] | None = Non
     empty.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OSA_", "PYTEST"))}
     env.update(PYENV_ROOT=str(pyenv), OSA_TEST_VENVS=str(venvs), PATH=f"{empty}:/usr/bin:/bin")
-    return subprocess.run([sys.executable, RUNNER, *args], capture_output=True, text=True, env=env, timeout=600)
+    return env
 
 
 def _system_has(version: str) -> bool:
@@ -69,6 +77,35 @@ def test_nothing_collected_is_a_failure(tmp_path):
     lines = result.stdout.strip().splitlines()
     assert lines[-2] == f"Python {THIS}: ERROR, no tests were collected"
     assert re.fullmatch(rf"0 passed, 0 failed, 1 error in [\d.]+s \(NOT all of Python {THIS}\)", lines[-1])
+
+
+def test_a_stopped_runner_stops_the_tests_it_started(tmp_path):
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("needs to run inside a venv, as scripts/run-tests.sh runs it")
+    pid_file = tmp_path / "pid"
+    slow = tmp_path / "test_slow.py"
+    slow.write_text("import os, time\n\ndef test_slow():\n"
+                    f"    open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n    time.sleep(300)\n")
+    env = runner_world(tmp_path, {f"{THIS}.99": os.path.realpath(sys.executable)})
+    proc = subprocess.Popen([sys.executable, RUNNER, "--pythons", THIS, str(slow)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        pytest_pid = int(pid_file.read_text())
+        proc.terminate()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM
+    with pytest.raises(ProcessLookupError):
+        for _ in range(100):  # the runner waited for it; allow the kernel a moment to reap
+            os.kill(pytest_pid, 0)
+            time.sleep(0.05)
 
 
 @pytest.mark.parametrize("version", runner.SUPPORTED)
