@@ -102,7 +102,12 @@ class Run:
         self.python = python
         self.log_path = os.path.join(logs, f"py{version}.log")
         venvs = os.environ.get("OSA_TEST_VENVS") or ROOT
-        env = dict(os.environ, OSA_TEST_PYTHON=python, OSA_TEST_VENV=os.path.join(venvs, f".venv-py{version}"))
+        # Each version's pytest gets its own temporary root: sessions sharing
+        # /tmp/pytest-of-USER trip over each other's clean-up.
+        temp_root = os.path.join(logs, f"tmp-py{version}")
+        os.mkdir(temp_root)
+        env = dict(os.environ, OSA_TEST_PYTHON=python, OSA_TEST_VENV=os.path.join(venvs, f".venv-py{version}"),
+                   PYTEST_DEBUG_TEMPROOT=temp_root)
         self._log = open(self.log_path, "w")
         self.started = time.monotonic()
         self.proc = subprocess.Popen([os.path.join(ROOT, "scripts", "run-tests.sh"), *pytest_args],
@@ -157,21 +162,23 @@ def main(argv: list[str]) -> int:
         else:
             waiting.append((version, python))
     running: list[Run] = []
-    # Logs live only as long as this run: several runners (a test of this one among them)
-    # may work in one checkout at once.
-    with tempfile.TemporaryDirectory(prefix="osa-test-logs-") as logs:
-        try:
-            while waiting or running:
-                while waiting and len(running) < opts.jobs:
-                    running.append(Run(*waiting.pop(0), pytest_args, logs))
-                for run in [r for r in running if r.done()]:
-                    running.remove(run)
-                    lines.append(report(run, totals))
-                time.sleep(0.2)
-        except BaseException:
-            for run in running:
-                run.stop()
-            raise
+    # Logs and the tests' temporary files live only as long as this run: several
+    # runners (a test of this one among them) may work in one checkout at once.
+    scratch = tempfile.mkdtemp(prefix="osa-test-runs-")
+    try:
+        while waiting or running:
+            while waiting and len(running) < opts.jobs:
+                running.append(Run(*waiting.pop(0), pytest_args, scratch))
+            for run in [r for r in running if r.done()]:
+                running.remove(run)
+                lines.append(report(run, totals))
+            time.sleep(0.2)
+    except BaseException:
+        for run in running:
+            run.stop()
+        raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     for line in lines:
         print(line)
     ok = not (totals["failed"] or totals["errors"])
