@@ -14,9 +14,18 @@ example=${1:-aio}
 out=${2:-inventory-out}
 src="$root/etc/openstack_deploy/$example"
 [ -d "$src" ] || { echo "ERROR: no example '$example'; choose one of: $(ls "$root/etc/openstack_deploy")" >&2; exit 1; }
-if [ ! -x "$root/.venv/bin/python" ]; then
-  python3 -m venv "$root/.venv" >&2
-  "$root/.venv/bin/pip" install -q -r "$root/requirements.txt" >&2
+# .venv/.requirements-installed marks a finished set-up. Runs started at once (the test
+# suite on several Pythons in a fresh clone) take turns through a lock on this script,
+# so none uses a .venv that another is still filling.
+if [ ! -f "$root/.venv/.requirements-installed" ]; then
+  exec 9<"$0"
+  if command -v flock >/dev/null 2>&1; then flock 9; fi
+  if [ ! -f "$root/.venv/.requirements-installed" ]; then
+    [ -x "$root/.venv/bin/python" ] || python3 -m venv "$root/.venv" >&2
+    "$root/.venv/bin/pip" install -q -r "$root/requirements.txt" >&2
+    touch "$root/.venv/.requirements-installed"
+  fi
+  exec 9<&-
 fi
 mkdir -p "$out"
 # Copy the example config in, file by file: what is missing is copied, what the

@@ -793,7 +793,9 @@ def test_a_ca_without_key_usage_is_one_line_naming_the_fix(tmp_path):
         assert (f"TLS connection to {srv.url} failed (certificate verify failed: CA cert does not include key "
                 f"usage extension); Python 3.13 verifies certificates strictly and the CA in [craton] verify = "
                 f"{legacy} lacks required extensions: re-issue the CA with {CA_EXTENSIONS}") in result.stderr
-        assert srv.app.counts() == {} and os.listdir(config_dir) == ["openstack_user_config.yml"]
+        # Nothing reached Craton, nothing was stored or cached (a warning may have gone to inventory.log).
+        assert srv.app.counts() == {}
+        assert set(os.listdir(config_dir)) - {"inventory.log"} == {"openstack_user_config.yml"}
         fixed = reissue_ca_as_advised(pki, result.stderr, str(tmp_path / "fixed-ca.pem"))
         repaired = run_script(config_dir, "--list", ini=write_ini(str(tmp_path), options + f"verify = {fixed}\n"),
                               env=env)
