@@ -27,8 +27,8 @@ from test_osa_wiring import ANSIBLE_INVENTORY, assert_wired_graph
 pytestmark = pytest.mark.slow
 
 EXAMPLE = os.path.join(ROOT, "etc", "openstack_deploy", "aio")
-COPY_IGNORE = shutil.ignore_patterns(".venv", ".git", "__pycache__", "build", "*.egg-info", "inventory-out",
-                                     ".tox", "dist")
+COPY_IGNORE = shutil.ignore_patterns(".venv", ".venv-py3.*", ".git", "__pycache__", "build", "*.egg-info",
+                                     "inventory-out", ".tox", "dist")
 
 
 def run(cmd: list[str], timeout: float = 600, **kw) -> subprocess.CompletedProcess:
