@@ -356,9 +356,10 @@ def test_restore_command_named_in_the_error_works(tmp_path, ini):
     with open(path, "w") as fh:
         fh.write("corrupt")
     message = run_script(config_dir, ini=ini).stderr
-    command = re.search(r"'scripts/inventory-manage\.py (--restore \S+)'", message)
+    command = re.search(r"'(\S+inventory-manage\.py) (--restore \S+)'", message)
     assert command, message
-    result = subprocess.run([sys.executable, MANAGE, "--config", config_dir, *shlex.split(command.group(1))],
+    assert command.group(1) == MANAGE  # from a checkout, the script by its full path
+    result = subprocess.run([sys.executable, command.group(1), "--config", config_dir, *shlex.split(command.group(2))],
                             capture_output=True, text=True, env=clean_env(ini), timeout=120)
     assert result.returncode == 0, result.stderr
     with open(path) as fh:

@@ -101,7 +101,7 @@ def test_truncated_archive_lists_and_restores_what_is_intact(tmp_path, ini):
     assert listing.returncode == 0, listing.stderr
     listed = [entry["version"] for entry in json.loads(listing.stdout)]
     intact = [re.match(r"openstack_inventory\.json-(.+)\.json$", name).group(1) for name, _ in kept[:2]]
-    assert listed == intact + ["current"]
+    assert listed[:-1] == intact and re.fullmatch(r"\d{8}_\d{6}(_\d\d)?", listed[-1]), listed
 
     restored = manage(config_dir, ini, "--restore", intact[0])
     assert restored.returncode == 0, restored.stderr
@@ -132,7 +132,7 @@ def test_corrupt_inventory_with_a_truncated_archive_names_a_restore_that_works(t
         fh.write("{")
     line = one_error_line(run_script(config_dir, ini=ini))
     assert "tar -xOf" not in line
-    command = re.search(r"'scripts/inventory-manage\.py (--restore \S+)'", line)
+    command = re.search(r"'\S*scripts/inventory-manage\.py (--restore \S+)'", line)
     result = manage(config_dir, ini, *command.group(1).split())
     assert result.returncode == 0, result.stderr
     with open(os.path.join(config_dir, INVENTORY)) as fh:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import textwrap
 
 import pytest
-from test_manage_support import FIXTURES, INVENTORY, Deployment, assert_one_line_error
+from etcd_server import etcd  # noqa: F401  (fixture)
+from test_manage_support import FIXTURES, INVENTORY, ROOT, Deployment, assert_one_line_error
 
 from osa_inventory.manage import versions
 
@@ -34,7 +36,8 @@ def history(d: Deployment, *extra: str) -> list[dict]:
 def test_history_lists_versions_with_what_changed(dep):
     listed = history(dep)
     assert len(listed) == 3
-    assert listed[-1]["version"] == "current"
+    assert [v["current"] for v in listed] == [False, False, True]
+    assert all(re.fullmatch(r"\d{8}_\d{6}(_\d\d)?", v["version"]) for v in listed), listed
     assert all(len(v["time"]) == 20 and v["time"].endswith("Z") for v in listed)
     assert listed[0]["summary"] == "oldest version kept"
     assert listed[1]["summary"].startswith("1 host(s) removed (compute1); ")
@@ -48,8 +51,8 @@ def test_diff_default_previous_and_current(dep):
     proc = dep.manage("--diff")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    first = history(dep)[1]["version"]
-    assert lines[:2] == [f"--- version {first}", "+++ version current"]
+    first, current = (v["version"] for v in history(dep)[1:])
+    assert lines[:2] == [f"--- version {first}", f"+++ version {current}"]
     galera = next(n for n in dep.v1["_meta"]["hostvars"] if "infra1-galera" in n)
     old = dep.v1["_meta"]["hostvars"][galera]
     assert f"~ host {galera}" in lines
@@ -67,7 +70,7 @@ def test_diff_between_two_named_versions_and_against_current(dep):
     assert "~ group nova_compute" in lines and "    - host compute1" in lines
     assert not any(line.startswith("~ host") for line in lines)
     data = json.loads(dep.manage("--diff", a, "--format", "json").stdout)
-    assert data["from"] == a and data["to"] == "current"
+    assert data["from"] == a and data["to"] == history(dep)[-1]["version"]
     assert data["changes"]["hosts_removed"] == ["compute1"]
     assert len(data["changes"]["readdressed"]) == 8
     same = dep.manage("--diff", "current", "current")
@@ -100,7 +103,7 @@ def test_restore_works_when_the_current_file_is_corrupt(dep):
     listing = dep.manage("-l")
     assert_one_line_error(listing, "is not valid JSON", f"--restore {newest}")
     listed = history(dep)
-    assert listed[-1]["version"] == "current" and listed[-1]["summary"].startswith("cannot be read")
+    assert not listed[-1]["current"] and listed[-1]["summary"].startswith("cannot be read")
     proc = dep.manage("--restore", newest)
     assert proc.returncode == 0, proc.stderr
     assert "could not be read" in proc.stdout
@@ -120,7 +123,7 @@ def test_file_with_another_name_keeps_its_backups_as_history(tmp_path):
     assert dep.manage("-f", str(path), "-r", "compute1", config=False).returncode == 0
     assert dep.manage("-f", str(path), "-d", "utility_all", config=False).returncode == 0
     listed = json.loads(dep.manage("-f", str(path), "--history", "--format", "json", config=False).stdout)
-    assert len(listed) == 3 and listed[-1]["version"] == "current"
+    assert len(listed) == 3 and [v["current"] for v in listed] == [False, False, True]
     assert listed[2]["summary"] == "1 group(s) removed (utility_all)"
     proc = dep.manage("-f", str(path), "--restore", listed[0]["version"], config=False)
     assert proc.returncode == 0, proc.stderr
@@ -180,3 +183,72 @@ def test_summaries_and_diff_lines_in_process():
                      '    + container_networks.m_address.address: "10.0.0.3"', "~ host b",
                      "    ~ y: [1] -> [2]", "+ group fresh: n", "- group gone", "~ group g",
                      "    + host n", "    - host b", "    - child c", "~ all", "    ~ vars.k: 1 -> 2"]
+
+
+SQLITE_SAMPLE = os.path.join(ROOT, "examples", "plugins", "sqlite_store.py")
+
+
+def deployment_on(kind: str, tmp_path, request) -> tuple[Deployment, tuple[str, ...]]:
+    """A deployment whose inventory lives on backend ``kind``, and the arguments that select it."""
+    dep = Deployment(str(tmp_path / "dep"))
+    if kind == "sqlite":
+        plugins = tmp_path / "plugins"
+        plugins.mkdir(mode=0o755)
+        shutil.copy(SQLITE_SAMPLE, plugins)
+        os.chmod(plugins / "sqlite_store.py", 0o644)
+        dep.write_ini(f"[inventory]\nbackend = sqlite_store\nplugin_paths = {plugins}\n")
+    elif kind == "etcd":
+        cluster = request.getfixturevalue("etcd")
+        dep.write_ini(f"[inventory]\nbackend = etcd\n[etcd]\nendpoints = {cluster.endpoints_text}\n"
+                      f"prefix = /versions/{request.node.name.replace('[', '_').replace(']', '')}\n")
+    dep.generate()
+    if kind == "file":
+        return dep, ("-f", dep.inventory_path.replace(INVENTORY, "inventory-copy.json"))
+    return dep, ()
+
+
+@pytest.mark.parametrize("kind", ["filesystem", "file", "sqlite", "etcd"])
+def test_history_means_the_same_on_every_backend(kind, tmp_path, request):
+    """Each version is named by its own id and dated when it was written; the newest one is current."""
+    dep, where = deployment_on(kind, tmp_path, request)
+    if kind == "file":
+        shutil.copy(dep.inventory_path, where[1])
+    for change in (("-r", "compute1"), ("--clear-ips",)):
+        assert dep.manage(*where, *change).returncode == 0
+    before = history(dep, *where)
+    assert len(before) == 3 and [v["current"] for v in before] == [False, False, True], before
+    assert len({v["version"] for v in before}) == len(before)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", v["time"]) for v in before)
+    assert [v["time"] for v in before] == sorted(v["time"] for v in before)
+    # One more change: every version keeps its name and time, and only the new one is current.
+    assert dep.manage(*where, "-d", "utility_all").returncode == 0
+    after = history(dep, *where)
+    assert [(v["version"], v["time"]) for v in after[:3]] == [(v["version"], v["time"]) for v in before]
+    assert [v["current"] for v in after] == [False, False, False, True]
+    assert after[-1]["summary"] == "1 group(s) removed (utility_all)"
+    # The name --history gave the current version reads that version, before and after it is archived.
+    current = before[-1]["version"]
+    lines = dep.manage(*where, "--diff", current, after[-1]["version"]).stdout.splitlines()
+    assert lines[:3] == [f"--- version {current}", f"+++ version {after[-1]['version']}", "- group utility_all"]
+    table = dep.manage(*where, "--history").stdout
+    rows = table.splitlines()[3:-1]  # below the header
+    assert "written (UTC)" in table and [r for r in rows if "| current |" in r] == [rows[-1]]
+
+
+def test_diff_with_one_version_explains_itself(tmp_path):
+    dep = Deployment(str(tmp_path))
+    none_yet = dep.manage("--diff")
+    assert none_yet.returncode == 0 and none_yet.stderr == ""
+    assert "holds no inventory yet" in none_yet.stdout and "first inventory run" in none_yet.stdout
+    dep.generate()
+    only = history(dep)
+    assert len(only) == 1 and only[0]["current"]
+    proc = dep.manage("--diff")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert f"holds one version so far ({only[0]['version']}, the current inventory)" in proc.stdout
+    data = json.loads(dep.manage("--diff", "--format", "json").stdout)
+    assert data["changes"] is None and "nothing to compare" in data["note"]
+    # As it says: a change adds a version, and --diff then shows it.
+    assert dep.manage("-r", "compute1").returncode == 0
+    assert "- host compute1" in dep.manage("--diff").stdout.splitlines()
+

@@ -31,10 +31,10 @@ import json
 import os
 import stat
 import tarfile
-import time
 from typing import ContextManager, Iterator
 
 from osa_inventory.errors import StorageError as StorageFailure
+from osa_inventory.resources import manage_command
 from osa_inventory.storage.options import number_option
 from osa_inventory.storage.safe_files import (TEMP_SUFFIX, Reentrant, atomic_write, flock_wait, owner_of,
                                               set_aside)
@@ -166,17 +166,30 @@ class Storage:
         return self._lock()
 
     def history(self) -> list[dict]:
-        """Earlier versions, oldest first, then the current file (version ``current``).
+        """Earlier versions, oldest first, then the current file.
 
-        Lists every version a damaged archive still holds intact."""
-        versions = [{"version": version_of(member.name), "time": _iso(member.mtime), "member": member.name}
-                    for member, _ in read_archive(self._file(self.backup_path)).members]
+        Each version is named and dated by when it was written
+        (``YYYYmmdd_HHMMSS``, ``_02``... within one second), the current file
+        too, under the name it keeps once a later write archives it. Lists
+        every version a damaged archive still holds intact."""
+        members = [member for member, _ in read_archive(self._file(self.backup_path)).members]
+        versions = [{"version": version_of(m.name), "time": _iso(m.mtime), "member": m.name} for m in members]
         if os.path.exists(self.inventory_path):
-            versions.append({"version": CURRENT, "time": _iso(os.stat(self.inventory_path).st_mtime)})
+            versions.append({"version": self._current_version(members),
+                             "time": _iso(os.stat(self.inventory_path).st_mtime)})
         return versions
 
+    def _current_version(self, members: list[tarfile.TarInfo]) -> str:
+        """The current file's version name: the archive name its write time will get."""
+        try:
+            written = os.stat(self.inventory_path).st_mtime
+        except OSError:
+            return CURRENT
+        return version_of(_backup_name({m.name for m in members}, written))
+
     def read_version(self, version: str) -> dict:
-        if version == CURRENT:
+        members = [member for member, _ in read_archive(self._file(self.backup_path)).members]
+        if version in (CURRENT, self._current_version(members)):
             data = self.load()
             if data is None:
                 raise StorageFailure(f"{self.inventory_path} does not exist")
@@ -271,7 +284,7 @@ class Storage:
             break
         if newest:
             hint = (f"the newest good backup is {newest} in {self.backup_path}; restore it with "
-                    f"'scripts/inventory-manage.py --restore {version_of(newest)}'")
+                    f"'{manage_command()} --restore {version_of(newest)}'")
             # tar stops with an error at the damage (after extracting): offer it only for a sound archive.
             if not archive.damage:
                 hint += f" or 'tar -xOf {self.backup_path} {newest} > {self.inventory_path}'"
@@ -284,8 +297,12 @@ class Storage:
 
         A damaged archive is set aside whole (what cannot be read may still be
         recovered by hand) and its readable versions carry over. The archive
-        is never readable by anyone the inventory is not readable by.
+        is never readable by anyone the inventory is not readable by. The
+        member is named and dated by when ``old_text`` was written (the
+        inventory file's mtime), so a version keeps its --history name
+        whether it is current or archived.
         """
+        written = os.stat(inventory_file).st_mtime
         path = self._file(self.backup_path)
         archive = read_archive(path)
         archive_mode = _mode_of(path, None)
@@ -294,10 +311,10 @@ class Storage:
             aside = set_aside(path, "corrupt", _stamp())
             os.chmod(aside, (archive_mode or 0) & inventory_mode)
         members = archive.members
-        name = _backup_name({m.name for m, _ in members})
+        name = _backup_name({m.name for m, _ in members}, written)
         info = tarfile.TarInfo(name)
         data = old_text.encode("utf-8")
-        info.size, info.mtime, info.mode = len(data), int(time.time()), inventory_mode
+        info.size, info.mtime, info.mode = len(data), int(written), inventory_mode
         members = (members + [(info, data)])[-self.keep:]
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
@@ -307,14 +324,14 @@ class Storage:
         atomic_write(path, buf.getvalue(), mode, owner_of(inventory_file))
 
 
-def _backup_name(kept: set[str]) -> str:
-    """A new member name, unique among ``kept``, sorting after every kept name of the same second.
+def _backup_name(kept: set[str], written: float) -> str:
+    """The member name of a version written at ``written``, unique among ``kept``.
 
     A second version within one second gets ``_02``, ``_03``...; counting on
     from the highest kept suffix (not the lowest free one) keeps name order
     equal to archive order even after pruning dropped the earlier ones.
     """
-    base = f"{MEMBER_PREFIX}{_stamp()}"
+    base = f"{MEMBER_PREFIX}{_stamp_of(written)}"
     highest = 0
     for name in kept:
         if name == base + ".json":
@@ -326,6 +343,11 @@ def _backup_name(kept: set[str]) -> str:
 
 def _stamp() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d_%H%M%S")
+
+
+def _stamp_of(written: float) -> str:
+    """``YYYYmmdd_HHMMSS`` (UTC) of a file's write time."""
+    return _dt.datetime.fromtimestamp(written, _dt.timezone.utc).strftime("%Y%m%d_%H%M%S")
 
 
 def _iso(ts: float) -> str:

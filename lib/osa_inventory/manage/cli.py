@@ -76,8 +76,8 @@ def build_parser(default_environment: str) -> argparse.ArgumentParser:
                       help="each group with the hosts and containers it holds, one per line "
                            "(every group that has any)")
     show.add_argument("-e", "--export", action="store_true",
-                      help='print {"hosts": {NAME: {"hostvars": ..., "groups": [...]}}, "all": <all.vars>} '
-                           "as JSON (re-importable with --import)")
+                      help='print {"hosts": {NAME: {"hostvars": ..., "groups": [...]}}, "all": <all.vars>, '
+                           '"groups": {GROUP: ...}} as JSON (--import gives back exactly this inventory)')
 
     change = p.add_argument_group(
         "changes (may be combined; made under the backend's lock and stored only if something changed)")
@@ -108,7 +108,8 @@ def build_parser(default_environment: str) -> argparse.ArgumentParser:
 
     past = p.add_argument_group("versions (backends that keep history)")
     past.add_argument("--history", action="store_true",
-                      help="list the stored versions with their time and what changed since the one before")
+                      help="list the stored versions, each named by its id and dated when it was written, "
+                           "the current one marked, with what changed since the one before")
     past.add_argument("--diff", metavar="VERSION", nargs="*",
                       help="show what changed: no version = previous vs current; A = A vs current; "
                            "A B = from A to B")
@@ -286,13 +287,16 @@ def _history(ctx: Context) -> str:
         return render_data([asdict(v) for v in rows], ctx.args.format)
     if not rows:
         return "no versions stored yet"
-    return render_table(("version", "time", "changes since the version before"),
-                        [(v.version, v.time, v.summary) for v in rows])
+    return render_table(("version", "written (UTC)", "current", "changes since the version before"),
+                        [(v.version, v.time, "current" if v.current else "", v.summary) for v in rows])
 
 
 def _diff(ctx: Context) -> str:
     backend = ctx.open_work()
-    a, b = versions.pick_pair(backend, ctx.args.diff)
+    pair = versions.pick_pair(backend, ctx.args.diff)
+    if isinstance(pair, str):
+        return pair if ctx.args.format == "table" else render_data({"changes": None, "note": pair}, ctx.args.format)
+    a, b = pair
     old, new = backend.read_version(a), backend.read_version(b)
     if ctx.args.format != "table":
         return render_data({"from": a, "to": b, "changes": asdict(versions.compare(old, new))}, ctx.args.format)

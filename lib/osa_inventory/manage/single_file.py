@@ -4,7 +4,8 @@ It follows the storage plugin contract so the rest of the tool treats it like
 any backend: ``load``/``write``, a re-entrant ``flock`` lock on
 the file's folder, and the backups as history. A save replaces the file
 atomically (temp file in the same folder, fsync, rename, fsync of the
-folder) after copying the previous content to ``FILE.YYYYmmdd_HHMMSS.bak``;
+folder) after copying the previous content to ``FILE.YYYYmmdd_HHMMSS.bak``, named
+and dated by when that content was written;
 the newest ``KEEP`` backups are kept.
 """
 
@@ -25,8 +26,8 @@ CURRENT = "current"
 LOCK_TIMEOUT = 300.0
 
 
-def _stamp() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d_%H%M%S")
+def _stamp(when: float) -> str:
+    return _dt.datetime.fromtimestamp(when, _dt.timezone.utc).strftime("%Y%m%d_%H%M%S")
 
 
 def _iso(ts: float) -> str:
@@ -124,27 +125,38 @@ class Storage:
         found.sort()
         return [(version, path) for _, version, path in found]
 
-    def _add_backup(self, data: bytes) -> None:
+    def _backup_version(self, written: float) -> str:
+        """The name a backup of a version written at ``written`` gets: its time, ``-2``... if taken."""
         existing = {v for v, _ in self._backups()}
-        version = _stamp()
+        version = _stamp(written)
         n = 1
         while version in existing:
             n += 1
-            version = f"{_stamp()}-{n}"
-        mode = os.stat(self.path).st_mode & 0o7777 if os.path.exists(self.path) else 0o644
-        atomic_write(f"{self.path}.{version}.bak", data, mode)
+            version = f"{_stamp(written)}-{n}"
+        return version
+
+    def _add_backup(self, data: bytes) -> None:
+        # Named and dated by when the file was written, so a version keeps its name and time
+        # in --history whether it is the file itself or a backup.
+        st = os.stat(self.path)
+        backup = f"{self.path}.{self._backup_version(st.st_mtime)}.bak"
+        atomic_write(backup, data, st.st_mode & 0o7777)
+        os.utime(backup, (st.st_mtime, st.st_mtime))
         for _, old in self._backups()[:-KEEP]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(old)
 
     def history(self) -> list[dict]:
+        """The backups, then the file itself; each named by when it was written, as its backup will be."""
         versions = [{"version": v, "time": _iso(os.stat(p).st_mtime)} for v, p in self._backups()]
         if os.path.exists(self.path):
-            versions.append({"version": CURRENT, "time": _iso(os.stat(self.path).st_mtime)})
+            written = os.stat(self.path).st_mtime
+            versions.append({"version": self._backup_version(written), "time": _iso(written)})
         return versions
 
     def read_version(self, version: str) -> dict:
-        if version == CURRENT:
+        if version == CURRENT or (os.path.exists(self.path)
+                                  and version == self._backup_version(os.stat(self.path).st_mtime)):
             data = self.load()
             if data is None:
                 raise StorageError(f"{self.path} does not exist")

@@ -155,43 +155,64 @@ def diff_lines(old: dict, new: dict) -> list[str]:
 
 @dataclass
 class Version:
-    """One entry of a backend's history, with what changed since the one before."""
+    """One entry of a backend's history, with what changed since the one before.
+
+    ``version`` is the backend's own id of that inventory and ``time`` when it
+    was written (UTC), on every backend; ``current`` marks the version that
+    is the stored inventory now.
+    """
 
     version: str
     time: str
     summary: str
+    current: bool = False
 
 
 def history(backend: Backend) -> list[Version]:
     """The backend's versions, oldest first, each summarised against the previous readable one."""
     out = []
     previous: dict | None = None
+    newest: dict | None = None
     for entry in backend.history():
         version = str(entry.get("version"))
         try:
             data = backend.read_version(version)
         except InventoryError as exc:
             out.append(Version(version, str(entry.get("time") or ""), f"cannot be read: {exc}"))
+            newest = None
             continue
         summary = "oldest version kept" if previous is None else compare(previous, data).summary()
         out.append(Version(version, str(entry.get("time") or ""), summary))
-        previous = data
+        previous = newest = data
+    if out and newest is not None:
+        # Marked by content, not by position: the newest kept version is the current inventory only
+        # if the store still holds it (not after the current one was damaged or replaced by hand).
+        try:
+            out[-1].current = backend.load() == newest
+        except InventoryError:
+            pass
     return out
 
 
-def pick_pair(backend: Backend, versions: list[str]) -> tuple[str, str]:
-    """``--diff`` arguments: none = previous vs current, A = A vs current, A B = those two."""
+def pick_pair(backend: Backend, versions: list[str]) -> tuple[str, str] | str:
+    """``--diff`` arguments: none = previous vs current, A = A vs current, A B = those two.
+
+    With nothing to compare (no version, or one), the explanation to print instead.
+    """
     if len(versions) > 2:
         raise InventoryError("--diff takes at most two versions: --diff [A [B]]")
     if len(versions) == 2:
         return versions[0], versions[1]
     listed = [str(e.get("version")) for e in backend.history()]
     if not listed:
-        raise InventoryError(f"{backend.describe()} has no versions yet")
+        return (f"{backend.describe()} holds no inventory yet, so there is nothing to compare; "
+                "the first inventory run stores one")
     if versions:
         return versions[0], listed[-1]
     if len(listed) < 2:
-        raise InventoryError(f"{backend.describe()} has only one version ({listed[0]}); nothing to compare")
+        return (f"{backend.describe()} holds one version so far ({listed[0]}, the current inventory), so there "
+                "is nothing to compare yet; each run or edit that changes the inventory adds a version, and "
+                "--diff then shows what changed")
     return listed[-2], listed[-1]
 
 
