@@ -139,7 +139,8 @@ def test_export_shape_and_content(small):
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     stored = small.stored()
-    assert set(data) == {"hosts", "all"}
+    assert set(data) == {"hosts", "all", "groups"}
+    assert data["groups"] == {g: v for g, v in stored.items() if g not in ("_meta", "all")}
     assert data["all"] == stored["all"]["vars"]
     assert set(data["hosts"]) == set(stored["_meta"]["hostvars"])
     for host, entry in data["hosts"].items():

@@ -95,27 +95,62 @@ def test_import_an_osa_file_into_an_empty_backend_takes_it_over_unchanged(tmp_pa
     assert same.returncode == 0 and "nothing was written" in same.stdout
 
 
-def test_export_then_import_rebuilds_an_equivalent_inventory(tmp_path):
+def test_export_then_import_then_a_run_gives_back_the_same_inventory(tmp_path):
     dep = Deployment(str(tmp_path / "a"))
     original = dep.generate()
     export = tmp_path / "export.json"
     export.write_text(dep.manage("-e").stdout)
+    assert set(json.loads(export.read_text())) == {"hosts", "all", "groups"}
 
     other = Deployment(str(tmp_path / "b"))
     proc = other.manage("--import", str(export))
     assert proc.returncode == 0, proc.stderr
-    assert "converted from an --export file" in proc.stdout
-    imported = other.stored()
-    assert imported["_meta"] == original["_meta"]
-    assert imported["all"] == original["all"]
+    assert "note:" not in proc.stdout
+    assert other.stored() == original  # exactly: no "children": [] added, members in their order
+    before = snapshot(other.inventory_path)
+    assert other.generate() == original
+    assert snapshot(other.inventory_path) == before, "the run after the import rewrote the inventory"
+
+
+def test_an_export_without_its_group_table_is_still_imported(tmp_path):
+    """OSA's exports have only hosts and all: the nesting comes back with the next run."""
+    dep = Deployment(str(tmp_path / "a"))
+    original = dep.generate()
+    data = json.loads(dep.manage("-e").stdout)
+    del data["groups"]
+    export = tmp_path / "osa-export.json"
+    export.write_text(json.dumps(data))
+    other = Deployment(str(tmp_path / "b"))
+    proc = other.manage("--import", str(export))
+    assert proc.returncode == 0, proc.stderr
+    assert "without its group table" in proc.stdout and "group nesting comes back with the next" in proc.stdout
+    assert other.stored()["_meta"] == original["_meta"]
     regenerated = other.generate()
-    assert regenerated["_meta"] == original["_meta"]
-    assert set(regenerated) == set(original)
+    assert regenerated["_meta"] == original["_meta"] and set(regenerated) == set(original)
     for group, value in original.items():
-        if group in ("_meta", "all"):
-            continue
-        assert set(regenerated[group].get("hosts", [])) == set(value["hosts"]), group
-        assert set(regenerated[group].get("children", [])) == set(value.get("children", [])), group
+        if group not in ("_meta", "all"):
+            assert set(regenerated[group].get("hosts", [])) == set(value["hosts"]), group
+            assert set(regenerated[group].get("children", [])) == set(value.get("children", [])), group
+
+
+def test_an_export_whose_two_group_lists_disagree_is_refused_and_the_advice_works(tmp_path):
+    dep = Deployment(str(tmp_path / "a"))
+    dep.generate()
+    data = json.loads(dep.manage("-e").stdout)
+    data["hosts"]["compute1"]["groups"].remove("compute_hosts")  # edited in one place only
+    export = tmp_path / "edited.json"
+    export.write_text(json.dumps(data))
+    other = Deployment(str(tmp_path / "b"))
+    proc = other.manage("--import", str(export))
+    assert_one_line_error(proc, str(export), "hosts.compute1.groups", "disagrees with the groups table",
+                          "delete the 'groups' key")
+    assert not os.path.exists(other.inventory_path)
+    del data["groups"]  # the advice, followed
+    export.write_text(json.dumps(data))
+    proc = other.manage("--import", str(export))
+    assert proc.returncode == 0, proc.stderr
+    member_of = {g for g, v in other.stored().items() if g != "_meta" and "compute1" in (v.get("hosts") or ())}
+    assert "compute_hosts" not in member_of and "compute_all" in member_of
 
 
 BAD_FILES = [

@@ -87,7 +87,7 @@ def import_file(path: str, target: Backend, reopen_target: Callable[[], Backend]
     A target that already holds a different inventory (or one it cannot
     read) is only replaced with ``force``.
     """
-    inventory, was_export = load_inventory_file(path)
+    inventory, lost_nesting = load_inventory_file(path)
     check_inventory(inventory, path)
     with target.lock():
         try:
@@ -101,6 +101,6 @@ def import_file(path: str, target: Backend, reopen_target: Callable[[], Backend]
                          "nothing was imported. Repeat with --force to replace it "
                          "(backends with history keep the old version)")
     _verify(reopen_target, inventory, "the read-back inventory differs from the file")
-    note = ("converted from an --export file; group nesting comes back with the next inventory run"
-            if was_export else "")
+    note = ("converted from an --export file without its group table (as OpenStack-Ansible writes them); "
+            "group nesting comes back with the next inventory run" if lost_nesting else "")
     return Transfer(written, *measure(inventory), note=note)

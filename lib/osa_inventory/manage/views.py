@@ -87,12 +87,18 @@ def hosts_per_group(inventory: dict) -> dict[str, list[str]]:
 
 
 def export(inventory: dict) -> dict:
-    """OSA's export shape: ``{"hosts": {h: {"hostvars": ..., "groups": [...]}}, "all": all.vars}``.
+    """OSA's export shape, ``{"hosts": {h: {"hostvars": ..., "groups": [...]}}, "all": all.vars}``,
+    plus ``"groups"``: every group exactly as stored.
 
-    Hosts that appear in groups but have no hostvars are left out, as they
+    Readers of OSA's shape find what they expect in ``hosts`` and ``all``;
+    ``groups`` keeps what the per-host view cannot (nesting, the order of
+    members, group variables, whether a group has ``children`` at all), so
+    ``--import`` gives back the very inventory that was exported. Hosts that
+    appear in groups but have no hostvars are left out of ``hosts``, as they
     are not hosts of the inventory.
     """
     per_host = groups_per_host(inventory)
     hosts = {name: {"hostvars": hv, "groups": per_host.get(name, [])}
              for name, hv in sorted(hostvars_of(inventory).items())}
-    return {"hosts": hosts, "all": (inventory.get(ALL) or {}).get("vars") or {}}
+    return {"hosts": hosts, "all": (inventory.get(ALL) or {}).get("vars") or {},
+            "groups": dict(sorted(groups_of(inventory).items()))}
