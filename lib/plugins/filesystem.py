@@ -172,29 +172,35 @@ class Storage:
         (``YYYYmmdd_HHMMSS``, ``_02``... within one second), the current file
         too, under the name it keeps once a later write archives it. Lists
         every version a damaged archive still holds intact."""
-        members = [member for member, _ in read_archive(self._file(self.backup_path)).members]
-        versions = [{"version": version_of(m.name), "time": _iso(m.mtime), "member": m.name} for m in members]
+        archive = read_archive(self._file(self.backup_path))
+        versions = [{"version": version_of(m.name), "time": _iso(m.mtime), "member": m.name}
+                    for m, _ in archive.members]
         if os.path.exists(self.inventory_path):
-            versions.append({"version": self._current_version(members),
+            versions.append({"version": self._current_version(archive),
                              "time": _iso(os.stat(self.inventory_path).st_mtime)})
         return versions
 
-    def _current_version(self, members: list[tarfile.TarInfo]) -> str:
-        """The current file's version name: the archive name its write time will get."""
+    def _current_version(self, archive: Archive) -> str:
+        """The current file's version name: the archive name its write time will get.
+
+        Behind a damaged archive that name cannot be known (it may be one of
+        the members lost), so the current file is then called ``current``.
+        """
         try:
             written = os.stat(self.inventory_path).st_mtime
         except OSError:
             return CURRENT
-        return version_of(_backup_name({m.name for m in members}, written))
+        if archive.damage:
+            return CURRENT
+        return version_of(_backup_name({m.name for m, _ in archive.members}, written))
 
     def read_version(self, version: str) -> dict:
-        members = [member for member, _ in read_archive(self._file(self.backup_path)).members]
-        if version in (CURRENT, self._current_version(members)):
+        archive = read_archive(self._file(self.backup_path))
+        if version in (CURRENT, self._current_version(archive)):
             data = self.load()
             if data is None:
                 raise StorageFailure(f"{self.inventory_path} does not exist")
             return data
-        archive = read_archive(self._file(self.backup_path))
         for member, data in archive.members:
             if version in (member.name, version_of(member.name)):
                 try:
