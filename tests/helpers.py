@@ -71,7 +71,7 @@ def write_ini(folder: str, text: str = "[inventory]\nbackend = filesystem\n") ->
 
 
 def run_script(config_dir: str | None, *args: str, ini: str | None = None, env: dict | None = None,
-               timeout: float = 120) -> subprocess.CompletedProcess:
+               timeout: float = 120, cwd: str | None = None) -> subprocess.CompletedProcess:
     """Run the real inventory script; ``--list`` unless other mode flags are given."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OSA_", "ANSIBLE_"))}
     if ini:
@@ -81,7 +81,7 @@ def run_script(config_dir: str | None, *args: str, ini: str | None = None, env: 
     if config_dir is not None:
         cmd += ["--config", config_dir]
     cmd += list(args) or ["--list"]
-    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout)
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd)
 
 
 def containers_of(inv: dict, host: str) -> list[str]:

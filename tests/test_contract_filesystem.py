@@ -131,7 +131,9 @@ def test_sqlite_sample_serves_the_real_script(tmp_path):
     second = run_script(str(config_dir), ini=ini)
     assert second.stdout == first.stdout
     storage = sqlite_store.Storage()
-    storage.register({"config_dir": str(config_dir), "database": "inv.sqlite3"})
+    # A relative path written in osa.ini is relative to osa.ini's folder, not the config folder.
+    storage.register({"config_dir": str(tmp_path), "database": "inv.sqlite3"})
+    assert not os.path.exists(config_dir / "inv.sqlite3")
     assert [v["version"] for v in storage.history()] == ["1"], "the unchanged run added a version"
     assert storage.load() == json.loads(first.stdout)
     assert not os.path.exists(config_dir / "openstack_inventory.json")

@@ -60,10 +60,15 @@ def test_percent_signs_are_kept_literally(tmp_path):
 
 
 def test_plugin_paths_split_on_commas_and_new_lines(tmp_path):
-    ini = write_ini(str(tmp_path), "[inventory]\nplugin_paths = /a, /b,,\n    /c\n\n    /d ,/e\n")
-    assert read_settings({"OSA_INI": ini}).plugin_paths == ["/a", "/b", "/c", "/d", "/e"]
-    env_first = read_settings({"OSA_INI": ini, "OSA_INVENTORY_PLUGIN_PATHS": "/x,/y"})
-    assert env_first.plugin_paths == ["/x", "/y", "/a", "/b", "/c", "/d", "/e"]
+    for name in "abcdexy":
+        (tmp_path / name).mkdir()
+    t = str(tmp_path)
+    ini = write_ini(t, f"[inventory]\nplugin_paths = {t}/a, {t}/b,,\n    {t}/c\n\n    d ,e\n")
+    # Relative folders are relative to osa.ini's folder, whatever the working directory.
+    expected = [f"{t}/{name}" for name in "abcde"]
+    assert read_settings({"OSA_INI": ini}).plugin_paths == expected
+    env_first = read_settings({"OSA_INI": ini, "OSA_INVENTORY_PLUGIN_PATHS": f"{t}/x,{t}/y"})
+    assert env_first.plugin_paths == [f"{t}/x", f"{t}/y"] + expected
     assert split_paths("") == [] and split_paths(" \n , ") == []
 
 

@@ -13,13 +13,16 @@ osa.ini and select it::
 Options (all optional; ``OSA_INVENTORY_SQLITE_STORE_<OPTION>`` overrides):
 
 ``database``
-    The SQLite file; relative paths are relative to the config folder.
-    Default: ``openstack_inventory.sqlite3`` in the config folder. Its folder
+    The SQLite file; a relative path is relative to osa.ini's folder when
+    written there, else to the config folder. Default: ``openstack_inventory.sqlite3`` in the config folder. Its folder
     must exist; the file is created on the first write.
 ``keep``
     How many versions to keep, the current one included; 0 keeps all (default 0).
 ``lock_timeout``
     Seconds to wait for another run's lock (default 300).
+
+The options are declared in ``OPTIONS``, so the loader refuses unknown
+ones and malformed values with one line before ``register`` runs.
 
 Every changed inventory is a new row of table ``versions``; the newest row
 is the current inventory. An identical write adds nothing. The lock is an
@@ -40,6 +43,13 @@ import time
 from typing import Iterator
 
 from osa_inventory.errors import StorageError
+from osa_inventory.storage.options import Option, declare, read_options
+
+OPTIONS = declare(
+    Option("database", "path", default="openstack_inventory.sqlite3", help="the SQLite file"),
+    Option("keep", "whole", default=0, minimum=0, help="versions to keep; 0 keeps all"),
+    Option("lock_timeout", "number", default=300.0, minimum=0, help="seconds to wait for another run's lock"),
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
@@ -63,11 +73,10 @@ class Storage:
 
     def register(self, args: dict) -> None:
         """Check the options; nothing is created until the first write."""
+        values = read_options(OPTIONS, args)
         config_dir = args.get("config_dir") or os.getcwd()
-        database = (args.get("database") or "").strip() or "openstack_inventory.sqlite3"
-        self.database = os.path.join(config_dir, os.path.expanduser(database))
-        self.keep = _whole_number(args, "keep", 0)
-        self.lock_timeout = float(_whole_number(args, "lock_timeout", 300))
+        self.database = os.path.join(config_dir, os.path.expanduser(values["database"]))
+        self.keep, self.lock_timeout = values["keep"], values["lock_timeout"]
         folder = os.path.dirname(self.database)
         if not os.path.isdir(folder):
             raise StorageError(f"folder {folder} of [sqlite_store] database does not exist; create it")
@@ -170,15 +179,6 @@ def _flock(fd: int, path: str, timeout: float) -> None:
             raise StorageError(f"another run has held {path} for over {timeout:.0f} s; "
                                "wait for it or raise [sqlite_store] lock_timeout")
         time.sleep(0.02)
-
-
-def _whole_number(args: dict, name: str, default: int) -> int:
-    raw = str(args.get(name) or "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise StorageError(f"[sqlite_store] {name} = {raw!r} is not a whole number >= 0")
-    return int(raw)
 
 
 def _now() -> str:

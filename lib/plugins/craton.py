@@ -16,6 +16,11 @@ Options (osa.ini section ``[craton]`` or ``OSA_INVENTORY_CRATON_<OPTION>``):
     Per request; idempotent requests are retried on connection errors, 429 and 5xx.
 ``cache_dir`` (default: the config folder), ``cache`` (default true)
     Local cache that makes an unchanged run cost one request.
+``create`` (default true)
+    Create the cloud and region when they do not exist.
+
+The options are declared in ``OPTIONS``; relative paths written in osa.ini
+are relative to its folder (the loader resolves them), others to the config folder.
 
 The mapping, the revision marker, the write protocol and what happens when a
 write is interrupted are described in ``docs/craton.md``.
@@ -40,7 +45,7 @@ from osa_inventory.backends.craton.cache import Cache
 from osa_inventory.backends.craton.client import CratonClient, CratonError
 from osa_inventory.errors import StorageError
 from osa_inventory.storage import watchdog
-from osa_inventory.storage.options import FALSE_WORDS, TRUE_WORDS, flag_option, number_option
+from osa_inventory.storage.options import Option, closest, declare, read_options
 
 LOG = logging.getLogger(__name__)
 
@@ -50,8 +55,22 @@ DEFAULT_LEASE = 600.0       # seconds a mark from another machine counts as aliv
 _UNSET = object()
 UUID_RE = re.compile(r"^(?:[0-9a-fA-F]{32}"
                      r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
-KNOWN_OPTIONS = {"url", "project_id", "username", "api_key", "token", "cloud", "region", "verify",
-                 "timeout", "retries", "backoff", "cache_dir", "cache", "create", "config_dir"}
+OPTIONS = declare(
+    Option("url", default="", help="API root; /v1 is added"),
+    Option("project_id", default="", help="project UUID (local auth)"),
+    Option("username", default="", help="user name (local auth)"),
+    Option("api_key", default="", secret=True, help="API key (local auth)"),
+    Option("token", default="", secret=True, help="a Keystone token instead of local auth"),
+    Option("cloud", default="", help="name of the cloud holding this deployment"),
+    Option("region", default="", help="name of the region holding this deployment"),
+    Option("verify", "flag_or_path", default=True, help="TLS: true, false or a CA bundle"),
+    Option("timeout", "number", default=30.0, minimum=0.001, help="seconds per request"),
+    Option("retries", "whole", default=3, minimum=0, help="extra attempts of idempotent requests"),
+    Option("backoff", "number", default=0.5, minimum=0.0, help="first back-off delay in seconds"),
+    Option("cache_dir", "path", default="", help="folder of the local cache"),
+    Option("cache", "flag", default=True, help="keep the local cache"),
+    Option("create", "flag", default=True, help="create the cloud and region when missing"),
+)
 FULL_LOAD_ATTEMPTS = 3
 
 
@@ -86,14 +105,15 @@ class Options:
 
 def parse_options(args: dict) -> Options:
     """Check ``register()`` arguments; every message names the option and never a secret's value."""
-    unknown = sorted(set(args) - KNOWN_OPTIONS)
+    unknown = sorted(set(args) - set(OPTIONS) - {"config_dir"})
     if unknown:
-        raise StorageError(f"unknown option(s) {', '.join(unknown)}; known: "
-                           f"{', '.join(sorted(KNOWN_OPTIONS - {'config_dir'}))}")
+        raise StorageError(f"unknown option {unknown[0]}{closest(unknown[0], OPTIONS)}; known: "
+                           f"{', '.join(sorted(OPTIONS))}")
     config_dir = str(args.get("config_dir") or "")
+    values = read_options(OPTIONS, args)
 
     def text(name: str) -> str:
-        return str(args.get(name) or "").strip()
+        return values[name]
 
     url = _check_url(text("url"))
     cloud, region = text("cloud"), text("region")
@@ -119,12 +139,9 @@ def parse_options(args: dict) -> Options:
         if not UUID_RE.match(opts.project_id):
             raise StorageError(f"option project_id = {opts.project_id!r} is not a project UUID "
                                "(32 hex digits, dashes allowed)")
-    opts.verify = _verify(text("verify"), config_dir)
-    opts.timeout = number_option(args, "timeout", 30.0, minimum=0.001)
-    opts.retries = int(number_option(args, "retries", 3, minimum=0, whole=True))
-    opts.backoff = number_option(args, "backoff", 0.5, minimum=0.0)
-    opts.cache = flag_option(args, "cache", True)
-    opts.create = flag_option(args, "create", True)
+    opts.verify = _verify(values["verify"], config_dir)
+    for name in ("timeout", "retries", "backoff", "cache", "create"):
+        setattr(opts, name, values[name])
     cache_dir = text("cache_dir") or config_dir
     if not cache_dir:
         raise StorageError("option cache_dir is not set and no config folder was given")
@@ -149,11 +166,9 @@ def _check_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
-def _verify(raw: str, config_dir: str) -> bool | str:
-    if not raw or raw.lower() in TRUE_WORDS:
-        return True
-    if raw.lower() in FALSE_WORDS:
-        return False
+def _verify(raw: bool | str, config_dir: str) -> bool | str:
+    if isinstance(raw, bool):
+        return raw
     path = os.path.join(config_dir, os.path.expanduser(raw))
     if not os.path.exists(path):
         raise StorageError(f"option verify = {raw!r}: no CA bundle at {path}; give true, false or an existing path")

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import ContextManager, Iterator
 
 from osa_inventory.errors import StorageError
-from osa_inventory.storage.options import number_option
+from osa_inventory.storage.options import Option, declare, read_options
 from osa_inventory.storage.safe_files import Reentrant
 from osa_inventory.backends.etcd.client import (GRPC_PERMISSION_DENIED, EtcdClient, EtcdCompacted, EtcdError,
                                                 EtcdFutureRevision, EtcdRequestError, check_endpoint, cmp_create,
@@ -60,6 +60,21 @@ from osa_inventory.backends.etcd.layout import (STAGING, STORED, Keys, PrefixSca
 FORMAT = 1
 DEFAULT_ENDPOINTS = "http://127.0.0.1:2379"
 DEFAULT_PREFIX = "/openstack-ansible/inventory/default"
+
+OPTIONS = declare(
+    Option("endpoints", default=DEFAULT_ENDPOINTS, help="client URLs of the members, comma separated"),
+    Option("prefix", default=DEFAULT_PREFIX, help="key prefix of this deployment"),
+    Option("deployment", default="", help="name of this deployment, stored at the prefix"),
+    Option("username", default="", help="etcd user"),
+    Option("password", default="", secret=True, help="etcd password"),
+    Option("ca_cert", "path", default="", help="CA bundle of the members' certificates"),
+    Option("cert", "path", default="", help="client certificate"),
+    Option("key", "path", default="", help="client certificate's key"),
+    Option("timeout", "number", default=10.0, minimum=0.1, help="seconds per request"),
+    Option("lock_ttl", "whole", default=60, minimum=2, help="seconds the lock outlives a dead run"),
+    Option("lock_timeout", "number", default=300.0, minimum=0, help="seconds to wait for another run's lock"),
+    Option("max_txn_ops", "whole", default=128, minimum=8, help="operations per transaction"),
+)
 CHUNK_BYTES = 512 * 1024          # etcd refuses requests over 1.5 MiB by default
 BATCH_BYTES = 1024 * 1024         # keys + values per transaction, below that limit
 PAGE_KEYS = 2000                  # keys per range read when loading
@@ -235,7 +250,8 @@ class Storage:
 
     def register(self, args: dict) -> None:
         """Check the options (see docs/etcd.md); nothing is sent to etcd yet."""
-        raw = args.get("endpoints") or DEFAULT_ENDPOINTS
+        values = read_options(OPTIONS, args)
+        raw = values["endpoints"]
         endpoints = []
         for item in raw.replace("\n", ",").split(","):
             if item.strip():
@@ -245,11 +261,11 @@ class Storage:
                     raise StorageError(f"option endpoints: {exc}") from None
         if not endpoints:
             raise StorageError("option endpoints is empty; give the client URLs of the etcd members")
-        prefix = (args.get("prefix") or DEFAULT_PREFIX).strip().rstrip("/")
+        prefix = values["prefix"].rstrip("/")
         if not prefix:
             raise StorageError("option prefix is empty; give a key prefix such as "
                                f"{DEFAULT_PREFIX}")
-        username, password = args.get("username") or None, args.get("password")
+        username, password = values["username"] or None, values["password"]
         if username and not password:
             raise StorageError("option username is set but password is not; set password "
                                "(or OSA_INVENTORY_ETCD_PASSWORD)")
@@ -259,11 +275,9 @@ class Storage:
         ca_cert, cert, key = (_file_option(args, name, config_dir) for name in ("ca_cert", "cert", "key"))
         if key and not cert:
             raise StorageError("option key is set but cert is not; set both for TLS client authentication")
-        self.deployment = check_name(args.get("deployment"))
-        self.timeout = number_option(args, "timeout", 10.0, minimum=0.1)
-        self.lock_ttl = int(number_option(args, "lock_ttl", 60, minimum=2, whole=True))
-        self.lock_timeout = number_option(args, "lock_timeout", 300.0, minimum=0)
-        self.max_txn_ops = int(number_option(args, "max_txn_ops", 128, minimum=8, whole=True))
+        self.deployment = check_name(values["deployment"])
+        self.timeout, self.lock_ttl = values["timeout"], values["lock_ttl"]
+        self.lock_timeout, self.max_txn_ops = values["lock_timeout"], values["max_txn_ops"]
         self.endpoints, self.prefix, self.keys = endpoints, prefix, Keys(prefix)
         self.client = EtcdClient(endpoints, self.timeout, username=username, password=password,
                                  ca_cert=ca_cert, cert=cert, key=key, scope=prefix + "/")

@@ -35,7 +35,7 @@ from typing import ContextManager, Iterator
 
 from osa_inventory.errors import StorageError as StorageFailure
 from osa_inventory.resources import manage_command
-from osa_inventory.storage.options import number_option
+from osa_inventory.storage.options import Option, declare, read_options
 from osa_inventory.storage.safe_files import (TEMP_SUFFIX, Reentrant, atomic_write, flock_wait, owner_of,
                                               set_aside)
 
@@ -44,6 +44,12 @@ BACKUP_NAME = "backup_openstack_inventory.tar"
 MEMBER_PREFIX = INVENTORY_NAME + "-"
 CURRENT = "current"
 LOCK_HINT = "wait for it to finish or raise [filesystem] lock_timeout"
+
+OPTIONS = declare(
+    Option("path", "path", default="", help="folder holding openstack_inventory.json"),
+    Option("backups", "whole", default=15, minimum=0, help="earlier versions the backup archive keeps"),
+    Option("lock_timeout", "number", default=300.0, minimum=0, help="seconds to wait for another run's lock"),
+)
 
 
 def dumps(inventory: dict) -> str:
@@ -106,14 +112,14 @@ class Storage:
     # -- contract ---------------------------------------------------------
 
     def register(self, args: dict) -> None:
-        path = (args.get("path") or "").strip()
+        values = read_options(OPTIONS, args)
+        path = values["path"]
         config_dir = args.get("config_dir") or ""
         if not path and not config_dir:
             raise StorageFailure("option 'path' is not set and no config folder was given")
         # A relative path is relative to the config folder, never to wherever Ansible was started.
         self.folder = os.path.abspath(os.path.join(config_dir, os.path.expanduser(path)))
-        self.keep = int(number_option(args, "backups", 15, minimum=0, whole=True))
-        self.lock_timeout = number_option(args, "lock_timeout", 300.0, minimum=0)
+        self.keep, self.lock_timeout = values["backups"], values["lock_timeout"]
         if not os.path.isdir(self.folder):
             raise StorageFailure(f"folder {self.folder} does not exist; create it or set [filesystem] path")
 

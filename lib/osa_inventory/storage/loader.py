@@ -27,10 +27,11 @@ from typing import Any, Iterator
 
 from pluginbase import PluginBase
 
-from ..errors import InventoryError, PluginError, StorageError, one_line
+from ..errors import InventoryError, PluginError, SettingsError, StorageError, one_line
 from ..resources import plugins_dir
 from . import discovery, plugin_import, trust, watchdog
-from .settings import Settings
+from .options import Declaration, closest, module_declaration
+from .settings import ENV_PREFIX, INVENTORY_OPTIONS, MAIN_SECTION, Settings, env_key
 from .watchdog import DEFAULT_TIMEOUT
 
 LOG = logging.getLogger(__name__)
@@ -278,23 +279,66 @@ class Backend:
             self._call("close", close)
 
 
+def available_plugins(settings: Settings) -> set[str]:
+    """Names of the plugins found in the search path (module files and package folders) or installed."""
+    names = {entry.name for entry in discovery.installed()}
+    for folder in search_path(settings):
+        with contextlib.suppress(OSError):
+            for entry in os.listdir(folder):
+                if entry.endswith(".py") and entry != "__init__.py":
+                    names.add(entry[:-3])
+                elif os.path.isfile(os.path.join(folder, entry, "__init__.py")):
+                    names.add(entry)
+    return names
+
+
+def check_sections(settings: Settings) -> None:
+    """Refuse sections that no plugin serves (``[inventry]``) and stray OSA_INVENTORY_* variables."""
+    plugins = available_plugins(settings)
+    known = plugins | set(settings.sections) | {MAIN_SECTION}
+    for section in settings.sections:
+        if section == MAIN_SECTION:
+            continue
+        plugin = settings.plugin_for(section)
+        if plugin not in plugins:
+            hint = closest(section, known - {section}) or closest(plugin, plugins)
+            raise SettingsError(
+                f"{settings.describe()}: section [{section}] names no storage plugin (no {plugin}.py in "
+                f"{', '.join(search_path(settings))}){hint}; rename the section, set its plugin option, "
+                "or add its folder to [inventory] plugin_paths")
+    main_vars = {env_key(name) for name in INVENTORY_OPTIONS}
+    prefixes = [env_key(name) + "_" for name in known - {MAIN_SECTION}]
+    for key in settings.environ:
+        if not key.startswith(ENV_PREFIX) or key in main_vars or any(key.startswith(p) for p in prefixes):
+            continue
+        raise SettingsError(
+            f"environment variable {key} sets no known option{closest(key, main_vars)}; "
+            f"use {env_key('<option>')} for [inventory] or {env_key('<section>', '<option>')} "
+            "for a section osa.ini defines or a plugin's name, or unset it")
+
+
 def open_backend(settings: Settings, config_dir: str, section: str | None = None) -> Backend:
     """Load, instantiate and register the backend of ``section`` (default: the configured one)."""
     # A section osa.ini does not define runs the plugin of that name with its defaults
     # (e.g. "filesystem"); a name that is neither is reported as an unknown plugin.
     section = section or settings.backend
+    check_sections(settings)
     plugin = settings.plugin_for(section)
     cls = plugin_class(plugin, settings)
+    # A class attribute OPTIONS (for plugins from distributions) or the module's.
+    declared = module_declaration(cls if hasattr(cls, "OPTIONS") else inspect.getmodule(cls))
     advice = f"raise [inventory] timeout in {settings.where_to_set()}"
     backend = Backend(section, plugin, None, settings.timeout, advice)
     backend.storage = backend._call("create its Storage()", cls)
-    backend.register(backend_args(settings, section, config_dir))
+    backend.register(backend_args(settings, section, config_dir, declared))
     return backend
 
 
-def backend_args(settings: Settings, section: str, config_dir: str) -> dict[str, str]:
-    """What ``Storage.register`` receives: the section's options plus ``config_dir``."""
-    args = {k: v for k, v in settings.options(section).items() if k != "plugin"}
+def backend_args(settings: Settings, section: str, config_dir: str,
+                 declared: Declaration | None = None) -> dict[str, str]:
+    """What ``Storage.register`` receives: the section's options (checked when declared) plus ``config_dir``."""
+    options = settings.options(section) if declared is None else settings.checked_options(section, declared)
+    args = {k: v for k, v in options.items() if k != "plugin"}
     # A section may set config_dir itself (the plugin contract allows it); otherwise the --config folder.
     args.setdefault("config_dir", os.path.abspath(config_dir))
     return args

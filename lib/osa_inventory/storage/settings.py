@@ -12,15 +12,19 @@ written to disk:
 * ``OSA_INVENTORY_PLUGIN_PATHS``: plugin folders, searched before the ones
   in the file;
 * ``OSA_INVENTORY_TIMEOUT``: seconds any one step of plugin code may take;
+* ``OSA_INVENTORY_<OPTION>``: any other option of ``[inventory]``;
 * ``OSA_INVENTORY_<SECTION>_<OPTION>``: any option of any section, e.g.
   ``OSA_INVENTORY_CRATON_API_KEY``.
+
+``[inventory]``'s own options are declared once, in :data:`INVENTORY_OPTIONS`
+(add an :class:`~.declare.Option` there to add one); unknown ones are refused.
+Relative paths written in the file are relative to the file's folder.
 """
 
 from __future__ import annotations
 
 import configparser
 import logging
-import math
 import os
 import re
 import stat
@@ -28,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from ..errors import SettingsError
+from .options import (FALSE_WORDS, PATH_KINDS, RESERVED, TRUE_WORDS, Declaration, Option, advice, closest,
+                      convert, declare, shown)
 from .watchdog import DEFAULT_TIMEOUT, MAX_TIMEOUT
 
 LOG = logging.getLogger(__name__)
@@ -37,6 +43,17 @@ DEFAULT_BACKEND = "filesystem"
 MAIN_SECTION = "inventory"
 ENV_PREFIX = "OSA_INVENTORY_"
 SECRET_WORDS = ("password", "token", "api_key", "secret")
+
+INVENTORY_OPTIONS: Declaration = declare(
+    Option("backend", default=DEFAULT_BACKEND,
+           help="the section (storage backend) that stores the inventory"),
+    Option("plugin_paths", "paths", default="",
+           help="folders searched for storage plugins before the built-in lib/plugins/"),
+    Option("timeout", "number", default=DEFAULT_TIMEOUT, minimum=0, above_minimum=True, maximum=MAX_TIMEOUT,
+           help="seconds any one step of plugin code may take"),
+    Option("unknown_host_groups", "choice", default="error", choices=("error", "warn"),
+           help="a *_hosts key of the user config that no env.d group defines: refuse it, or warn"),
+)
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -61,23 +78,80 @@ class Settings:
     timeout: float = DEFAULT_TIMEOUT
     sections: dict[str, dict[str, str]] = field(default_factory=dict)
     environ: Mapping[str, str] = field(default_factory=dict)
+    inventory: dict[str, object] = field(default_factory=dict)
+
+    def _env_options(self, section: str) -> dict[str, str]:
+        """``option: variable`` for the environment variables that set options of ``section``."""
+        prefix = env_key(section) + "_"
+        # OSA_INVENTORY_ETCD_PROD_PASSWORD belongs to [etcd_prod], not to [etcd] as prod_password.
+        longer = [env_key(other) + "_" for other in self.known_sections()
+                  if other != section and env_key(other).startswith(prefix.rstrip("_"))
+                  and len(env_key(other)) > len(prefix) - 1]
+        found = {}
+        for key in self.environ:
+            if key.startswith(prefix) and len(key) > len(prefix) and not any(
+                    key.startswith(other) for other in longer):
+                found[key[len(prefix):].lower()] = key
+        return found
+
+    def known_sections(self) -> set[str]:
+        """The sections osa.ini defines, plus the configured backend."""
+        return set(self.sections) | {self.backend}
 
     def options(self, section: str) -> dict[str, str]:
         """The options of ``section``: the file's, overridden by the environment."""
         opts = dict(self.sections.get(section, {}))
-        prefix = env_key(section) + "_"
-        for key, value in self.environ.items():
-            if key.startswith(prefix) and len(key) > len(prefix):
-                opts[key[len(prefix):].lower()] = value
+        for option, key in self._env_options(section).items():
+            opts[option] = self.environ[key]
         return opts
+
+    def source(self, section: str, option: str) -> str:
+        """Where ``[section] option`` comes from: its environment variable, or the file."""
+        variable = self._env_options(section).get(option)
+        if variable:
+            return f"environment variable {variable}"
+        return f"{self.describe()}: [{section}] {option}"
+
+    def checked_options(self, section: str, declared: Declaration) -> dict[str, str]:
+        """The section's options checked against a plugin's declaration, file paths made absolute.
+
+        Raises SettingsError naming the option, where it came from and what to do.
+        """
+        opts = self.options(section)
+        from_env = self._env_options(section)
+        for name, raw in opts.items():
+            option = declared.get(name)
+            where = self.source(section, name)
+            if option is None and name not in RESERVED:
+                raise SettingsError(
+                    f"{where}: unknown option of [{section}]{closest(name, declared)}; "
+                    f"known: {', '.join(sorted(declared)) or 'none'}")
+            if option is not None:
+                try:
+                    convert(option, raw)
+                except ValueError as exc:
+                    raise SettingsError(f"{where} = {shown(option, raw)} {exc}; {advice(option)}") from None
+            kind = option.kind if option is not None else ("path" if name == "config_dir" else "")
+            if kind in PATH_KINDS and name not in from_env:
+                opts[name] = self.resolve_paths(raw, kind)
+        return opts
+
+    def resolve_paths(self, raw: str, kind: str = "path") -> str:
+        """Relative paths written in osa.ini, made relative to the file's folder."""
+        if not self.path or kind == "flag_or_path" and raw.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+            return raw
+        base = os.path.dirname(os.path.abspath(self.path))
+        parts = split_paths(raw) if kind == "paths" else [raw.strip()]
+        resolved = [os.path.join(base, os.path.expanduser(p)) if p else p for p in parts]
+        return ",".join(resolved)
 
     def plugin_for(self, section: str) -> str:
         """The plugin module that serves ``section`` (its ``plugin`` option, else its name)."""
         name = self.options(section).get("plugin", section).strip()
         if not _PLAIN_NAME.match(name):
-            where = f"[{section}] plugin" if name != section else "the backend name"
+            where = self.source(section, "plugin") if name != section else "the backend name"
             raise SettingsError(
-                f"{self.describe()}: {where} {name!r} is not a plain module name; "
+                f"{where} {name!r} is not a plain module name; "
                 "use letters, digits and underscores only (e.g. 'filesystem')")
         return name
 
@@ -104,40 +178,66 @@ def read_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise SettingsError(f"{path}: cannot be parsed ({first}); fix the file's INI syntax") from None
         except OSError as exc:
             raise SettingsError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
-        _warn_if_secrets_exposed(path, parser)
     elif explicit:
         raise SettingsError(f"OSA_INI names {path}, which does not exist; create it or unset OSA_INI")
     else:
         path = None
 
     sections = {s: dict(parser.items(s)) for s in parser.sections()}
-    main = sections.get(MAIN_SECTION, {})
-    backend = (environ.get(env_key("backend")) or main.get("backend") or DEFAULT_BACKEND).strip()
-    paths = split_paths(environ.get(env_key("plugin_paths"), "")) + split_paths(main.get("plugin_paths", ""))
-    settings = Settings(path=path, backend=backend, plugin_paths=paths, sections=sections, environ=environ)
-    settings.timeout = _timeout(settings, environ.get(env_key("timeout")), main.get("timeout"))
-    if not _PLAIN_NAME.match(backend):
+    settings = Settings(path=path, sections=sections, environ=environ)
+    settings.inventory = _inventory_options(settings)
+    settings.backend = str(settings.inventory["backend"]).strip()
+    settings.timeout = float(settings.inventory["timeout"])
+    if not _PLAIN_NAME.match(settings.backend):
         raise SettingsError(
-            f"{settings.describe()}: backend {backend!r} is not a plain module name; "
-            "use letters, digits and underscores only (e.g. 'filesystem')")
+            f"{_inventory_source(settings, 'backend')}: backend {settings.backend!r} is not a plain module "
+            "name; use letters, digits and underscores only (e.g. 'filesystem')")
+    settings.plugin_paths = _plugin_paths(settings)
+    if path:
+        _warn_if_secrets_exposed(path, parser)
     return settings
 
 
-def _timeout(settings: Settings, from_env: str | None, from_file: str | None) -> float:
-    """``[inventory] timeout`` (or OSA_INVENTORY_TIMEOUT): seconds in (0, MAX_TIMEOUT]."""
-    raw = (from_env if from_env is not None else from_file or "").strip()
-    if not raw:
-        return DEFAULT_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not 0 < value <= MAX_TIMEOUT:  # also refuses NaN
-        where = env_key("timeout") if from_env is not None else f"{settings.describe()}: [inventory] timeout"
-        raise SettingsError(
-            f"{where} = {raw!r} is not a number of seconds above 0 and at most {MAX_TIMEOUT:g}; "
-            f"set it to e.g. {DEFAULT_TIMEOUT:g}")
-    return value
+def _inventory_source(settings: Settings, option: str) -> str:
+    if settings.environ.get(env_key(option)):
+        return f"environment variable {env_key(option)}"
+    return f"{settings.describe()}: [{MAIN_SECTION}] {option}"
+
+
+def _inventory_options(settings: Settings) -> dict[str, object]:
+    """[inventory]'s options, typed, the environment (OSA_INVENTORY_<OPTION>) first."""
+    main = settings.sections.get(MAIN_SECTION, {})
+    for name in main:
+        if name not in INVENTORY_OPTIONS:
+            raise SettingsError(
+                f"{settings.describe()}: unknown option [{MAIN_SECTION}] {name}"
+                f"{closest(name, INVENTORY_OPTIONS)}; known: {', '.join(sorted(INVENTORY_OPTIONS))}")
+    values: dict[str, object] = {}
+    for name, option in INVENTORY_OPTIONS.items():
+        raw = settings.environ.get(env_key(name)) or main.get(name, "")
+        try:
+            values[name] = convert(option, raw)
+        except ValueError as exc:
+            raise SettingsError(
+                f"{_inventory_source(settings, name)} = {shown(option, raw)} {exc}; {advice(option)}") from None
+    return values
+
+
+def _plugin_paths(settings: Settings) -> list[str]:
+    """Plugin folders, the environment's first; each must exist."""
+    env_var = env_key("plugin_paths")
+    main = settings.sections.get(MAIN_SECTION, {})
+    found = []
+    for where, raw in ((f"environment variable {env_var}", settings.environ.get(env_var, "")),
+                       (f"{settings.describe()}: [{MAIN_SECTION}] plugin_paths",
+                        settings.resolve_paths(main.get("plugin_paths", ""), "paths"))):
+        for folder in split_paths(raw):
+            folder = os.path.abspath(os.path.expanduser(folder))
+            if not os.path.isdir(folder):
+                raise SettingsError(f"{where}: plugin folder {folder} does not exist; "
+                                    "create it or remove it from plugin_paths")
+            found.append(folder)
+    return found
 
 
 def _warn_if_secrets_exposed(path: str, parser: configparser.ConfigParser) -> None:
