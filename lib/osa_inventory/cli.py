@@ -17,14 +17,14 @@ import sys
 import time
 from typing import Sequence
 
-from .errors import InventoryError, one_line
-from .generate.config import load_skeleton, load_user_config
+from .errors import ConfigErrors, InventoryError, one_line
+from .generate.config import Skeleton, config_signature, load_skeleton, load_user_config
 from .generate.pipeline import generate
 from .resources import environment_dir
 from .storage.loader import open_backend
 from .storage.settings import read_settings
 from .stdout_guard import stdout_for_result_only
-from .generate.validate import check_config
+from .generate.validate import config_problems
 
 LOG = logging.getLogger("osa_inventory")
 DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
@@ -64,6 +64,19 @@ def _setup_logging(config_dir: str, debug: bool) -> None:
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
+def _read_config(config_dir: str, environment: str, mode: str,
+                 every_problem: bool = False) -> tuple[dict, Skeleton, list[str]]:
+    """The user config and skeleton, checked; the warnings are logged and returned."""
+    config = load_user_config(config_dir)
+    skeleton = load_skeleton(environment, config_dir)
+    errors, warnings = config_problems(config, skeleton, mode)
+    if errors:
+        raise ConfigErrors(errors if every_problem else errors[:1])
+    for warning in warnings:
+        LOG.warning("%s", warning)
+    return config, skeleton, warnings
+
+
 def run(args: argparse.Namespace) -> str:
     """Do the work for parsed ``args`` and return what to print."""
     config_dir = os.path.abspath(args.config or default_config_dir())
@@ -71,23 +84,27 @@ def run(args: argparse.Namespace) -> str:
         raise InventoryError(f"config folder {config_dir} does not exist; pass --config DIR or set OSA_CONFIG_DIR")
     _setup_logging(config_dir, args.debug)
     started = time.perf_counter()
-    config = load_user_config(config_dir)
-    skeleton = load_skeleton(os.path.abspath(args.environment), config_dir)
-    check_config(config, skeleton)  # a bad config never touches storage
+    environment = os.path.abspath(args.environment)
     settings = read_settings()
+    mode = str(settings.inventory["unknown_host_groups"])
+    config, skeleton, warnings = _read_config(config_dir, environment, mode, every_problem=args.check)
+    signature = config_signature(config_dir, environment)  # a bad config never touches storage
     backend = open_backend(settings, config_dir)
     try:
         # Plugin calls that can fail come before anything is stored; describe() only when logged.
         where = backend.describe() if LOG.isEnabledFor(logging.DEBUG) else ""
         has_lock = backend.has_lock
         if args.check:
-            generate(config, skeleton, backend.load())
-            warning = backend.no_lock_warning()
-            return "Configuration ok!" + (f"\nWARNING: {warning}" if warning else "")
+            generate(config, skeleton, backend.load(), mode)
+            warnings.append(backend.no_lock_warning())
+            return "\n".join(["Configuration ok!"] + [f"WARNING: {w}" for w in warnings if w])
         with backend.lock():
             locked = time.perf_counter()
+            if config_signature(config_dir, environment) != signature:
+                # Changed while this run waited for the lock: store what the config says now.
+                config, skeleton, warnings = _read_config(config_dir, environment, mode)
             stored = backend.load()
-            inventory = generate(config, skeleton, stored)
+            inventory = generate(config, skeleton, stored, mode)
             # What is printed is fixed before the plugin sees the inventory (write() gets a copy).
             shown = inventory if args.host is None else inventory["_meta"]["hostvars"].get(args.host, {})
             output = json.dumps(shown, sort_keys=True)
@@ -113,7 +130,8 @@ def main(argv: Sequence[str] | None = None, default_environment: str | None = No
             output = run(args)
             emit(output + "\n")
     except InventoryError as exc:
-        print(f"ERROR: {one_line(exc)}", file=sys.stderr)
+        for line in getattr(exc, "lines", None) or [one_line(exc)]:
+            print(f"ERROR: {line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ERROR: interrupted; the stored inventory was not changed by this run", file=sys.stderr)

@@ -15,6 +15,14 @@ class ConfigError(InventoryError):
     """The deployment configuration (user config, conf.d, env.d) is wrong."""
 
 
+class ConfigErrors(ConfigError):
+    """Several config problems at once (``--check``), one line each in ``lines``."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__(lines[0] if lines else "")
+        self.lines = [" ".join(line.split()) for line in lines]
+
+
 class SettingsError(InventoryError):
     """osa.ini or an OSA_INVENTORY_* variable is wrong."""
 

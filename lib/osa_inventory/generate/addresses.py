@@ -127,7 +127,9 @@ class AddressPool:
                 continue
             self.reserve_range(value, value)
             self._cursor = value + 1
-            return str(ipaddress.ip_address(value))
+            # ip_address(2) would be 0.0.0.2 even in an IPv6 pool: build the pool's own version.
+            kind = ipaddress.IPv4Address if self.network.version == 4 else ipaddress.IPv6Address
+            return str(kind(value))
         raise ConfigError(
             f"cidr_networks.{self.queue} ({self.network}) has no free address left; "
             "widen the network or release addresses listed in used_ips")

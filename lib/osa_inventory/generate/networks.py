@@ -47,7 +47,9 @@ def assign_networks(inv: Inventory, config: dict, host_settings: dict[str, dict]
     Bare-metal entries are rebuilt from the config each run; container entries
     are refreshed from the config but keep the address they have.
     """
-    pools = build_pools(config.get("cidr_networks") or {}, config.get("used_ips") or [])
+    used = config.get("used_ips") or []
+    # One string is one entry (OSA iterates it character by character).
+    pools = build_pools(config.get("cidr_networks") or {}, [used] if isinstance(used, str) else used)
     reserved = list(_stored_addresses(inv))
     for settings in host_settings.values():
         reserved.append(settings.get("ip"))

@@ -19,14 +19,15 @@ from .skeleton import apply_skeleton
 from .validate import check_config
 
 
-def generate(config: dict, skeleton: Skeleton, stored: dict | None = None) -> dict:
+def generate(config: dict, skeleton: Skeleton, stored: dict | None = None, unknown_groups: str = "error") -> dict:
     """The inventory for ``config`` and ``skeleton``, starting from ``stored``.
 
     Names, addresses and memberships in ``stored`` are kept; the result for an
     unchanged config and an inventory this function produced is that same
-    inventory (so callers can skip the write).
+    inventory (so callers can skip the write). ``unknown_groups`` is
+    ``[inventory] unknown_host_groups``: ``warn`` lets unknown ``*_hosts`` keys through.
     """
-    check_config(config, skeleton)
+    check_config(config, skeleton, unknown_groups)
     inv = Inventory.from_json(stored)
     groups = config_host_groups(config)
     settings = host_settings(groups)

@@ -88,7 +88,28 @@ def container_cidr(config: dict) -> str | list[str] | None:
     return pods or None
 
 
-def check_config(config: dict, skeleton: Skeleton) -> None:
+def check_config(config: dict, skeleton: Skeleton, unknown_groups: str = "error") -> list[str]:
+    """Raise the first problem of :func:`config_problems`; return the warnings."""
+    errors, warnings = config_problems(config, skeleton, unknown_groups)
+    if errors:
+        raise ConfigError(errors[0])
+    return warnings
+
+
+def config_problems(config: dict, skeleton: Skeleton, unknown_groups: str = "error") -> tuple[list[str], list[str]]:
+    """``(errors, warnings)`` of the config, every one a line (``--check`` shows them all)."""
+    from .strict import all_problems  # strict builds on this module's helpers
+
+    errors = []
+    try:
+        _first_problem(config, skeleton)
+    except ConfigError as exc:
+        errors.append(str(exc))
+    more, warnings = all_problems(config, skeleton, unknown_groups)
+    return errors + more, warnings
+
+
+def _first_problem(config: dict, skeleton: Skeleton) -> None:
     """Every check of section 8 of the behaviour doc that needs only the config."""
     cidrs = config.get("cidr_networks")
     if not cidrs or not isinstance(cidrs, dict):
