@@ -161,7 +161,7 @@ BAD_FILES = [
     ("hostvar-str.json", '{"_meta": {"hostvars": {"h": "x"}}}', "_meta.hostvars.h is a str"),
     ("group-list.json", '{"_meta": {"hostvars": {}}, "web": ["h1"]}', "group web is a list"),
     ("group-hosts.json", '{"_meta": {"hostvars": {}}, "web": {"hosts": "h1"}}', "web.hosts must be a list"),
-    ("all-vars.json", '{"_meta": {"hostvars": {}}, "all": {"vars": [1]}}', "'all' must be a mapping"),
+    ("all-vars.json", '{"_meta": {"hostvars": {}}, "all": {"vars": [1]}}', "all.vars is a list, not a mapping"),
     ("export-bad.json", '{"hosts": {"h": {"hostvars": {}, "groups": "g"}}, "all": {}}', "hosts.h.groups"),
     ("config.yml", None, "is not valid JSON"),
 ]

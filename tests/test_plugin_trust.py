@@ -260,7 +260,11 @@ def test_a_missing_plugin_folder_is_refused_when_someone_else_could_create_it(tm
     ini = ini_for(tmp_path, "recorder", f"{missing},{trusted}", f"[recorder]\ntarget = {tmp_path / 'm.json'}\n")
     line = assert_one_line_failure(run_script(config_dir, ini=ini), f"from {missing}: its ancestor {open_parent}")
     run_advice(line)
-    assert run_script(config_dir, ini=ini).returncode == 0  # a missing folder in a safe place is skipped
+    # A missing folder in a safe place is still an error (it may be a typo), one line with the remedy.
+    line = assert_one_line_failure(run_script(config_dir, ini=ini), f"plugin folder {missing} does not exist",
+                                   "create it")
+    os.mkdir(missing, 0o755)
+    assert run_script(config_dir, ini=ini).returncode == 0
 
 
 def test_plugin_folders_are_checked_for_a_distributions_plugin_too(tmp_path, config_dir):

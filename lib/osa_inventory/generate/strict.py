@@ -45,13 +45,16 @@ def unknown_host_groups(config: dict, skeleton: Skeleton) -> list[str]:
     known = env_groups(skeleton)
     out = []
     # A key that holds hosts but does not end in "hosts" (shared_infra_host) is no group at all to OSA.
+    # Keys such as "_infra: &infra" only hold an anchor for later groups: only near-misses count.
+    host_groups = [g for g in known if g.endswith("hosts")]
     lookalikes = [k for k, v in config.items() if isinstance(k, str) and not k.endswith("hosts")
-                  and isinstance(v, dict) and any(isinstance(h, dict) and "ip" in h for h in v.values())]
+                  and isinstance(v, dict) and any(isinstance(h, dict) and "ip" in h for h in v.values())
+                  and (k.endswith("host") or difflib.get_close_matches(normalise_group(k), host_groups, 1, 0.85))]
     for key in host_group_keys(config) + lookalikes:
         if normalise_group(key) not in known:
             out.append(
                 f"{origin_of(config, key)}: {key} names no group of env.d, so its hosts would get no "
-                f"containers{_did_you_mean(normalise_group(key), (g for g in known if g.endswith('hosts')))} "
+                f"containers{_did_you_mean(normalise_group(key), host_groups)} "
                 "(declare a custom group in env.d, or set [inventory] unknown_host_groups = warn)")
     return out
 
@@ -100,9 +103,11 @@ def host_problems(config: dict) -> list[str]:
             affinity = settings.get("affinity")
             if isinstance(affinity, dict):
                 for kind, count in affinity.items():
-                    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_AFFINITY:
+                    # Counts that are not whole numbers are refused by containers.py with its own advice.
+                    if isinstance(count, int) and not isinstance(count, bool) and count > MAX_AFFINITY:
                         out.append(f"{where}: host {name}: affinity {kind}: {count!r} is not a whole number "
-                                   f"from 0 to {MAX_AFFINITY}")
+                                   f"from 0 to {MAX_AFFINITY}; no deployment runs that many containers "
+                                   "of a kind on one host")
     return out
 
 

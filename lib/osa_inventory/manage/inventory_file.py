@@ -12,9 +12,10 @@ import json
 from typing import Any
 
 from ..errors import InventoryError
+from ..storage.shape import NOT_INVENTORY, check_inventory, string_list
 from .views import ALL, META
 
-NOT_INVENTORY = "it is not an inventory written by OpenStack-Ansible, by this project or by --export"
+__all__ = ["check_inventory", "load_inventory_file", "read_json_file"]
 
 
 def read_json_file(path: str) -> Any:
@@ -39,41 +40,11 @@ def is_export(data: Any) -> bool:
             and all(isinstance(v, dict) and "hostvars" in v for v in data["hosts"].values()))
 
 
-def _string_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def check_inventory(data: Any, where: str) -> None:
-    """Raise one line naming ``where`` unless ``data`` is a well-formed Ansible inventory."""
-    if not isinstance(data, dict):
-        raise InventoryError(f"{where} holds a JSON {type(data).__name__}, not an object; {NOT_INVENTORY}")
-    meta = data.get(META)
-    if not isinstance(meta, dict) or not isinstance(meta.get("hostvars"), dict):
-        raise InventoryError(f"{where} has no _meta.hostvars mapping; {NOT_INVENTORY}")
-    for host, hv in meta["hostvars"].items():
-        if not isinstance(hv, dict):
-            raise InventoryError(
-                f"{where}: _meta.hostvars.{host} is a {type(hv).__name__}, not a mapping of variables")
-    all_group = data.get(ALL, {})
-    if not isinstance(all_group, dict) or not isinstance(all_group.get("vars", {}), dict):
-        raise InventoryError(f"{where}: 'all' must be a mapping whose 'vars' is a mapping")
-    for name, value in data.items():
-        if name in (META, ALL):
-            continue
-        if not isinstance(value, dict):
-            raise InventoryError(
-                f"{where}: group {name} is a {type(value).__name__}, not a mapping with 'hosts' "
-                f"(and 'children'); {NOT_INVENTORY}")
-        for key in ("hosts", "children"):
-            if key in value and not _string_list(value[key]):
-                raise InventoryError(f"{where}: {name}.{key} must be a list of names")
-
-
 def _check_export(data: dict, where: str) -> None:
     for host, entry in data["hosts"].items():
         if not isinstance(entry.get("hostvars"), dict):
             raise InventoryError(f"{where}: hosts.{host}.hostvars must be a mapping of variables")
-        if "groups" in entry and not _string_list(entry["groups"]):
+        if "groups" in entry and not string_list(entry["groups"]):
             raise InventoryError(f"{where}: hosts.{host}.groups must be a list of group names")
     if not isinstance(data.get("all", {}), dict):
         raise InventoryError(f"{where}: 'all' of an export must be the mapping of all.vars")
@@ -86,7 +57,7 @@ def _check_export(data: dict, where: str) -> None:
         table: dict[str, list[str]] = {host: [] for host in listed}
         for name, group in data["groups"].items():
             hosts = group.get("hosts") if isinstance(group, dict) else None
-            for host in hosts if _string_list(hosts) else ():
+            for host in hosts if string_list(hosts) else ():
                 if host in table:
                     table[host].append(name)
         for host in sorted(listed):

@@ -31,6 +31,7 @@ from ..errors import InventoryError, PluginError, SettingsError, StorageError, o
 from ..resources import plugins_dir
 from . import discovery, plugin_import, trust, watchdog
 from .options import Declaration, closest, module_declaration
+from .shape import check_inventory
 from .settings import ENV_PREFIX, INVENTORY_OPTIONS, MAIN_SECTION, Settings, env_key
 from .watchdog import DEFAULT_TIMEOUT
 
@@ -87,7 +88,11 @@ def check_deployer_folders(settings: Settings) -> None:
     The built-in folder is part of this program.
     """
     for folder in search_path(settings)[:-1]:
-        trust.check_folder(folder)
+        if not trust.check_folder(folder):
+            # Refused only now: a missing folder's ancestors must pass the trust rules first.
+            where = settings.plugin_path_sources.get(folder, "[inventory] plugin_paths")
+            raise SettingsError(f"{where}: plugin folder {folder} does not exist; "
+                                "create it or remove it from plugin_paths")
 
 
 def load_plugin_module(name: str, settings: Settings):
@@ -203,9 +208,14 @@ class Backend:
 
     def load(self) -> dict | None:
         data = self._call("load the inventory", self.storage.load)
-        if data is not None and not isinstance(data, dict):
-            raise StorageError(
-                f"storage backend {self.label} returned a {type(data).__name__} from load(), not a dict or None")
+        if data is None:
+            return None
+        try:
+            check_inventory(data, f"the inventory loaded from storage backend {self.label}")
+        except InventoryError as exc:
+            # Never rewritten: the next write would replace whatever the deployer could still recover.
+            raise StorageError(f"{one_line(exc)}; nothing was written: restore a good version "
+                               "(scripts/inventory-manage.py --history / --restore) or fix it") from None
         return data
 
     def write(self, inventory: dict, as_json: str | None = None) -> None:

@@ -79,6 +79,7 @@ class Settings:
     sections: dict[str, dict[str, str]] = field(default_factory=dict)
     environ: Mapping[str, str] = field(default_factory=dict)
     inventory: dict[str, object] = field(default_factory=dict)
+    plugin_path_sources: dict[str, str] = field(default_factory=dict)  # folder: where it was listed
 
     def _env_options(self, section: str) -> dict[str, str]:
         """``option: variable`` for the environment variables that set options of ``section``."""
@@ -224,7 +225,7 @@ def _inventory_options(settings: Settings) -> dict[str, object]:
 
 
 def _plugin_paths(settings: Settings) -> list[str]:
-    """Plugin folders, the environment's first; each must exist."""
+    """Plugin folders, the environment's first (the loader refuses missing ones, after its trust checks)."""
     env_var = env_key("plugin_paths")
     main = settings.sections.get(MAIN_SECTION, {})
     found = []
@@ -233,9 +234,7 @@ def _plugin_paths(settings: Settings) -> list[str]:
                         settings.resolve_paths(main.get("plugin_paths", ""), "paths"))):
         for folder in split_paths(raw):
             folder = os.path.abspath(os.path.expanduser(folder))
-            if not os.path.isdir(folder):
-                raise SettingsError(f"{where}: plugin folder {folder} does not exist; "
-                                    "create it or remove it from plugin_paths")
+            settings.plugin_path_sources.setdefault(folder, where)
             found.append(folder)
     return found
 

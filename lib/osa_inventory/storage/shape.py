@@ -1,0 +1,63 @@
+"""The shape every stored inventory must have, checked wherever one is read.
+
+Used by the inventory script's load path (every backend, through
+``Backend.load``), by ``inventory-manage --import`` and by the version
+readers, so an inventory of the wrong shape is one line naming where it came
+from, the place and the defect; it is never rewritten.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InventoryError
+
+META = "_meta"
+ALL = "all"
+NOT_INVENTORY = "it is not an inventory written by OpenStack-Ansible, by this project or by --export"
+
+
+def string_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def check_inventory(data: Any, where: str) -> None:
+    """Raise one line naming ``where`` unless ``data`` is a well-formed Ansible inventory.
+
+    Groups map to ``hosts``/``children`` lists of names and a ``vars``
+    mapping; ``all.vars`` and ``_meta.hostvars`` are mappings, each host's
+    variables a mapping, and its ``container_networks`` a mapping of mappings.
+    """
+    if not isinstance(data, dict):
+        raise InventoryError(f"{where} holds a JSON {_kind(data)}, not an object; {NOT_INVENTORY}")
+    meta = data.get(META)
+    if not isinstance(meta, dict) or not isinstance(meta.get("hostvars"), dict):
+        raise InventoryError(f"{where} has no _meta.hostvars mapping; {NOT_INVENTORY}")
+    for host, hv in meta["hostvars"].items():
+        if not isinstance(hv, dict):
+            raise InventoryError(f"{where}: _meta.hostvars.{host} is a {_kind(hv)}, not a mapping of variables")
+        networks = hv.get("container_networks")
+        if networks is not None and not (isinstance(networks, dict)
+                                         and all(isinstance(n, dict) for n in networks.values())):
+            raise InventoryError(
+                f"{where}: _meta.hostvars.{host}.container_networks must map network names to mappings")
+        properties = hv.get("properties")
+        if properties is not None and not isinstance(properties, dict):
+            raise InventoryError(f"{where}: _meta.hostvars.{host}.properties is a {_kind(properties)}, "
+                                 "not a mapping")
+    for name, value in data.items():
+        if name == META:
+            continue
+        if not isinstance(value, dict):
+            raise InventoryError(
+                f"{where}: group {name} is a {_kind(value)}, not a mapping with 'hosts' "
+                f"(and 'children'); {NOT_INVENTORY}")
+        for key in ("hosts", "children"):
+            if key in value and not string_list(value[key]):
+                raise InventoryError(f"{where}: {name}.{key} must be a list of names")
+        if not isinstance(value.get("vars", {}), dict):
+            raise InventoryError(f"{where}: {name}.vars is a {_kind(value['vars'])}, not a mapping of variables")

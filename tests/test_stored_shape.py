@@ -1,0 +1,96 @@
+"""A stored inventory of the wrong shape is one line, never rewritten, never imported.
+
+Through the real inventory script (filesystem backend, and a plugin that
+returns what it finds in a file, standing for any backend) and the real
+``inventory-manage.py --import``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from helpers import ROOT, run_script, write_ini
+
+FIXTURE_CONFIG = os.path.join(ROOT, "tests", "fixtures", "small_config")
+MANAGE = os.path.join(ROOT, "scripts", "inventory-manage.py")
+INVENTORY = "openstack_inventory.json"
+
+BROKEN = [
+    ([1, 2], "a JSON"),
+    ({"all": {"vars": {}}}, "no _meta.hostvars mapping"),
+    ({"_meta": {"hostvars": []}}, "no _meta.hostvars mapping"),
+    ({"_meta": {"hostvars": {"h1": "x"}}}, "_meta.hostvars.h1 is a str"),
+    ({"_meta": {"hostvars": {"h1": {"container_networks": {"mgmt": "10.0.0.1"}}}}},
+     "_meta.hostvars.h1.container_networks must map network names to mappings"),
+    ({"_meta": {"hostvars": {"h1": {"container_networks": ["x"]}}}}, "container_networks"),
+    ({"_meta": {"hostvars": {"h1": {"properties": 3}}}}, "_meta.hostvars.h1.properties is a int"),
+    ({"_meta": {"hostvars": {}}, "compute_hosts": ["h1"]}, "group compute_hosts is a list"),
+    ({"_meta": {"hostvars": {}}, "compute_hosts": {"hosts": "h1"}}, "compute_hosts.hosts must be a list"),
+    ({"_meta": {"hostvars": {}}, "compute_hosts": {"hosts": [1]}}, "compute_hosts.hosts must be a list"),
+    ({"_meta": {"hostvars": {}}, "g": {"children": [None]}}, "g.children must be a list"),
+    ({"_meta": {"hostvars": {}}, "all": {"vars": []}}, "all.vars is a list"),
+    ({"_meta": {"hostvars": {}}, "all": None}, "group all is a null"),
+]
+
+
+@pytest.fixture
+def config_dir(tmp_path) -> str:
+    folder = tmp_path / "config"
+    shutil.copytree(FIXTURE_CONFIG, folder)
+    return str(folder)
+
+
+def one_line(result, *words: str) -> str:
+    assert result.returncode == 1 and result.stdout == "", (result.stdout[:200], result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ERROR: "), result.stderr
+    assert "unexpected" not in lines[0] and "please report" not in lines[0]
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
+@pytest.mark.parametrize("data, words", BROKEN)
+def test_filesystem_store_of_wrong_shape_is_refused_and_kept(tmp_path, config_dir, data, words):
+    path = os.path.join(config_dir, INVENTORY)
+    with open(path, "w") as fh:
+        json.dump(data, fh)
+    before = open(path, "rb").read()
+    line = one_line(run_script(config_dir, ini=write_ini(str(tmp_path))), "storage backend filesystem", words)
+    assert "nothing was written" in line or "left untouched" in line
+    assert open(path, "rb").read() == before
+    assert not os.path.exists(os.path.join(config_dir, "backup_openstack_inventory.tar"))
+
+
+def test_any_backend_is_checked_the_same_way(tmp_path, config_dir):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir(mode=0o755)
+    (plugins / "echo.py").write_text(
+        "import json\n"
+        "class Storage:\n"
+        "    def register(self, args):\n        self.source = args['source']\n"
+        "    def load(self):\n        return json.load(open(self.source))\n"
+        "    def write(self, inventory):\n        open(self.source + '.written', 'w').write('x')\n")
+    source = tmp_path / "stored.json"
+    source.write_text(json.dumps({"_meta": {"hostvars": {"h1": {"container_networks": {"a": 1}}}}}))
+    ini = write_ini(str(tmp_path),
+                    f"[inventory]\nbackend = echo\nplugin_paths = {plugins}\n[echo]\nsource = {source}\n")
+    one_line(run_script(config_dir, ini=ini), "storage backend echo", "container_networks")
+    assert not os.path.exists(f"{source}.written")
+
+
+@pytest.mark.parametrize("data, words", BROKEN[1:])
+def test_import_refuses_a_wrong_shape(tmp_path, config_dir, data, words):
+    source = tmp_path / "import.json"
+    source.write_text(json.dumps(data))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OSA_", "ANSIBLE_"))}
+    env["OSA_INI"] = write_ini(str(tmp_path))
+    result = subprocess.run([sys.executable, MANAGE, "--config", config_dir, "--import", str(source)],
+                            capture_output=True, text=True, env=env, timeout=120)
+    one_line(result, str(source), words)
+    assert not os.path.exists(os.path.join(config_dir, INVENTORY))
