@@ -63,7 +63,8 @@ def test_a_distributions_plugin_is_selected_by_its_entry_point_name(deploy, tmp_
     ini = ini_for(tmp_path, "sqlite_store", "[sqlite_store]\ndatabase = inv.sqlite3\n")
     result = run_script(config, ini=ini, env={"PYTHONPATH": str(site)})
     assert result.returncode == 0 and result.stderr == "", result.stderr
-    assert os.path.getsize(os.path.join(config, "inv.sqlite3")) > 0
+    # A relative path written in osa.ini is relative to osa.ini's folder.
+    assert os.path.getsize(os.path.join(os.path.dirname(ini), "inv.sqlite3")) > 0
     assert not os.path.exists(os.path.join(config, "openstack_inventory.json"))
     listed = manage("--list-backends", "--format", "json", ini=ini, site=site)
     rows = {row["name"]: row for row in json.loads(listed.stdout)}

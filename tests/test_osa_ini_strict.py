@@ -60,8 +60,6 @@ def test_unknown_environment_option_names_the_variable(tmp_path, config_dir):
     env = {"OSA_INVENTORY_FILESYSTEM_BACKUP": "3"}
     refused(run_script(config_dir, ini=ini, env=env), "environment variable OSA_INVENTORY_FILESYSTEM_BACKUP",
             "did you mean backups?")
-    stray = {"OSA_INVENTORY_BAKEND": "etcd"}
-    refused(run_script(config_dir, ini=ini, env=stray), "OSA_INVENTORY_BAKEND", "OSA_INVENTORY_BACKEND")
 
 
 def test_bad_value_names_where_it_came_from(tmp_path, config_dir):

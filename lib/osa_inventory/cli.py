@@ -53,12 +53,30 @@ def build_parser(default_environment: str) -> argparse.ArgumentParser:
     return p
 
 
+class _PrivateLog(logging.FileHandler):
+    """inventory.log, created 0600 (it names hosts and paths); a log that cannot be opened is skipped.
+
+    FileHandler opens its file outside its own error handling, so without this a
+    warning logged on a read-only config folder would fail whatever logged it.
+    """
+
+    def _open(self):
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            super().emit(record)
+        except OSError:
+            self.handleError(record)  # silent: logging.raiseExceptions is off
+
+
 def _setup_logging(config_dir: str, debug: bool) -> None:
     logging.raiseExceptions = False  # a read-only config folder must not print logging errors on stderr
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    handler = logging.FileHandler(os.path.join(config_dir, LOG_NAME), delay=True)
+    handler = _PrivateLog(os.path.join(config_dir, LOG_NAME), delay=True)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
@@ -129,6 +147,11 @@ def main(argv: Sequence[str] | None = None, default_environment: str | None = No
         with stdout_for_result_only() as emit:
             output = run(args)
             emit(output + "\n")
+    except BrokenPipeError:
+        # The reader went away (`| head`): nobody is left to tell, and a traceback would only confuse.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        return 1
     except InventoryError as exc:
         for line in getattr(exc, "lines", None) or [one_line(exc)]:
             print(f"ERROR: {line}", file=sys.stderr)

@@ -32,7 +32,7 @@ from ..resources import plugins_dir
 from . import discovery, plugin_import, trust, watchdog
 from .options import Declaration, closest, module_declaration
 from .shape import check_inventory
-from .settings import ENV_PREFIX, INVENTORY_OPTIONS, MAIN_SECTION, Settings, env_key
+from .settings import MAIN_SECTION, Settings
 from .watchdog import DEFAULT_TIMEOUT
 
 LOG = logging.getLogger(__name__)
@@ -303,7 +303,12 @@ def available_plugins(settings: Settings) -> set[str]:
 
 
 def check_sections(settings: Settings) -> None:
-    """Refuse sections that no plugin serves (``[inventry]``) and stray OSA_INVENTORY_* variables."""
+    """Refuse sections that no plugin serves (``[inventry]``).
+
+    Variables of the environment are checked per section, when the section is used
+    (:meth:`Settings.checked_options`): OSA_INVENTORY_* names also serve shell wiring
+    (``OSA_INVENTORY_STATIC`` in etc/ansible/osa-inventory.rc).
+    """
     plugins = available_plugins(settings)
     known = plugins | set(settings.sections) | {MAIN_SECTION}
     for section in settings.sections:
@@ -316,15 +321,6 @@ def check_sections(settings: Settings) -> None:
                 f"{settings.describe()}: section [{section}] names no storage plugin (no {plugin}.py in "
                 f"{', '.join(search_path(settings))}){hint}; rename the section, set its plugin option, "
                 "or add its folder to [inventory] plugin_paths")
-    main_vars = {env_key(name) for name in INVENTORY_OPTIONS}
-    prefixes = [env_key(name) + "_" for name in known - {MAIN_SECTION}]
-    for key in settings.environ:
-        if not key.startswith(ENV_PREFIX) or key in main_vars or any(key.startswith(p) for p in prefixes):
-            continue
-        raise SettingsError(
-            f"environment variable {key} sets no known option{closest(key, main_vars)}; "
-            f"use {env_key('<option>')} for [inventory] or {env_key('<section>', '<option>')} "
-            "for a section osa.ini defines or a plugin's name, or unset it")
 
 
 def open_backend(settings: Settings, config_dir: str, section: str | None = None) -> Backend:
