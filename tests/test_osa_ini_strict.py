@@ -9,32 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
-import pytest
 from helpers import run_script, write_ini
+from plugin_fixtures import assert_one_line_failure as refused
+from plugin_fixtures import config_dir, plugin_dir  # noqa: F401 (config_dir is a fixture)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURE_CONFIG = os.path.join(ROOT, "tests", "fixtures", "small_config")
 INVENTORY = "openstack_inventory.json"
-
-
-@pytest.fixture
-def config_dir(tmp_path) -> str:
-    folder = tmp_path / "config"
-    shutil.copytree(FIXTURE_CONFIG, folder)
-    return str(folder)
-
-
-def refused(result, *words: str) -> str:
-    """The one error line, after checking the run failed cleanly and mentions ``words``."""
-    assert result.returncode == 1, result.stderr
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ERROR: "), result.stderr
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
+STORAGE_TAIL = ("    def load(self):\n        return None\n"
+                "    def write(self, inventory):\n        pass\n")
 
 
 def test_misspelt_inventory_section_is_refused_not_ignored(tmp_path, config_dir):
@@ -106,16 +88,10 @@ def test_relative_paths_are_relative_to_osa_ini_whatever_the_cwd(tmp_path, confi
 
 
 def test_plugin_without_declaration_gets_its_section_passed_through(tmp_path, config_dir):
-    plugins = tmp_path / "plugins"
-    plugins.mkdir(mode=0o755)
-    (plugins / "legacy.py").write_text(
-        "import json\n"
-        "class Storage:\n"
+    plugins = plugin_dir(tmp_path, {"legacy.py": (
+        "import json\nclass Storage:\n"
         "    def register(self, args):\n"
-        "        self.args = args\n"
-        "        open(args['target'] + '.args', 'w').write(json.dumps(args))\n"
-        "    def load(self):\n        return None\n"
-        "    def write(self, inventory):\n        pass\n")
+        "        open(args['target'] + '.args', 'w').write(json.dumps(args))\n" + STORAGE_TAIL)})
     target = tmp_path / "out"
     ini = write_ini(str(tmp_path), f"[inventory]\nbackend = legacy\nplugin_paths = {plugins}\n"
                                    f"[legacy]\ntarget = {target}\nanything_goes = yes\n")
@@ -127,14 +103,12 @@ def test_plugin_without_declaration_gets_its_section_passed_through(tmp_path, co
 
 
 def test_dict_declaration_of_a_plugin_that_imports_nothing(tmp_path, config_dir):
-    plugins = tmp_path / "plugins"
-    plugins.mkdir(mode=0o755)
-    (plugins / "plain.py").write_text(
+    plugins = plugin_dir(tmp_path, {"plain.py": (
         "OPTIONS = {'folder': {'kind': 'path'}, 'depth': {'kind': 'whole', 'default': 1, 'minimum': 1}}\n"
         "class Storage:\n"
         "    def register(self, args):\n        self.folder = args['folder']\n"
         "    def load(self):\n        return None\n"
-        "    def write(self, inventory):\n        open(self.folder + '/inv.json', 'w').write('x')\n")
+        "    def write(self, inventory):\n        open(self.folder + '/inv.json', 'w').write('x')\n")})
     (tmp_path / "data").mkdir()
     base = f"[inventory]\nbackend = plain\nplugin_paths = {plugins}\n[plain]\nfolder = data\n"
     ok = run_script(config_dir, ini=write_ini(str(tmp_path), base))
@@ -147,14 +121,9 @@ def test_dict_declaration_of_a_plugin_that_imports_nothing(tmp_path, config_dir)
 
 
 def test_malformed_declaration_is_one_line(tmp_path, config_dir):
-    plugins = tmp_path / "plugins"
-    plugins.mkdir(mode=0o755)
-    (plugins / "odd.py").write_text(
-        "OPTIONS = {'x': {'kind': 'colour'}}\n"
-        "class Storage:\n"
-        "    def register(self, args):\n        pass\n"
-        "    def load(self):\n        return None\n"
-        "    def write(self, inventory):\n        pass\n")
+    plugins = plugin_dir(tmp_path, {"odd.py": (
+        "OPTIONS = {'x': {'kind': 'colour'}}\nclass Storage:\n"
+        "    def register(self, args):\n        pass\n" + STORAGE_TAIL)})
     ini = write_ini(str(tmp_path), f"[inventory]\nbackend = odd\nplugin_paths = {plugins}\n")
     refused(run_script(config_dir, ini=ini), "odd.py: OPTIONS is malformed", "colour")
 

@@ -95,8 +95,11 @@ def test_generator_is_right_or_refuses_in_one_line(config):
     assert all(isinstance(h, str) and h for h in inventory["_meta"]["hostvars"])
 
 
-def assert_run_contract(result, folder: str) -> dict | None:
-    """Exit 0 with JSON (and silence on stderr), or exit 1 with one line and nothing written."""
+def assert_run_contract(result, folder: str, stored_before: bool = False) -> dict | None:
+    """Exit 0 with JSON (and silence on stderr), or exit 1 with one line and nothing written.
+
+    ``stored_before``: an inventory file was there before the run (the caller checks it is unchanged).
+    """
     assert "Traceback" not in result.stderr
     if result.returncode == 0:
         assert result.stderr == ""
@@ -107,7 +110,7 @@ def assert_run_contract(result, folder: str) -> dict | None:
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("ERROR: "), result.stderr
     assert "unexpected" not in lines[0]
-    assert not os.path.exists(os.path.join(folder, INVENTORY))
+    assert stored_before or not os.path.exists(os.path.join(folder, INVENTORY))
     return None
 
 
@@ -141,13 +144,7 @@ def test_script_on_generated_osa_ini(sections):
         write_config(folder, base_config())
         ini = write_ini(tmp, text)
         result = run_script(folder, ini=ini, env={"OSA_INVENTORY_ETCD_ENDPOINTS": "http://127.0.0.1:9"}, timeout=120)
-        assert "Traceback" not in result.stderr
-        if result.returncode == 0:
-            assert result.stderr == "" and json.loads(result.stdout)["_meta"]["hostvars"]
-        else:
-            lines = result.stderr.splitlines()
-            assert result.returncode == 1 and result.stdout == "" and len(lines) == 1, result.stderr
-            assert "unexpected" not in lines[0]
+        assert_run_contract(result, folder)
 
 
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5))
@@ -173,12 +170,5 @@ def test_script_on_generated_stored_inventories(stored):
         with open(path, "w") as fh:
             json.dump(stored, fh)
         before = open(path, "rb").read()
-        result = run_script(folder, ini=write_ini(tmp))
-        assert "Traceback" not in result.stderr
-        if result.returncode == 0:
-            assert result.stderr == "" and json.loads(result.stdout)["_meta"]["hostvars"]
-        else:
-            lines = result.stderr.splitlines()
-            assert result.returncode == 1 and result.stdout == "" and len(lines) == 1, result.stderr
-            assert "unexpected" not in lines[0]
+        if assert_run_contract(run_script(folder, ini=write_ini(tmp)), folder, stored_before=True) is None:
             assert open(path, "rb").read() == before

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 from helpers import ROOT, run_script, write_ini
+from plugin_fixtures import assert_one_line_failure, config_dir, plugin_dir  # noqa: F401 (fixture)
 
-FIXTURE_CONFIG = os.path.join(ROOT, "tests", "fixtures", "small_config")
 MANAGE = os.path.join(ROOT, "scripts", "inventory-manage.py")
 INVENTORY = "openstack_inventory.json"
 
@@ -38,21 +37,10 @@ BROKEN = [
 ]
 
 
-@pytest.fixture
-def config_dir(tmp_path) -> str:
-    folder = tmp_path / "config"
-    shutil.copytree(FIXTURE_CONFIG, folder)
-    return str(folder)
-
-
 def one_line(result, *words: str) -> str:
-    assert result.returncode == 1 and result.stdout == "", (result.stdout[:200], result.stderr)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ERROR: "), result.stderr
-    assert "unexpected" not in lines[0] and "please report" not in lines[0]
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
+    line = assert_one_line_failure(result, *words)
+    assert "unexpected" not in line and "please report" not in line
+    return line
 
 
 @pytest.mark.parametrize("data, words", BROKEN)
@@ -68,14 +56,12 @@ def test_filesystem_store_of_wrong_shape_is_refused_and_kept(tmp_path, config_di
 
 
 def test_any_backend_is_checked_the_same_way(tmp_path, config_dir):
-    plugins = tmp_path / "plugins"
-    plugins.mkdir(mode=0o755)
-    (plugins / "echo.py").write_text(
+    plugins = plugin_dir(tmp_path, {"echo.py": (
         "import json\n"
         "class Storage:\n"
         "    def register(self, args):\n        self.source = args['source']\n"
         "    def load(self):\n        return json.load(open(self.source))\n"
-        "    def write(self, inventory):\n        open(self.source + '.written', 'w').write('x')\n")
+        "    def write(self, inventory):\n        open(self.source + '.written', 'w').write('x')\n")})
     source = tmp_path / "stored.json"
     source.write_text(json.dumps({"_meta": {"hostvars": {"h1": {"container_networks": {"a": 1}}}}}))
     ini = write_ini(str(tmp_path),
