@@ -17,13 +17,9 @@ import pytest
 
 from etcd_server import EtcdCluster, build_inventory, etcd, free_port, skip_without_etcd
 from plugin_contract import StorageContract
-<<<<<<< HEAD
 from tls_certs import legacy_ca, make_pki, reissue_ca_as_advised
 from osa_inventory.backends.tls import CA_EXTENSIONS
-from osa_inventory.errors import StorageError
-=======
 from osa_inventory.errors import SettingsError, StorageError
->>>>>>> c3d0a84 (Plugins declare their options (OPTIONS); osa.ini sections, options and OSA_INVENTORY_* variables are checked against them)
 from osa_inventory.storage.loader import Backend, open_backend
 from osa_inventory.storage.settings import Settings
 
