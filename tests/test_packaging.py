@@ -246,7 +246,8 @@ def test_the_sample_plugin_distribution_is_selected_by_name(sample_installed, tm
     result = run([os.path.join(bin_dir, "openstack-ansible-inventory"), "--config", config], env=env)
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert json.loads(result.stdout) == reference_inventory(tmp_path)
-    assert os.path.getsize(os.path.join(config, "inventory.sqlite3")) > 0
+    # A relative path written in osa.ini is relative to osa.ini's folder (tmp_path).
+    assert os.path.getsize(tmp_path / "inventory.sqlite3") > 0
     assert not os.path.exists(os.path.join(config, "openstack_inventory.json"))
     manage = os.path.join(bin_dir, "openstack-ansible-inventory-manage")
     listed = run([manage, "--list-backends", "--format", "json"], env=env)

@@ -279,10 +279,11 @@ def test_plugin_folders_are_checked_for_a_distributions_plugin_too(tmp_path, con
     env["PYTHONPATH"] = str(site)
     line = assert_one_line_failure(run_script(config_dir, ini=ini, env=env), f"from {open_folder}:",
                                    "writable by group or others")
-    assert not os.path.exists(os.path.join(config_dir, "inv.sqlite3"))
+    assert not os.path.exists(os.path.join(os.path.dirname(ini), "inv.sqlite3"))
     run_advice(line)
     assert run_script(config_dir, ini=ini, env=env).returncode == 0
-    assert os.path.getsize(os.path.join(config_dir, "inv.sqlite3")) > 0
+    # A relative path written in osa.ini is relative to osa.ini's folder.
+    assert os.path.getsize(os.path.join(os.path.dirname(ini), "inv.sqlite3")) > 0
 
 
 def test_a_plugin_folder_that_is_a_file_is_refused(tmp_path, config_dir):
