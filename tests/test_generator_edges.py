@@ -235,7 +235,7 @@ def test_host_names_up_to_63_characters(skel):
 
 
 def test_container_names_up_to_52_characters_before_the_suffix(skel):
-    # galera is the longest container type on shared infra hosts with a fixed name: "-galera-container".
+    # The longest container entry on shared infra hosts gives the longest names.
     config = base_config()
     longest = max((k for k, v in skel.container_skel.items()
                    if "shared_infra_containers" in (v.get("belongs_to") or ())
@@ -246,8 +246,10 @@ def test_container_names_up_to_52_characters_before_the_suffix(skel):
     names = [n for n in containers_of(inv, "h" * room) if longest.replace("_", "-") in n]
     assert len(names) == 1 and len(names[0]) == 52 + 9
     config["shared_infra_hosts"] = {"h" * (room + 1): {"ip": "172.29.236.13"}}
-    message = refused(config, skel)
-    assert "at most 52 characters" in message and f"{'h' * (room + 1)}-" in message
+    host, part = "h" * (room + 1), longest.replace("_", "-")
+    assert refused(config, skel) == (
+        f"container name {host}-{part}-XXXXXXXX for host {host} in shared_infra_hosts is too long: "
+        "the part before the suffix may be at most 52 characters; shorten the host name")
 
 
 @pytest.mark.parametrize("cidr, expected", [
@@ -362,7 +364,14 @@ def test_a_container_no_network_binds_still_has_every_key(skel):
 def test_the_result_shares_nothing_with_the_config(skel):
     config = base_config()
     config["global_overrides"]["nested"] = {"list": [1]}
+    routes = [{"cidr": "10.176.0.0/12", "gateway": "172.29.240.1"}]
+    config["global_overrides"]["provider_networks"][0]["network"]["static_routes"] = routes
     inv = generate(config, skel)
+    mgmt = [hostvars(inv)[h]["container_networks"]["management_address"] for h in ("compute1", "infra1")]
+    assert mgmt[0] == {"bridge": "br-mgmt", "type": "veth", "netmask": "255.255.252.0", "static_routes": routes,
+                       "address": "172.29.236.21"}
+    mgmt[0]["static_routes"].append("changed")
+    assert mgmt[1]["static_routes"] == routes == [{"cidr": "10.176.0.0/12", "gateway": "172.29.240.1"}]
     inv["all"]["vars"]["nested"]["list"].append(2)
     hostvars(inv)["compute1"]["container_networks"]["management_address"]["bridge"] = "changed"
     assert config["global_overrides"]["nested"] == {"list": [1]}
@@ -494,3 +503,53 @@ def test_a_nest_without_its_hosts_in_the_config_stays_empty(tmp_path):
     nested = _nest_skeleton(tmp_path, "az1_containers", "az1_hosts")
     inv = generate(base_config(), nested)
     assert inv["az1_containers"]["children"] == [] and inv["az1_containers"]["hosts"] == []
+
+
+def test_an_entry_without_contains_places_nothing(skel, tmp_path):
+    # An entry that contains no component (emptied in env.d, or a nest) makes no container and stops
+    # nothing: every other entry is still placed.
+    write_config(str(tmp_path / "env.d"), {"container_skel": {
+        "galera_container": {"contains": []},
+        "tinker_container": {"belongs_to": ["shared_infra_containers"]}}}, "override.yml")
+    changed = load_skeleton(ENVIRONMENT, str(tmp_path))
+    inv = generate(base_config(), changed)
+    plain = generate(base_config(), skel)
+    names = set(hostvars(inv))
+    assert names == {n for n in hostvars(plain) if "-galera-container-" not in n}
+    assert inv["galera_container"]["hosts"] == [] and inv["tinker_container"] == {"hosts": []}
+
+
+# -- which hosts a network binds -------------------------------------------------------------------
+
+def test_dashed_group_binds_mean_the_underscored_group_unless_the_dashed_one_exists(skel):
+    config = base_config()
+    _net(config, 2)["group_binds"] = ["glance-api"]
+    stored = generate(config, skel)
+    stored["my-storage"] = {"hosts": ["storage1"]}  # an operator's group, really spelt with a dash
+    _net(config, 2)["group_binds"] = ["glance-api", "my-storage"]
+    inv = generate(config, skel, stored)
+    bound = {n for n, hv in hostvars(inv).items() if "storage_address" in hv["container_networks"]}
+    assert bound == set(inv["glance_api"]["hosts"]) | {"storage1"}
+    assert bound - {"storage1"} and all("-glance-container-" in n for n in bound - {"storage1"})
+
+
+def test_reference_group_keeps_containers_whose_host_is_in_it(skel):
+    config = base_config()
+    _net(config, 2)["reference_group"] = "image_hosts"
+    config["image_hosts"] = {"infra1": {"ip": "172.29.236.11"}}
+    inv = generate(config, skel)
+    bound = {n for n, hv in hostvars(inv).items() if "storage_address" in hv["container_networks"]}
+    candidates = set().union(*(inv[g]["hosts"] for g in _net(config, 2)["group_binds"]))
+    assert bound == {n for n in candidates if hostvars(inv)[n]["physical_host"] == "infra1"}
+    assert {n.split("-")[1] for n in bound} == {"glance", "cinder"}
+
+
+def test_reference_group_naming_no_group_is_refused_and_the_advice_works(skel):
+    config = base_config()
+    _net(config, 2)["reference_group"] = "pod9_hosts"
+    assert refused(config, skel) == (
+        "global_overrides.provider_networks (queue storage): reference_group 'pod9_hosts' names no group; "
+        "name a host group of the config (e.g. pod1_hosts) or of env.d")
+    _net(config, 2)["reference_group"] = "compute_hosts"
+    assert "storage_address" in hostvars(generate(config, skel))["compute1"]["container_networks"]
+

@@ -35,8 +35,7 @@ def host_group_for(container_group: str) -> str | None:
 
 def all_group_for(container_group: str) -> str:
     """``<X>_containers`` has a ``<X>_all`` group of the hosts and containers it places."""
-    base = container_group[: -len("_containers")] if container_group.endswith("_containers") else container_group
-    return base + "_all"
+    return container_group[: -len("_containers")] + "_all"
 
 
 def _norm(name: str) -> str:
@@ -66,8 +65,7 @@ class _ExistingIndex:
 
     def __init__(self, inv: Inventory, skel_key: str):
         self.by_prefix: dict[str, list[str]] = {}
-        group = inv.groups.get(skel_key)
-        for name in (group.hosts if group else ()):
+        for name in inv.groups[skel_key].hosts:  # apply_skeleton made every container_skel group
             prefix = _norm(name).rsplit("-", 1)[0]
             self.by_prefix.setdefault(prefix, []).append(name)
 
@@ -106,10 +104,10 @@ def place_containers(inv: Inventory, skel: Skeleton, config: dict,
         existing = _ExistingIndex(inv, skel_key)
         for container_group in ctype.belongs_to:
             host_group = host_group_for(container_group)
-            hosts = host_groups.get(host_group or "")
+            hosts = host_groups.get(host_group)  # type: ignore[arg-type]  # None: no such group
             if not hosts:
                 continue
-            all_group = inv.group(all_group_for(container_group), with_children=False)
+            all_group = inv.hosts_group(all_group_for(container_group))
             for host, settings in hosts.items():
                 placement.vars_sources.setdefault(host, []).append(host_group)
                 all_group.add_host(host)
@@ -120,7 +118,7 @@ def place_containers(inv: Inventory, skel: Skeleton, config: dict,
                         all_group.add_host(name)
         if "properties" in entry:
             # Skeleton properties are authoritative for every container of the type, every run.
-            for name in inv.group(skel_key, with_children=False).hosts:
+            for name in inv.groups[skel_key].hosts:
                 if name in inv.hostvars:
                     inv.hostvars[name]["properties"] = copy.deepcopy(ctype.properties)
     return placement
@@ -158,12 +156,9 @@ def _containers_for(inv: Inventory, existing: _ExistingIndex, ctype: _Type, host
         ordinal += 1
         if name in hostvars:
             continue
+        # Addresses come from the networks step, the rest of the keys from finalize.complete_hostvars.
         hostvars[name] = {
-            "ansible_host": None,
-            "management_address": None,
-            "container_name": name,
             "physical_host": host,
-            "physical_host_addr": hostvars.get(host, {}).get("ansible_host"),
             "physical_host_group": host_group,
             "component": ctype.contains[0],
             "properties": copy.deepcopy(ctype.properties),
@@ -171,8 +166,8 @@ def _containers_for(inv: Inventory, existing: _ExistingIndex, ctype: _Type, host
         names.append(name)
         existing.add(type_and_name, name)
     if names:
-        type_group = inv.group(ctype.key, with_children=False)
-        host_containers = inv.group(f"{host}_host_containers", with_children=False)
+        type_group = inv.groups[ctype.key]
+        host_containers = inv.hosts_group(f"{host}_host_containers")
         for name in names:
             type_group.add_host(name)
             host_containers.add_host(name)

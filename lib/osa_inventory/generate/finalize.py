@@ -44,6 +44,6 @@ def rebuild_lxc_hosts(inv: Inventory) -> None:
     """
     hosts = dict.fromkeys(hv.get("physical_host") for name, hv in inv.hostvars.items()
                           if (hv.get("physical_host") or name) != name and hv.get("container_tech") == "lxc")
-    group = inv.group("lxc_hosts", with_children=False)
+    group = inv.hosts_group("lxc_hosts")
     # Keep the stored order of hosts that stay, so an unchanged run stores nothing.
     group.hosts = dict.fromkeys([h for h in group.hosts if h in hosts] + list(hosts))

@@ -32,7 +32,7 @@ def apply_physical_hosts(inv: Inventory, groups: dict[str, dict[str, dict]]) -> 
     """Hostvars and group membership of every physical host, refreshed from the config."""
     hostvars = inv.hostvars
     for group_name, hosts in groups.items():
-        group = inv.group(group_name, with_children=False)
+        group = inv.hosts_group(group_name)
         for host, settings in hosts.items():
             ip = str(settings["ip"]).strip()
             hv = hostvars.setdefault(host, {})

@@ -72,6 +72,10 @@ class Inventory:
             group = self.groups[name] = Group(with_children)
         return group
 
+    def hosts_group(self, name: str) -> Group:
+        """The group ``name``, created hosts-only (``{"hosts": [...]}``) if it does not exist yet."""
+        return self.group(name, with_children=False)
+
     def members(self, name: str) -> Iterator[str]:
         """Every host in group ``name`` or any descendant, each once."""
         seen_groups: set[str] = set()

@@ -80,10 +80,9 @@ def group_name(inv: Inventory, name: object) -> str:
 
 
 def _bound_hosts(inv: Inventory, net: dict) -> list[str]:
-    hosts: dict[str, None] = {}
-    for group in net.get("group_binds") or ():
-        for host in inv.members(group_name(inv, group)):
-            hosts[host] = None
+    """The entries a network binds, in name order (the order addresses are handed out in)."""
+    hosts = {host for group in net.get("group_binds") or () for host in inv.members(group_name(inv, group))
+             if host in inv.hostvars}
     reference = net.get("reference_group")
     if reference:
         group = group_name(inv, reference)
@@ -93,16 +92,15 @@ def _bound_hosts(inv: Inventory, net: dict) -> list[str]:
                 f"global_overrides.provider_networks ({network_label(net)}): reference_group {reference!r} "
                 "names no group; name a host group of the config (e.g. pod1_hosts) or of env.d")
         allowed = set(inv.members(group))
-        hosts = {h: None for h in hosts
-                 if (inv.hostvars.get(h, {}).get("physical_host") or h) in allowed}
-    return sorted(h for h in hosts if h in inv.hostvars)
+        hosts = {h for h in hosts if (inv.hostvars[h].get("physical_host") or h) in allowed}
+    return sorted(hosts)
 
 
 def _bind_network(inv: Inventory, net: dict, pools: dict[str, AddressPool], gateways: dict[str, str]) -> None:
     """One provider network's entry on every host it binds; ``gateways`` learns its gateway per host."""
     key = network_key(net)
     queue = net.get("ip_from_q")
-    pool = pools.get(queue) if queue else None
+    pool = pools.get(queue)  # type: ignore[arg-type]  # no queue: no pool
     management = is_management(net)
     template = {out: net[src] for src, out in ENTRY_KEYS if net.get(src) is not None}
     template["netmask"] = pool.netmask if pool else None
