@@ -169,6 +169,10 @@ class Context:
             self._settings = read_settings()
         return self._settings
 
+    def unknown_groups(self) -> str:
+        """``[inventory] unknown_host_groups``: the config checks accept what an inventory run accepts."""
+        return str(self.settings().inventory["unknown_host_groups"])
+
     def open_work(self) -> Backend:
         """A new instance of the backend the tool works on (``--file`` or osa.ini's)."""
         if self.args.file:
@@ -219,7 +223,7 @@ def _predict_return(ctx: Context, inventory: dict) -> list[str]:
         return []
     try:
         config, skeleton = stale.load_config(ctx.config_dir, ctx.args.environment)
-        back = stale.missing_entries(inventory, config, skeleton)
+        back = stale.missing_entries(inventory, config, skeleton, ctx.unknown_groups())
     except InventoryError as exc:
         return [f"note: could not compare with the config in {ctx.config_dir}: {exc}"]
     if not back:
@@ -321,8 +325,8 @@ def _restore(ctx: Context) -> list[str]:
 def _check_stale(ctx: Context) -> tuple[str, int]:
     stored = load_required(ctx.open_work())
     config, skeleton = stale.load_config(ctx.config_dir, ctx.args.environment)
-    found = stale.find_stale(stored, config, skeleton)
-    missing = stale.missing_entries(stored, config, skeleton)
+    found = stale.find_stale(stored, config, skeleton, ctx.unknown_groups())
+    missing = stale.missing_entries(stored, config, skeleton, ctx.unknown_groups())
     status = EXIT_STALE if found and ctx.args.strict else 0
     if ctx.args.format != "table":
         data = {"stale": [asdict(s) for s in found], "missing": missing}

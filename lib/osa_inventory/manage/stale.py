@@ -61,9 +61,13 @@ def _container_type(name: str, stored_groups: dict, skeleton: Skeleton) -> str |
     return None
 
 
-def find_stale(stored: dict, config: dict, skeleton: Skeleton) -> list[StaleEntry]:
-    """Stored entries the config no longer produces, in stored order."""
-    generate(config, skeleton, stored)  # the same validation as an inventory run: a bad config fails here
+def find_stale(stored: dict, config: dict, skeleton: Skeleton, unknown_groups: str = "error") -> list[StaleEntry]:
+    """Stored entries the config no longer produces, in stored order.
+
+    ``unknown_groups`` is ``[inventory] unknown_host_groups``, so the check accepts what a run accepts.
+    """
+    # The same validation as an inventory run: a bad config fails here.
+    generate(config, skeleton, stored, unknown_groups)
     config_hosts = {h for hosts in config_host_groups(config).values() for h in hosts}
     counts = expected_counts(config, skeleton)
     stored_groups = groups_of(stored)
@@ -108,7 +112,7 @@ def find_stale(stored: dict, config: dict, skeleton: Skeleton) -> list[StaleEntr
     return sorted(stale, key=lambda s: position[s.name])
 
 
-def missing_entries(stored: dict, config: dict, skeleton: Skeleton) -> list[str]:
+def missing_entries(stored: dict, config: dict, skeleton: Skeleton, unknown_groups: str = "error") -> list[str]:
     """Entries the next inventory run would add to ``stored``."""
-    generated = generate(config, skeleton, stored)
+    generated = generate(config, skeleton, stored, unknown_groups)
     return sorted(set(hostvars_of(generated)) - set(hostvars_of(stored)))

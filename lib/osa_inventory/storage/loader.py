@@ -22,13 +22,14 @@ import itertools
 import json
 import logging
 import os
+import shlex
 import sys
 from typing import Any, Iterator
 
 from pluginbase import PluginBase
 
 from ..errors import InventoryError, PluginError, SettingsError, StorageError, one_line
-from ..resources import plugins_dir
+from ..resources import manage_command, plugins_dir
 from . import discovery, plugin_import, trust, watchdog
 from .options import Declaration, closest, module_declaration
 from .shape import check_inventory
@@ -164,8 +165,9 @@ class Backend:
     """
 
     def __init__(self, section: str, plugin: str, storage: Any, timeout: float = DEFAULT_TIMEOUT,
-                 timeout_advice: str = "raise [inventory] timeout in osa.ini"):
+                 timeout_advice: str = "raise [inventory] timeout in osa.ini", config_dir: str | None = None):
         self.section = section
+        self.config_dir = config_dir
         self.plugin = plugin
         self.storage = storage
         self.timeout = timeout
@@ -184,10 +186,16 @@ class Backend:
             with watchdog.step(self.timeout, lambda: self._timed_out(what)):
                 return func(*args)
         except InventoryError as exc:
-            raise StorageError(f"storage backend {self.label}: {one_line(exc)}") from None
+            raise StorageError(f"storage backend {self.label}: {self._own_section(one_line(exc))}") from None
         except BaseException as exc:  # even sys.exit() or GeneratorExit must not end the run silently
             raise StorageError(
                 f"storage backend {self.label} failed to {what}: {type(exc).__name__}: {one_line(exc)}") from None
+
+    def _own_section(self, message: str) -> str:
+        """A plugin names its options as ``[plugin] option``; the deployer set them in this section."""
+        if self.section == self.plugin:
+            return message
+        return message.replace(f"[{self.plugin}]", f"[{self.section}]")
 
     def _optional(self, name: str):
         """The plugin's optional method ``name``, or None (a hostile ``__getattr__`` is one line too)."""
@@ -214,8 +222,9 @@ class Backend:
             check_inventory(data, f"the inventory loaded from storage backend {self.label}")
         except InventoryError as exc:
             # Never rewritten: the next write would replace whatever the deployer could still recover.
+            tool = manage_command() + (f" --config {shlex.quote(self.config_dir)}" if self.config_dir else "")
             raise StorageError(f"{one_line(exc)}; nothing was written: restore a good version "
-                               "(scripts/inventory-manage.py --history / --restore) or fix it") from None
+                               f"({tool} --history, then --restore VERSION) or fix it") from None
         return data
 
     def write(self, inventory: dict, as_json: str | None = None) -> None:
@@ -334,7 +343,7 @@ def open_backend(settings: Settings, config_dir: str, section: str | None = None
     # A class attribute OPTIONS (for plugins from distributions) or the module's.
     declared = module_declaration(cls if hasattr(cls, "OPTIONS") else inspect.getmodule(cls))
     advice = f"raise [inventory] timeout in {settings.where_to_set()}"
-    backend = Backend(section, plugin, None, settings.timeout, advice)
+    backend = Backend(section, plugin, None, settings.timeout, advice, os.path.abspath(config_dir))
     backend.storage = backend._call("create its Storage()", cls)
     backend.register(backend_args(settings, section, config_dir, declared))
     return backend
