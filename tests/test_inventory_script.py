@@ -264,38 +264,8 @@ def _python_without_requirements() -> str | None:
     return None
 
 
-def test_a_python_without_the_requirements_uses_the_project_venv_or_says_what_is_missing(deploy, tmp_path):
-    import subprocess
-    python = _python_without_requirements()
-    if python is None:
-        pytest.skip("every Python here has the requirements installed")
-    config_dir, ini = deploy
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OSA_", "PYTHON"))}
-    env["OSA_INI"] = ini
-    # A copy of the code whose .venv is the environment running these tests (whichever
-    # Python version that is): the script re-executes itself there.
-    copy = tmp_path / "copy"
-    shutil.copytree(os.path.join(ROOT, "lib"), copy / "lib")
-    shutil.copytree(os.path.join(ROOT, "playbooks"), copy / "playbooks")
-    shutil.copy(os.path.join(ROOT, "requirements.txt"), copy / "requirements.txt")
-    copied_script = str(copy / "playbooks" / "inventory" / "dynamic_inventory.py")
-    if sys.prefix != sys.base_prefix:
-        os.symlink(sys.prefix, copy / ".venv")
-        result = subprocess.run([python, copied_script, "--config", config_dir, "--list"],
-                                capture_output=True, text=True, env=env, timeout=120)
-        assert result.returncode == 0 and result.stderr == "", result.stderr
-        assert "galera" in json.loads(result.stdout)
-        os.unlink(copy / ".venv")
-    # Without a .venv next to it: one line naming what is missing.
-    result = subprocess.run([python, copied_script, "--config", config_dir, "--list"],
-                            capture_output=True, text=True, env=env, timeout=120)
-    assert_one_line_error(result, "is not installed for", "python3 -m venv", "requirements.txt")
-
-
-@pytest.mark.slow
-def test_the_missing_requirements_advice_works_as_printed(deploy, tmp_path):
-    import re
-    import subprocess
+def _bare_copy(deploy, tmp_path) -> tuple[list[str], dict, object]:
+    """The script copied without a .venv, run by a Python that lacks the requirements (or skip)."""
     python = _python_without_requirements()
     if python is None:
         pytest.skip("every Python here has the requirements installed")
@@ -307,6 +277,30 @@ def test_the_missing_requirements_advice_works_as_printed(deploy, tmp_path):
         shutil.copytree(os.path.join(ROOT, folder), copy / folder)
     shutil.copy(os.path.join(ROOT, "requirements.txt"), copy / "requirements.txt")
     script = [python, str(copy / "playbooks" / "inventory" / "dynamic_inventory.py"), "--config", config_dir, "--list"]
+    return script, env, copy
+
+
+def test_a_python_without_the_requirements_uses_the_project_venv_or_says_what_is_missing(deploy, tmp_path):
+    import subprocess
+    script, env, copy = _bare_copy(deploy, tmp_path)
+    # A copy of the code whose .venv is the environment running these tests (whichever
+    # Python version that is): the script re-executes itself there.
+    if sys.prefix != sys.base_prefix:
+        os.symlink(sys.prefix, copy / ".venv")
+        result = subprocess.run(script, capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+        assert "galera" in json.loads(result.stdout)
+        os.unlink(copy / ".venv")
+    # Without a .venv next to it: one line naming what is missing.
+    result = subprocess.run(script, capture_output=True, text=True, env=env, timeout=120)
+    assert_one_line_error(result, "is not installed for", "python3 -m venv", "requirements.txt")
+
+
+@pytest.mark.slow
+def test_the_missing_requirements_advice_works_as_printed(deploy, tmp_path):
+    import re
+    import subprocess
+    script, env, _ = _bare_copy(deploy, tmp_path)
     result = subprocess.run(script, capture_output=True, text=True, env=env, timeout=120)
     advice = re.search(r"virtualenv, which the scripts then use by themselves: (.*) \(or install", result.stderr)
     assert advice, result.stderr
