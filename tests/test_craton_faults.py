@@ -312,3 +312,20 @@ def test_hung_server_ends_the_run_at_the_inventory_timeout_and_the_next_run_fini
     server.app.woken.clear()
     deployment.env = normal
     check_recovered(deployment, tmp_path, v2)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_cache_that_cannot_be_written_and_a_log_that_cannot_be_opened_never_fail_a_run(server, tmp_path, debug):
+    """A read-only deploy folder as root sees it: the cache warning has nowhere to go, and the run still succeeds."""
+    deployment = Deployment(server, str(tmp_path), f"readonly-{debug}", base_config())
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be\n")
+    with open(deployment.ini, "a", encoding="utf-8") as fh:
+        fh.write(f"cache_dir = {blocker}\n")
+    os.mkdir(os.path.join(deployment.config_dir, "inventory.log"))  # the log cannot be opened either
+    args = ("--list", "-d") if debug else ("--list",)
+    first = ok(deployment.run(*args))
+    assert first["_meta"]["hostvars"], first
+    assert not any(p.name.startswith(".craton-inventory-cache") for p in tmp_path.rglob("*"))
+    assert_same(ok(deployment.run(*args)), first)  # the next run: a full load, the same inventory
+    assert_same(deployment.craton_holds(str(tmp_path / "elsewhere")), first)

@@ -881,3 +881,21 @@ def test_inventory_script_end_to_end(server, tmp_path):
     failed = run_script(config_dir, "--list", ini=ini, env=env)
     assert failed.returncode == 1 and failed.stdout == "" and SECRET not in failed.stderr
     assert "cannot connect to Craton" in failed.stderr and len(failed.stderr.strip().splitlines()) == 1
+
+
+def test_a_stored_inventory_of_the_wrong_shape_is_one_line_and_never_rewritten(server, tmp_path):
+    """Host variables edited in Craton into a shape Ansible cannot use: refused on load, nothing sent."""
+    ini = tmp_path / "osa.ini"
+    ini.write_text(f"[inventory]\nbackend = craton\n[craton]\nurl = {server.url}\ncloud = c\nregion = r\n"
+                   f"project_id = {server.project_id}\nusername = {server.username}\nbackoff = 0.01\n"
+                   "cache = false\n")
+    environ = {"OSA_INI": str(ini), "OSA_INVENTORY_CRATON_API_KEY": SECRET}
+    damaged = {"all": {"vars": {}}, "_meta": {"hostvars": {"h1": {"container_networks": {"mgmt": "10.0.0.1"}}}}}
+    open_backend(read_settings(environ), str(tmp_path)).write(damaged)
+    server.app.reset_log()
+    with pytest.raises(StorageError) as caught:
+        open_backend(read_settings(environ), str(tmp_path)).load()
+    text = str(caught.value)
+    assert "\n" not in text and "container_networks" in text and "h1" in text
+    assert "nothing was written" in text
+    assert mods(server) == 0

@@ -739,3 +739,17 @@ def test_member_that_never_answers_costs_a_share_of_the_timeout(etcd, prefix):
         assert f"{silent.endpoint}: no answer in time" in str(err.value) and "within 1.5 s" in str(err.value)
     finally:
         silent.close()
+
+
+def test_a_stored_inventory_of_the_wrong_shape_is_one_line_and_never_rewritten(etcd, prefix):
+    """Hand-edited data in etcd that is not an inventory: refused on load, the keys left as they are."""
+    backend = open_etcd(etcd.endpoints_text, prefix)
+    damaged = {"all": {"vars": {}}, "_meta": {"hostvars": {"h1": {"container_networks": {"mgmt": "10.0.0.1"}}}}}
+    backend.write(damaged)  # the plugin stores what it is given; the shape is checked where it is read
+    before = etcd.keys(prefix + "/")
+    with pytest.raises(StorageError) as caught:
+        open_etcd(etcd.endpoints_text, prefix).load()
+    text = str(caught.value)
+    assert "\n" not in text and "container_networks" in text and "h1" in text
+    assert "nothing was written" in text and "--history, then --restore VERSION" in text
+    assert etcd.keys(prefix + "/") == before
