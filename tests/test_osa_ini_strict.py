@@ -137,3 +137,15 @@ def test_section_of_another_name_is_served_by_its_plugin(tmp_path, config_dir):
     assert os.path.exists(tmp_path / "copy" / INVENTORY)
     refused(run_script(config_dir, ini=write_ini(str(tmp_path), text + "folder = x\n")),
             "[fs_copy] folder", "known: backups, lock_timeout, path")
+
+
+def test_unknown_backend_names_where_the_name_came_from_and_the_closest(tmp_path, config_dir):
+    ini = write_ini(str(tmp_path), "[inventory]\nbackend = filesystem\n")
+    from_env = refused(run_script(config_dir, ini=ini, env={"OSA_INVENTORY_BACKEND": "etdc"}),
+                       "environment variable OSA_INVENTORY_BACKEND", "'etdc'", "did you mean etcd?")
+    assert ini not in from_env  # the file is not where the name came from
+    ini = write_ini(str(tmp_path), "[inventory]\nbackend = etdc\n")
+    refused(run_script(config_dir, ini=ini), f"{ini}: [inventory] backend", "did you mean etcd?")
+    ini = write_ini(str(tmp_path), "[inventory]\nbackend = copy\n[copy]\nplugin = filesystme\n")
+    refused(run_script(config_dir, ini=ini), "[copy]", "did you mean filesystem?")
+    assert not os.path.exists(os.path.join(config_dir, INVENTORY))

@@ -33,7 +33,7 @@ from ..resources import manage_command, plugins_dir
 from . import discovery, plugin_import, trust, watchdog
 from .options import Declaration, closest, module_declaration
 from .shape import check_inventory
-from .settings import MAIN_SECTION, Settings
+from .settings import MAIN_SECTION, Settings, inventory_source
 from .watchdog import DEFAULT_TIMEOUT
 
 LOG = logging.getLogger(__name__)
@@ -76,6 +76,28 @@ def _find_plugin_file(name: str, folders: list[str]) -> str | None:
     return None
 
 
+def _name_source(name: str, settings: Settings) -> str:
+    """Where the plugin name came from: a section's ``plugin`` option, or ``[inventory] backend``."""
+    for section in sorted(settings.known_sections()):
+        if settings.options(section).get("plugin", "").strip() == name:
+            return settings.source(section, "plugin")
+    if settings.backend == name:
+        return inventory_source(settings, "backend")
+    return settings.describe()
+
+
+def _plugin_names(folders: list[str]) -> set[str]:
+    """The plugin names a folder search could find, for a 'did you mean' hint."""
+    names = set()
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            for entry in os.listdir(folder):
+                stem = entry[:-3] if entry.endswith(".py") else entry
+                if stem.isidentifier() and not stem.startswith("_"):
+                    names.add(stem)
+    return names
+
+
 def check_trusted(path: str) -> None:
     """Refuse a plugin file or folder others could have changed (as sshd treats key files)."""
     trust.check_path(path)
@@ -103,9 +125,10 @@ def load_plugin_module(name: str, settings: Settings):
     found = _find_plugin_file(name, folders)
     if found is None:
         raise PluginError(
-            f"unknown storage backend plugin {name!r}: no {name}.py in {', '.join(folders)} and no installed "
-            f"distribution offers it (entry point group {discovery.GROUP}); check 'backend' / 'plugin' in "
-            f"{settings.describe()}, add the folder to [inventory] plugin_paths or pip install the plugin")
+            f"{_name_source(name, settings)}: unknown storage backend plugin {name!r}"
+            f"{closest(name, _plugin_names(folders))}: no {name}.py in {', '.join(folders)} and no installed "
+            f"distribution offers it (entry point group {discovery.GROUP}); correct the name there, add the "
+            "plugin's folder to [inventory] plugin_paths or pip install the plugin")
     source = _source_for(tuple(folders))
     try:
         with watchdog.step(settings.timeout, lambda: (

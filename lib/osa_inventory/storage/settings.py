@@ -191,7 +191,7 @@ def read_settings(environ: Mapping[str, str] | None = None) -> Settings:
     settings.timeout = float(settings.inventory["timeout"])
     if not _PLAIN_NAME.match(settings.backend):
         raise SettingsError(
-            f"{_inventory_source(settings, 'backend')}: backend {settings.backend!r} is not a plain module "
+            f"{inventory_source(settings, 'backend')}: backend {settings.backend!r} is not a plain module "
             "name; use letters, digits and underscores only (e.g. 'filesystem')")
     settings.plugin_paths = _plugin_paths(settings)
     if path:
@@ -199,7 +199,8 @@ def read_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return settings
 
 
-def _inventory_source(settings: Settings, option: str) -> str:
+def inventory_source(settings: Settings, option: str) -> str:
+    """Where ``[inventory] option`` comes from: its environment variable, or the file."""
     if settings.environ.get(env_key(option)):
         return f"environment variable {env_key(option)}"
     return f"{settings.describe()}: [{MAIN_SECTION}] {option}"
@@ -220,7 +221,7 @@ def _inventory_options(settings: Settings) -> dict[str, object]:
             values[name] = convert(option, raw)
         except ValueError as exc:
             raise SettingsError(
-                f"{_inventory_source(settings, name)} = {shown(option, raw)} {exc}; {advice(option)}") from None
+                f"{inventory_source(settings, name)} = {shown(option, raw)} {exc}; {advice(option)}") from None
     return values
 
 
