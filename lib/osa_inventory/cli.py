@@ -17,6 +17,8 @@ import sys
 import time
 from typing import Sequence
 
+from .accounting import ChangeRecord
+from .changes import compare
 from .errors import ConfigErrors, InventoryError, one_line
 from .generate.config import Skeleton, config_signature, load_skeleton, load_user_config
 from .generate.pipeline import generate
@@ -29,6 +31,8 @@ from .generate.validate import config_problems
 LOG = logging.getLogger("osa_inventory")
 DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
 LOG_NAME = "inventory.log"
+#: The command a script run records with the versions it stores (see osa_inventory.accounting).
+SCRIPT_COMMAND = "dynamic_inventory"
 
 
 def default_config_dir() -> str:
@@ -128,7 +132,8 @@ def run(args: argparse.Namespace) -> str:
             output = json.dumps(shown, sort_keys=True)
             changed = inventory != stored
             if changed:
-                backend.write(inventory, as_json=output if shown is inventory else None)
+                record = ChangeRecord.now(SCRIPT_COMMAND, compare(stored or {}, inventory).summary())
+                backend.write(inventory, as_json=output if shown is inventory else None, record=record)
             LOG.debug("%s: %d hosts, %s; %s %.3f s, run %.3f s", where,
                       len(inventory["_meta"]["hostvars"]), "stored" if changed else "unchanged",
                       "lock held" if has_lock else "unlocked work",

@@ -28,6 +28,8 @@ from typing import Any, Iterator
 
 from pluginbase import PluginBase
 
+from .. import accounting
+from ..accounting import ChangeRecord
 from ..errors import InventoryError, PluginError, SettingsError, StorageError, one_line
 from ..resources import manage_command, plugins_dir
 from . import discovery, plugin_import, trust, watchdog
@@ -250,13 +252,16 @@ class Backend:
                                f"({tool} --history, then --restore VERSION) or fix it") from None
         return data
 
-    def write(self, inventory: dict, as_json: str | None = None) -> None:
+    def write(self, inventory: dict, as_json: str | None = None, record: ChangeRecord | None = None) -> None:
         """Store ``inventory``; the plugin gets its own copy, so whatever it does to it stays its own.
 
         ``as_json``, the inventory already serialised by the caller, saves a second serialisation.
+        ``record`` says who writes it and why; it is the :func:`~osa_inventory.accounting.pending_change`
+        while the plugin's ``write()`` runs, for plugins that keep records.
         """
         private = json.loads(as_json if as_json is not None else json.dumps(inventory))
-        self._call("store the inventory", self.storage.write, private)
+        with accounting.pending(record):
+            self._call("store the inventory", self.storage.write, private)
 
     @property
     def has_lock(self) -> bool:
