@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from ..accounting import ChangeRecord
 from ..errors import InventoryError
 from ..storage.loader import Backend
 from .inventory_file import check_inventory
@@ -92,18 +93,49 @@ class Version:
     """One entry of a backend's history, with what changed since the one before.
 
     ``version`` is the backend's own id of that inventory and ``time`` when it
-    was written (UTC), on every backend; ``current`` marks the version that
-    is the stored inventory now.
+    was written (UTC), on every backend; ``user``, ``host``, ``command`` and
+    ``reason`` come from the change record stored with it (empty when the
+    version has none, e.g. written before records were kept). ``summary`` is
+    the recorded one when there is a record, else computed against the
+    version before. ``current`` marks the version that is the stored
+    inventory now.
     """
 
     version: str
     time: str
     summary: str
     current: bool = False
+    user: str = ""
+    host: str = ""
+    command: str = ""
+    reason: str = ""
+
+
+def _record_of(entry: dict, version: str) -> ChangeRecord | None:
+    if not any(entry.get(key) for key in ("user", "host", "command", "reason", "summary")):
+        return None
+    return ChangeRecord.from_dict(entry, where=f"the change record of version {version}")
+
+
+def _version(entry: dict, version: str, computed: str) -> Version:
+    time = str(entry.get("time") or "")
+    try:
+        record = _record_of(entry, version)
+    except InventoryError as exc:  # shown in its row: one bad record must not hide the others
+        return Version(version, time, "; ".join(filter(None, (computed, str(exc)))))
+    if record is None:
+        return Version(version, time, computed)
+    return Version(version, record.time or time, record.summary or computed, user=record.user,
+                   host=record.host, command=record.command, reason=record.reason)
 
 
 def history(backend: Backend) -> list[Version]:
-    """The backend's versions, oldest first, each summarised against the previous readable one."""
+    """The backend's versions, oldest first, each with its record or summarised against the previous one.
+
+    A backend that keeps records but not inventories (``read_version``) lists its records as they are.
+    """
+    if not backend.has_versions:
+        return [_version(e, str(e.get("version")), "") for e in backend.history()]
     out = []
     previous: dict | None = None
     newest: dict | None = None
@@ -112,11 +144,13 @@ def history(backend: Backend) -> list[Version]:
         try:
             data = backend.read_version(version)
         except InventoryError as exc:
-            out.append(Version(version, str(entry.get("time") or ""), f"cannot be read: {exc}"))
+            unreadable = _version(entry, version, "")
+            unreadable.summary = f"cannot be read: {exc}"
+            out.append(unreadable)
             newest = None
             continue
         summary = "oldest version kept" if previous is None else compare(previous, data).summary()
-        out.append(Version(version, str(entry.get("time") or ""), summary))
+        out.append(_version(entry, version, summary))
         previous = newest = data
     if out and newest is not None:
         # Marked by content, not by position: the newest kept version is the current inventory only

@@ -308,16 +308,31 @@ class Backend:
 
     @property
     def has_history(self) -> bool:
-        return self._optional("history") is not None and self._optional("read_version") is not None
+        """The plugin lists what was written (``history()``): versions, or at least change records."""
+        return self._optional("history") is not None
+
+    @property
+    def has_versions(self) -> bool:
+        """The plugin also gives back earlier inventories (``read_version()``): diff and restore work."""
+        return self.has_history and self._optional("read_version") is not None
 
     def history(self) -> list[dict]:
+        """The plugin's ``history()``: dicts, oldest first, with ``version``, ``time`` and record fields."""
         if not self.has_history:
             raise StorageError(f"storage backend {self.label} keeps no history of earlier versions")
-        return self._call("list its versions", lambda: list(self.storage.history()))
+        entries = self._call("list its versions", lambda: list(self.storage.history()))
+        for entry in entries:
+            if not isinstance(entry, dict):
+                raise StorageError(f"storage backend {self.label}: history() gave a {type(entry).__name__}, "
+                                   "not a dict with version and time")
+        return entries
 
     def read_version(self, version: str) -> dict:
         if not self.has_history:
             raise StorageError(f"storage backend {self.label} keeps no history of earlier versions")
+        if not self.has_versions:
+            raise StorageError(f"storage backend {self.label} keeps change records (--history) but not earlier "
+                               "inventories, so versions cannot be compared or restored")
         return self._call(f"read version {version}", self.storage.read_version, version)
 
     def close(self) -> None:
