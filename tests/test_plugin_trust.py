@@ -26,6 +26,7 @@ import time
 
 import pytest
 from helpers import run_script
+from os_users import other_user_fixture
 from plugin_fixtures import RECORDER, assert_one_line_failure, config_dir, ini_for, plugin_dir  # noqa: F401
 
 from osa_inventory.errors import InventoryError
@@ -35,26 +36,7 @@ from osa_inventory.storage.settings import Settings
 @pytest.fixture(scope="module")
 def other_user():
     """A second, unprivileged user (name, uid), deleted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create a second user and give it files")
-    if not shutil.which("useradd"):
-        pytest.skip("useradd is not installed")
-    name = f"osatrust{os.getpid()}"[:30]
-    for _ in range(20):  # /etc/passwd may be locked by another useradd for a moment
-        done = subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                              capture_output=True, text=True)
-        if done.returncode == 0:
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail(f"useradd {name} failed: {done.stderr}")
-    try:
-        yield name, pwd.getpwnam(name).pw_uid
-    finally:
-        for _ in range(20):
-            if subprocess.run(["userdel", name], capture_output=True).returncode in (0, 6):  # 6: gone
-                break
-            time.sleep(0.5)
+    yield from other_user_fixture("osatrust")
 
 
 def _give(path, uid: int, mode: int | None = None) -> None:
