@@ -35,14 +35,11 @@ write of any kind, changing or not, if the writer died first).
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import hashlib
 import json
 import os
 import random
 import secrets
 import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import ContextManager, Iterator
@@ -54,10 +51,12 @@ from osa_inventory.backends.etcd.client import (GRPC_PERMISSION_DENIED, EtcdClie
                                                 EtcdFutureRevision, EtcdRequestError, check_endpoint, cmp_create,
                                                 cmp_mod, op_delete, op_put, op_range, prefix_end)
 from osa_inventory.backends.etcd.identity import check_identity, check_name, check_nesting, marker_value
+from osa_inventory.backends.etcd.lease import LeaseKeeper
+from osa_inventory.backends.etcd.parts import (FORMAT, Part, chunked, digest, dumps, join_inventory, split_inventory,
+                                               utc_now)
 from osa_inventory.backends.etcd.layout import (STAGING, STORED, Keys, PrefixScan, ancestors, classify,
                                                 looks_like_manifest, marker_of, other_deployment_at)
 
-FORMAT = 1
 DEFAULT_ENDPOINTS = "http://127.0.0.1:2379"
 DEFAULT_PREFIX = "/openstack-ansible/inventory/default"
 
@@ -75,91 +74,8 @@ OPTIONS = declare(
     Option("lock_timeout", "number", default=300.0, minimum=0, help="seconds to wait for another run's lock"),
     Option("max_txn_ops", "whole", default=128, minimum=8, help="operations per transaction"),
 )
-CHUNK_BYTES = 512 * 1024          # etcd refuses requests over 1.5 MiB by default
 BATCH_BYTES = 1024 * 1024         # keys + values per transaction, below that limit
 PAGE_KEYS = 2000                  # keys per range read when loading
-DIGEST_CHARS = 32
-
-
-def dumps(value) -> bytes:
-    """Compact JSON that keeps key order, so a load gives back the very same dict."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def digest(payload: bytes) -> str:
-    """The content digest kept in the index for each part."""
-    return hashlib.sha256(payload).hexdigest()[:DIGEST_CHARS]
-
-
-def utc_now() -> str:
-    """Now as YYYY-mm-ddTHH:MM:SSZ."""
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True)
-class Part:
-    """One stored piece of the inventory and where its chunks live."""
-
-    kind: str
-    name: str
-    tag: str
-    digest: str
-    chunks: int
-
-    def keys(self, data_prefix: bytes) -> list[bytes]:
-        """The etcd key of each chunk, chunk 0 first."""
-        base = data_prefix + self.tag.encode() + b"/"
-        name = self.name.encode("utf-8")
-        return [base + (self.kind if i == 0 else f"{self.kind}.{i}").encode() + b"/" + name
-                for i in range(self.chunks)]
-
-    def to_json(self) -> list:
-        """The part as an index row."""
-        return [self.kind, self.name, self.tag, self.digest, self.chunks]
-
-
-def chunked(payload: bytes) -> list[bytes]:
-    """``payload`` cut into values etcd accepts (an empty payload is one empty chunk)."""
-    return [payload[i:i + CHUNK_BYTES] for i in range(0, len(payload), CHUNK_BYTES)] or [b""]
-
-
-def split_inventory(inventory: dict) -> tuple[dict, list[tuple[str, str, bytes]]]:
-    """The index skeleton (order of keys) and the (kind, name, payload) of every part."""
-    pieces: list[tuple[str, str, bytes]] = []
-    meta_order = None
-    for key, value in inventory.items():
-        if not isinstance(key, str):
-            raise StorageError(f"inventory key {key!r} is not a string; it cannot be stored as JSON")
-        meta = value if key == "_meta" and isinstance(value, dict) else None
-        if meta is not None and isinstance(meta.get("hostvars"), dict):
-            meta_order = list(meta)
-            for host, hostvars in meta["hostvars"].items():
-                pieces.append(("host", str(host), dumps(hostvars)))
-            rest = {k: v for k, v in meta.items() if k != "hostvars"}
-            if rest:
-                pieces.append(("meta", "_meta", dumps(rest)))
-        else:
-            pieces.append(("group", key, dumps(value)))
-    return {"format": FORMAT, "top": list(inventory), "meta_order": meta_order}, pieces
-
-
-def join_inventory(index: dict, values: dict[tuple[str, str], object]) -> dict:
-    """The inventory rebuilt from the index and each part's decoded value."""
-    inventory: dict = {}
-    meta_order = index.get("meta_order")
-    for key in index["top"]:
-        if key == "_meta" and meta_order is not None:
-            rest = values.get(("meta", "_meta"), {})
-            meta: dict = {}
-            for mkey in meta_order:
-                if mkey == "hostvars":
-                    meta["hostvars"] = {name: value for (kind, name), value in values.items() if kind == "host"}
-                else:
-                    meta[mkey] = rest[mkey]
-            inventory[key] = meta
-        else:
-            inventory[key] = values[("group", key)]
-    return inventory
 
 
 class Damage(StorageError):
@@ -195,38 +111,6 @@ class Snapshot:
         return keys
 
 
-class _LeaseKeeper(threading.Thread):
-    """Keeps a lease alive from the background; records why if it could not."""
-
-    def __init__(self, client: EtcdClient, lease: int, ttl: int):
-        super().__init__(name=f"etcd-lease-{lease:x}", daemon=True)
-        self.client, self.lease, self.ttl = client, lease, ttl
-        self.stop_event = threading.Event()
-        self.lost: str | None = None
-        self.last_ok = time.monotonic()
-
-    def run(self) -> None:
-        interval = max(0.2, self.ttl / 3.0)
-        while not self.stop_event.wait(interval):
-            try:
-                left = self.client.lease_keepalive(self.lease, timeout=max(0.5, min(self.client.timeout, interval)))
-            except EtcdError as exc:
-                if time.monotonic() - self.last_ok >= self.ttl:
-                    self.lost = f"could not be renewed for {self.ttl} s ({exc})"
-                    return
-                continue
-            if left <= 0:
-                self.lost = "expired or was revoked"
-                return
-            self.last_ok = time.monotonic()
-
-    def stop(self) -> None:
-        """Stop renewing and wait for the thread to end."""
-        self.stop_event.set()
-        if self.is_alive() and threading.current_thread() is not self:
-            self.join(timeout=self.client.timeout + 1)
-
-
 class Storage:
     """The etcd backend; see the module docstring."""
 
@@ -244,7 +128,7 @@ class Storage:
         self._lock = Reentrant(self._hold_lock)
         self._lock_rev = 0
         self._lease = 0
-        self._keeper: _LeaseKeeper | None = None
+        self._keeper: LeaseKeeper | None = None
 
     # -- contract ---------------------------------------------------------
 
@@ -823,7 +707,7 @@ class Storage:
     def _acquire(self) -> None:
         client = self._client()
         lease, ttl = client.lease_grant(self.lock_ttl)
-        keeper = _LeaseKeeper(client.clone(), lease, ttl or self.lock_ttl)
+        keeper = LeaseKeeper(client.clone(), lease, ttl or self.lock_ttl)
         keeper.start()
         info = {"holder": _writer(), "since": utc_now(), "lease": f"{lease:x}"}
         value = dumps(info)
