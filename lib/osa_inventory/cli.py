@@ -19,14 +19,12 @@ from typing import Sequence
 
 from .accounting import ChangeRecord
 from .changes import compare
-from .errors import ConfigErrors, InventoryError, one_line
-from .generate.config import Skeleton, config_signature, load_skeleton, load_user_config
-from .generate.pipeline import generate
+from .deployment_config import DeploymentConfig, read_config
+from .errors import InventoryError, one_line
 from .resources import environment_dir
 from .storage.loader import open_backend
 from .storage.settings import read_settings
 from .stdout_guard import stdout_for_result_only
-from .generate.validate import config_problems
 
 LOG = logging.getLogger("osa_inventory")
 DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
@@ -86,17 +84,12 @@ def _setup_logging(config_dir: str, debug: bool) -> None:
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
-def _read_config(config_dir: str, environment: str, mode: str,
-                 every_problem: bool = False) -> tuple[dict, Skeleton, list[str]]:
-    """The user config and skeleton, checked; the warnings are logged and returned."""
-    config = load_user_config(config_dir)
-    skeleton = load_skeleton(environment, config_dir)
-    errors, warnings = config_problems(config, skeleton, mode)
-    if errors:
-        raise ConfigErrors(errors if every_problem else errors[:1])
-    for warning in warnings:
+def _read_config(config_dir: str, environment: str, mode: str, every_problem: bool = False) -> DeploymentConfig:
+    """The checked config (see osa_inventory.deployment_config), its warnings logged."""
+    deployment = read_config(config_dir, environment, mode, every_problem)
+    for warning in deployment.warnings:
         LOG.warning("%s", warning)
-    return config, skeleton, warnings
+    return deployment
 
 
 def run(args: argparse.Namespace) -> str:
@@ -109,24 +102,23 @@ def run(args: argparse.Namespace) -> str:
     environment = os.path.abspath(args.environment)
     settings = read_settings()
     mode = str(settings.inventory["unknown_host_groups"])
-    config, skeleton, warnings = _read_config(config_dir, environment, mode, every_problem=args.check)
-    signature = config_signature(config_dir, environment)  # a bad config never touches storage
+    deployment = _read_config(config_dir, environment, mode, every_problem=args.check)  # before storage
     backend = open_backend(settings, config_dir)
     try:
         # Plugin calls that can fail come before anything is stored; describe() only when logged.
         where = backend.describe() if LOG.isEnabledFor(logging.DEBUG) else ""
         has_lock = backend.has_lock
         if args.check:
-            generate(config, skeleton, backend.load(), mode)
-            warnings.append(backend.no_lock_warning())
+            deployment.generate(backend.load())
+            warnings = deployment.warnings + [backend.no_lock_warning()]
             return "\n".join(["Configuration ok!"] + [f"WARNING: {w}" for w in warnings if w])
         with backend.lock():
             locked = time.perf_counter()
-            if config_signature(config_dir, environment) != signature:
+            if deployment.changed_on_disk():
                 # Changed while this run waited for the lock: store what the config says now.
-                config, skeleton, warnings = _read_config(config_dir, environment, mode)
+                deployment = _read_config(config_dir, environment, mode)
             stored = backend.load()
-            inventory = generate(config, skeleton, stored, mode)
+            inventory = deployment.generate(stored)
             # What is printed is fixed before the plugin sees the inventory (write() gets a copy).
             shown = inventory if args.host is None else inventory["_meta"]["hostvars"].get(args.host, {})
             output = json.dumps(shown, sort_keys=True)

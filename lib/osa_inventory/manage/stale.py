@@ -9,10 +9,10 @@ and skeleton would still place it, the way the generator places containers.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from ..generate.config import Skeleton, load_skeleton, load_user_config
+from ..deployment_config import load_config  # noqa: F401 (the config as runs read it)
+from ..generate.config import Skeleton
 from ..generate.containers import host_group_for
 from ..generate.pipeline import generate
 from ..generate.hosts import config_host_groups
@@ -27,12 +27,6 @@ class StaleEntry:
     name: str
     physical_host: str
     reason: str
-
-
-def load_config(config_dir: str, environment_dir: str) -> tuple[dict, Skeleton]:
-    """The user config (with conf.d) and the skeleton (base env.d plus the config's env.d)."""
-    config_dir = os.path.abspath(config_dir)
-    return load_user_config(config_dir), load_skeleton(os.path.abspath(environment_dir), config_dir)
 
 
 def expected_counts(config: dict, skeleton: Skeleton) -> dict[tuple[str, str], tuple[int, bool]]:

@@ -1,0 +1,61 @@
+"""A deployment's config, read and checked the way every inventory run reads it.
+
+The inventory script and ``inventory-manage --plan`` both generate from a
+:class:`DeploymentConfig`, so a plan shows exactly what the next run would
+store: the same files, the same checks, the same ``[inventory]
+unknown_host_groups`` handling and the same :func:`generate` call.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .errors import ConfigErrors
+from .generate.config import Skeleton, config_signature, load_skeleton, load_user_config
+from .generate.pipeline import generate
+from .generate.validate import config_problems
+
+
+@dataclass
+class DeploymentConfig:
+    """The user config and skeleton of one config folder, checked, with what they were read from."""
+
+    config_dir: str
+    environment: str
+    unknown_groups: str
+    config: dict
+    skeleton: Skeleton
+    warnings: list[str] = field(default_factory=list)
+    signature: list = field(default_factory=list)
+
+    def generate(self, stored: dict | None) -> dict:
+        """The inventory this config gives, starting from ``stored`` (what a run would store)."""
+        return generate(self.config, self.skeleton, stored, self.unknown_groups)
+
+    def changed_on_disk(self) -> bool:
+        """Whether any file the config was read from changed since (stat calls only)."""
+        return config_signature(self.config_dir, self.environment) != self.signature
+
+
+def load_config(config_dir: str, environment_dir: str) -> tuple[dict, Skeleton]:
+    """The user config (with conf.d) and the skeleton (base env.d plus the config's env.d), unchecked."""
+    config_dir = os.path.abspath(config_dir)
+    return load_user_config(config_dir), load_skeleton(os.path.abspath(environment_dir), config_dir)
+
+
+def read_config(config_dir: str, environment_dir: str, unknown_groups: str,
+                every_problem: bool = False) -> DeploymentConfig:
+    """The config as an inventory run reads it; a config with errors raises :class:`ConfigErrors`.
+
+    ``every_problem`` lists every error (``--check``) instead of the first.
+    The warnings are returned, not logged: each caller shows them its own way.
+    """
+    config_dir, environment_dir = os.path.abspath(config_dir), os.path.abspath(environment_dir)
+    # Taken before reading: a file changed while it is read then shows as changed afterwards.
+    signature = config_signature(config_dir, environment_dir)
+    config, skeleton = load_config(config_dir, environment_dir)
+    errors, warnings = config_problems(config, skeleton, unknown_groups)
+    if errors:
+        raise ConfigErrors(errors if every_problem else errors[:1])
+    return DeploymentConfig(config_dir, environment_dir, unknown_groups, config, skeleton, warnings, signature)
