@@ -18,11 +18,28 @@ ADDRESS_VARS = ("ansible_host", "management_address", "container_address", "ansi
 
 
 def addresses_of(hv: dict) -> dict[str, Any]:
-    """The addresses an entry holds, by where they are held."""
+    """The addresses an entry holds, by the variable path holding each (as ``--diff`` names them)."""
     out = {k: hv.get(k) for k in ADDRESS_VARS if hv.get(k) is not None}
     for key, net in (hv.get("container_networks") or {}).items():
         if isinstance(net, dict) and net.get("address") is not None:
-            out[f"container_networks.{key}"] = net["address"]
+            out[f"container_networks.{key}.address"] = net["address"]
+    return out
+
+
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def assigned_addresses(old: dict, new: dict) -> dict[str, dict[str, Any]]:
+    """Addresses ``new`` holds that ``old`` does not hold in the same place: host -> {variable path: address}."""
+    old_hv, new_hv = hostvars_of(old), hostvars_of(new)
+    out = {}
+    for host in sorted(new_hv):
+        before = addresses_of(_mapping(old_hv.get(host)))
+        fresh = {where: value for where, value in sorted(addresses_of(_mapping(new_hv[host])).items())
+                 if before.get(where) != value}
+        if fresh:
+            out[host] = fresh
     return out
 
 

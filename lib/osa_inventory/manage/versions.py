@@ -69,7 +69,11 @@ def diff_lines(old: dict, new: dict) -> list[str]:
     old_groups, new_groups = groups_of(old), groups_of(new)
     lines = []
     for host in ch.hosts_added:
-        lines.append(f"+ host {host}")
+        # A new entry's addresses are what operators must check before it is stored (--plan).
+        hv = new_hv[host] if isinstance(new_hv[host], dict) else {}
+        parent = hv.get("physical_host")
+        lines.append(f"+ host {host}" + (f" (on {parent})" if parent and parent != host else ""))
+        lines.extend(f"    + {where}: {_show(value)}" for where, value in sorted(addresses_of(hv).items()))
     for host in ch.hosts_removed:
         lines.append(f"- host {host}")
     for host in ch.readdressed + ch.addressed + ch.vars_changed:
