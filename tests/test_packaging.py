@@ -146,6 +146,8 @@ def test_console_commands_run_the_example_from_the_installed_package(venv, tmp_p
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert json.loads(result.stdout) == reference_inventory(tmp_path)
     assert run([inventory, "--config", config, "--check"], env=env).stdout.strip() == "Configuration ok!"
+    planned = run([manage, "--config", config, "--plan"], env=env, cwd=str(tmp_path))  # the packaged env.d too
+    assert planned.returncode == 0 and planned.stdout.startswith("no changes: "), planned.stdout + planned.stderr
     listed = run([manage, "--config", config, "--list-host", "--format", "json"], env=env, cwd=str(tmp_path))
     assert listed.returncode == 0, listed.stderr
     assert "aio1" in {row["container_name"] for row in json.loads(listed.stdout)}

@@ -1,9 +1,11 @@
 """The command line of ``scripts/inventory-manage.py``.
 
 Flags are OpenStack-Ansible's ``inventory-manage.py`` ones (with its defects
-fixed) plus migration, import, history and the stale check. Output goes to
-stdout; a failure is one ``ERROR:`` line on stderr and exit status 1;
-``--check-stale --strict`` exits 3 when it finds stale entries.
+fixed) plus migration, import, history, the stale check and the plan. Output
+goes to stdout; a failure is one ``ERROR:`` line on stderr and exit status 1;
+``--check-stale --strict`` exits 3 when it finds stale entries; ``--plan``
+exits 2 when the next inventory run would store a change (and, so that 2
+keeps that one meaning, its usage errors exit 1, not argparse's 2).
 """
 
 from __future__ import annotations
@@ -12,18 +14,20 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import sys
 from dataclasses import asdict
 from typing import Sequence
 
 from ..generate.config import USER_CONFIG
+from ..deployment_config import read_config
 from ..errors import InventoryError, one_line
-from ..resources import environment_dir
+from ..resources import environment_dir, manage_command
 from ..storage import catalog
 from ..storage.loader import Backend
 from ..storage.settings import Settings, read_settings
 from ..stdout_guard import stdout_for_result_only
-from . import edits, stale, transfer, versions, views
+from . import edits, plan, stale, transfer, versions, views
 from .formatting import FORMATS, render_data, render_table
 from .stores import change_stored, load_required, open_configured_backend, open_file_backend
 
@@ -32,7 +36,7 @@ EXIT_STALE = 3
 NAMES_SHOWN = 20
 ACTIONS = ("--list-backends", "--list-host", "--list-groups", "--list-containers", "--export",
            "--remove-item/--remove-group/--clear-ips", "--migrate-to", "--import", "--adopt", "--history",
-           "--diff", "--restore", "--check-stale")
+           "--diff", "--restore", "--check-stale", "--plan")
 
 
 def default_config_dir() -> str:
@@ -40,7 +44,7 @@ def default_config_dir() -> str:
 
 
 def build_parser(default_environment: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         description="Inspect and change the stored OpenStack-Ansible inventory, move it between storage "
                     "backends and roll it back. Works on the backend osa.ini selects ($OSA_INI, else "
                     "/etc/ansible/osa.ini), or on one file with -f.")
@@ -57,7 +61,7 @@ def build_parser(default_environment: str) -> argparse.ArgumentParser:
                        help="folder that contains the base env.d/ skeleton, for --check-stale and the "
                             "note -r prints about entries the config brings back (default: %(default)s)")
     where.add_argument("--format", choices=FORMATS, default="table",
-                       help="output of listings, --history, --diff and --check-stale (default: table; "
+                       help="output of listings, --history, --diff, --check-stale and --plan (default: table; "
                             "--export prints JSON unless yaml is asked for)")
 
     show = p.add_argument_group("listings (read only)")
@@ -122,7 +126,35 @@ def build_parser(default_environment: str) -> argparse.ArgumentParser:
                        help="list stored hosts and containers that the current config no longer produces "
                             "(removed hosts, containers beyond a lowered affinity)")
     check.add_argument("--strict", action="store_true", help="with --check-stale: exit 3 if anything is stale")
+    check.add_argument("--plan", action="store_true",
+                       help="generate from the current config in memory, as the next inventory run would, and "
+                            "show what storing it would change (hosts and containers added, addresses assigned, "
+                            "groups and variables changed); writes nothing; exit status 0: no change, "
+                            "2: changes, 1: error")
     return p
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that with ``--plan`` a usage error is one ``ERROR:`` line and exit status 1.
+
+    ``--plan`` exits 2 when changes are pending; argparse's usage status 2 would read as that in CI.
+    """
+
+    plan = False
+
+    def error(self, message: str):  # type: ignore[override]
+        if not self.plan:
+            super().error(message)
+        self.exit(1, f"ERROR: {message}\n")
+
+
+def _asks_for_plan(argv: Sequence[str] | None) -> bool:
+    """Whether the command line has ``--plan`` (or an abbreviation argparse would take for it)."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    return any(len(w) > 3 and "--plan".startswith(w) for w in words if w.startswith("--"))
+
+
+_FLAGS = {"edit": "-r/-d/--clear-ips", "migrate": "--migrate-to", "import": "--import"}
 
 
 def _chosen_actions(args: argparse.Namespace) -> list[str]:
@@ -132,7 +164,7 @@ def _chosen_actions(args: argparse.Namespace) -> list[str]:
         ("edit", bool(args.remove_item or args.remove_group or args.clear_ips)),
         ("migrate", args.migrate_to is not None), ("import", args.import_file is not None), ("adopt", args.adopt),
         ("history", args.history), ("diff", args.diff is not None), ("restore", args.restore is not None),
-        ("check-stale", args.check_stale)) if on]
+        ("check-stale", args.check_stale), ("plan", args.plan)) if on]
     return chosen
 
 
@@ -141,6 +173,10 @@ def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> s
     if not chosen:
         parser.error("nothing to do; choose one of " + ", ".join(ACTIONS))
     if len(chosen) > 1:
+        if "plan" in chosen:
+            parser.error("--plan only shows what the next inventory run would store and changes nothing; "
+                         "run it alone, then " + " ".join(_FLAGS.get(a, f"--{a}") for a in chosen if a != "plan")
+                         + " as a command of its own")
         parser.error("choose one thing to do at a time (only -r, -d and --clear-ips combine)")
     action = chosen[0]
     if args.with_containers and not args.remove_item:
@@ -343,6 +379,16 @@ def _check_stale(ctx: Context) -> tuple[str, int]:
     return "\n".join(out), status
 
 
+def _plan(ctx: Context) -> tuple[str, int]:
+    # Same config reading and checks as the inventory script, before storage is touched.
+    deployment = read_config(ctx.config_dir, ctx.args.environment, ctx.unknown_groups())
+    result = plan.make_plan(ctx.open_work(), deployment)
+    if ctx.args.format != "table":
+        return render_data(result.to_data(), ctx.args.format), result.status
+    manage = f"{manage_command()} --config {shlex.quote(ctx.config_dir)}"
+    return plan.plan_text(result, manage), result.status
+
+
 def _list_backends(ctx: Context) -> str:
     settings = ctx.settings()
     rows = catalog.available(settings)
@@ -382,6 +428,8 @@ def run(args: argparse.Namespace, action: str) -> tuple[str, int]:
             return _diff(ctx), 0
         if action == "restore":
             return "\n".join(_restore(ctx)), 0
+        if action == "plan":
+            return _plan(ctx)
         return _check_stale(ctx)
     finally:
         ctx.close()
@@ -390,6 +438,7 @@ def run(args: argparse.Namespace, action: str) -> tuple[str, int]:
 def main(argv: Sequence[str] | None = None, default_environment: str | None = None) -> int:
     """Entry point of scripts/inventory-manage.py; returns the exit status."""
     parser = build_parser(default_environment or os.getcwd())
+    parser.plan = _asks_for_plan(argv)
     args = parser.parse_args(argv)
     action = _check_usage(parser, args)
     try:
