@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "osa.ini.sample")
 BUILTIN = ("filesystem", "etcd", "craton")
 # Plugins whose doc page has an option table: `name` | default | meaning.
-DOC_TABLES = {"etcd": "docs/etcd.md", "craton": "docs/craton.md"}
+DOC_TABLES = {"etcd": "docs/etcd.md", "craton": "docs/craton.md", "filesystem": "docs/operations.md"}
 
 
 def declared(plugin: str) -> dict:

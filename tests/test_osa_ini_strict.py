@@ -136,7 +136,7 @@ def test_section_of_another_name_is_served_by_its_plugin(tmp_path, config_dir):
     assert ok.returncode == 0 and ok.stderr == "", ok.stderr
     assert os.path.exists(tmp_path / "copy" / INVENTORY)
     refused(run_script(config_dir, ini=write_ini(str(tmp_path), text + "folder = x\n")),
-            "[fs_copy] folder", "known: backups, lock_timeout, path")
+            "[fs_copy] folder", "known: backups, group, lock_timeout, mode, path")
 
 
 def test_unknown_backend_names_where_the_name_came_from_and_the_closest(tmp_path, config_dir):

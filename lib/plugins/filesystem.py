@@ -9,6 +9,12 @@ Options (osa.ini section ``[filesystem]`` or ``OSA_INVENTORY_FILESYSTEM_<OPTION>
     How many earlier versions ``backup_openstack_inventory.tar`` keeps (default 15).
 ``lock_timeout``
     Seconds to wait for another run's lock before giving up (default 300).
+``group``
+    Group given to the inventory, the backup archive and files set aside
+    (default: unset, the inventory keeps the group it has).
+``mode``
+    Permission bits of those files, octal (e.g. ``0640``; default: unset,
+    the inventory keeps its mode and the archive is never looser).
 
 What it does that OSA's generator does not: every replacement goes through a
 temporary file in the same folder, fsync and an atomic rename (then an fsync
@@ -16,7 +22,8 @@ of the folder), so a crash leaves either the old or the new file; an
 exclusive ``flock`` on the inventory's folder is held across
 load-generate-write, so concurrent runs serialise instead of losing updates;
 the backup archive is rewritten atomically with exactly the newest N
-versions, never with looser permissions than the inventory; a corrupt
+versions, never with looser permissions than the inventory (or with the
+configured ``group`` and ``mode``, which every file written gets); a corrupt
 inventory is reported, never overwritten; a damaged archive still gives
 every version it holds intact; and a symbolic link in place of either file
 stays a link: its target is replaced, atomically, in the target's own folder.
@@ -35,6 +42,7 @@ from typing import ContextManager, Iterator
 
 from osa_inventory.errors import StorageError as StorageFailure
 from osa_inventory.resources import manage_command
+from osa_inventory.storage.file_access import FileAccess
 from osa_inventory.storage.options import Option, declare, read_options
 from osa_inventory.storage.safe_files import (TEMP_SUFFIX, Reentrant, atomic_write, flock_wait, owner_of,
                                               set_aside)
@@ -49,6 +57,8 @@ OPTIONS = declare(
     Option("path", "path", default="", help="folder holding openstack_inventory.json"),
     Option("backups", "whole", default=15, minimum=0, help="earlier versions the backup archive keeps"),
     Option("lock_timeout", "number", default=300.0, minimum=0, help="seconds to wait for another run's lock"),
+    Option("group", "text", default="", help="group of the inventory, its backups and files set aside"),
+    Option("mode", "text", default="", help="octal mode of those files, e.g. 0640 (no execute, not world-writable)"),
 )
 
 
@@ -107,6 +117,7 @@ class Storage:
         self.folder = ""
         self.keep = 15
         self.lock_timeout = 300.0
+        self.access = FileAccess()
         self._lock = Reentrant(self._lock_folders)
 
     # -- contract ---------------------------------------------------------
@@ -120,6 +131,7 @@ class Storage:
         # A relative path is relative to the config folder, never to wherever Ansible was started.
         self.folder = os.path.abspath(os.path.join(config_dir, os.path.expanduser(path)))
         self.keep, self.lock_timeout = values["backups"], values["lock_timeout"]
+        self.access = FileAccess.from_options(values["group"], values["mode"])
         if not os.path.isdir(self.folder):
             raise StorageFailure(f"folder {self.folder} does not exist; create it or set [filesystem] path")
 
@@ -143,14 +155,16 @@ class Storage:
             old = self._read_current()
             if old == text:
                 return
-            # Taken before a damaged file is moved aside: its replacement keeps them.
-            mode, owner = _mode_of(target, 0o644), owner_of(target)
+            self.access.check_can_give_group()
+            # Taken before a damaged file is moved aside: its replacement keeps them (unless configured).
+            mode = self.access.mode_for(_mode_of(target, 0o644))
+            owner = self.access.owner_for(owner_of(target))
             if old is not None:
                 try:
                     json.loads(old)
                 except ValueError:
                     # Only an explicit restore/import gets here; keep the damaged file for forensics.
-                    set_aside(target, "corrupt", _stamp())
+                    self.access.apply(set_aside(target, "corrupt", _stamp()))
                     old = None
             if old is not None and self.keep > 0:
                 self._add_backup(old, target)
@@ -322,18 +336,19 @@ class Storage:
         if archive.damage:
             aside = set_aside(path, "corrupt", _stamp())
             os.chmod(aside, (archive_mode or 0) & inventory_mode)
+            self.access.apply(aside)
         members = archive.members
         name = _backup_name({m.name for m, _ in members}, written)
         info = tarfile.TarInfo(name)
         data = old_text.encode("utf-8")
-        info.size, info.mtime, info.mode = len(data), int(written), inventory_mode
+        info.size, info.mtime, info.mode = len(data), int(written), self.access.mode_for(inventory_mode)
         members = (members + [(info, data)])[-self.keep:]
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
             for m, payload in members:
                 tar.addfile(m, io.BytesIO(payload))
         mode = inventory_mode if archive_mode is None else archive_mode & inventory_mode
-        atomic_write(path, buf.getvalue(), mode, owner_of(inventory_file))
+        atomic_write(path, buf.getvalue(), self.access.mode_for(mode), self.access.owner_for(owner_of(inventory_file)))
 
 
 def _backup_name(kept: set[str], written: float) -> str:
