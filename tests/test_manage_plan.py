@@ -98,8 +98,12 @@ def test_removed_host_readdressing_and_the_printed_advice(tmp_path):
     d = Deployment(str(tmp_path))
     d.generate()
     config = d.config()
-    del config["compute_hosts"]["compute1"]
-    config["compute_hosts"]["compute2"] = {"ip": "172.29.236.22"}
+    config["compute_hosts"] = {"compute2": {"ip": "172.29.236.22"}}
+    d.save_config({k: v for k, v in config.items() if k != "compute_hosts"})
+    # A host taken out of the config is no change (runs keep it): exit 0, and a note says so.
+    status, lines, data = plan(d)
+    assert status == 0 and data["lines"] == [] and [s["name"] for s in data["stale"]] == ["compute1"]
+    assert lines[0].startswith("no changes: ") and "compute1 (host is no longer in the config)" in lines[1]
     # New tunnel range; stored addresses stay until --clear-ips lets the next run assign new ones.
     config["cidr_networks"]["tunnel"] = "172.30.240.0/22"
     config["used_ips"] = ["172.29.236.1,172.29.236.50", "172.30.240.1,172.30.240.20"]
@@ -152,6 +156,7 @@ def test_errors_are_one_line_exit_1_and_write_nothing(tmp_path):
     # --plan never combines with a change, and its usage errors exit 1 (2 means "changes pending").
     assert_one_line_error(d.manage("--plan", "-r", "compute1"), "--plan", "-r/-d/--clear-ips")
     assert_one_line_error(d.manage("--pla", "--format", "xml"), "invalid choice: 'xml'")
+    assert_one_line_error(d.manage("--plan=yes"), "--plan: ignored explicit argument 'yes'")
     assert d.manage("--bogus").returncode == 2  # other usage errors keep argparse's status
     assert folder_state(d) == before
 

@@ -151,7 +151,8 @@ class _Parser(argparse.ArgumentParser):
 def _asks_for_plan(argv: Sequence[str] | None) -> bool:
     """Whether the command line has ``--plan`` (or an abbreviation argparse would take for it)."""
     words = sys.argv[1:] if argv is None else list(argv)
-    return any(len(w) > 3 and "--plan".startswith(w) for w in words if w.startswith("--"))
+    flags = (w.split("=", 1)[0] for w in words if w.startswith("--"))
+    return any(len(f) > 3 and "--plan".startswith(f) for f in flags)
 
 
 _FLAGS = {"edit": "-r/-d/--clear-ips", "migrate": "--migrate-to", "import": "--import"}
