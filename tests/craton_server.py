@@ -11,6 +11,9 @@ variable value comes back as SQLite stores it (``2.0`` as ``2``, ``-0.0`` as
 deleting a region deletes its hosts; a POST without ``Content-Type:
 application/json`` and an empty variable key are 400; admin listings are not
 limited to the caller's project; answers are pretty-printed with sorted keys.
+Only projects, users and project variables need an admin (401 otherwise);
+clouds, regions, hosts, their variables and labels are open to every user of
+the project, as on the real server.
 It has test knobs: a request log, injected failures (status codes with
 ``Retry-After``), slow answers, a server that stops answering after K
 requests, and a client killed when its K-th request arrives.
@@ -438,7 +441,7 @@ def _route(parts: list[str]) -> tuple[str, tuple, tuple] | None:
         if parts[0] == "devices":
             return "devices", (), ("GET",)
         if parts[0] in ("projects", "users"):
-            return "admin_list", (parts[0],), ("GET",)
+            return "admin_list", (parts[0],), ("GET", "POST")
         return None
     kind = parts[0]
     if kind == "projects":
@@ -866,6 +869,27 @@ class Ctx:
             items = [{"name": u["name"], "project_id": u["project_id"], "is_admin": u["is_admin"]}
                      for u in self.app.users.values()]
         return 200, {what: items, "links": []}, []
+
+    def admin_list_post(self, what: str) -> tuple[int, Any, list]:
+        """An admin creates a project (``name``) or a user of the caller's project (``name``, ``is_admin``);
+        the user's API key is generated and given back once, in this answer."""
+        if not self.admin:
+            raise ApiError(401, UNAUTHENTICATED["message"])
+        self.only_params(set())
+        data = self.body()
+        allowed = ("name",) if what == "projects" else ("name", "is_admin")
+        if not isinstance(data, dict) or set(data) - set(allowed) or not isinstance(data.get("name"), str) \
+                or not 0 < len(data["name"]) <= 255 or not isinstance(data.get("is_admin", False), bool):
+            raise invalid(f"a {what[:-1]} needs a name (1 to 255 characters)"
+                          + ("" if what == "projects" else " and may say is_admin (true or false)"))
+        if what == "projects":
+            pid = self.app.add_project(data["name"])
+            return 201, {"id": pid, "name": data["name"]}, [("Location", f"{self.base}/v1/projects/{pid}")]
+        if (self.pid, data["name"]) in self.app.users:
+            raise ApiError(409, "A user with the given name already exists.")
+        key = self.app.add_user(self.pid, data["name"], admin=data.get("is_admin", False))
+        user = self.app.users[(self.pid, data["name"])]
+        return 201, {"name": user["name"], "project_id": self.pid, "is_admin": user["is_admin"], "api_key": key}, []
 
 
 # -- serving ------------------------------------------------------------------------

@@ -95,6 +95,40 @@ def test_admin_lists_answer_401_not_403_to_a_plain_user(craton_server, api):
     assert [p["id"] for p in projects] == [craton_server.project_id]
 
 
+def test_only_an_admin_creates_projects_and_users_and_a_plain_user_manages_the_inventory(craton_server, api):
+    """Admin-only: projects, users, project variables (401 to others). Everything an inventory needs is not."""
+    admin = Api(craton_server, admin=True)
+    for path, body in (("/projects", {"name": "p2"}), ("/users", {"name": "u2"})):
+        assert error_of(api.call("POST", path, body), 401) == UNAUTHENTICATED["message"]
+    assert craton_server.app.users.keys() == {(craton_server.project_id, n) for n in ("deployer", "admin")}
+    created = admin.ok("POST", "/users", {"name": "operator"}, 201)
+    assert created["is_admin"] is False and created["project_id"] == craton_server.project_id
+    assert error_of(admin.call("POST", "/users", {"name": "operator"}), 409)
+    assert error_of(admin.call("POST", "/users", {"name": "x", "project_id": craton_server.project_id}), 400)
+    other = admin.ok("POST", "/projects", {"name": "elsewhere"}, 201)["id"]
+    assert other in {p["id"] for p in admin.ok("GET", "/projects")["projects"]}
+    operator = requests.Session()
+    operator.headers.update({"X-Auth-Project": craton_server.project_id, "X-Auth-User": "operator",
+                             "X-Auth-Token": created["api_key"]})
+
+    def call(method: str, path: str, body=None) -> requests.Response:
+        return operator.request(method, f"{craton_server.url}/v1{path}", json=body, timeout=5)
+
+    cloud = call("POST", "/clouds", {"name": "c-op"}).json()["id"]
+    region = call("POST", "/regions", {"name": "r-op", "cloud_id": cloud}).json()["id"]
+    host = call("POST", "/hosts", {"name": "h", "cloud_id": cloud, "region_id": region, "ip_address": "10.0.0.1",
+                                   "device_type": "server", "labels": ["g"]}).json()["id"]
+    for method, path, body in (("PUT", f"/regions/{region}/variables", {"k": 1}),
+                               ("DELETE", f"/regions/{region}/variables", ["k"]),
+                               ("PUT", f"/hosts/{host}/variables", {"v": 1}),
+                               ("PUT", f"/hosts/{host}", {"note": "n"}),
+                               ("PUT", f"/hosts/{host}/labels", {"labels": ["g2"]}),
+                               ("DELETE", f"/hosts/{host}", None)):
+        assert call(method, path, body).status_code in (200, 204), (method, path)
+    assert call("GET", f"/projects/{craton_server.project_id}/variables").status_code == 401
+    assert call("GET", "/users").status_code == 401
+
+
 # -- general rules ---------------------------------------------------------------
 
 def test_create_is_201_with_location_and_the_body(api):
