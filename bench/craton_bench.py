@@ -7,8 +7,10 @@ write), an unchanged write() (idempotent), a one-host change (load + write),
 a full uncached load (pages of 100), and an unchanged write() without a cache
 (a full listing to compare against), and the run after a first write cut
 short five hosts before its end (it must find out what is left to do without
-reading every host's labels). Prints wall time, requests per method and bytes
-the server sent.
+reading every host's labels). Every write carries a change record, as the
+scripts' writes do; the last two rows are an unchanged run and ``--history``
+once the region holds the default 20 records. Prints wall time, requests per
+method and bytes the server sent.
 
     .venv/bin/python bench/craton_bench.py [--sizes 200,3000]
 
@@ -31,10 +33,17 @@ sys.path[:0] = [os.path.join(ROOT, "lib"), os.path.join(ROOT, "tests")]
 
 from craton_inventories import build_inventory  # noqa: E402
 from craton_server import CratonServer  # noqa: E402
+from osa_inventory.accounting import ChangeRecord  # noqa: E402
+from osa_inventory.manage import versions  # noqa: E402
 from osa_inventory.storage.loader import Backend, open_backend  # noqa: E402
 from osa_inventory.storage.settings import Settings  # noqa: E402
 
 METHODS = ("GET", "POST", "PUT", "DELETE")
+
+
+def record(summary: str) -> ChangeRecord:
+    """A record the size the inventory script writes (a one-line summary, a short reason)."""
+    return ChangeRecord.now("dynamic_inventory", summary, reason="bench: planned maintenance window 42")
 
 
 def open_craton(server: CratonServer, cache_dir: str, **extra: str) -> Backend:
@@ -61,20 +70,24 @@ def bench_size(n: int) -> list[tuple[str, dict]]:
             inventory = build_inventory(n)
             writer = open_craton(server, os.path.join(tmp, "writer"))
             os.makedirs(os.path.join(tmp, "writer"))
-            rows.append(("first write", measure(server, lambda: writer.write(copy.deepcopy(inventory)))))
+            rows.append(("first write", measure(server, lambda: writer.write(
+                copy.deepcopy(inventory), record=record(f"{n} host(s) added (infra1, infra2, infra3, ...)")))))
 
             def unchanged_run() -> None:
                 stored = writer.load()
                 assert stored == inventory
 
             rows.append(("unchanged run (cached load)", measure(server, unchanged_run)))
-            rows.append(("unchanged write()", measure(server, lambda: writer.write(copy.deepcopy(inventory)))))
+            rows.append(("unchanged write()", measure(server, lambda: writer.write(copy.deepcopy(inventory),
+                                                                                   record=record("no change")))))
             changed = copy.deepcopy(inventory)
             changed["_meta"]["hostvars"]["compute7"]["nova_reserved_host_memory_mb"] = 1
 
+            one_host = record("1 host(s) with other changed variables (compute7)")
+
             def one_host_change() -> None:
                 writer.load()
-                writer.write(copy.deepcopy(changed))
+                writer.write(copy.deepcopy(changed), record=one_host)
 
             rows.append(("one-host change (load+write)", measure(server, one_host_change)))
             reader_dir = os.path.join(tmp, "reader")
@@ -88,9 +101,21 @@ def bench_size(n: int) -> list[tuple[str, dict]]:
             nocache = open_craton(server, os.path.join(tmp, "writer"), cache="false")
             rows.append(("unchanged write(), no cache", measure(server, lambda: nocache.write(copy.deepcopy(changed)))))
             rows.append(("re-run, 5 writes left", rerun_after_interruption(server, tmp, inventory)))
+            for generation in range(20):  # the region now holds the default bound of records
+                changed["all"]["vars"]["bench_generation"] = generation
+                writer.load()
+                writer.write(copy.deepcopy(changed), record=record("all.vars changed"))
+            rows.append(("unchanged run, 20 records", measure(server, unchanged_after(writer, changed))))
+            rows.append(("--history, 20 records", measure(server, lambda: versions.history(writer))))
     finally:
         server.stop()
     return rows
+
+
+def unchanged_after(backend: Backend, expected: dict) -> Callable[[], None]:
+    def run() -> None:
+        assert backend.load() == expected
+    return run
 
 
 def rerun_after_interruption(server: CratonServer, tmp: str, inventory: dict) -> dict:
@@ -101,12 +126,12 @@ def rerun_after_interruption(server: CratonServer, tmp: str, inventory: dict) ->
     hosts = len(inventory["_meta"]["hostvars"])
     server.app.die_after(hosts - 5 + 1)  # the write mark, then all but 5 of the hosts
     try:
-        first.write(copy.deepcopy(inventory))
+        first.write(copy.deepcopy(inventory), record=record("interrupted"))
     except Exception:  # noqa: BLE001 - the cut is the point
         pass
     server.app.revive()
     again = open_craton(server, folder, region="interrupted")
-    return measure(server, lambda: again.write(copy.deepcopy(inventory)))
+    return measure(server, lambda: again.write(copy.deepcopy(inventory), record=record("re-run")))
 
 
 def main() -> None:

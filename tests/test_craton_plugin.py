@@ -19,7 +19,8 @@ import requests
 from craton_inventories import build_inventory, variant
 from craton_server import CratonServer, make_tls_files, tls_context
 from helpers import SCRIPT, base_config, run_script, write_config, write_ini
-from osa_inventory.backends.craton import mapping
+from osa_inventory.accounting import ChangeRecord, pending
+from osa_inventory.backends.craton import mapping, records
 from osa_inventory.errors import InventoryError, StorageError
 from osa_inventory.storage.loader import load_plugin_module, open_backend
 from osa_inventory.storage.settings import Settings, read_settings
@@ -648,7 +649,8 @@ def test_write_interrupted_at_every_point_is_completed_by_the_next_write(tmp_pat
             mine.write(variant(v1))
             server.app.die_after(survive, apply_last=apply_last)
             try:
-                mine.write(variant(v2))
+                with pending(ChangeRecord.now("write v2", "v2", reason="cut short")):
+                    mine.write(variant(v2))
                 finished = True  # only removing the write mark after the commit was lost: that is housekeeping
             except StorageError as exc:
                 assert "dropped the connection" in str(exc)
@@ -662,6 +664,16 @@ def test_write_interrupted_at_every_point_is_completed_by_the_next_write(tmp_pat
             committed = survive >= total - 2 + (not apply_last)
             assert_same(got, v2 if committed else v1, f"load() after an interruption at request {survive}")
             assert marks(server) == [] and assert_craton_matches(server, got) is None
+            # The record goes with the commit: v2's exists exactly when v2 landed; a write left half done
+            # is rolled back by a recorded roll-back naming it.
+            history = other.history()
+            commands = [row["command"] for row in history]
+            left_a_mark = survive > 0 or apply_last
+            assert commands == [records.UNRECORDED_COMMAND] + (
+                ["write v2"] if committed else [records.ROLL_BACK_COMMAND] if left_a_mark else []), survive
+            assert [row["version"] for row in history] == [str(n) for n in range(1, len(history) + 1)]
+            if commands[-1] == records.ROLL_BACK_COMMAND:
+                assert "write v2" in history[-1]["reason"] and "cut short" in history[-1]["reason"]
             assert_same(mine.load(), got, "load() with the local cache")
             make(server, folder).write(variant(v2))
             assert_same(make(server, fresh_dir(tmp_path, f"third{survive}")).load(), v2)

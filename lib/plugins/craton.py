@@ -18,6 +18,9 @@ Options (osa.ini section ``[craton]`` or ``OSA_INVENTORY_CRATON_<OPTION>``):
     Local cache that makes an unchanged run cost one request.
 ``create`` (default true)
     Create the cloud and region when they do not exist.
+``change_records`` (default 20, at most 100)
+    How many change records (who, when, from where, with what, why) the region
+    keeps for ``--history``.
 
 The options are declared in ``OPTIONS``; relative paths written in osa.ini
 are relative to its folder (the loader resolves them), others to the config folder.
@@ -40,7 +43,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from osa_inventory.backends.craton import mapping, writers
+from osa_inventory.accounting import ChangeRecord, pending_change
+from osa_inventory.backends.craton import mapping, records, writers
 from osa_inventory.backends.craton.cache import Cache
 from osa_inventory.backends.craton.client import CratonClient, CratonError
 from osa_inventory.errors import StorageError
@@ -70,6 +74,8 @@ OPTIONS = declare(
     Option("cache_dir", "path", default="", help="folder of the local cache"),
     Option("cache", "flag", default=True, help="keep the local cache"),
     Option("create", "flag", default=True, help="create the cloud and region when missing"),
+    Option("change_records", "whole", default=records.DEFAULT_KEEP, minimum=1, maximum=records.MAX_KEEP,
+           help="change records kept in the region for --history"),
 )
 FULL_LOAD_ATTEMPTS = 3
 
@@ -92,6 +98,7 @@ class Options:
     cache_dir: str = ""
     cache: bool = True
     create: bool = True
+    change_records: int = records.DEFAULT_KEEP
 
     @property
     def who(self) -> str:
@@ -140,7 +147,7 @@ def parse_options(args: dict) -> Options:
             raise StorageError(f"option project_id = {opts.project_id!r} is not a project UUID "
                                "(32 hex digits, dashes allowed)")
     opts.verify = _verify(values["verify"], config_dir)
-    for name in ("timeout", "retries", "backoff", "cache", "create"):
+    for name in ("timeout", "retries", "backoff", "cache", "create", "change_records"):
         setattr(opts, name, values[name])
     cache_dir = text("cache_dir") or config_dir
     if not cache_dir:
@@ -229,10 +236,14 @@ class Storage:
             inventory = self._full_load(ids, region_vars, view)
         self._remember(view.revision, _host_names(inventory))
         if view.marks and not any(writers.alive(m) for m in view.marks.values()):
-            self._roll_back(inventory)
+            self._roll_back(inventory, list(view.marks.values()))
         return inventory
 
     def write(self, inventory: dict) -> None:
+        # Every commit is accounted for: without a record from the caller, one saying only who and when.
+        self._store(inventory, pending_change() or ChangeRecord.now(records.UNRECORDED_COMMAND, "", reason=""))
+
+    def _store(self, inventory: dict, record: ChangeRecord) -> None:
         desired = mapping.host_specs(inventory)
         new_entries = mapping.region_entries(inventory)
         shape = mapping.shape_of(inventory)
@@ -261,10 +272,22 @@ class Storage:
                 self._save_cache(ids, view.revision, current, inventory)
             self._remember(view.revision, set(desired))
             return
-        revision = self._apply(ids, view, plan, current, desired, shape, inventory, unfinished, old_entries)
+        revision = self._apply(ids, view, plan, current, desired, shape, inventory, unfinished, old_entries,
+                               record)
         self._remember(revision, set(desired))
 
     # -- optional extras --------------------------------------------------
+
+    def history(self) -> list[dict]:
+        """The change records kept in the region, oldest first (Craton keeps no earlier inventories).
+
+        ``version`` is the commit's sequence number; see :func:`records.history`.
+        """
+        ids, region_vars = self._region(False, self._cache.read())
+        if ids is None:
+            return []
+        view = self._view(region_vars)
+        return records.history(view.records, view.state, self.opts.change_records)
 
     def describe(self) -> str:
         o = self.opts
@@ -379,7 +402,7 @@ class Storage:
                     marks[key] = value
                 else:
                     over.append(key)
-        return View(state, revision, marks, over)
+        return View(state, revision, marks, over, records.stored(region_vars))
 
     # -- reading ------------------------------------------------------------
 
@@ -500,10 +523,13 @@ class Storage:
                     "by hand or by another writer) and this write would delete it; nothing was written; run "
                     "again so it is part of what the run reads")
 
-    def _roll_back(self, inventory: dict) -> None:
-        """Finish abandoned writes by storing the committed inventory again (the previous version)."""
+    def _roll_back(self, inventory: dict, marks: list[dict]) -> None:
+        """Finish abandoned writes by storing the committed inventory again (the previous version).
+
+        The roll-back is a commit of its own, recorded as such and naming the writes it undid.
+        """
         try:
-            self.write(inventory)
+            self._store(inventory, records.roll_back_record(marks))
         except WriteConflict as exc:  # another run is finishing them now; the inventory read is right
             LOG.info("%s: not rolling back an unfinished write: %s", self.describe(), exc)
             return
@@ -513,8 +539,11 @@ class Storage:
     # -- writing ------------------------------------------------------------
 
     def _apply(self, ids: tuple, view: View, plan: mapping.Plan, current: dict, desired: dict,
-               shape: dict, inventory: dict, unfinished: dict, old_entries: dict) -> str:
-        """Announce (mark with undo record), look, change hosts phase by phase, commit, tidy up."""
+               shape: dict, inventory: dict, unfinished: dict, old_entries: dict, record: ChangeRecord) -> str:
+        """Announce (mark with undo record), look, change hosts phase by phase, commit, tidy up.
+
+        The change record goes in the commit's own request, so it lands exactly when the write does.
+        """
         region_id = ids[1]
         token = uuid.uuid4().hex
         key = writers.MARK_PREFIX + token
@@ -527,6 +556,7 @@ class Storage:
                                   | {n for m in view.marks.values() for n in m.get("label_hosts") or []}),
             "labels": sorted({label for spec in desired.values() for label in spec.labels}
                              | {label for m in view.marks.values() for label in m.get("labels") or []}),
+            "record": record.to_dict(),  # who to name if this write is interrupted and rolled back
         }
         known = set(view.marks)
         writers.ACTIVE.add(token)
@@ -549,14 +579,19 @@ class Storage:
                         self._client.delete(f"/regions/{region_id}/variables", [key])
                 raise
             revision = uuid.uuid4().hex
+            sequence = records.next_sequence(view.records, view.state)
             committed = {"format": STATE_FORMAT, "cloud": self.opts.cloud, "region": self.opts.region,
                          "revision": revision, "shape": shape, "written": _now(),
-                         "writer": socket.gethostname(), "pending": None}
-            self._client.put(f"/regions/{region_id}/variables", {**plan.region_put, mapping.STATE_KEY: committed})
+                         "writer": socket.gethostname(), "pending": None, "sequence": sequence}
+            self._client.put(f"/regions/{region_id}/variables",
+                             {**plan.region_put, mapping.STATE_KEY: committed,
+                              records.key_of(sequence): records.entry(record, revision)})
         finally:
             writers.ACTIVE.discard(token)
         try:  # the commit ended every mark on the old revision: tidying up is only housekeeping
-            self._client.delete(f"/regions/{region_id}/variables", sorted({key, *known, *view.over}))
+            self._client.delete(f"/regions/{region_id}/variables",
+                                sorted({key, *known, *view.over,
+                                        *records.expired(view.records, sequence, self.opts.change_records)}))
         except CratonError as exc:
             LOG.info("%s: write marks left behind (removed by the next write): %s", self.describe(), exc)
         final = {name: mapping.CurrentHost(id=ids_by_name[name], variables=spec.variables,
@@ -686,6 +721,7 @@ class View:
     revision: Any
     marks: dict        # mark key -> mark of an unfinished write on this revision
     over: list         # mark keys of writes that are over (committed or superseded)
+    records: dict = field(default_factory=dict)  # change record variables (key -> value)
 
     def same_as(self, other: View) -> bool:
         return mapping.same(self.state, other.state) and mapping.same(self.marks, other.marks)

@@ -396,7 +396,9 @@ def _list_backends(ctx: Context) -> str:
     if ctx.args.format != "table":
         return render_data([asdict(r) for r in rows], ctx.args.format)
 
-    def offers(value: bool | None) -> str:
+    def offers(value: bool | str | None) -> str:
+        if isinstance(value, str):
+            return value
         return "?" if value is None else "yes" if value else "no"
 
     table = render_table(("backend", "source", "where", "lock", "history", "note"),

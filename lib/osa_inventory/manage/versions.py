@@ -173,6 +173,7 @@ def pick_pair(backend: Backend, versions: list[str]) -> tuple[str, str] | str:
     """
     if len(versions) > 2:
         raise InventoryError("--diff takes at most two versions: --diff [A [B]]")
+    backend.require_versions()  # a backend keeping change records only says so, whatever it lists
     if len(versions) == 2:
         return versions[0], versions[1]
     listed = [str(e.get("version")) for e in backend.history()]
@@ -195,6 +196,7 @@ def restore(backend: Backend, version: str) -> tuple[bool, str]:
     the backend's write deals with it (the filesystem plugin moves a corrupt
     file aside). Returns whether anything was written and a note.
     """
+    backend.require_versions()
     data = backend.read_version(version)
     check_inventory(data, f"version {version} of {backend.describe()}")
     with backend.lock():

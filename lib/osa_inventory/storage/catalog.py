@@ -16,6 +16,9 @@ from . import discovery
 from .loader import BUILTIN_DIR, plugin_class, search_path
 from .settings import Settings
 
+#: ``history`` of a plugin with ``history()`` but no ``read_version()``: it lists who changed what (Craton).
+RECORDS_ONLY = "records only"
+
 
 @dataclass
 class Available:
@@ -25,7 +28,7 @@ class Available:
     source: str          # "built-in", "folder" or "distribution"
     where: str           # the file, or "NAME VERSION (module:attr)" of a distribution
     lock: bool | None    # None: unknown, the plugin cannot be loaded
-    history: bool | None
+    history: bool | str | None  # True: versions (diff, restore); RECORDS_ONLY: change records, no versions
     note: str = ""
 
 
@@ -47,6 +50,12 @@ def _drop_ins(folder: str) -> list[tuple[str, str]]:
 
 def _is_builtin(path: str) -> bool:
     return BUILTIN_DIR in (os.path.dirname(path), os.path.dirname(os.path.dirname(path)))
+
+
+def _history_of(cls) -> bool | str:
+    if not callable(getattr(cls, "history", None)):
+        return False
+    return True if callable(getattr(cls, "read_version", None)) else RECORDS_ONLY
 
 
 def available(settings: Settings) -> list[Available]:
@@ -80,6 +89,6 @@ def available(settings: Settings) -> list[Available]:
             row.note = "; ".join(filter(None, (row.note, f"ERROR: {one_line(exc)}")))
         else:
             row.lock = callable(getattr(cls, "lock", None))
-            row.history = callable(getattr(cls, "history", None)) and callable(getattr(cls, "read_version", None))
+            row.history = _history_of(cls)
         rows.append(row)
     return rows

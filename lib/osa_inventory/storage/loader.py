@@ -327,12 +327,19 @@ class Backend:
                                    "not a dict with version and time")
         return entries
 
-    def read_version(self, version: str) -> dict:
+    def require_versions(self) -> None:
+        """Refuse in one line unless the plugin gives back earlier inventories (for --diff and --restore)."""
         if not self.has_history:
             raise StorageError(f"storage backend {self.label} keeps no history of earlier versions")
         if not self.has_versions:
-            raise StorageError(f"storage backend {self.label} keeps change records (--history) but not earlier "
-                               "inventories, so versions cannot be compared or restored")
+            tool = manage_command() + (f" --config {shlex.quote(self.config_dir)}" if self.config_dir else "")
+            raise StorageError(f"storage backend {self.label} keeps change records (--history: who changed it, "
+                               "when and why) but not earlier inventories, so versions cannot be compared or "
+                               f"restored; to keep one, save it with {tool} --export > FILE before a change, "
+                               f"and store it again with {tool} --import FILE --force")
+
+    def read_version(self, version: str) -> dict:
+        self.require_versions()
         return self._call(f"read version {version}", self.storage.read_version, version)
 
     def close(self) -> None:
