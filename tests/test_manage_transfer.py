@@ -9,6 +9,7 @@ import pytest
 import yaml
 from test_manage_support import BACKUPS, INVENTORY, Deployment, assert_one_line_error, snapshot
 
+from osa_inventory.accounting import current_user
 from osa_inventory.errors import InventoryError
 from osa_inventory.manage import inventory_file
 
@@ -299,7 +300,12 @@ def test_migrate_filesystem_to_craton_and_switch(tmp_path):
         server.app.reset_log()
         assert dep.generate(env=env) == original
         assert server.app.modifying() == 0  # switching rewrote nothing
-        assert_one_line_error(dep.manage("--history", env=env), "craton keeps no history of earlier versions")
+        # Craton keeps the migration's change record, not versions to compare.
+        listed = dep.manage("--history", "--format", "json", env=env)
+        assert listed.returncode == 0 and listed.stderr == "", listed.stderr
+        (row,) = json.loads(listed.stdout)
+        assert (row["version"], row["user"]) == ("1", current_user())
+        assert_one_line_error(dep.manage("--diff", env=env), "craton keeps change records", "not earlier inventories")
 
         os.unlink(dep.inventory_path)
         back = dep.manage("--migrate-to", "filesystem", env=env)

@@ -26,7 +26,9 @@ The options are declared in ``OPTIONS``; relative paths written in osa.ini
 are relative to its folder (the loader resolves them), others to the config folder.
 
 The mapping, the revision marker, the write protocol and what happens when a
-write is interrupted are described in ``docs/craton.md``.
+write is interrupted are described in ``docs/craton.md``. Craton keeps no
+earlier inventories: ``history()`` lists the change records the region keeps
+(``records.py``), and there is no ``read_version()``.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ def _row(number: int, key: str, value: Any) -> dict:
     try:
         record = ChangeRecord.from_dict(value, where=f"change record {number} (region variable {_clip(key)})")
     except InventoryError as exc:  # shown in its row: one bad record must not hide the others
-        return {"version": str(number), "time": "", "summary": f"damaged: {exc}; the plugin never reads it back"}
+        return {"version": str(number), "time": "", "summary": f"damaged: {exc}"}
     return {"version": str(number), **record.to_dict()}
 
 
@@ -101,14 +101,18 @@ def history(records: dict, state: dict | None, keep: int) -> list[dict]:
     """
     rows: list[dict] = []
     numbered = []
+    misnamed = []
     for key, value in records.items():
         number = sequence_of(key)
         if number is None:
-            rows.append({"version": NO_VERSION, "time": "",
-                         "summary": f"region variable {_clip(key)} is not a change record (no sequence number "
-                                    "in its name); the next write removes it"})
+            misnamed.append(key)
         else:
             numbered.append((number, key, value))
+    if misnamed:  # one note however many: a flood of them must not flood the listing
+        rows.append({"version": NO_VERSION, "time": "",
+                     "summary": f"{len(misnamed)} region variable{'s' if len(misnamed) != 1 else ''} named like "
+                                f"change records without a sequence number ({_clip(min(misnamed))}...) not shown; "
+                                "the next write removes them"})
     numbered.sort(key=lambda item: item[0])
     revision = (state or {}).get("revision")
     claimed = any(isinstance(value, dict) and value.get("revision") == revision for _, _, value in numbered)
