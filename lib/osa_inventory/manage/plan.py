@@ -63,7 +63,8 @@ def make_plan(backend: Backend, deployment: DeploymentConfig) -> Plan:
     generated = deployment.generate(stored)
     old = stored or {}
     # Entries the config dropped are kept by every run (the generator never deletes): say so.
-    stale = find_stale(stored, deployment.config, deployment.skeleton, deployment.unknown_groups) if stored else []
+    stale = find_stale(stored, deployment.config, deployment.skeleton, deployment.unknown_groups,
+                       checked=True) if stored else []
     return Plan(backend=backend.describe(), config_dir=deployment.config_dir, first=stored is None,
                 changed=generated != stored, changes=compare(old, generated), lines=diff_lines(old, generated),
                 assigned=assigned_addresses(old, generated), stale=stale, warnings=list(deployment.warnings),

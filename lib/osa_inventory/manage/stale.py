@@ -55,13 +55,16 @@ def _container_type(name: str, stored_groups: dict, skeleton: Skeleton) -> str |
     return None
 
 
-def find_stale(stored: dict, config: dict, skeleton: Skeleton, unknown_groups: str = "error") -> list[StaleEntry]:
+def find_stale(stored: dict, config: dict, skeleton: Skeleton, unknown_groups: str = "error",
+               checked: bool = False) -> list[StaleEntry]:
     """Stored entries the config no longer produces, in stored order.
 
     ``unknown_groups`` is ``[inventory] unknown_host_groups``, so the check accepts what a run accepts.
+    ``checked``: the caller has already generated from this config and stored inventory.
     """
-    # The same validation as an inventory run: a bad config fails here.
-    generate(config, skeleton, stored, unknown_groups)
+    if not checked:
+        # The same validation as an inventory run: a bad config fails here.
+        generate(config, skeleton, stored, unknown_groups)
     config_hosts = {h for hosts in config_host_groups(config).values() for h in hosts}
     counts = expected_counts(config, skeleton)
     stored_groups = groups_of(stored)

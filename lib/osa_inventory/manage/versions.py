@@ -51,11 +51,13 @@ def _var_lines(old: dict, new: dict, indent: str) -> Iterator[str]:
 def _member_lines(old: dict, new: dict, indent: str) -> Iterator[str]:
     for key in ("hosts", "children"):
         a, b = list(old.get(key) or ()), list(new.get(key) or ())
+        # Sets for the look-ups (groups of thousands of hosts), the lists for the order shown.
+        in_a, in_b = set(map(_show, a)), set(map(_show, b))
         for item in b:
-            if item not in a:
+            if _show(item) not in in_a:
                 yield f"{indent}+ {key[:-1] if key == 'hosts' else 'child'} {item}"
         for item in a:
-            if item not in b:
+            if _show(item) not in in_b:
                 yield f"{indent}- {key[:-1] if key == 'hosts' else 'child'} {item}"
     if set(old) - {"hosts", "children"} or set(new) - {"hosts", "children"}:
         yield from _var_lines({k: v for k, v in old.items() if k not in ("hosts", "children")},
