@@ -21,8 +21,8 @@ import tempfile
 import pytest
 import requests
 
-from craton_server import CratonServer
-from helpers import SCRIPT, base_config, write_config, write_ini
+from craton_server import CratonServer, craton_server  # noqa: F401 (the fixture)
+from helpers import ROOT, SCRIPT, base_config, write_config, write_ini
 from os_users import as_user, make_user, need_root, remove_user, unique
 from osa_inventory.accounting import MAX_FIELD, ChangeRecord, current_host, current_user
 from osa_inventory.backends.craton import records
@@ -33,16 +33,7 @@ from osa_inventory.storage.loader import Backend, open_backend
 from osa_inventory.storage.settings import Settings
 from plugin_contract import assert_same
 
-MANAGE = os.path.join(os.path.dirname(SCRIPT), "..", "..", "scripts", "inventory-manage.py")
-
-
-@pytest.fixture
-def server():
-    srv = CratonServer().start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+MANAGE = os.path.join(ROOT, "scripts", "inventory-manage.py")
 
 
 def backend_for(server: CratonServer, folder: str, **extra: str) -> Backend:
@@ -73,42 +64,42 @@ def next_version(inventory: dict, n: int) -> dict:
     return changed
 
 
-def test_the_newest_records_are_kept_in_order_and_cost_no_request(server, tmp_path):
-    backend = backend_for(server, str(tmp_path), change_records="3")
+def test_the_newest_records_are_kept_in_order_and_cost_no_request(craton_server, tmp_path):
+    backend = backend_for(craton_server, str(tmp_path), change_records="3")
     inventory = build_inventory(5)
     backend.write(inventory, record=ChangeRecord.now("cmd0", "first", reason="reason 0"))
     for n in range(1, 5):
         inventory = next_version(inventory, n)
-        server.app.reset_log()
+        craton_server.app.reset_log()
         backend.load()
         backend.write(inventory, record=ChangeRecord.now(f"cmd{n}", f"summary {n}", reason=f"reason {n}"))
         # As without records (docs/craton.md): the record travels in the commit's PUT.
-        assert server.app.counts() == {"GET": 3, "PUT": 2, "DELETE": 1}
+        assert craton_server.app.counts() == {"GET": 3, "PUT": 2, "DELETE": 1}
     rows = versions.history(backend)
     assert [(v.version, v.command, v.reason, v.summary) for v in rows] == [
         (str(n + 1), f"cmd{n}", f"reason {n}", f"summary {n}") for n in (2, 3, 4)]
     assert {(v.user, v.host) for v in rows} == {(current_user(), current_host())}
-    assert record_keys(server) == [3, 4, 5]  # the oldest two were removed by the commits' DELETE
+    assert record_keys(craton_server) == [3, 4, 5]  # the oldest two were removed by the commits' DELETE
     # A smaller bound: history cuts to it saying so, and the next write removes the extra record.
-    smaller = backend_for(server, str(tmp_path), change_records="2")
+    smaller = backend_for(craton_server, str(tmp_path), change_records="2")
     listed = smaller.history()
     assert listed[0] == {"version": "-", "time": "",
                          "summary": "1 older change record beyond change_records = 2 not shown; "
                                     "the next write removes it"}
     assert [row["version"] for row in listed[1:]] == ["4", "5"]
     smaller.write(next_version(inventory, 9), record=ChangeRecord.now("cmd9", "s", reason=""))
-    assert record_keys(server) == [5, 6]
+    assert record_keys(craton_server) == [5, 6]
     assert [row["command"] for row in smaller.history()] == ["cmd4", "cmd9"]
 
 
-def test_a_direct_write_and_an_older_plugins_write_are_accounted_for(server, tmp_path):
-    storage = backend_for(server, str(tmp_path)).storage
+def test_a_direct_write_and_an_older_plugins_write_are_accounted_for(craton_server, tmp_path):
+    storage = backend_for(craton_server, str(tmp_path)).storage
     storage.write(build_inventory(3))  # outside Backend.write: no record handed over
     (row,) = storage.history()
     assert (row["version"], row["command"], row["user"]) == ("1", records.UNRECORDED_COMMAND, current_user())
     # A state written by a version of the plugin that kept no records: shown from the state record.
-    variables = region_vars(server)
-    with server.app.lock:
+    variables = region_vars(craton_server)
+    with craton_server.app.lock:
         for key in [k for k in variables if k.startswith(records.RECORD_PREFIX)]:
             del variables[key]
         variables["osa-inventory:state"].pop("sequence")
@@ -119,13 +110,13 @@ def test_a_direct_write_and_an_older_plugins_write_are_accounted_for(server, tmp
     assert [row["version"] for row in storage.history()] == ["1"]
 
 
-def test_hostile_records_never_break_load_or_write_and_history_shows_them(server, tmp_path):
-    backend = backend_for(server, str(tmp_path))
+def test_hostile_records_never_break_load_or_write_and_history_shows_them(craton_server, tmp_path):
+    backend = backend_for(craton_server, str(tmp_path))
     inventory = build_inventory(4)
     backend.write(inventory, record=ChangeRecord.now("first", "stored", reason=""))
     huge = "x" * 200_000
-    variables = region_vars(server)
-    with server.app.lock:
+    variables = region_vars(craton_server)
+    with craton_server.app.lock:
         variables.update({
             records.key_of(2): ["not", "a", "record"],
             records.key_of(3): {"user": 123, "command": "wrong types"},
@@ -134,8 +125,8 @@ def test_hostile_records_never_break_load_or_write_and_history_shows_them(server
             records.RECORD_PREFIX + "abc": {"user": "misnamed"},
             records.RECORD_PREFIX + "0042": {"user": "leading zero"},
         })
-    server.app.reset_log()
-    fresh = backend_for(server, str(tmp_path / "elsewhere"), cache="false")
+    craton_server.app.reset_log()
+    fresh = backend_for(craton_server, str(tmp_path / "elsewhere"), cache="false")
     assert_same(fresh.load(), inventory)
     rows = {v.version: v for v in versions.history(fresh)}
     assert "damaged" in rows["2"].summary and "list" in rows["2"].summary
@@ -147,11 +138,11 @@ def test_hostile_records_never_break_load_or_write_and_history_shows_them(server
     assert not any("stored without a change record" in n for n in notes)  # record 1 claims it
     changed = next_version(inventory, 1)
     fresh.write(changed, record=ChangeRecord.now("second", "changed", reason="after the damage"))
-    assert_same(backend_for(server, str(tmp_path / "third"), cache="false").load(), changed)
-    assert record_keys(server) == [1, 2, 3, 4, 5]  # the misnamed ones are gone, the damaged ones kept
+    assert_same(backend_for(craton_server, str(tmp_path / "third"), cache="false").load(), changed)
+    assert record_keys(craton_server) == [1, 2, 3, 4, 5]  # the misnamed ones are gone, the damaged ones kept
     assert [v.command for v in versions.history(fresh)][-1] == "second"
     # Too many: 300 more (and one numbered far out) are cut to the newest 20, then removed by the next write.
-    with server.app.lock:
+    with craton_server.app.lock:
         for n in range(100, 400):
             variables[records.key_of(n)] = ChangeRecord.now(f"flood {n}", "", reason="").to_dict()
         variables[records.key_of(records.MAX_SEQUENCE - 1)] = {"command": "far out"}
@@ -159,7 +150,7 @@ def test_hostile_records_never_break_load_or_write_and_history_shows_them(server
     assert listed[0]["summary"].startswith("286 older change records beyond change_records = 20 not shown")
     assert len(listed) == 21 and listed[-1]["command"] == "far out"
     fresh.write(next_version(inventory, 2), record=ChangeRecord.now("third", "again", reason=""))
-    assert record_keys(server) == list(range(381, 401))
+    assert record_keys(craton_server) == list(range(381, 401))
     assert [row["command"] for row in fresh.history()][-2:] == ["flood 399", "third"]
 
 
@@ -215,19 +206,19 @@ def ok(done: subprocess.CompletedProcess) -> dict:
     return json.loads(done.stdout)
 
 
-def test_a_non_admin_project_user_runs_everything_and_diff_says_craton_keeps_records(server, tmp_path):
+def test_a_non_admin_project_user_runs_everything_and_diff_says_craton_keeps_records(craton_server, tmp_path):
     # What an admin sets up first: a plain user of the deployment's project (its API key is made here).
-    answer = requests.post(f"{server.url}/v1/users", json={"name": "osa-deploy"}, timeout=5,
-                           headers=server.headers(admin=True))
+    answer = requests.post(f"{craton_server.url}/v1/users", json={"name": "osa-deploy"}, timeout=5,
+                           headers=craton_server.headers(admin=True))
     assert answer.status_code == 201 and answer.json()["is_admin"] is False
-    deploy = Deploy(server, str(tmp_path), "osa-deploy", answer.json()["api_key"])
-    server.app.reset_log()
+    deploy = Deploy(craton_server, str(tmp_path), "osa-deploy", answer.json()["api_key"])
+    craton_server.app.reset_log()
     first = ok(deploy.run(OSA_INVENTORY_REASON="first deployment"))  # creates the cloud and region too
     assert ok(deploy.run()) == first
     deploy.add_host("compute2", "172.29.236.22")
     second = ok(deploy.run(OSA_INVENTORY_REASON="add compute2"))
     assert "compute2" in second["_meta"]["hostvars"] and "compute2" not in first["_meta"]["hostvars"]
-    assert [e.status for e in server.app.log if e.status == 401] == []
+    assert [e.status for e in craton_server.app.log if e.status == 401] == []
     rows = deploy.history()
     assert [(r["version"], r["user"], r["command"], r["reason"]) for r in rows] == [
         ("1", current_user(), "dynamic_inventory", "first deployment"),
@@ -263,12 +254,12 @@ def two_users():
             remove_user(name)
 
 
-def test_records_of_two_os_users_and_of_a_run_killed_at_its_commit(server, two_users):
+def test_records_of_two_os_users_and_of_a_run_killed_at_its_commit(craton_server, two_users):
     alice, bob = two_users
     folder = tempfile.mkdtemp(prefix="craton-records-")  # under /tmp: the users must reach it
     try:
         os.chmod(folder, 0o755)
-        deploy = Deploy(server, folder, server.username, server.api_key)
+        deploy = Deploy(craton_server, folder, craton_server.username, craton_server.api_key)
         caches = {}
         for user in (alice, bob):  # each user's own cache: the records live in Craton, not in a cache
             caches[user] = os.path.join(folder, f"cache-{user}")
@@ -291,10 +282,10 @@ def test_records_of_two_os_users_and_of_a_run_killed_at_its_commit(server, two_u
         deploy.add_host("compute3", "172.29.236.23")
         killed = run(alice, "add compute3")
         # Killed when its commit (the second PUT of region variables, after the mark) arrives: not carried out.
-        server.app.kill_client_at(1, killed.pid, method="PUT", path=r"^/v1/regions/\d+/variables$")
+        craton_server.app.kill_client_at(1, killed.pid, method="PUT", path=r"^/v1/regions/\d+/variables$")
         killed.communicate(timeout=120)
         assert killed.returncode == -9
-        server.app.revive()
+        craton_server.app.revive()
         assert [r["reason"] for r in deploy.history()] == ["initial deployment", "add compute2"]  # no claim
         third = finished(run(bob, "retry compute3"))  # rolls alice's write back, then makes the change itself
         assert "compute3" in third["_meta"]["hostvars"]
