@@ -158,7 +158,8 @@ class CratonClient:
         text = _server_message(response)
         if status == 401:
             return (f"Craton at {self.url} refused the credentials of {self.who} (401 on {method} {path}); "
-                    "check [craton] project_id, username and api_key (or token)")
+                    "check [craton] project_id, username and api_key (or token): a user of that project, "
+                    "made by a Craton admin; a plain user is enough (docs/craton.md)")
         if status == 429:
             return (f"{method} {full}: still rate-limited (429) after {self.retries} retries; "
                     "try again later or raise [craton] retries")
