@@ -7,8 +7,10 @@ Options (osa.ini section ``[etcd]`` or ``OSA_INVENTORY_ETCD_<OPTION>``): ``endpo
 Layout under the prefix ``P`` (all values JSON, UTF-8):
 
 ``P/manifest``
-    The pointer to the current version: format, generation, write time, writer, and
-    the location and digest of the index. Its revisions are the inventory's history.
+    The pointer to the current version: format, generation, write time, writer, the
+    location and digest of the index, and the write's change record (who, from where,
+    with what command and why; never read by load or write). Its revisions are the
+    inventory's history.
 ``P/data/<tag>/<kind>[.<chunk>]/<name>``
     Immutable parts: one per host's hostvars (``host``), per other top-level entry
     such as a group or ``all`` (``group``), the rest of ``_meta`` (``meta``) and the
@@ -22,7 +24,9 @@ Layout under the prefix ``P`` (all values JSON, UTF-8):
     switched in, then ``stored``. Together with the index it proves which data keys
     this program wrote; no other key is ever deleted.
 ``P/lock``
-    Held by the run that is generating, attached to a lease that dies with it.
+    Held by the run that is generating, attached to a lease that dies with it. A user
+    that may read but not write the prefix cannot take it: its runs read without the
+    lock and refuse to write (backends/etcd/access.py).
 
 A write puts only the parts whose content changed, under a fresh tag that no reader
 follows yet, then switches the manifest in one transaction that compares the
@@ -44,12 +48,14 @@ import time
 from dataclasses import dataclass, field
 from typing import ContextManager, Iterator
 
-from osa_inventory.errors import StorageError
+from osa_inventory.accounting import ChangeRecord, pending_change
+from osa_inventory.errors import InventoryError, StorageError
 from osa_inventory.storage.options import Option, declare, read_options
 from osa_inventory.storage.safe_files import Reentrant
 from osa_inventory.backends.etcd.client import (GRPC_PERMISSION_DENIED, EtcdClient, EtcdCompacted, EtcdError,
                                                 EtcdFutureRevision, EtcdRequestError, check_endpoint, cmp_create,
                                                 cmp_mod, op_delete, op_put, op_range, prefix_end)
+from osa_inventory.backends.etcd.access import read_only_message, write_denied
 from osa_inventory.backends.etcd.identity import check_identity, check_name, check_nesting, marker_value
 from osa_inventory.backends.etcd.lease import LeaseKeeper
 from osa_inventory.backends.etcd.parts import (FORMAT, Part, chunked, digest, dumps, join_inventory, split_inventory,
@@ -129,6 +135,7 @@ class Storage:
         self._lock_rev = 0
         self._lease = 0
         self._keeper: LeaseKeeper | None = None
+        self._read_only = False  # etcd refused our lock key: we may read, never write
 
     # -- contract ---------------------------------------------------------
 
@@ -186,6 +193,7 @@ class Storage:
         if not isinstance(inventory, dict):
             raise StorageError(f"cannot store a {type(inventory).__name__}; the inventory must be a dict")
         with self.lock():
+            self._check_writable()
             self._check_lock()
             base = self._snapshot
             if base is None:
@@ -200,7 +208,10 @@ class Storage:
         return f"etcd {','.join(self.endpoints)} prefix {self.prefix}"
 
     def lock(self) -> ContextManager[None]:
-        """Exclusive across hosts via a lease-bound key; re-entrant within this object."""
+        """Exclusive across hosts via a lease-bound key; re-entrant within this object.
+
+        With read-only credentials (etcd refuses the lock key) the block runs without
+        the lock: reads are whole without it, and every write in it is refused."""
         return self._lock()
 
     @contextlib.contextmanager
@@ -217,6 +228,7 @@ class Storage:
         The operator's override for a name mismatch (``inventory-manage.py --adopt``);
         returns what was done."""
         with self.lock():
+            self._check_writable()
             scan = self._scan(0)
             old = marker_of(scan.marker["value"]) if scan.marker is not None else None
             if scan.marker is not None and old is None:
@@ -504,6 +516,9 @@ class Storage:
             entry.update({"time": manifest.get("time", ""), "generation": manifest.get("generation"),
                           "writer": manifest.get("writer", ""), "hosts": manifest.get("hosts"),
                           "groups": manifest.get("groups")})
+            if "record" in manifest:
+                entry.update(_record_fields(manifest["record"], f"the change record in {self.keys.manifest.decode()} "
+                                                                f"at revision {kv['mod_revision']}"))
         return entry
 
     # -- writing ----------------------------------------------------------
@@ -538,6 +553,9 @@ class Storage:
                     "index": [index_part.tag, index_part.digest, index_part.chunks],
                     "hosts": hosts, "groups": len(parts) - hosts - (("meta", "_meta") in parts),
                     "bytes": sum(len(p) for _, _, p in pieces) + len(index_payload)}
+        record = pending_change()
+        if record is not None:
+            manifest["record"] = record.to_dict()  # who, from where, with what and why: kept with the version
         switch = [(self.keys.manifest, dumps(manifest)), (self.keys.tag_record(tag), _record(STORED))]
         switch += self._marker_puts(base, new)
         guard = self._guard(base)
@@ -706,44 +724,54 @@ class Storage:
 
     def _acquire(self) -> None:
         client = self._client()
-        lease, ttl = client.lease_grant(self.lock_ttl)
+        try:
+            lease, ttl = client.lease_grant(self.lock_ttl)  # any user may in etcd 3.4; kept general
+        except EtcdError as exc:
+            if not write_denied(exc):
+                raise
+            self._read_only = True
+            return
         keeper = LeaseKeeper(client.clone(), lease, ttl or self.lock_ttl)
         keeper.start()
-        info = {"holder": _writer(), "since": utc_now(), "lease": f"{lease:x}"}
-        value = dumps(info)
-        started = time.monotonic()
         try:
-            while True:
-                answer = client.txn([cmp_create(self.keys.lock, 0)], [op_put(self.keys.lock, value, lease)],
-                                    [op_range(self.keys.lock)])
-                if answer["succeeded"]:
-                    self._lock_rev = answer["revision"]
-                    break
-                kvs = answer["responses"][0]["kvs"] if answer["responses"] else []
-                if kvs and kvs[0]["lease"] == lease:
-                    self._lock_rev = kvs[0]["create_revision"]  # a retried request had taken it
-                    break
-                if keeper.lost:
-                    raise StorageError(f"the lease for the inventory lock {self.keys.lock.decode()} on "
-                                       f"{self._where} {keeper.lost} while waiting; run again")
-                waited = time.monotonic() - started
-                if waited >= self.lock_timeout:
-                    raise StorageError(
-                        f"the inventory lock {self.keys.lock.decode()} on {self._where} is held by "
-                        f"{_holder(kvs)}; gave up after {waited:.0f} s (lock_timeout); wait for that run "
-                        f"to finish (a dead run's lock expires within {self.lock_ttl} s)")
-                # Jitter keeps waiting runs from polling in lockstep.
-                time.sleep(min(random.uniform(0.02, 0.1), max(0.0, self.lock_timeout - waited)))
-        except BaseException:
+            self._lock_rev = self._take_lock(client, lease, keeper)
+        except BaseException as exc:
             keeper.stop()
             with contextlib.suppress(EtcdError):
                 client.lease_revoke(lease, timeout=min(2.0, self.timeout))
+            if write_denied(exc):
+                self._read_only = True  # go on reading; _check_writable refuses any write
+                return
             raise
         self._lease, self._keeper = lease, keeper
 
+    def _take_lock(self, client: EtcdClient, lease: int, keeper: LeaseKeeper) -> int:
+        """Put the lock key bound to ``lease`` once it is free; the key's create revision."""
+        value = dumps({"holder": _writer(), "since": utc_now(), "lease": f"{lease:x}"})
+        started = time.monotonic()
+        while True:
+            answer = client.txn([cmp_create(self.keys.lock, 0)], [op_put(self.keys.lock, value, lease)],
+                                [op_range(self.keys.lock)])
+            if answer["succeeded"]:
+                return answer["revision"]
+            kvs = answer["responses"][0]["kvs"] if answer["responses"] else []
+            if kvs and kvs[0]["lease"] == lease:
+                return kvs[0]["create_revision"]  # a retried request had taken it
+            if keeper.lost:
+                raise StorageError(f"the lease for the inventory lock {self.keys.lock.decode()} on "
+                                   f"{self._where} {keeper.lost} while waiting; run again")
+            waited = time.monotonic() - started
+            if waited >= self.lock_timeout:
+                raise StorageError(
+                    f"the inventory lock {self.keys.lock.decode()} on {self._where} is held by "
+                    f"{_holder(kvs)}; gave up after {waited:.0f} s (lock_timeout); wait for that run "
+                    f"to finish (a dead run's lock expires within {self.lock_ttl} s)")
+            # Jitter keeps waiting runs from polling in lockstep.
+            time.sleep(min(random.uniform(0.02, 0.1), max(0.0, self.lock_timeout - waited)))
+
     def _release(self) -> None:
         keeper, lease = self._keeper, self._lease
-        self._keeper, self._lease, self._lock_rev = None, 0, 0
+        self._keeper, self._lease, self._lock_rev, self._read_only = None, 0, 0, False
         if keeper is not None:
             keeper.stop()
             keeper.client.close()
@@ -751,6 +779,14 @@ class Storage:
             # If this fails the lease simply expires after lock_ttl.
             with contextlib.suppress(EtcdError):
                 self._client().lease_revoke(lease, timeout=min(2.0, self.timeout))
+
+    def _check_writable(self) -> None:
+        if not self._read_only:
+            return
+        # Not even allowed to read (a writer of another prefix, say): etcd's refusal of a read
+        # names that, and its advice (check the prefix option) is the right one, not "read-only".
+        self._client().range(self.keys.manifest, keys_only=True)
+        raise StorageError(read_only_message(self._client().username, self.prefix, self._where))
 
     def _check_lock(self, staged: list[bytes] | None = None) -> None:
         if self._keeper is not None and self._keeper.lost:
@@ -774,6 +810,20 @@ def _writer() -> str:
 def _record(state: str) -> bytes:
     """The value of a tag record."""
     return dumps({"state": state, "time": utc_now(), "writer": _writer()})
+
+
+def _record_fields(raw, where: str) -> dict:
+    """The history fields of a manifest's change record, checked and clipped as any record read back.
+
+    A record that is not one (changed by hand) is named in its version's summary; it never
+    stops the history, a load or a write, which do not use it."""
+    try:
+        record = ChangeRecord.from_dict(raw, where)
+    except InventoryError as exc:
+        return {"summary": f"unreadable: {exc}"}
+    fields = record.to_dict()
+    del fields["time"]  # the version's time is the manifest's, when the switch was made
+    return fields
 
 
 def _whole(value) -> int:

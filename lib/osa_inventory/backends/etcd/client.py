@@ -35,6 +35,9 @@ GRPC_PERMISSION_DENIED = 7
 GRPC_UNAUTHENTICATED = 16
 GRPC_FAILED_PRECONDITION = 9
 
+#: Where docs/etcd.md shows how to set up reader and writer roles; named in advice.
+ACCESS_DOC = 'docs/etcd.md, section "Access control"'
+
 # How often a whole round over the endpoints is tried when none of them accepts a
 # connection: enough to ride over a member restart, short enough to fail fast when
 # etcd is simply down.
@@ -452,8 +455,10 @@ def _request_error(endpoint: str, path: str, code: int, message: str, username: 
     if code == GRPC_PERMISSION_DENIED:
         who = f"user {username!r}" if username else "an unauthenticated client"
         keys = f"keys under {scope}" if scope else "those keys"
-        return _auth_error(f"etcd at {endpoint} denied {who} access to {keys} ({path}); grant the "
-                           f"user a role with read-write permission on {keys}", code, message)
+        return _auth_error(f"etcd at {endpoint} denied {who} access to {keys} ({path}); check the prefix "
+                           f"option (is it this user's deployment?), or grant the user a role with read (runs "
+                           f"that change nothing) or readwrite permission on {keys} (see {ACCESS_DOC})",
+                           code, message)
     if "user name is empty" in message or "user name not found" in message and not username:
         return _auth_error(f"etcd at {endpoint} requires authentication; set the username and "
                            "password options", code, message)
