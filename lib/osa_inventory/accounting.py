@@ -40,7 +40,7 @@ FIELDS = ("time", "user", "host", "command", "reason", "summary")
 #: Longest text kept per field: records live in manifests, variables and archives, never unbounded.
 MAX_FIELD = 1024
 
-_PENDING: contextvars.ContextVar["ChangeRecord | None"] = contextvars.ContextVar("osa_pending_change",
+_PENDING: contextvars.ContextVar[ChangeRecord | None] = contextvars.ContextVar("osa_pending_change",
                                                                                  default=None)
 
 
@@ -94,7 +94,7 @@ class ChangeRecord:
     summary: str
 
     @classmethod
-    def now(cls, command: str, summary: str, reason: str | None = None) -> "ChangeRecord":
+    def now(cls, command: str, summary: str, reason: str | None = None) -> ChangeRecord:
         """A record of a write made now, here, by this user; ``reason`` defaults to ``$OSA_INVENTORY_REASON``."""
         return cls(time=utc_now(), user=_clip(current_user()), host=_clip(current_host()),
                    command=_clip(command), reason=_clip(reason_from_environment() if reason is None else reason),
@@ -104,7 +104,7 @@ class ChangeRecord:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "a stored change record") -> "ChangeRecord":
+    def from_dict(cls, data: Any, where: str = "a stored change record") -> ChangeRecord:
         """A record read back from storage: every field a string (missing ones ``""``), clipped.
 
         Anything that is not a mapping of strings is refused in one line naming ``where``.
