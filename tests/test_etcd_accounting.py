@@ -279,8 +279,13 @@ def test_records_live_in_manifests_and_hostile_ones_never_break_anything(auth_et
             assert row.user == last["user"]
     third = copy.deepcopy(second)
     third["all"]["vars"]["after_hostile"] = True
-    backend.write(third, record=ChangeRecord.now("inventory-manage --restore 1", "all.vars changed"))
+    # A record built by hand, past every bound: stored clipped, the manifest stays small.
+    by_hand = ChangeRecord(time="2026-12-01T00:00:00Z", user="u" * 100_000, host="h", summary="all.vars changed",
+                           command="inventory-manage --restore 1", reason="many\nlines " * 10_000)
+    backend.write(third, record=by_hand)
     assert backend.load() == third and backend.history()[-1]["command"] == "inventory-manage --restore 1"
+    kept = auth_etcd.manifest(prefix)["record"]
+    assert len(kept["user"]) == len(kept["reason"]) == MAX_FIELD and "\n" not in kept["reason"]
     backend.close()
 
 

@@ -555,7 +555,9 @@ class Storage:
                     "bytes": sum(len(p) for _, _, p in pieces) + len(index_payload)}
         record = pending_change()
         if record is not None:
-            manifest["record"] = record.to_dict()  # who, from where, with what and why: kept with the version
+            # Who, from where, with what and why, kept with the version. Checked and clipped again:
+            # a caller may build a record by hand, and a manifest must stay small.
+            manifest["record"] = ChangeRecord.from_dict(record.to_dict(), "the change record of this write").to_dict()
         switch = [(self.keys.manifest, dumps(manifest)), (self.keys.tag_record(tag), _record(STORED))]
         switch += self._marker_puts(base, new)
         guard = self._guard(base)
