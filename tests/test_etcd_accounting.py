@@ -71,10 +71,11 @@ class AuthEtcd:
     def __init__(self, cluster: EtcdCluster):
         self.cluster = cluster
         self.endpoints = cluster.endpoints_text
-        self.token = cluster.post("/v3/auth/authenticate", {"name": "root", "password": ROOT_PASSWORD})["token"]
 
     def call(self, path: str, body: dict) -> dict:
-        return self.cluster.post(path, body, self.token)
+        # A fresh token each time: a slow run must not outlive etcd's token TTL.
+        token = self.cluster.post("/v3/auth/authenticate", {"name": "root", "password": ROOT_PASSWORD})["token"]
+        return self.cluster.post(path, body, token)
 
     def state(self, prefix: str) -> tuple[int, dict[bytes, int]]:
         """etcd's revision and every key under ``prefix/`` with its mod revision."""
@@ -190,6 +191,10 @@ def test_a_reader_runs_the_unchanged_inventory_and_refuses_to_store(auth_etcd, t
     write_config(config_dir, config)
     assert assert_one_line_failure(run_script(config_dir, ini=reader[0], env=reader[1])) == refusal
     assert assert_one_line_failure(manage(config_dir, reader[0], reader[1], "-r", "compute1")) == refusal
+    adopted = manage(config_dir, reader[0], reader[1], "--adopt")  # already labelled prod: nothing to write
+    assert adopted.returncode == 0 and "nothing to do" in adopted.stdout, adopted.stderr
+    renamed = write_ini(str(tmp_path / "r2"), auth_etcd.endpoints, "production", "osa-prod-ro", prefix=prefix)
+    assert assert_one_line_failure(manage(config_dir, renamed, reader[1], "--adopt")) == refusal
     assert auth_etcd.state(prefix) == before
 
     # The advice as printed: a user with the writer role on the prefix stores it; readers then see it.

@@ -228,7 +228,6 @@ class Storage:
         The operator's override for a name mismatch (``inventory-manage.py --adopt``);
         returns what was done."""
         with self.lock():
-            self._check_writable()
             scan = self._scan(0)
             old = marker_of(scan.marker["value"]) if scan.marker is not None else None
             if scan.marker is not None and old is None:
@@ -239,6 +238,7 @@ class Storage:
             before = old["deployment"] if old is not None else ""
             if old is not None and before == self.deployment:
                 return f"{self.prefix} already holds deployment '{before}'; nothing to do"
+            self._check_writable()
             value = marker_value(self.deployment, self.prefix, _writer(), utc_now(), old or {})
             answer = self._client().txn(
                 [cmp_mod(self.keys.marker, scan.marker["mod_revision"] if scan.marker else 0),
