@@ -176,7 +176,7 @@ def test_a_reader_runs_the_unchanged_inventory_and_refuses_to_store(auth_etcd, t
     assert same.stdout == stored.stdout
     assert auth_etcd.state(prefix) == before
     assert auth_etcd.leases() == []
-    for args in (["-l"], ["-g"], ["--export"], ["--diff"], ["--history", "--format", "json"]):
+    for args in (["--plan"], ["-l"], ["-g"], ["--export"], ["--diff"], ["--history", "--format", "json"]):
         listed = manage(config_dir, reader[0], reader[1], *args)
         assert listed.returncode == 0 and listed.stderr == "", (args, listed.stderr)
     history = json.loads(listed.stdout)
@@ -195,6 +195,8 @@ def test_a_reader_runs_the_unchanged_inventory_and_refuses_to_store(auth_etcd, t
     assert adopted.returncode == 0 and "nothing to do" in adopted.stdout, adopted.stderr
     renamed = write_ini(str(tmp_path / "r2"), auth_etcd.endpoints, "production", "osa-prod-ro", prefix=prefix)
     assert assert_one_line_failure(manage(config_dir, renamed, reader[1], "--adopt")) == refusal
+    plan = manage(config_dir, reader[0], reader[1], "--plan")  # a reader sees what a writer would store
+    assert plan.returncode == 2 and "compute2" in plan.stdout and plan.stderr == "", plan.stderr
     assert auth_etcd.state(prefix) == before
 
     # The advice as printed: a user with the writer role on the prefix stores it; readers then see it.
