@@ -5,7 +5,8 @@ import os
 import pytest
 
 from helpers import ENVIRONMENT, base_config, write_config
-from osa_inventory.generate.config import load_skeleton, load_user_config, merge, read_yaml
+from osa_inventory.generate.config import (MAX_FILE_BYTES, MAX_VALUES, config_signature, load_skeleton,
+                                           load_user_config, merge, read_yaml)
 from osa_inventory.errors import ConfigError
 
 
@@ -140,3 +141,234 @@ def test_env_d_sub_folders_are_read_in_both_folders(tmp_path):
                  {"component_skel": {"x": {"belongs_to": ["y_all"]}}}, "y.yml")
     skel = load_skeleton(str(env), str(tmp_path / "config"))
     assert skel.component_skel["x"]["belongs_to"] == ["y_all"]
+
+
+# -- bounds, YAML errors and the duplicate-key loader ----------------------------------------------
+
+def refusal(path) -> str:
+    with pytest.raises(ConfigError) as err:
+        read_yaml(str(path))
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
+def test_a_file_of_exactly_the_size_limit_is_read_one_byte_more_is_refused(tmp_path):
+    path = tmp_path / "big.yml"
+    line = b"#" * 1023 + b"\n"
+    assert MAX_FILE_BYTES % len(line) == 0
+    path.write_bytes(line * (MAX_FILE_BYTES // len(line)))
+    assert read_yaml(str(path)) is None
+    with open(path, "ab") as fh:
+        fh.write(b"\n")
+    assert refusal(path) == (f"{path}: is larger than 16 MiB; no deployment config is that large, "
+                             "check the file")
+
+
+def _aliased(extra: int) -> str:
+    """YAML that expands to MAX_VALUES - 996 + extra values: a 999-item list and 1998 aliases of it."""
+    # Values: the top mapping, its keys a and b, list a (1 + 999), list b (1 + 1998 * 1000 + extra).
+    text = "a: &a [" + ", ".join(["x"] * 999) + "]\nb: [" + ", ".join(["*a"] * 1998 + ["0"] * extra) + "]\n"
+    assert 1 + 2 + 1000 + 1 + 1998 * 1000 + extra == MAX_VALUES - 996 + extra
+    return text
+
+
+def test_aliases_may_expand_to_the_value_limit_not_beyond(tmp_path):
+    path = tmp_path / "aliases.yml"
+    path.write_text(_aliased(996))
+    data = read_yaml(str(path))
+    assert len(data["b"]) == 1998 + 996 and data["b"][0] is data["a"]
+    path.write_text(_aliased(997))
+    assert refusal(path) == (f"{path}: expands to more than {MAX_VALUES:,} values (YAML aliases?); "
+                             "no deployment needs that many, check the file")
+
+
+def test_mapping_values_count_too(tmp_path):
+    # The same expansion through a mapping: each alias of the mapping counts its keys and values.
+    path = tmp_path / "aliases.yml"
+    items = ", ".join(f"k{i}: x" for i in range(499))
+    path.write_text(f"a: &a {{{items}, last: [1]}}\nb: [" + ", ".join(["*a"] * 1998) + "]\n")
+    # a: 1 + 499 * 2 + 1 (key last) + 2 (its list and item) = 1002 values; b: 1 + 1998 * 1002.
+    assert 3 + 1002 + 1 + 1998 * 1002 > MAX_VALUES
+    assert "expands to more than" in refusal(path)
+
+
+@pytest.mark.parametrize("text", ["loop: &l [*l]\n", "loop: &l {a: [1, *l]}\n"])
+def test_an_alias_inside_its_own_value_is_refused(tmp_path, text):
+    path = tmp_path / "loop.yml"
+    path.write_text(text)
+    assert refusal(path) == f"{path}: a YAML alias refers to the value that contains it; remove the loop"
+
+
+def test_nesting_deeper_than_python_can_measure_is_refused(tmp_path):
+    path = tmp_path / "deep.yml"
+    path.write_text("a: " + "[" * 990 + "]" * 990 + "\n")
+    assert refusal(path) == f"{path}: is nested too deeply to be a deployment config; check the file"
+
+
+def test_shared_values_are_read_as_written(tmp_path):
+    path = tmp_path / "shared.yml"
+    path.write_text("infra: &infra {infra1: {ip: 172.29.236.11}}\nshared_infra_hosts: *infra\n"
+                    "identity_hosts: *infra\n")
+    data = read_yaml(str(path))
+    assert data["shared_infra_hosts"] == data["identity_hosts"] == {"infra1": {"ip": "172.29.236.11"}}
+
+
+def test_duplicate_key_is_named_with_file_line_column_and_first_line(tmp_path):
+    path = tmp_path / "dup.yml"
+    path.write_text("a: 1\nhosts:\n  h1: {ip: 10.0.0.1}\n  h2: {ip: 10.0.0.2}\n  h1: {ip: 10.0.0.3}\n")
+    assert refusal(path) == (f"{path}:5:3: YAML syntax error: duplicate key 'h1' (first at line 3); "
+                             "merge the two entries into one; fix the file")
+
+
+def test_merge_keys_are_allowed_and_duplicates_after_them_still_found(tmp_path):
+    path = tmp_path / "merge.yml"
+    path.write_text("base: &b {x: 1, y: 2}\nother: &o {z: 9}\nuse:\n  <<: [*b, *o]\n  y: 3\n")
+    assert read_yaml(str(path))["use"] == {"x": 1, "y": 3, "z": 9}
+    path.write_text("base: &b {x: 1}\nuse:\n  <<: *b\n  z: 1\n  z: 2\n")
+    assert refusal(path) == (f"{path}:5:3: YAML syntax error: duplicate key 'z' (first at line 4); "
+                             "merge the two entries into one; fix the file")
+
+
+def test_duplicates_after_a_complex_key_are_still_found(tmp_path):
+    path = tmp_path / "complex.yml"
+    path.write_text("? [a]\n: 1\nb: 1\nb: 2\n")
+    assert refusal(path) == (f"{path}:4:1: YAML syntax error: duplicate key 'b' (first at line 3); "
+                             "merge the two entries into one; fix the file")
+    path.write_text("? [a]\n: 1\nb: 1\n")
+    assert refusal(path) == f"{path}:1:3: YAML syntax error: found unhashable key; fix the file"
+
+
+def test_syntax_error_gives_the_problem_not_its_context(tmp_path):
+    path = tmp_path / "bad.yml"
+    path.write_text("a: [1, 2\nb: 3\n")
+    assert refusal(path) == f"{path}:2:2: YAML syntax error: did not find expected ',' or ']'; fix the file"
+
+
+def test_a_character_yaml_does_not_allow_is_named(tmp_path):
+    path = tmp_path / "ctrl.yml"
+    path.write_bytes(b"a: \x07\n")
+    assert refusal(path) == (f"{path}: cannot be parsed as YAML (unacceptable character #x0007: "
+                             f"control characters are not allowed in \"{path}\", position 3)")
+
+
+def test_utf16_files_are_read(tmp_path):
+    # YAML allows UTF-16 with a byte-order mark (what some editors save); the loader detects it.
+    path = tmp_path / "utf16.yml"
+    path.write_bytes("name: café\nlist: [1, 2]\n".encode("utf-16"))
+    assert read_yaml(str(path)) == {"name": "café", "list": [1, 2]}
+
+
+@pytest.mark.parametrize("make, reason", [(lambda p: p.mkdir(), "Is a directory"),
+                                          (lambda p: None, "No such file or directory")])
+def test_a_file_that_cannot_be_read_says_why(tmp_path, make, reason):
+    path = tmp_path / "x.yml"
+    make(path)
+    assert refusal(path) == f"{path}: cannot be read ({reason})"
+
+
+def test_missing_user_config_gives_the_way_out(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_user_config(str(tmp_path))
+    assert str(err.value) == (
+        f"{tmp_path / 'openstack_user_config.yml'} does not exist; create it (see etc/openstack_deploy/ for "
+        "examples) or point --config at the folder that holds it")
+
+
+@pytest.mark.parametrize("where", ["openstack_user_config.yml", "conf.d/extra.yml"])
+def test_a_file_that_is_not_a_mapping_is_named_with_what_it_is(tmp_path, where):
+    write_config(str(tmp_path), {"a": 1})
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / where).write_text("- a\n- b\n")
+    with pytest.raises(ConfigError) as err:
+        load_user_config(str(tmp_path))
+    assert str(err.value) == f"{tmp_path / where}: expected a mapping at the top level, found a list"
+
+
+def test_an_empty_conf_d_file_adds_nothing(tmp_path):
+    write_config(str(tmp_path), {"a": 1})
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "empty.yml").write_text("# nothing yet\n")
+    assert load_user_config(str(tmp_path)) == {"a": 1}
+
+
+def test_env_d_file_that_is_not_a_mapping_is_named(tmp_path):
+    (tmp_path / "env.d").mkdir()
+    (tmp_path / "env.d" / "x.yml").write_text("just text\n")
+    with pytest.raises(ConfigError) as err:
+        load_skeleton(ENVIRONMENT, str(tmp_path))
+    assert str(err.value) == f"{tmp_path / 'env.d' / 'x.yml'}: expected a mapping at the top level, found a str"
+    (tmp_path / "env.d" / "x.yml").write_text("container_skel: [a]\n")
+    with pytest.raises(ConfigError) as err:
+        load_skeleton(ENVIRONMENT, str(tmp_path))
+    assert str(err.value) == f"{tmp_path / 'env.d' / 'x.yml'}: container_skel must be a mapping, found a list"
+
+
+def test_conf_d_may_hold_links_to_files_kept_elsewhere(tmp_path):
+    write_config(str(tmp_path), {"a": 1})
+    target = write_config(str(tmp_path / "site"), {"a": 2}, "site.yml")
+    (tmp_path / "conf.d").mkdir()
+    os.symlink(target, str(tmp_path / "conf.d" / "site.yml"))
+    assert load_user_config(str(tmp_path))["a"] == 2
+
+
+def test_the_dangling_link_error_gives_the_way_out(tmp_path):
+    write_config(str(tmp_path), {"a": 1})
+    (tmp_path / "conf.d").mkdir()
+    os.symlink(str(tmp_path / "gone.yml"), str(tmp_path / "conf.d" / "hosts.yml"))
+    with pytest.raises(ConfigError) as err:
+        load_user_config(str(tmp_path))
+    assert str(err.value) == (f"{tmp_path / 'conf.d' / 'hosts.yml'} is a link to {tmp_path / 'gone.yml'}, "
+                              "which does not exist; fix or remove the link")
+
+
+def test_container_entries_are_processed_in_the_base_folders_listing_order(tmp_path, monkeypatch):
+    # OSA processes env.d in the order the filesystem lists it, sub-folders too; the config's own
+    # env.d adds its new entries after the base ones, and its values still win.
+    base = tmp_path / "env" / "env.d"
+    for rel, key in (("a.yml", "a_container"), ("b.yml", "b_container"),
+                     ("sub/c.yml", "c_container"), ("sub/d.yml", "d_container")):
+        write_config(str(base / os.path.dirname(rel)),
+                     {"container_skel": {key: {"belongs_to": ["x_containers"], "contains": [key[0]]}}},
+                     os.path.basename(rel))
+    write_config(str(tmp_path / "config" / "env.d"),
+                 {"container_skel": {"z_container": {"contains": ["z"]}, "a_container": {"contains": ["A"]}}},
+                 "local.yml")
+    real = os.scandir
+
+    def reversed_listing(path):
+        return iter(sorted(real(path), key=lambda e: e.name, reverse=True))
+    monkeypatch.setattr(os, "scandir", reversed_listing)
+    skel = load_skeleton(str(tmp_path / "env"), str(tmp_path / "config"))
+    assert skel.container_order == ["b_container", "a_container", "d_container", "c_container", "z_container"]
+    assert skel.container_skel["a_container"]["contains"] == ["A"]
+
+
+def test_config_signature_changes_with_every_file_the_config_is_read_from(tmp_path):
+    env = tmp_path / "env"
+    write_config(str(env / "env.d"), {"container_skel": {}}, "base.yml")
+    config = tmp_path / "config"
+    write_config(str(config), {"a": 1})
+    signature = config_signature(str(config), str(env))
+    assert [entry[0] for entry in signature] == [str(config / "openstack_user_config.yml"),
+                                                 str(env / "env.d" / "base.yml")]
+    assert all(len(entry) == 4 for entry in signature)
+    assert config_signature(str(config), str(env)) == signature   # nothing changed
+    steps = [
+        lambda: write_config(str(config / "conf.d"), {"b": 1}, "extra.yml"),
+        lambda: write_config(str(config / "env.d"), {"container_skel": {}}, "local.yml"),
+        lambda: write_config(str(env / "env.d"), {"container_skel": {"x": {}}}, "base.yml"),
+        lambda: write_config(str(config), {"a": 22}),
+        lambda: os.remove(config / "conf.d" / "extra.yml"),
+    ]
+    for step in steps:
+        before = config_signature(str(config), str(env))
+        step()
+        assert config_signature(str(config), str(env)) != before, step
+    names = [entry[0] for entry in config_signature(str(config), str(env))]
+    assert names == [str(config / "openstack_user_config.yml"), str(env / "env.d" / "base.yml"),
+                     str(config / "env.d" / "local.yml")]
+
+
+def test_config_signature_of_a_missing_user_config(tmp_path):
+    (tmp_path / "env.d").mkdir()
+    assert config_signature(str(tmp_path), str(tmp_path)) == [(str(tmp_path / "openstack_user_config.yml"), None)]

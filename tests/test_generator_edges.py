@@ -371,6 +371,7 @@ def test_the_result_shares_nothing_with_the_config(skel):
     assert mgmt[0] == {"bridge": "br-mgmt", "type": "veth", "netmask": "255.255.252.0", "static_routes": routes,
                        "address": "172.29.236.21"}
     mgmt[0]["static_routes"].append("changed")
+    mgmt[0]["static_routes"][0]["gateway"] = "changed"
     assert mgmt[1]["static_routes"] == routes == [{"cidr": "10.176.0.0/12", "gateway": "172.29.240.1"}]
     inv["all"]["vars"]["nested"]["list"].append(2)
     hostvars(inv)["compute1"]["container_networks"]["management_address"]["bridge"] = "changed"
@@ -549,3 +550,141 @@ def test_reference_group_naming_no_group_is_refused_and_the_advice_works(skel):
     _net(config, 2)["reference_group"] = "compute_hosts"
     assert "storage_address" in hostvars(generate(config, skel))["compute1"]["container_networks"]
 
+
+
+def test_the_result_shares_nothing_with_the_skeleton(tmp_path):
+    # One skeleton serves several runs in one process (inventory-manage): a result edited by its
+    # caller must not change the next run.
+    write_config(str(tmp_path / "env.d"), {"container_skel": {"galera_container": {
+        "properties": {"service_name": "galera", "nested": {"list": [1]}}}}}, "galera.yml")
+    skel = load_skeleton(ENVIRONMENT, str(tmp_path))
+    first = generate(base_config(), skel)
+    galeras = [n for n in hostvars(first) if "galera" in n]
+    hostvars(first)[galeras[0]]["properties"]["nested"]["list"].append(2)
+    assert hostvars(first)[galeras[1]]["properties"]["nested"] == {"list": [1]}
+    again = generate(base_config(), skel, first)   # the stored containers get the skeleton's properties again
+    assert {hostvars(again)[n]["properties"]["nested"]["list"][0] for n in galeras} == {1}
+    hostvars(again)[galeras[0]]["properties"]["nested"]["list"].append(3)
+    assert hostvars(again)[galeras[1]]["properties"]["nested"] == {"list": [1]}
+    assert skel.container_skel["galera_container"]["properties"]["nested"] == {"list": [1]}
+
+
+# -- addresses and networks ------------------------------------------------------------------------
+
+def test_addresses_in_use_are_never_handed_out(skel):
+    # Free addresses start at .51 (used_ips ends at .50); hosts, stored entries and stored
+    # container networks hold some of them, and every new container must get another one.
+    config = base_config()
+    config["compute_hosts"]["compute1"]["ip"] = "172.29.236.51"
+    config["storage_hosts"]["storage1"] = {"ip": "172.29.236.52", "management_ip": "172.29.236.53"}
+    config["image_hosts"]["infra2"]["ip"] = config["shared_infra_hosts"]["infra2"]["ip"] = "172.29.236.54"
+    for group in ("repo_infra_hosts", "identity_hosts", "storage_infra_hosts"):
+        config[group]["infra2"]["ip"] = "172.29.236.54"
+    stored = {"_meta": {"hostvars": {
+        "ops1": {"ansible_host": "172.29.236.55", "management_address": "172.29.236.56"},
+        "ops2": {"container_networks": {"management_address": {"address": "172.29.236.57"},
+                                         "storage_address": {"address": "172.29.244.51"}, "odd": "x"}},
+    }}}
+    taken = {f"172.29.236.{i}" for i in range(51, 58)} | {"172.29.244.51"}
+    inv = generate(config, skel, stored)
+    given = [entry["address"] for name, hv in hostvars(inv).items() if name not in ("ops1", "ops2")
+             and not hv["properties"].get("is_metal") for entry in hv["container_networks"].values()]
+    assert given and not taken & set(given)
+    assert "172.29.236.58" in given and "172.29.244.52" in given   # the first free ones are used
+
+
+def test_used_ips_as_one_string_is_one_entry(skel):
+    config = base_config()
+    config["used_ips"] = "172.29.236.1,172.29.236.200"
+    inv = generate(config, skel)
+    mgmt = [hv["management_address"] for hv in hostvars(inv).values() if not hv["properties"].get("is_metal")]
+    assert mgmt and all(int(a.rsplit(".", 1)[1]) > 200 for a in mgmt)
+
+
+def test_a_range_whose_first_part_is_a_block_is_refused():
+    with pytest.raises(ConfigError) as err:
+        parse_used_ips(["10.0.0.0/24,10.0.1.5"])
+    assert str(err.value) == ("used_ips: '10.0.0.0/24,10.0.1.5' is not an address, a 'first,last' range or a "
+                              "CIDR block; write e.g. '172.29.236.1,172.29.236.50'")
+
+
+def test_a_two_address_pool_with_one_in_use_hands_out_the_other():
+    assert build_pools({"p": "192.0.2.8/31"}, ["192.0.2.9"])["p"].allocate() == "192.0.2.8"
+    pool = build_pools({"p": "192.0.2.0/29"}, ["192.0.2.2", "192.0.2.4,192.0.2.5"])["p"]
+    assert [pool.allocate() for _ in range(3)] == ["192.0.2.1", "192.0.2.3", "192.0.2.6"]
+
+
+def test_a_host_no_network_binds_has_no_network_entries(skel):
+    config = base_config()
+    _net(config, 0)["group_binds"] = ["all_containers"]
+    before = generate(base_config(), skel)
+    hostvars(before)["compute1"]["container_networks"]["stale_address"] = {"address": "10.9.9.9"}
+    inv = generate(config, skel, before)
+    assert sorted(hostvars(inv)["compute1"]["container_networks"]) == ["storage_address", "tunnel_address"]
+    assert hostvars(inv)["infra1"]["container_networks"] == {}
+
+
+def test_group_binds_may_name_a_group_env_d_spells_with_dashes(tmp_path):
+    write_config(str(tmp_path / "env.d"), {
+        "component_skel": {"galera-extra": {"belongs_to": ["galera_all"]}},
+        "container_skel": {"galera_container": {"contains": ["galera", "galera-extra"]}}}, "x.yml")
+    skel = load_skeleton(ENVIRONMENT, str(tmp_path))
+    config = base_config()
+    _net(config, 2)["group_binds"] = ["galera-extra"]
+    inv = generate(config, skel)
+    bound = sorted(h for h, hv in hostvars(inv).items() if "storage_address" in hv["container_networks"])
+    assert bound == sorted(inv["galera-extra"]["hosts"]) and len(bound) == 2
+
+
+def test_group_binds_reach_hosts_through_loops_and_missing_groups_of_a_stored_inventory(skel):
+    config = base_config()
+    before = generate(config, skel)
+    before["galera_all"]["children"].append("ops")
+    before["ops"] = {"children": ["galera_all", "ops_ghost"], "hosts": ["compute1"]}   # a loop back up
+    config["global_overrides"]["provider_networks"].append({"network": {
+        "container_bridge": "br-ops", "container_interface": "eth12", "group_binds": ["galera_all"]}})
+    inv = generate(config, skel, before)
+    bound = sorted(h for h, hv in hostvars(inv).items() if "eth12_address" in hv["container_networks"])
+    assert bound == sorted(["compute1"] + inv["galera"]["hosts"]) and len(bound) == 3
+
+
+def test_a_host_gone_from_the_config_keeps_its_management_entry(skel):
+    # An inventory stored by an older version may lack management_address: its ansible_host is used.
+    before = generate(base_config(), skel)
+    del hostvars(before)["storage1"]["management_address"]
+    config = base_config()
+    del config["storage_hosts"]
+    inv = generate(config, skel, before)
+    assert hostvars(inv)["storage1"]["container_networks"]["management_address"]["address"] == "172.29.236.31"
+
+
+@pytest.mark.parametrize("net, label", [
+    ({"net_name": "geneve"}, "net_name geneve"),
+    ({"container_bridge": "br-x", "net_name": "geneve"}, "bridge br-x"),
+    ({"type": "raw"}, "no ip_from_q, container_bridge or net_name"),
+])
+def test_a_network_is_named_by_what_it_has(skel, net, label):
+    config = base_config()
+    config["global_overrides"]["provider_networks"].append({"network": dict(net, static_routes="10.0.0.0/8")})
+    assert refused(config, skel) == (
+        f"global_overrides.provider_networks[3] ({label}): static_routes must be a list")
+
+
+# -- groups and hosts ------------------------------------------------------------------------------
+
+def test_a_component_env_d_names_only_in_contains_gets_a_group(tmp_path):
+    write_config(str(tmp_path / "env.d"),
+                 {"container_skel": {"galera_container": {"contains": ["galera", "galera_extra"]}}}, "x.yml")
+    skel = load_skeleton(ENVIRONMENT, str(tmp_path))
+    inv = generate(base_config(), skel)
+    assert inv["galera_extra"] == {"children": [], "hosts": inv["galera"]["hosts"]}
+    assert len(inv["galera"]["hosts"]) == 2
+
+
+def test_a_stored_host_keeps_its_own_properties_and_gets_its_name_back(skel):
+    before = generate(base_config(), skel)
+    hostvars(before)["compute1"]["properties"]["operator_note"] = "rack 4"
+    hostvars(before)["compute1"]["container_name"] = "old-name"
+    inv = generate(base_config(), skel, before)
+    assert hostvars(inv)["compute1"]["properties"] == {"is_metal": True, "operator_note": "rack 4"}
+    assert hostvars(inv)["compute1"]["container_name"] == "compute1"

@@ -82,7 +82,7 @@ class AddressPool:
         self._starts: list[int] = []
         self._ends: list[int] = []
         self._cursor = self.first
-        if network.num_addresses > 2:
+        if network.num_addresses >= 4:  # a /31 or /32 (RFC 3021) has no network or broadcast address
             self.reserve_range(self.first, self.first)
             self.reserve_range(self.last, self.last)
 
@@ -95,12 +95,11 @@ class AddressPool:
         lo, hi = max(lo, self.first), min(hi, self.last)
         if lo > hi:
             return
+        # Ranges are kept sorted, disjoint and not adjacent: the ones this range touches are i..j-1.
         i = bisect.bisect_left(self._ends, lo - 1)
-        j = i
-        while j < len(self._starts) and self._starts[j] <= hi + 1:
-            lo = min(lo, self._starts[j])
-            hi = max(hi, self._ends[j])
-            j += 1
+        j = bisect.bisect_right(self._starts, hi + 1)
+        if i < j:
+            lo, hi = min(lo, self._starts[i]), max(hi, self._ends[j - 1])
         self._starts[i:j] = [lo]
         self._ends[i:j] = [hi]
 
@@ -120,19 +119,18 @@ class AddressPool:
     def allocate(self) -> str:
         """The lowest free address at or after the cursor; it becomes reserved."""
         value = self._cursor
-        while value <= self.last:
-            i = bisect.bisect_right(self._starts, value) - 1
-            if i >= 0 and self._ends[i] >= value:
-                value = self._ends[i] + 1
-                continue
-            self.reserve_range(value, value)
-            self._cursor = value + 1
-            # ip_address(2) would be 0.0.0.2 even in an IPv6 pool: build the pool's own version.
-            kind = ipaddress.IPv4Address if self.network.version == 4 else ipaddress.IPv6Address
-            return str(kind(value))
-        raise ConfigError(
-            f"cidr_networks.{self.queue} ({self.network}) has no free address left; "
-            "widen the network or release addresses listed in used_ips")
+        i = bisect.bisect_right(self._starts, value) - 1
+        if i >= 0 and self._ends[i] >= value:
+            value = self._ends[i] + 1  # ranges never touch, so the address after one is free
+        if value > self.last:
+            raise ConfigError(
+                f"cidr_networks.{self.queue} ({self.network}) has no free address left; "
+                "widen the network or release addresses listed in used_ips")
+        self.reserve_range(value, value)
+        self._cursor = value + 1
+        # ip_address(2) would be 0.0.0.2 even in an IPv6 pool: build the pool's own version.
+        kind = ipaddress.IPv4Address if self.network.version == 4 else ipaddress.IPv6Address
+        return str(kind(value))
 
 
 def build_pools(cidr_networks: dict, used_ips: Iterable[object]) -> dict[str, AddressPool]:

@@ -8,6 +8,7 @@ into one :class:`~osa_inventory.errors.ConfigError` line naming the file.
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -51,10 +52,11 @@ class _Loader(_Base):
 def _expanded_size(data: Any, path: str) -> None:
     """Refuse data whose aliases expand it beyond MAX_VALUES values, or that contains itself.
 
-    Sizes are memoised per object, so shared (aliased) parts are measured once.
+    A value is every scalar, mapping key, mapping and list, counted as often as aliases repeat
+    it. Sizes are memoised per object, so shared (aliased) parts are measured once.
     """
     sizes: dict[int, int] = {}
-    busy: set[int] = set()
+    started: set[int] = set()  # a container met again before its size is known contains itself
 
     def size(obj: Any) -> int:
         if not isinstance(obj, (dict, list)):
@@ -62,25 +64,21 @@ def _expanded_size(data: Any, path: str) -> None:
         key = id(obj)
         if key in sizes:
             return sizes[key]
-        if key in busy:
+        if key in started:
             raise ConfigError(f"{path}: a YAML alias refers to the value that contains it; remove the loop")
-        busy.add(key)
-        items = obj.items() if isinstance(obj, dict) else ((None, v) for v in obj)
+        started.add(key)
         total = 1
-        for k, v in items:
-            total += size(k) + size(v)
+        for item in itertools.chain.from_iterable(obj.items()) if isinstance(obj, dict) else obj:
+            total += size(item)
             if total > MAX_VALUES:
                 raise ConfigError(
                     f"{path}: expands to more than {MAX_VALUES:,} values (YAML aliases?); "
                     "no deployment needs that many, check the file")
-        busy.discard(key)
         sizes[key] = total
         return total
 
-    try:
-        size(data)
-    except RecursionError:
-        raise ConfigError(f"{path}: is nested too deeply to be a deployment config; check the file") from None
+    size(data)
+
 
 USER_CONFIG = "openstack_user_config.yml"
 YAML_SUFFIXES = (".yml", ".yaml")
@@ -109,6 +107,7 @@ def read_yaml(path: str) -> Any:
                 raise ConfigError(f"{path}: is larger than {MAX_FILE_BYTES // 2**20} MiB; no deployment "
                                   "config is that large, check the file")
             data = yaml.load(fh, Loader=_Loader)
+        _expanded_size(data, path)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
@@ -117,9 +116,8 @@ def read_yaml(path: str) -> Any:
         raise ConfigError(f"{path}: cannot be parsed as YAML ({' '.join(str(exc).split())})") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
-    except RecursionError:
+    except RecursionError:  # deeper than Python's stack, while parsing or measuring
         raise ConfigError(f"{path}: is nested too deeply to be a deployment config; check the file") from None
-    _expanded_size(data, path)
     return data
 
 
@@ -229,7 +227,6 @@ class Skeleton:
     container_skel: dict = field(default_factory=dict)
     physical_skel: dict = field(default_factory=dict)
     container_order: list[str] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
 
 
 def _read_skeleton_files(paths: Iterable[str]) -> list[tuple[str, dict]]:
@@ -257,20 +254,15 @@ def load_skeleton(environment_dir: str, config_dir: str) -> Skeleton:
     overrides = _read_skeleton_files(_yaml_files(os.path.join(config_dir, "env.d")))
     skel = Skeleton()
     merged: dict = {s: {} for s in SKELETON_SECTIONS}
-    for path, data in base + overrides:
+    for _path, data in base + overrides:
         merge(merged, {s: data[s] for s in SKELETON_SECTIONS if data.get(s)})
-        skel.files.append(path)
     skel.component_skel = merged["component_skel"]
     skel.container_skel = merged["container_skel"]
     skel.physical_skel = merged["physical_skel"]
 
-    order: dict[str, None] = {}
-    by_path = dict(base + overrides)
-    for path in _yaml_files(base_dir, listing_order=True):
-        for key in (by_path[path].get("container_skel") or {}):
-            order.setdefault(key, None)
-    for _path, data in overrides:
-        for key in (data.get("container_skel") or {}):
-            order.setdefault(key, None)
-    skel.container_order = [k for k in order if isinstance(skel.container_skel.get(k), dict)]
+    by_path = dict(base)
+    listed = [by_path[path] for path in _yaml_files(base_dir, listing_order=True)]
+    order = [key for data in listed + [data for _path, data in overrides]
+             for key in data.get("container_skel") or {}]
+    skel.container_order = [k for k in dict.fromkeys(order) if isinstance(skel.container_skel.get(k), dict)]
     return skel

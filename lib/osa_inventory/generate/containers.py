@@ -205,13 +205,13 @@ def apply_container_vars(inv: Inventory, host_groups: dict[str, dict[str, dict]]
     key) only where ``T`` is part of the entry's component; for a bare-metal
     host every component it runs counts.
     """
-    containers_of: dict[str, list[str]] = {}
+    # Every entry by its physical host: a host (its own physical_host) and its containers.
+    entries_of: dict[str, list[str]] = {}
     for name, hv in inv.hostvars.items():
-        if hv.get("physical_host") != name:
-            containers_of.setdefault(hv.get("physical_host"), []).append(name)
+        entries_of.setdefault(hv.get("physical_host"), []).append(name)
 
     for host, sources in placement.vars_sources.items():
-        entries = [host] + containers_of.get(host, [])
+        entries = entries_of[host]
         # Each group once, at its last pass: the last pass sets a variable last.
         for group in list(dict.fromkeys(reversed(sources)))[::-1]:
             container_vars = host_groups[group][host].get("container_vars")

@@ -8,9 +8,7 @@ to lists only at the end.
 
 from __future__ import annotations
 
-import copy
 import json
-from typing import Iterator
 
 META = "_meta"
 ALL = "all"
@@ -21,7 +19,7 @@ class Group:
 
     __slots__ = ("hosts", "children", "extra")
 
-    def __init__(self, with_children: bool = True):
+    def __init__(self, with_children: bool):
         self.hosts: dict[str, None] = {}
         self.children: dict[str, None] | None = {} if with_children else None
         self.extra: dict = {}  # keys other than hosts/children (e.g. group vars), kept as stored
@@ -50,7 +48,8 @@ class Group:
         if group.children is not None:
             for child in data.get("children") or ():
                 group.children[child] = None
-        group.extra = {k: copy.deepcopy(v) for k, v in data.items() if k not in ("hosts", "children")}
+        # Inventory.from_json hands in its own copy of the stored data: no need to copy again.
+        group.extra = {k: v for k, v in data.items() if k not in ("hosts", "children")}
         return group
 
 
@@ -76,10 +75,10 @@ class Inventory:
         """The group ``name``, created hosts-only (``{"hosts": [...]}``) if it does not exist yet."""
         return self.group(name, with_children=False)
 
-    def members(self, name: str) -> Iterator[str]:
-        """Every host in group ``name`` or any descendant, each once."""
+    def members(self, name: str) -> set[str]:
+        """Every host in group ``name`` or any descendant (a loop among stored groups is harmless)."""
         seen_groups: set[str] = set()
-        seen_hosts: set[str] = set()
+        hosts: set[str] = set()
         stack = [name]
         while stack:
             current = stack.pop()
@@ -89,12 +88,10 @@ class Inventory:
             group = self.groups.get(current)
             if group is None:
                 continue
-            for host in group.hosts:
-                if host not in seen_hosts:
-                    seen_hosts.add(host)
-                    yield host
+            hosts.update(group.hosts)
             if group.children:
-                stack.extend(reversed(list(group.children)))
+                stack.extend(group.children)
+        return hosts
 
     # -- conversion ---------------------------------------------------------
 

@@ -91,7 +91,7 @@ def _bound_hosts(inv: Inventory, net: dict) -> list[str]:
             raise ConfigError(
                 f"global_overrides.provider_networks ({network_label(net)}): reference_group {reference!r} "
                 "names no group; name a host group of the config (e.g. pod1_hosts) or of env.d")
-        allowed = set(inv.members(group))
+        allowed = inv.members(group)
         hosts = {h for h in hosts if (inv.hostvars[h].get("physical_host") or h) in allowed}
     return sorted(hosts)
 
@@ -137,8 +137,7 @@ def _hosts_with_own_gateway(config: dict) -> set[str]:
     """Physical hosts whose ``host_vars`` or ``container_vars`` set ``gateway`` themselves."""
     hosts = set()
     for key in host_group_keys(config):
-        for host, settings in (config.get(key) or {}).items():
-            settings = settings if isinstance(settings, dict) else {}
+        for host, settings in config[key].items():  # validated: a mapping of mappings
             if any("gateway" in (settings.get(opt) or {}) for opt in ("host_vars", "container_vars")):
                 hosts.add(str(host))
     return hosts

@@ -18,7 +18,7 @@ def apply_skeleton(inv: Inventory, skel: Skeleton) -> None:
         for name, entry in entries.items():
             inv.group(name, _shape_for(name))
             for parent in _belongs_to(entry):
-                inv.group(parent, True)
+                inv.group(parent)
     for section in ("physical_skel", "component_skel", "container_skel"):
         for name, entry in getattr(skel, section).items():
             for parent in _belongs_to(entry):

@@ -36,7 +36,7 @@ def env_groups(skeleton: Skeleton) -> set[str]:
 
 
 def _did_you_mean(name: str, known: Iterable[str]) -> str:
-    match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    match = difflib.get_close_matches(name, sorted(known), n=1)
     return f"; did you mean {match[0]}?" if match else ""
 
 
@@ -131,20 +131,21 @@ def network_problems(config: dict) -> list[str]:
             net = ipaddress.ip_network(str(cidr).strip(), strict=False)
         except ValueError:
             continue  # reported by addresses.parse_network with its own advice
-        if net.prefixlen == 0 or net.is_loopback or net.is_multicast or net.overlaps(_special(net.version)):
+        # A /0 always takes in the 'this network' block, so it needs no test of its own.
+        if net.is_loopback or net.is_multicast or net.overlaps(_special(net.version)):
             out.append(f"{origin_of(config, 'cidr_networks')}: cidr_networks.{queue} = {cidr} takes in loopback, "
                        "multicast or unspecified addresses; give the real network of that queue")
             continue
         nets.append((net.version, int(net.network_address), int(net.broadcast_address), queue, net))
-    nets.sort()
-    widest: tuple | None = None  # the network reaching furthest so far, per version
-    for entry in nets:
-        if widest and widest[0] == entry[0] and entry[1] <= widest[2]:
+    reach: dict[int, tuple] = {}  # per IP version, the network reaching furthest so far
+    for entry in sorted(nets):
+        widest = reach.setdefault(entry[0], entry)
+        if widest is not entry and entry[1] <= widest[2]:
             out.append(f"{origin_of(config, 'cidr_networks')}: cidr_networks.{widest[3]} ({widest[4]}) and "
                        f"cidr_networks.{entry[3]} ({entry[4]}) overlap, so containers would share addresses; "
                        "make them disjoint")
-        if not widest or widest[0] != entry[0] or entry[2] > widest[2]:
-            widest = entry
+        if entry[2] > widest[2]:
+            reach[entry[0]] = entry
     for i, net in enumerate(provider_networks(config)):
         routes = net.get("static_routes")
         for j, route in enumerate(routes if isinstance(routes, list) else ()):
@@ -168,7 +169,7 @@ def _special(version: int) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network("0.0.0.0/8" if version == 4 else "::/127")
 
 
-def all_problems(config: dict, skeleton: Skeleton, unknown_groups: str = "error") -> tuple[list[str], list[str]]:
+def all_problems(config: dict, skeleton: Skeleton, unknown_groups: str) -> tuple[list[str], list[str]]:
     """``(errors, warnings)``: unknown host groups are warnings when ``unknown_groups`` is ``warn``."""
     groups = unknown_host_groups(config, skeleton)
     errors = host_problems(config) + network_problems(config) + unknown_group_binds(config, skeleton)

@@ -88,7 +88,7 @@ def container_cidr(config: dict) -> str | list[str] | None:
     return pods or None
 
 
-def check_config(config: dict, skeleton: Skeleton, unknown_groups: str = "error") -> list[str]:
+def check_config(config: dict, skeleton: Skeleton, unknown_groups: str) -> list[str]:
     """Raise the first problem of :func:`config_problems`; return the warnings."""
     errors, warnings = config_problems(config, skeleton, unknown_groups)
     if errors:
@@ -96,7 +96,7 @@ def check_config(config: dict, skeleton: Skeleton, unknown_groups: str = "error"
     return warnings
 
 
-def config_problems(config: dict, skeleton: Skeleton, unknown_groups: str = "error") -> tuple[list[str], list[str]]:
+def config_problems(config: dict, skeleton: Skeleton, unknown_groups: str) -> tuple[list[str], list[str]]:
     """``(errors, warnings)`` of the config, every one a line (``--check`` shows them all)."""
     from .strict import all_problems  # strict builds on this module's helpers
 
