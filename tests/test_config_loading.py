@@ -346,6 +346,7 @@ def test_container_entries_are_processed_in_the_base_folders_listing_order(tmp_p
 def test_config_signature_changes_with_every_file_the_config_is_read_from(tmp_path):
     env = tmp_path / "env"
     write_config(str(env / "env.d"), {"container_skel": {}}, "base.yml")
+    write_config(str(env), {"not": "env.d"}, "other.yml")   # beside env.d: not part of the config
     config = tmp_path / "config"
     write_config(str(config), {"a": 1})
     signature = config_signature(str(config), str(env))
@@ -370,5 +371,16 @@ def test_config_signature_changes_with_every_file_the_config_is_read_from(tmp_pa
 
 
 def test_config_signature_of_a_missing_user_config(tmp_path):
-    (tmp_path / "env.d").mkdir()
-    assert config_signature(str(tmp_path), str(tmp_path)) == [(str(tmp_path / "openstack_user_config.yml"), None)]
+    base = write_config(str(tmp_path / "env" / "env.d"), {"container_skel": {}}, "base.yml")
+    signature = config_signature(str(tmp_path / "config"), str(tmp_path / "env"))
+    assert [entry[:2] for entry in signature] == [(str(tmp_path / "config" / "openstack_user_config.yml"), None),
+                                                  (base, os.path.getsize(base))]
+
+
+def test_only_env_d_of_the_config_folder_is_read_as_env_d(tmp_path):
+    # The config folder holds other files (user_variables.yml, notes); only env.d/ is the skeleton's.
+    write_config(str(tmp_path), base_config())
+    (tmp_path / "user_notes.yml").write_text("- not a mapping\n")
+    write_config(str(tmp_path / "conf.d"), {"container_skel": {"galera_container": {}}}, "odd.yml")
+    skel = load_skeleton(ENVIRONMENT, str(tmp_path))
+    assert skel.container_skel["galera_container"]["contains"] == ["galera"]

@@ -614,6 +614,21 @@ def test_a_two_address_pool_with_one_in_use_hands_out_the_other():
     assert [pool.allocate() for _ in range(3)] == ["192.0.2.1", "192.0.2.3", "192.0.2.6"]
 
 
+def test_addresses_in_use_are_reserved_only_in_their_own_family_and_pool():
+    v4 = build_pools({"p": "10.0.0.0/29"}, [])["p"]
+    same_number_v6 = int(ipaddress.ip_address("::a00:1"))   # the integer of 10.0.0.1
+    v4.reserve_values([(6, same_number_v6), (4, int(ipaddress.ip_address("10.0.0.2"))), (4, 5)])
+    assert [v4.allocate() for _ in range(2)] == ["10.0.0.1", "10.0.0.3"]
+    pair = build_pools({"p": "192.0.2.8/31"}, [])["p"]   # no network or broadcast address to skip
+    pair.reserve_values([(4, int(ipaddress.ip_address("192.0.2.8")))])
+    assert pair.allocate() == "192.0.2.9"
+    pair = build_pools({"p": "192.0.2.8/31"}, [])["p"]
+    pair.reserve_values([(4, int(ipaddress.ip_address("192.0.2.9")))])
+    assert pair.allocate() == "192.0.2.8"
+    with pytest.raises(ConfigError):
+        pair.allocate()
+
+
 def test_a_host_no_network_binds_has_no_network_entries(skel):
     config = base_config()
     _net(config, 0)["group_binds"] = ["all_containers"]
