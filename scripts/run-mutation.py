@@ -5,7 +5,8 @@ mutmut names mutants after the module path of the file it mutates and only
 understands sources at the top level or under ``src/``; ours live under
 ``lib/``. So this script builds a stage folder, ``.mutation/``, holding
 ``src/osa_inventory`` (a copy of ``lib/osa_inventory``), ``tests/``, the
-skeleton and ``mutation/setup.cfg``, and runs ``mutmut run`` there. mutmut's
+skeleton, ``mutation/setup.cfg`` and ``mutation/conftest.py`` (the order the tests run
+in), and runs ``mutmut run`` there. mutmut's
 own results stay in ``.mutation/mutants/``: ``cd .mutation && mutmut results``
 (or ``mutmut show NAME``, ``mutmut export-cicd-stats``) work afterwards.
 
@@ -49,6 +50,7 @@ def stage(where: Path) -> None:
     shutil.copytree(ROOT / "tests", where / "tests", ignore=ignore)
     shutil.copytree(ROOT / "playbooks" / "inventory" / "env.d", where / "playbooks" / "inventory" / "env.d")
     shutil.copy2(ROOT / "mutation" / "setup.cfg", where / "setup.cfg")
+    shutil.copy2(ROOT / "mutation" / "conftest.py", where / "conftest.py")
 
 
 def mutmut(where: Path, *args: str) -> int:

@@ -261,8 +261,10 @@ def test_container_names_up_to_52_characters_before_the_suffix(skel):
 def test_small_pools_hand_out_every_usable_address(cidr, expected):
     pool = AddressPool("tiny", ipaddress.ip_network(cidr))
     assert [pool.allocate() for _ in expected] == expected
-    with pytest.raises(ConfigError, match=r"cidr_networks\.tiny .* no free address left"):
+    with pytest.raises(ConfigError) as err:
         pool.allocate()
+    assert str(err.value) == (f"cidr_networks.tiny ({ipaddress.ip_network(cidr)}) has no free address left; "
+                              "widen the network or release addresses listed in used_ips")
 
 
 def test_pool_tells_its_netmask():

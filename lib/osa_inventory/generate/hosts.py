@@ -19,15 +19,6 @@ def config_host_groups(config: dict) -> dict[str, dict[str, dict]]:
     return groups
 
 
-def host_settings(groups: dict[str, dict[str, dict]]) -> dict[str, dict]:
-    """Per host, its settings merged over every group that lists it (later groups win)."""
-    out: dict[str, dict] = {}
-    for hosts in groups.values():
-        for host, settings in hosts.items():
-            out.setdefault(host, {}).update(settings)
-    return out
-
-
 def apply_physical_hosts(inv: Inventory, groups: dict[str, dict[str, dict]]) -> None:
     """Hostvars and group membership of every physical host, refreshed from the config."""
     hostvars = inv.hostvars

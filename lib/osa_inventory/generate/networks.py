@@ -41,7 +41,7 @@ def _stored_addresses(inv: Inventory) -> Iterable[str]:
                 yield entry["address"]
 
 
-def assign_networks(inv: Inventory, config: dict, host_settings: dict[str, dict]) -> None:
+def assign_networks(inv: Inventory, config: dict) -> None:
     """Give every bound host its network entries and every new container entry an address.
 
     Bare-metal entries are rebuilt from the config each run; container entries
@@ -50,12 +50,9 @@ def assign_networks(inv: Inventory, config: dict, host_settings: dict[str, dict]
     used = config.get("used_ips") or []
     # One string is one entry (OSA iterates it character by character).
     pools = build_pools(config.get("cidr_networks") or {}, [used] if isinstance(used, str) else used)
-    reserved = list(_stored_addresses(inv))
-    for settings in host_settings.values():
-        reserved.append(settings.get("ip"))
-        if settings.get("management_ip"):
-            reserved.append(settings["management_ip"])
-    values = {v for v in map(address_value, filter(None, reserved)) if v is not None}
+    # Every address an entry holds, the config's hosts' ip and management_ip among them
+    # (apply_physical_hosts made them their ansible_host and management_address).
+    values = {v for v in map(address_value, _stored_addresses(inv)) if v is not None}
     for pool in pools.values():
         pool.reserve_values(values)
 

@@ -12,7 +12,7 @@ from .config import Skeleton
 from .containers import (apply_container_vars, apply_nests, metal_roles_of, place_containers,
                          settle_metal_roles)
 from .finalize import complete_hostvars, rebuild_lxc_hosts, set_all_vars
-from .hosts import apply_physical_hosts, config_host_groups, host_settings
+from .hosts import apply_physical_hosts, config_host_groups
 from .model import Inventory
 from .networks import assign_networks
 from .skeleton import apply_skeleton
@@ -30,7 +30,6 @@ def generate(config: dict, skeleton: Skeleton, stored: dict | None = None, unkno
     check_config(config, skeleton, unknown_groups)
     inv = Inventory.from_json(stored)
     groups = config_host_groups(config)
-    settings = host_settings(groups)
     previous_roles = metal_roles_of(inv)
 
     set_all_vars(inv, config)
@@ -40,7 +39,7 @@ def generate(config: dict, skeleton: Skeleton, stored: dict | None = None, unkno
     settle_metal_roles(inv, placement, previous_roles)
     apply_container_vars(inv, groups, placement)
     apply_nests(inv, skeleton, groups)
-    assign_networks(inv, config, settings)
+    assign_networks(inv, config)
     complete_hostvars(inv)
     rebuild_lxc_hosts(inv)
     return inv.to_json()
