@@ -213,11 +213,16 @@ def test_shared_values_are_read_as_written(tmp_path):
     assert data["shared_infra_hosts"] == data["identity_hosts"] == {"infra1": {"ip": "172.29.236.11"}}
 
 
+def duplicate(path, where: str, key: str, first: int) -> str:
+    """The line a duplicate key gets: file:line:column, the key and the line of its first use."""
+    return (f"{path}:{where}: YAML syntax error: duplicate key '{key}' (first at line {first}); "
+            "merge the two entries into one; fix the file")
+
+
 def test_duplicate_key_is_named_with_file_line_column_and_first_line(tmp_path):
     path = tmp_path / "dup.yml"
     path.write_text("a: 1\nhosts:\n  h1: {ip: 10.0.0.1}\n  h2: {ip: 10.0.0.2}\n  h1: {ip: 10.0.0.3}\n")
-    assert refusal(path) == (f"{path}:5:3: YAML syntax error: duplicate key 'h1' (first at line 3); "
-                             "merge the two entries into one; fix the file")
+    assert refusal(path) == duplicate(path, "5:3", "h1", 3)
 
 
 def test_merge_keys_are_allowed_and_duplicates_after_them_still_found(tmp_path):
@@ -225,15 +230,13 @@ def test_merge_keys_are_allowed_and_duplicates_after_them_still_found(tmp_path):
     path.write_text("base: &b {x: 1, y: 2}\nother: &o {z: 9}\nuse:\n  <<: [*b, *o]\n  y: 3\n")
     assert read_yaml(str(path))["use"] == {"x": 1, "y": 3, "z": 9}
     path.write_text("base: &b {x: 1}\nuse:\n  <<: *b\n  z: 1\n  z: 2\n")
-    assert refusal(path) == (f"{path}:5:3: YAML syntax error: duplicate key 'z' (first at line 4); "
-                             "merge the two entries into one; fix the file")
+    assert refusal(path) == duplicate(path, "5:3", "z", 4)
 
 
 def test_duplicates_after_a_complex_key_are_still_found(tmp_path):
     path = tmp_path / "complex.yml"
     path.write_text("? [a]\n: 1\nb: 1\nb: 2\n")
-    assert refusal(path) == (f"{path}:4:1: YAML syntax error: duplicate key 'b' (first at line 3); "
-                             "merge the two entries into one; fix the file")
+    assert refusal(path) == duplicate(path, "4:1", "b", 3)
     path.write_text("? [a]\n: 1\nb: 1\n")
     assert refusal(path) == f"{path}:1:3: YAML syntax error: found unhashable key; fix the file"
 
