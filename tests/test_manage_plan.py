@@ -15,6 +15,7 @@ from test_manage_support import BACKUPS, Deployment, assert_one_line_error, in_c
 
 from osa_inventory.changes import assigned_addresses
 from osa_inventory.manage import versions
+from osa_inventory.storage.safe_files import flock_wait
 
 JSON_KEYS = {"changed", "first_inventory", "backend", "config", "summary", "changes", "assigned_addresses",
              "lines", "stale", "warnings", "hosts", "groups"}
@@ -173,3 +174,14 @@ def test_added_host_lines_and_assigned_addresses_in_process():
         "c2": {"ansible_host": "10.0.0.4", "container_networks.m.address": "10.0.0.4"}}
     assert versions.diff_lines(old, new)[:3] == ["+ host c2 (on h)", '    + ansible_host: "10.0.0.4"',
                                                  '    + container_networks.m.address: "10.0.0.4"']
+
+
+def test_a_plan_takes_no_lock(tmp_path):
+    # A run holding the lock (a playbook's inventory run, an edit) does not hold up a plan.
+    d = Deployment(str(tmp_path))
+    d.generate()
+    d.write_ini("[inventory]\nbackend = filesystem\n[filesystem]\nlock_timeout = 0\n")
+    with flock_wait(d.config_dir, 1, "test"):
+        assert d.manage("-r", "compute1").returncode == 1  # a change waits for the lock: here, not at all
+        planned = d.manage("--plan")
+    assert planned.returncode == 0 and planned.stdout.startswith("no changes: "), planned.stderr
