@@ -100,12 +100,18 @@ def floor(config_dir: str) -> float:
     return time.perf_counter() - start
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def bench_args(doc: str) -> argparse.Namespace:
+    """``--hosts`` (compute host counts) and ``--repeat``, after printing the machine measured on."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hosts", default="100,1000,3000")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    return args
+
+
+def main() -> int:
+    args = bench_args(__doc__)
     print(f"{'computes':>8} {'hosts':>6} {'fresh s':>8} {'unchanged s':>11} {'floor s':>8} "
           f"{'unch/floor':>10} {'peak MiB':>9} {'JSON MiB':>9}")
     work = tempfile.mkdtemp(prefix="osa-bench-")

@@ -15,9 +15,7 @@ Usage: bench/plan_bench.py [--hosts 100,1000,3000] [--repeat 3]
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -26,7 +24,7 @@ import time
 
 import yaml
 
-from generate_bench import ROOT, SCRIPT, make_config
+from generate_bench import ROOT, SCRIPT, bench_args, make_config
 
 MANAGE = os.path.join(ROOT, "scripts", "inventory-manage.py")
 
@@ -41,11 +39,7 @@ def timed(cmd: list[str], env: dict, expect: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hosts", default="100,1000,3000")
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    args = bench_args(__doc__)
     print(f"{'computes':>8} {'run s':>7} {'plan s':>7} {'plan +1 s':>9} {'json +1 s':>9}")
     work = tempfile.mkdtemp(prefix="osa-plan-bench-")
     ini = os.path.join(work, "osa.ini")
