@@ -79,6 +79,7 @@ def test_the_newest_records_are_kept_in_order_and_cost_no_request(craton_server,
     assert [(v.version, v.command, v.reason, v.summary) for v in rows] == [
         (str(n + 1), f"cmd{n}", f"reason {n}", f"summary {n}") for n in (2, 3, 4)]
     assert {(v.user, v.host) for v in rows} == {(current_user(), current_host())}
+    assert [v.current for v in rows] == [False, False, True]  # the record of what Craton holds now
     assert record_keys(craton_server) == [3, 4, 5]  # the oldest two were removed by the commits' DELETE
     # A smaller bound: history cuts to it saying so, and the next write removes the extra record.
     smaller = backend_for(craton_server, str(tmp_path), change_records="2")
@@ -133,6 +134,7 @@ def test_hostile_records_never_break_load_or_write_and_history_shows_them(craton
     assert "user is a int, not text" in rows["3"].summary
     assert rows["4"].command == "huge" and len(rows["4"].user) == MAX_FIELD and len(rows["4"].time) <= MAX_FIELD
     assert "\n" not in rows["4"].summary and len(rows["4"].summary) <= MAX_FIELD
+    assert [number for number, row in rows.items() if row.current] == ["1"]
     notes = [v.summary for v in versions.history(fresh) if v.version == "-"]
     assert len(notes) == 1 and notes[0].startswith("2 region variables named like change records without a sequence")
     assert not any("stored without a change record" in n for n in notes)  # record 1 claims it
@@ -290,9 +292,9 @@ def test_records_of_two_os_users_and_of_a_run_killed_at_its_commit(craton_server
         third = finished(run(bob, "retry compute3"))  # rolls alice's write back, then makes the change itself
         assert "compute3" in third["_meta"]["hostvars"]
         rows = deploy.history()
-        assert [(r["version"], r["user"], r["command"]) for r in rows] == [
-            ("1", alice, "dynamic_inventory"), ("2", bob, "dynamic_inventory"), ("3", bob, "roll-back"),
-            ("4", bob, "dynamic_inventory")]
+        assert [(r["version"], r["user"], r["command"], r["current"]) for r in rows] == [
+            ("1", alice, "dynamic_inventory", False), ("2", bob, "dynamic_inventory", False),
+            ("3", bob, "roll-back", False), ("4", bob, "dynamic_inventory", True)]
         assert [r["reason"] for r in rows[:2]] + [rows[3]["reason"]] == [
             "initial deployment", "add compute2", "retry compute3"]
         assert rows[1]["summary"].startswith("1 host(s) added (compute2);")

@@ -141,7 +141,12 @@ def history(backend: Backend) -> list[Version]:
     A backend that keeps records but not inventories (``read_version``) lists its records as they are.
     """
     if not backend.has_versions:
-        return [_version(e, str(e.get("version")), "") for e in backend.history()]
+        rows = []
+        for entry in backend.history():
+            row = _version(entry, str(entry.get("version")), "")
+            row.current = entry.get("current") is True  # the plugin knows which record made what is stored
+            rows.append(row)
+        return rows
     out = []
     previous: dict | None = None
     newest: dict | None = None

@@ -94,7 +94,8 @@ def _row(number: int, key: str, value: Any) -> dict:
 def history(records: dict, state: dict | None, keep: int) -> list[dict]:
     """Rows for ``--history``, oldest first: one per stored record, plus notes on what is not a record.
 
-    ``version`` is the commit's sequence number. A note row (version ``-``)
+    ``version`` is the commit's sequence number; ``current`` marks the record of
+    the commit that stored the inventory held now. A note row (version ``-``)
     says when records are misnamed, beyond the bound, or when the current
     inventory was stored without one (by a version of the plugin before
     records were kept).
@@ -122,7 +123,11 @@ def history(records: dict, state: dict | None, keep: int) -> list[dict]:
                      "summary": f"{dropped} older change record{'s' if dropped != 1 else ''} beyond change_records "
                                 f"= {keep} not shown; the next write removes {'them' if dropped != 1 else 'it'}"})
         numbered = numbered[dropped:]
-    rows.extend(_row(number, key, value) for number, key, value in numbered)
+    for number, key, value in numbered:
+        row = _row(number, key, value)
+        if isinstance(value, dict) and revision is not None and value.get("revision") == revision:
+            row["current"] = True  # the record of the commit that stored the inventory held now
+        rows.append(row)
     if state is not None and not claimed:
         written, writer = state.get("written"), state.get("writer")
         rows.append({"version": NO_VERSION, "time": _clip(written, 40) if isinstance(written, str) else "",
