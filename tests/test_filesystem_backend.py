@@ -120,7 +120,8 @@ def test_six_concurrent_runs_agree_and_store_once(tmp_path, ini):
         log = fh.read()
     assert log.count(", stored;") == 1 and log.count(", unchanged;") == 5, log
     assert sorted(os.listdir(config_dir)) == sorted(
-        [USER_CONFIG, INVENTORY, "inventory.log"]), "stray files, a lock file or a backup"
+        [USER_CONFIG, INVENTORY, "inventory.log", "openstack_inventory.changes.json"]), \
+        "stray files, a lock file or a backup (the change records are expected)"
 
 
 # -- backups -------------------------------------------------------------------------

@@ -35,11 +35,15 @@ import contextlib
 import datetime as _dt
 import io
 import json
+import logging
 import os
 import stat
 import tarfile
+import time
 from typing import ContextManager, Iterator
 
+from osa_inventory.accounting import pending_change
+from osa_inventory.backends import filesystem_records as records
 from osa_inventory.errors import StorageError as StorageFailure
 from osa_inventory.resources import manage_command
 from osa_inventory.storage.file_access import FileAccess
@@ -52,6 +56,7 @@ BACKUP_NAME = "backup_openstack_inventory.tar"
 MEMBER_PREFIX = INVENTORY_NAME + "-"
 CURRENT = "current"
 LOCK_HINT = "wait for it to finish or raise [filesystem] lock_timeout"
+LOG = logging.getLogger(__name__)
 
 OPTIONS = declare(
     Option("path", "path", default="", help="folder holding openstack_inventory.json"),
@@ -166,9 +171,12 @@ class Storage:
                     # Only an explicit restore/import gets here; keep the damaged file for forensics.
                     self.access.apply(set_aside(target, "corrupt", _stamp()))
                     old = None
+            kept = None
             if old is not None and self.keep > 0:
-                self._add_backup(old, target)
-            atomic_write(target, text.encode("utf-8"), mode, owner)
+                kept = self._add_backup(old, target)
+            data = text.encode("utf-8")
+            written = self._record_change(target, data, kept, mode, owner)
+            atomic_write(target, data, mode, owner, mtime=written)
 
     # -- optional extras --------------------------------------------------
 
@@ -191,14 +199,21 @@ class Storage:
         Each version is named and dated by when it was written
         (``YYYYmmdd_HHMMSS``, ``_02``... within one second), the current file
         too, under the name it keeps once a later write archives it. Lists
-        every version a damaged archive still holds intact."""
+        every version a damaged archive still holds intact. Each version
+        carries its change record when the sidecar has one for it."""
         archive = read_archive(self._file(self.backup_path))
-        versions = [{"version": version_of(m.name), "time": _iso(m.mtime), "member": m.name}
-                    for m, _ in archive.members]
-        if os.path.exists(self.inventory_path):
-            versions.append({"version": self._current_version(archive),
-                             "time": _iso(os.stat(self.inventory_path).st_mtime)})
-        return versions
+        versions = [({"version": version_of(m.name), "time": _iso(m.mtime), "member": m.name},
+                     records.key_of(data, m.mtime)) for m, data in archive.members]
+        current = self._current_bytes()
+        if current is not None:
+            data, written = current
+            versions.append(({"version": self._current_version(archive), "time": _iso(written)},
+                             records.key_of(data, written)))
+        target = self.inventory_path
+        with contextlib.suppress(StorageFailure):  # a dangling link: the versions are listed all the same
+            target = self._file(target)
+        records.attach(versions, records.read(records.sidecar_of(target), target, records.size_limit(self.keep)))
+        return [entry for entry, _ in versions]
 
     def _current_version(self, archive: Archive) -> str:
         """The current file's version name: the archive name its write time will get.
@@ -296,6 +311,29 @@ class Storage:
         except UnicodeDecodeError:
             raise StorageFailure(self._corrupt_message("is not UTF-8 text")) from None
 
+    def _current_bytes(self) -> tuple[bytes, float] | None:
+        """The current file's exact content and write time, or None when there is none."""
+        try:
+            with open(self.inventory_path, "rb") as fh:
+                return fh.read(), os.fstat(fh.fileno()).st_mtime
+        except FileNotFoundError:
+            return None
+
+    def _record_change(self, target: str, data: bytes, kept: list[tarfile.TarInfo] | None, mode: int,
+                       owner: tuple[int, int] | None) -> float:
+        """Keep the pending change's record for ``data`` (see :mod:`osa_inventory.backends.filesystem_records`).
+
+        Returns the write time the new file must get: the record is keyed by it.
+        """
+        written = time.time()
+        record = pending_change()
+        if record is not None:
+            moved = records.store(records.sidecar_of(target), target, record, records.key_of(data, written),
+                                  None if kept is None else [int(m.mtime) for m in kept], self.keep, mode, owner)
+            if moved:
+                LOG.warning("%s", moved)
+        return written
+
     def _corrupt_message(self, what: str) -> str:
         newest = None
         archive = Archive([], None)
@@ -318,7 +356,7 @@ class Storage:
             hint = "no good backup exists; repair the file by hand or import a saved copy"
         return f"{self.inventory_path} {what}; it was left untouched; {hint}"
 
-    def _add_backup(self, old_text: str, inventory_file: str) -> None:
+    def _add_backup(self, old_text: str, inventory_file: str) -> list[tarfile.TarInfo]:
         """Rewrite the archive atomically with the newest ``keep`` versions, old_text last.
 
         A damaged archive is set aside whole (what cannot be read may still be
@@ -326,7 +364,7 @@ class Storage:
         is never readable by anyone the inventory is not readable by. The
         member is named and dated by when ``old_text`` was written (the
         inventory file's mtime), so a version keeps its --history name
-        whether it is current or archived.
+        whether it is current or archived. Returns the members kept.
         """
         written = os.stat(inventory_file).st_mtime
         path = self._file(self.backup_path)
@@ -349,6 +387,7 @@ class Storage:
                 tar.addfile(m, io.BytesIO(payload))
         mode = inventory_mode if archive_mode is None else archive_mode & inventory_mode
         atomic_write(path, buf.getvalue(), self.access.mode_for(mode), self.access.owner_for(owner_of(inventory_file)))
+        return [m for m, _ in members]
 
 
 def _backup_name(kept: set[str], written: float) -> str:

@@ -5,7 +5,9 @@ fixed) plus migration, import, history, the stale check and the plan. Output
 goes to stdout; a failure is one ``ERROR:`` line on stderr and exit status 1;
 ``--check-stale --strict`` exits 3 when it finds stale entries; ``--plan``
 exits 2 when the next inventory run would store a change (and, so that 2
-keeps that one meaning, its usage errors exit 1, not argparse's 2).
+keeps that one meaning, its usage errors exit 1, not argparse's 2). Every write
+carries a change record (:mod:`.recording`): the command, ``--reason`` (or
+``$OSA_INVENTORY_REASON``), who and where.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 from dataclasses import asdict
 from typing import Sequence
 
+from ..accounting import REASON_VARIABLE
 from ..generate.config import USER_CONFIG
 from ..deployment_config import read_config
 from ..errors import InventoryError, one_line
@@ -27,7 +30,7 @@ from ..storage import catalog
 from ..storage.loader import Backend
 from ..storage.settings import Settings, read_settings
 from ..stdout_guard import stdout_for_result_only
-from . import edits, plan, stale, transfer, versions, views
+from . import edits, history_view, plan, recording, stale, transfer, versions, views
 from .formatting import FORMATS, render_data, render_table
 from .stores import change_stored, load_required, open_configured_backend, open_file_backend
 
@@ -37,6 +40,12 @@ NAMES_SHOWN = 20
 ACTIONS = ("--list-backends", "--list-host", "--list-groups", "--list-containers", "--export",
            "--remove-item/--remove-group/--clear-ips", "--migrate-to", "--import", "--adopt", "--history",
            "--diff", "--restore", "--check-stale", "--plan")
+#: The actions that store an inventory version, and so keep a --reason in its record.
+RECORDED = ("edit", "migrate", "import", "restore")
+FLAGS = {"list-backends": "--list-backends", "list-host": "--list-host", "list-groups": "--list-groups",
+         "list-containers": "--list-containers", "export": "--export", "adopt": "--adopt (it relabels the "
+         "deployment and stores no inventory version)", "history": "--history", "diff": "--diff",
+         "check-stale": "--check-stale", "plan": "--plan"}
 
 
 def default_config_dir() -> str:
@@ -95,6 +104,9 @@ def build_parser(default_environment: str) -> argparse.ArgumentParser:
     change.add_argument("--clear-ips", action="store_true",
                         help="drop the addresses of every container (not bare-metal hosts) so that the next "
                              "inventory run assigns new ones, e.g. after changing cidr_networks")
+    change.add_argument("--reason", metavar="TEXT",
+                        help="why: kept with the version stored by -r/-d/--clear-ips, --restore, --migrate-to or "
+                             f"--import, and shown by --history (default: ${REASON_VARIABLE})")
 
     move = p.add_argument_group("moving the inventory")
     move.add_argument("--migrate-to", metavar="SECTION",
@@ -284,7 +296,8 @@ def _edit(ctx: Context) -> list[str]:
             notes += edits.clear_ips(inventory)
         return notes
 
-    written, notes, result = change_stored(backend, change)
+    account = recording.account(args, recording.edit_command(args))
+    written, notes, result = change_stored(backend, change, account)
     lines = list(notes)
     lines.append(f"stored in {backend.describe()}" if written else "nothing changed; nothing was written")
     if written and args.remove_item:
@@ -307,7 +320,8 @@ def _migrate(ctx: Context) -> list[str]:
     section = ctx.args.migrate_to
     source = ctx.open_work()
     target = ctx.open_section(section)
-    result = transfer.migrate(source, target, lambda: ctx.open_section(section), ctx.args.force)
+    account = recording.account(ctx.args, recording.migrate_command(section, ctx.args.force, source.describe()))
+    result = transfer.migrate(source, target, lambda: ctx.open_section(section), ctx.args.force, account)
     lines = _transfer_lines("copied", result, source.describe(), target.describe())
     ini = ctx.settings().describe()
     lines.append(f"the source was not changed; to switch, set 'backend = {section}' in [inventory] of {ini} "
@@ -318,18 +332,19 @@ def _migrate(ctx: Context) -> list[str]:
 def _import(ctx: Context) -> list[str]:
     path = os.path.abspath(ctx.args.import_file)
     target = ctx.open_work()
-    result = transfer.import_file(path, target, ctx.open_work, ctx.args.force)
+    account = recording.account(ctx.args, recording.import_command(path, ctx.args.force))
+    result = transfer.import_file(path, target, ctx.open_work, ctx.args.force, account)
     return _transfer_lines("imported", result, path, target.describe())
 
 
 def _history(ctx: Context) -> str:
     rows = versions.history(ctx.open_work())
+    notes = [f"note: {n}" for n in history_view.notes(rows)]
     if ctx.args.format != "table":
-        return render_data([asdict(v) for v in rows], ctx.args.format)
-    if not rows:
-        return "no versions stored yet"
-    return render_table(("version", "written (UTC)", "current", "changes since the version before"),
-                        [(v.version, v.time, "current" if v.current else "", v.summary) for v in rows])
+        for note in notes:  # stdout stays pure data
+            print(note, file=sys.stderr)
+        return render_data(history_view.as_data(rows), ctx.args.format)
+    return "\n".join([history_view.as_table(rows)] + notes)
 
 
 def _diff(ctx: Context) -> str:
@@ -349,7 +364,8 @@ def _diff(ctx: Context) -> str:
 def _restore(ctx: Context) -> list[str]:
     backend = ctx.open_work()
     version = ctx.args.restore
-    written, note = versions.restore(backend, version)
+    written, note = versions.restore(backend, version,
+                                     recording.account(ctx.args, recording.restore_command(version)))
     if not written:
         return [f"{note}; nothing was written"]
     lines = [f"restored version {version} as the current inventory of {backend.describe()}; "
@@ -444,6 +460,12 @@ def main(argv: Sequence[str] | None = None, default_environment: str | None = No
     parser.plan = _asks_for_plan(argv)
     args = parser.parse_args(argv)
     action = _check_usage(parser, args)
+    if args.reason is not None and action not in RECORDED:
+        # Refused rather than ignored: the operator would believe the reason was kept.
+        print(f"ERROR: --reason is kept with the inventory version a change stores, and {FLAGS[action]} "
+              "stores none; give it with -r, -d, --clear-ips, --restore, --migrate-to or --import",
+              file=sys.stderr)
+        return 1
     try:
         # Listings may be read by programs (--format json): plugin output must not reach them.
         with stdout_for_result_only() as emit:

@@ -14,6 +14,7 @@ from ..errors import InventoryError
 from ..storage.loader import Backend, open_backend
 from ..storage.settings import Settings, read_settings
 from . import single_file
+from .recording import Account
 
 INVENTORY_NAME = "openstack_inventory.json"
 
@@ -61,11 +62,12 @@ def load_required(backend: Backend) -> dict:
     return data
 
 
-def change_stored(backend: Backend, change: Callable[[dict], list[str]]) -> tuple[bool, list[str], dict]:
+def change_stored(backend: Backend, change: Callable[[dict], list[str]],
+                  account: Account | None = None) -> tuple[bool, list[str], dict]:
     """Apply ``change`` to the stored inventory under the lock; store it only if it changed.
 
-    Returns whether it was written, the lines ``change`` reported and the
-    resulting inventory.
+    The write carries ``account``'s record of it. Returns whether it was
+    written, the lines ``change`` reported and the resulting inventory.
     """
     with backend.lock():
         stored = load_required(backend)
@@ -73,5 +75,5 @@ def change_stored(backend: Backend, change: Callable[[dict], list[str]]) -> tupl
         notes = change(edited)
         if edited == stored:
             return False, notes, stored
-        backend.write(edited)
+        backend.write(edited, record=account.record(stored, edited) if account else None)
         return True, notes, edited

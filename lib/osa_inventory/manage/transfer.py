@@ -16,6 +16,7 @@ from typing import Callable
 from ..errors import InventoryError
 from ..storage.loader import Backend
 from .inventory_file import check_inventory, load_inventory_file
+from .recording import Account
 from .stores import load_required
 from .views import groups_of, hostvars_of
 
@@ -51,11 +52,12 @@ def _verify(reopen: Callable[[], Backend], expected: dict, what: str) -> None:
 
 
 def migrate(source: Backend, target: Backend, reopen_target: Callable[[], Backend],
-            force: bool = False) -> Transfer:
+            force: bool = False, account: Account | None = None) -> Transfer:
     """Copy the source's inventory to ``target``; the source is never changed.
 
     A target already holding a different inventory is refused unless
-    ``force``; one holding the same inventory is left as it is.
+    ``force``; one holding the same inventory is left as it is. The write
+    carries ``account``'s record.
     """
     if source.describe() == target.describe():
         raise InventoryError(
@@ -65,24 +67,26 @@ def migrate(source: Backend, target: Backend, reopen_target: Callable[[], Backen
         inventory = load_required(source)
         with target.lock():
             written = _store(target, inventory, target.load(), force,
-                             "nothing was copied. Check it is not in use, then repeat with --force to replace it")
+                             "nothing was copied. Check it is not in use, then repeat with --force to replace it",
+                             account)
     _verify(reopen_target, inventory, "the read-back copy differs")
     return Transfer(written, *measure(inventory))
 
 
-def _store(target: Backend, inventory: dict, existing: dict | None, force: bool, refusal: str) -> bool:
+def _store(target: Backend, inventory: dict, existing: dict | None, force: bool, refusal: str,
+           account: Account | None) -> bool:
     """Write ``inventory`` unless ``target`` holds it already; a different one needs ``force``."""
     if existing == inventory:
         return False
     if existing is not None and not force:
         raise InventoryError(f"{target.describe()} already holds a different inventory; {refusal}")
-    target.write(inventory)
+    target.write(inventory, record=account.record(existing, inventory) if account else None)
     return True
 
 
 def import_file(path: str, target: Backend, reopen_target: Callable[[], Backend],
-                force: bool = False) -> Transfer:
-    """Validate ``path`` and store it as the inventory of ``target``.
+                force: bool = False, account: Account | None = None) -> Transfer:
+    """Validate ``path`` and store it as the inventory of ``target``, with ``account``'s record.
 
     A target that already holds a different inventory (or one it cannot
     read) is only replaced with ``force``.
@@ -99,7 +103,7 @@ def import_file(path: str, target: Backend, reopen_target: Callable[[], Backend]
             existing = None
         written = _store(target, inventory, existing, force,
                          "nothing was imported. Repeat with --force to replace it "
-                         "(backends with history keep the old version)")
+                         "(backends with history keep the old version)", account)
     _verify(reopen_target, inventory, "the read-back inventory differs from the file")
     note = ("converted from an --export file without its group table (as OpenStack-Ansible writes them); "
             "group nesting comes back with the next inventory run" if lost_nesting else "")

@@ -15,6 +15,7 @@ from ..accounting import ChangeRecord
 from ..errors import InventoryError
 from ..storage.loader import Backend
 from .inventory_file import check_inventory
+from .recording import Account
 from ..changes import ADDRESS_VARS, Changes, addresses_of, compare  # noqa: F401 (re-exported)
 from .views import ALL, groups_of, hostvars_of
 
@@ -104,7 +105,8 @@ class Version:
     version has none, e.g. written before records were kept). ``summary`` is
     the recorded one when there is a record, else computed against the
     version before. ``current`` marks the version that is the stored
-    inventory now.
+    inventory now. ``note`` is the backend's one line about the version's
+    record (why it cannot be shown), if any.
     """
 
     version: str
@@ -115,6 +117,7 @@ class Version:
     host: str = ""
     command: str = ""
     reason: str = ""
+    note: str = ""
 
 
 def _record_of(entry: dict, version: str) -> ChangeRecord | None:
@@ -124,6 +127,12 @@ def _record_of(entry: dict, version: str) -> ChangeRecord | None:
 
 
 def _version(entry: dict, version: str, computed: str) -> Version:
+    row = _recorded_version(entry, version, computed)
+    row.note = " ".join(str(entry.get("note") or "").split())
+    return row
+
+
+def _recorded_version(entry: dict, version: str, computed: str) -> Version:
     time = str(entry.get("time") or "")
     try:
         record = _record_of(entry, version)
@@ -196,8 +205,8 @@ def pick_pair(backend: Backend, versions: list[str]) -> tuple[str, str] | str:
     return listed[-2], listed[-1]
 
 
-def restore(backend: Backend, version: str) -> tuple[bool, str]:
-    """Store ``version`` as the current inventory, under the lock.
+def restore(backend: Backend, version: str, account: Account | None = None) -> tuple[bool, str]:
+    """Store ``version`` as the current inventory, under the lock, with ``account``'s record.
 
     The current inventory may be unreadable (that is often why one restores);
     the backend's write deals with it (the filesystem plugin moves a corrupt
@@ -215,7 +224,8 @@ def restore(backend: Backend, version: str) -> tuple[bool, str]:
             note = f"the current inventory could not be read ({exc}) and was replaced"
         if current == data:
             return False, "that version is the current inventory already"
-        backend.write(data)  # Backend.write hands the plugin its own copy
+        # Backend.write hands the plugin its own copy.
+        backend.write(data, record=account.record(current, data) if account else None)
     back = backend.load()
     if back != data:
         raise InventoryError(f"{backend.describe()} did not give back the restored version; check the backend")

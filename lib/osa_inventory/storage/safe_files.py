@@ -22,8 +22,11 @@ from ..errors import StorageError
 TEMP_SUFFIX = ".tmp"
 
 
-def atomic_write(path: str, data: bytes, mode: int, owner: tuple[int, int] | None = None) -> None:
+def atomic_write(path: str, data: bytes, mode: int, owner: tuple[int, int] | None = None,
+                 mtime: float | None = None) -> None:
     """Write a temp file in the same folder, fsync it, rename it over ``path``, fsync the folder.
+
+    ``mtime``, when given, is the new file's modification time from the moment it appears.
 
     ``owner`` (uid, gid) is given to the new file when this user may; when the
     group cannot be kept, the group permission bits are dropped so that the
@@ -38,6 +41,8 @@ def atomic_write(path: str, data: bytes, mode: int, owner: tuple[int, int] | Non
             if owner is not None:
                 mode = _give(fh.fileno(), owner, mode)
             os.fchmod(fh.fileno(), mode)
+            if mtime is not None:
+                os.utime(fh.fileno(), (mtime, mtime))
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
