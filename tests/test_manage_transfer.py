@@ -36,7 +36,7 @@ def dep(tmp_path):
 def test_migrate_to_a_second_filesystem_and_back_is_exact(dep):
     source_before = snapshot(dep.inventory_path)
     original = dep.stored()
-    proc = dep.manage("--migrate-to", "filesystem2")
+    proc = dep.manage("--migrate-to", "filesystem2", "--reason", "to the shared disk (OPS-7)")
     assert proc.returncode == 0, proc.stderr
     hosts = len(original["_meta"]["hostvars"])
     groups = len(original) - 2
@@ -52,6 +52,11 @@ def test_migrate_to_a_second_filesystem_and_back_is_exact(dep):
     assert dep.generate() == original
     assert snapshot(os.path.join(dep.second, INVENTORY)) == target_before
     assert not os.path.exists(os.path.join(dep.second, BACKUPS))
+    # The copy's record is kept on the target and names the source.
+    [copied] = json.loads(dep.manage("--history", "--format", "json").stdout)
+    assert copied["command"] == f"inventory-manage --migrate-to filesystem2 (from filesystem {dep.inventory_path})"
+    assert copied["reason"] == "to the shared disk (OPS-7)"
+    assert copied["summary"].startswith(f"{hosts} host(s) added (")
 
     # Changes land in the new store; migrating back needs --force over the old, different copy.
     name = next(n for n in original["_meta"]["hostvars"] if "utility" in n)
@@ -62,6 +67,12 @@ def test_migrate_to_a_second_filesystem_and_back_is_exact(dep):
     back = dep.manage("--migrate-to", "filesystem", "--force")
     assert back.returncode == 0, back.stderr
     assert dep.stored() == changed
+    dep.write_ini(TWO_STORES.format(backend="filesystem", path=dep.second))
+    newest = json.loads(dep.manage("--history", "--format", "json").stdout)[-1]
+    assert newest["command"] == ("inventory-manage --migrate-to filesystem --force "
+                                 f"(from filesystem {os.path.join(dep.second, INVENTORY)})")
+    assert newest["summary"].startswith(f"1 host(s) removed ({name})")  # what the forced copy replaced
+    dep.write_ini(TWO_STORES.format(backend="filesystem2", path=dep.second))
     again = dep.manage("--migrate-to", "filesystem")
     assert again.returncode == 0 and "nothing was written" in again.stdout
 
@@ -80,10 +91,13 @@ def test_import_an_osa_file_into_an_empty_backend_takes_it_over_unchanged(tmp_pa
     outside = tmp_path / "from-osa.json"
     os.replace(dep.inventory_path, outside)
     original = json.loads(outside.read_text())
-    proc = dep.manage("--import", str(outside))
+    proc = dep.manage("--import", str(outside), env={"OSA_INVENTORY_REASON": "taking over from OSA"})
     assert proc.returncode == 0, proc.stderr
     assert "imported 5 hosts" in proc.stdout and "read back: identical" in proc.stdout
     assert dep.stored() == original
+    [imported] = json.loads(dep.manage("--history", "--format", "json").stdout)
+    assert (imported["command"], imported["reason"]) == (f"inventory-manage --import {outside}", "taking over from OSA")
+    assert imported["summary"].startswith("5 host(s) added (")
     generated = dep.generate()
     for name, hv in original["_meta"]["hostvars"].items():
         assert generated["_meta"]["hostvars"][name]["ansible_host"] == hv["ansible_host"]

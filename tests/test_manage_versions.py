@@ -124,13 +124,20 @@ def test_file_with_another_name_keeps_its_backups_as_history(tmp_path):
     original = json.loads(path.read_text())
     dep = Deployment(str(tmp_path / "dep"))
     assert dep.manage("-f", str(path), "-r", "compute1", config=False).returncode == 0
-    assert dep.manage("-f", str(path), "-d", "utility_all", config=False).returncode == 0
+    assert dep.manage("-f", str(path), "-d", "utility_all", "--reason", "unused", config=False).returncode == 0
     listed = json.loads(dep.manage("-f", str(path), "--history", "--format", "json", config=False).stdout)
     assert len(listed) == 3 and [v["current"] for v in listed] == [False, False, True]
     assert listed[2]["summary"] == "1 group(s) removed (utility_all)"
+    # Records sit beside the file (inv.changes.json); the copied-in first version has none.
+    assert [(v["command"], v["reason"]) for v in listed] == [
+        ("", ""), ("inventory-manage -r compute1", ""), ("inventory-manage -d utility_all", "unused")]
+    assert (tmp_path / "inv.changes.json").exists()
     proc = dep.manage("-f", str(path), "--restore", listed[0]["version"], config=False)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(path.read_text()) == original
+    restored = json.loads(dep.manage("-f", str(path), "--history", "--format", "json", config=False).stdout)
+    assert [v["command"] for v in restored][1:] == ["inventory-manage -r compute1", "inventory-manage -d utility_all",
+                                                   f"inventory-manage --restore {listed[0]['version']}"]
 
 
 PLAIN_PLUGIN = '''

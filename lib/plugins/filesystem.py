@@ -35,7 +35,6 @@ import contextlib
 import datetime as _dt
 import io
 import json
-import logging
 import os
 import stat
 import tarfile
@@ -56,7 +55,6 @@ BACKUP_NAME = "backup_openstack_inventory.tar"
 MEMBER_PREFIX = INVENTORY_NAME + "-"
 CURRENT = "current"
 LOCK_HINT = "wait for it to finish or raise [filesystem] lock_timeout"
-LOG = logging.getLogger(__name__)
 
 OPTIONS = declare(
     Option("path", "path", default="", help="folder holding openstack_inventory.json"),
@@ -204,11 +202,9 @@ class Storage:
         archive = read_archive(self._file(self.backup_path))
         versions = [({"version": version_of(m.name), "time": _iso(m.mtime), "member": m.name},
                      records.key_of(data, m.mtime)) for m, data in archive.members]
-        current = self._current_bytes()
-        if current is not None:
-            data, written = current
-            versions.append(({"version": self._current_version(archive), "time": _iso(written)},
-                             records.key_of(data, written)))
+        with contextlib.suppress(FileNotFoundError):
+            written, key = records.file_key(self.inventory_path)
+            versions.append(({"version": self._current_version(archive), "time": _iso(written)}, key))
         target = self.inventory_path
         with contextlib.suppress(StorageFailure):  # a dangling link: the versions are listed all the same
             target = self._file(target)
@@ -311,14 +307,6 @@ class Storage:
         except UnicodeDecodeError:
             raise StorageFailure(self._corrupt_message("is not UTF-8 text")) from None
 
-    def _current_bytes(self) -> tuple[bytes, float] | None:
-        """The current file's exact content and write time, or None when there is none."""
-        try:
-            with open(self.inventory_path, "rb") as fh:
-                return fh.read(), os.fstat(fh.fileno()).st_mtime
-        except FileNotFoundError:
-            return None
-
     def _record_change(self, target: str, data: bytes, kept: list[tarfile.TarInfo] | None, mode: int,
                        owner: tuple[int, int] | None) -> float:
         """Keep the pending change's record for ``data`` (see :mod:`osa_inventory.backends.filesystem_records`).
@@ -328,10 +316,8 @@ class Storage:
         written = time.time()
         record = pending_change()
         if record is not None:
-            moved = records.store(records.sidecar_of(target), target, record, records.key_of(data, written),
-                                  None if kept is None else [int(m.mtime) for m in kept], self.keep, mode, owner)
-            if moved:
-                LOG.warning("%s", moved)
+            records.store(records.sidecar_of(target), target, record, records.key_of(data, written),
+                          None if kept is None else [int(m.mtime) for m in kept], self.keep, mode, owner)
         return written
 
     def _corrupt_message(self, what: str) -> str:

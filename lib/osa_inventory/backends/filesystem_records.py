@@ -34,6 +34,7 @@ import datetime as _dt
 import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import stat
@@ -53,6 +54,7 @@ SPARE = 3
 #: The size limit never falls below this many records, so that lowering ``backups`` is no false alarm.
 MIN_ENTRIES = 100
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+LOG = logging.getLogger(__name__)
 
 Key = tuple[str, int]  # (SHA-256 hex digest of the exact text, whole seconds of the write time)
 
@@ -67,6 +69,13 @@ def sidecar_of(inventory_file: str) -> str:
 def key_of(data: bytes, written: float) -> Key:
     """The key joining a version's exact text, written at ``written``, to its record."""
     return hashlib.sha256(data).hexdigest(), int(written)
+
+
+def file_key(path: str) -> tuple[float, Key]:
+    """The write time of the file at ``path`` (links followed) and its key; FileNotFoundError if none."""
+    with open(path, "rb") as fh:
+        written = os.fstat(fh.fileno()).st_mtime
+        return written, key_of(fh.read(), written)
 
 
 def size_limit(kept: int) -> int:
@@ -222,6 +231,7 @@ def store(path: str, inventory_file: str, record: ChangeRecord, key: Key, kept: 
     moved = ""
     if sidecar.problem:
         moved = f"{sidecar.path} {sidecar.problem}; moved aside as {os.path.basename(_move_aside(sidecar))}"
+        LOG.warning("%s", moved)  # the inventory script's log; inventory-manage shows it on stderr
     if kept is not None:
         seconds = set(kept)
         entries = [e for e in entries if e["written"] in seconds]

@@ -6,7 +6,9 @@ the file's folder, and the backups as history. A save replaces the file
 atomically (temp file in the same folder, fsync, rename, fsync of the
 folder) after copying the previous content to ``FILE.YYYYmmdd_HHMMSS.bak``, named
 and dated by when that content was written;
-the newest ``KEEP`` backups are kept.
+the newest ``KEEP`` backups are kept. Change records are kept as the
+filesystem backend keeps them, in ``FILE``'s sidecar (``inv.json`` ->
+``inv.changes.json``; see :mod:`osa_inventory.backends.filesystem_records`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ import datetime as _dt
 import json
 import os
 import re
+import time
 from typing import ContextManager
 
+from ..accounting import pending_change
+from ..backends import filesystem_records as records
 from ..errors import StorageError
 from ..storage.safe_files import Reentrant, atomic_write, flock_wait
 
@@ -99,7 +104,12 @@ class Storage:
                 if old is not None:
                     self._add_backup(old.encode("utf-8"))
             mode = os.stat(self.path).st_mode & 0o7777 if os.path.exists(self.path) else 0o644
-            atomic_write(self.path, text.encode("utf-8"), mode)
+            data, written, record = text.encode("utf-8"), time.time(), pending_change()
+            if record is not None:  # before the file is replaced: a crash leaves an orphan record, never a wrong one
+                kept = [int(os.stat(p).st_mtime) for _, p in self._backups()]
+                records.store(records.sidecar_of(self.path), self.path, record, records.key_of(data, written),
+                              kept, KEEP, mode, None)
+            atomic_write(self.path, data, mode, mtime=written)
 
     def lock(self) -> ContextManager[None]:
         """Exclusive across processes (``flock`` on the file's folder), re-entrant within this object."""
@@ -148,11 +158,15 @@ class Storage:
 
     def history(self) -> list[dict]:
         """The backups, then the file itself; each named by when it was written, as its backup will be."""
-        versions = [{"version": v, "time": _iso(os.stat(p).st_mtime)} for v, p in self._backups()]
+        versions = []
+        for v, path in self._backups():
+            written, key = records.file_key(path)
+            versions.append(({"version": v, "time": _iso(written)}, key))
         if os.path.exists(self.path):
-            written = os.stat(self.path).st_mtime
-            versions.append({"version": self._backup_version(written), "time": _iso(written)})
-        return versions
+            written, key = records.file_key(self.path)
+            versions.append(({"version": self._backup_version(written), "time": _iso(written)}, key))
+        records.attach(versions, records.read(records.sidecar_of(self.path), self.path, records.size_limit(KEEP)))
+        return [entry for entry, _ in versions]
 
     def read_version(self, version: str) -> dict:
         if version == CURRENT or (os.path.exists(self.path)
