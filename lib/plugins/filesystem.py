@@ -27,6 +27,9 @@ configured ``group`` and ``mode``, which every file written gets); a corrupt
 inventory is reported, never overwritten; a damaged archive still gives
 every version it holds intact; and a symbolic link in place of either file
 stays a link: its target is replaced, atomically, in the target's own folder.
+Who wrote each version and why is kept in ``openstack_inventory.changes.json``
+beside it (see :mod:`osa_inventory.backends.filesystem_records`), so the two
+files OSA's tools read keep their exact format.
 """
 
 from __future__ import annotations
