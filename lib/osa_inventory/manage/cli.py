@@ -462,7 +462,7 @@ def main(argv: Sequence[str] | None = None, default_environment: str | None = No
     action = _check_usage(parser, args)
     if args.reason is not None and action not in RECORDED:
         # Refused rather than ignored: the operator would believe the reason was kept.
-        print(f"ERROR: --reason is kept with the inventory version a change stores, and {FLAGS[action]} "
+        print(f"ERROR: --reason is kept with the inventory version a change stores, and {FLAGS.get(action, action)} "
               "stores none; give it with -r, -d, --clear-ips, --restore, --migrate-to or --import",
               file=sys.stderr)
         return 1
