@@ -93,13 +93,17 @@ def test_group_and_mode_on_every_file_written(people, shared_tmp):
     assert can_read(member, "cat", d.inventory_path).stdout == open(d.inventory_path).read()
     refused = can_read(outsider, "cat", d.inventory_path)
     assert refused.returncode != 0 and "Permission denied" in refused.stderr
+    # The change records beside it (who wrote it, and why) are kept alike.
+    records = os.path.join(d.config_dir, "openstack_inventory.changes.json")
+    assert access(records) == (0o640, gid)
+    assert can_read(outsider, "cat", records).returncode != 0
 
     # Tightened or loosened by hand, an edit puts the configured access back, on the archive too.
     os.chown(d.inventory_path, 0, 0)
     os.chmod(d.inventory_path, 0o600)
     assert d.manage("-r", "compute1").returncode == 0
     archive = os.path.join(d.config_dir, BACKUPS)
-    assert access(d.inventory_path) == access(archive) == (0o640, gid)
+    assert access(d.inventory_path) == access(archive) == access(records) == (0o640, gid)
     assert can_read(member, "tar", "-tf", archive).returncode == 0
     assert can_read(outsider, "tar", "-tf", archive).returncode != 0
 
@@ -120,7 +124,7 @@ def test_group_and_mode_on_every_file_written(people, shared_tmp):
     d.write_ini("[inventory]\nbackend = filesystem\n")
     os.chmod(d.inventory_path, 0o600)
     assert d.manage("-r", "compute1").returncode == 0
-    assert access(d.inventory_path) == (0o600, gid) and access(archive) == (0o600, gid)
+    assert access(d.inventory_path) == access(archive) == access(records) == (0o600, gid)
 
 
 def test_a_writer_must_be_able_to_give_the_group(people, shared_tmp):
