@@ -217,7 +217,7 @@ def test_nothing_is_read_or_written_outside_the_config_folder(deploy, tmp_path):
     outside = set(os.listdir(tmp_path))
     run_script(config_dir, ini=ini, env={"HOME": str(tmp_path)})
     assert set(os.listdir(tmp_path)) == outside
-    assert set(files_in(config_dir)) <= {"openstack_user_config.yml", INVENTORY}
+    assert set(files_in(config_dir)) <= {"openstack_user_config.yml", INVENTORY, "openstack_inventory.changes.json"}
 
 
 def test_readme_example_command_generates_into_a_local_folder(tmp_path):

@@ -218,7 +218,8 @@ def test_file_with_another_name_saves_back_to_that_file_with_a_backup(tmp_path):
     backups = [p for p in os.listdir(tmp_path) if p.startswith("saved-inventory.json.") and p.endswith(".bak")]
     assert len(backups) == 1
     assert (tmp_path / backups[0]).read_text() == original
-    assert sorted(os.listdir(tmp_path)) == sorted(["saved-inventory.json", backups[0], "dep"])
+    assert sorted(os.listdir(tmp_path)) == sorted(["saved-inventory.json", backups[0], "saved-inventory.changes.json",
+                                                   "dep"])
     assert not os.path.exists(dep.inventory_path)
 
 

@@ -292,9 +292,12 @@ class Storage:
 
     def _remove_stale_temp_files(self) -> None:
         """Delete temp files of runs killed mid-write (only the lock holder writes them)."""
+        resolved = []
         for path in (self.inventory_path, self.backup_path):
             with contextlib.suppress(StorageFailure):
                 path = self._file(path)
+            resolved.append(path)
+        for path in resolved + [records.sidecar_of(resolved[0])]:
             folder, name = os.path.split(path)
             for entry in os.listdir(folder):
                 if entry.startswith("." + name + ".") and entry.endswith(TEMP_SUFFIX):
