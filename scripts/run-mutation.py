@@ -69,6 +69,8 @@ def results(where: Path, modules: list[str]) -> tuple[dict[str, Counter], list[s
         if modules and module not in modules:
             continue
         codes = json.loads(meta.read_text())["exit_code_by_key"]
+        if not codes:
+            continue  # a module without code to mutate (__init__)
         counts = out.setdefault(module, Counter())
         for name, code in codes.items():
             if code is None:
