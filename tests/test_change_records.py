@@ -19,6 +19,7 @@ import tempfile
 import time
 
 import pytest
+import yaml
 from os_users import as_user, make_group, make_user, need_root, remove_group, remove_user, unique
 from test_manage_support import (BACKUPS, FIXTURES, INVENTORY, INVENTORY_SCRIPT, MANAGE, Deployment,
                                  assert_one_line_error, clean_env, snapshot)
@@ -26,6 +27,7 @@ from test_manage_support import (BACKUPS, FIXTURES, INVENTORY, INVENTORY_SCRIPT,
 from osa_inventory.accounting import FIELDS, current_host
 from osa_inventory.backends import filesystem_records as records
 from osa_inventory.manage import history_view, versions
+from osa_inventory.manage.formatting import render_data
 from osa_inventory.manage.recording import Account
 from osa_inventory.storage.loader import open_backend
 from osa_inventory.storage.settings import Settings
@@ -187,6 +189,8 @@ def test_records_follow_archive_rotation_restores_and_files_written_by_other_too
     assert rows[-1].summary == "all.vars changed"  # computed against the version before, as without records
     data = history_view.as_data(rows)
     assert [data[-1][k] for k in ("user", "host", "command", "reason")] == [""] * 4
+    as_yaml = yaml.safe_load(render_data(data, "yaml"))
+    assert as_yaml == data and list(as_yaml[0]) == JSON_KEYS
     last = history_view.as_table(rows).splitlines()[-2]
     assert [c.strip() for c in last.split("|")[1:-1]][3:7] == ["-"] * 4
     # The file was replaced without a backup, as a hand edit does: the restore's version is gone.
@@ -201,7 +205,7 @@ def test_long_fields_are_cut_in_the_table_only(tmp_path):
     assert history_view.as_data(rows)[0]["reason"] == why
     table = history_view.as_table(rows)
     assert why not in table and "because very very" in table
-    assert max(len(line) for line in table.splitlines()) < 320
+    assert max(len(line) for line in table.splitlines()) < 260
     assert table.splitlines()[-1] == "long fields end in '...' here; --format json shows them whole"
 
 

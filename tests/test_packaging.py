@@ -151,6 +151,13 @@ def test_console_commands_run_the_example_from_the_installed_package(venv, tmp_p
     listed = run([manage, "--config", config, "--list-host", "--format", "json"], env=env, cwd=str(tmp_path))
     assert listed.returncode == 0, listed.stderr
     assert "aio1" in {row["container_name"] for row in json.loads(listed.stdout)}
+    # A change through the console command is recorded as inventory-manage, as the checkout script's are.
+    group = sorted(g for g in json.loads(result.stdout) if g not in ("_meta", "all"))[0]
+    removed = run([manage, "--config", config, "-d", group, "--reason", "packaged"], env=env, cwd=str(tmp_path))
+    assert removed.returncode == 0, removed.stderr
+    history = json.loads(run([manage, "--config", config, "--history", "--format", "json"], env=env).stdout)
+    assert [(v["command"], v["reason"]) for v in history] == [("dynamic_inventory", ""),
+                                                             (f"inventory-manage -d {group}", "packaged")]
     # The built-in plugins and env.d come from the venv, not from this checkout.
     backends = run([manage, "--list-backends", "--format", "json"], env=env, cwd=str(tmp_path))
     rows = {row["name"]: row for row in json.loads(backends.stdout)}

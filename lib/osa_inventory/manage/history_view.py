@@ -18,7 +18,7 @@ from .versions import Version
 COLUMNS = ("version", "written (UTC)", "current", "user", "host", "command", "reason",
            "changes since the version before")
 #: Widest text a table cell shows per field; JSON and YAML always carry the whole text.
-WIDTHS = {"user": 32, "host": 40, "command": 48, "reason": 48, "summary": 72}
+WIDTHS = {"user": 24, "host": 32, "command": 56, "reason": 40, "summary": 60}
 MISSING = "-"
 CUT = "..."
 
