@@ -109,16 +109,17 @@ def test_group_and_mode_on_every_file_written(people, shared_tmp):
 
     # --restore over a damaged file: the file set aside and its replacement get them as well.
     versions = json.loads(d.manage("--history", "--format", "json").stdout)
-    with open(d.inventory_path, "w") as fh:
-        fh.write("{damaged")
-    os.chmod(d.inventory_path, 0o604)
+    for damaged in (d.inventory_path, records):
+        with open(damaged, "w") as fh:
+            fh.write("{damaged")
+        os.chmod(damaged, 0o604)
     restored = d.manage("--restore", versions[0]["version"])
     assert restored.returncode == 0, restored.stderr
     assert d.stored() == first
-    aside = [n for n in os.listdir(d.config_dir) if ".corrupt-" in n]
-    assert len(aside) == 1
-    assert access(os.path.join(d.config_dir, aside[0])) == (0o640, gid)
-    assert access(d.inventory_path) == access(archive) == (0o640, gid)
+    aside = sorted(n for n in os.listdir(d.config_dir) if ".corrupt-" in n)
+    assert [n.split(".corrupt-")[0] for n in aside] == ["openstack_inventory.changes.json", "openstack_inventory.json"]
+    assert [access(os.path.join(d.config_dir, n)) for n in aside] == [(0o640, gid)] * 2
+    assert access(d.inventory_path) == access(archive) == access(records) == (0o640, gid)
 
     # Unset again: today's rules (the mode is kept, the archive never looser than the inventory).
     d.write_ini("[inventory]\nbackend = filesystem\n")

@@ -323,7 +323,8 @@ class Storage:
         record = pending_change()
         if record is not None:
             records.store(records.sidecar_of(target), target, record, records.key_of(data, written),
-                          None if kept is None else [int(m.mtime) for m in kept], self.keep, mode, owner)
+                          None if kept is None else [int(m.mtime) for m in kept], self.keep, mode, owner,
+                          on_corrupt_aside=self.access.apply)
         return written
 
     def _corrupt_message(self, what: str) -> str:

@@ -39,7 +39,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from ..accounting import FIELDS, MAX_FIELD, ChangeRecord
 from ..errors import InventoryError, StorageError
@@ -217,20 +217,27 @@ def _move_aside(sidecar: Sidecar) -> str:
 
 
 def store(path: str, inventory_file: str, record: ChangeRecord, key: Key, kept: Iterable[int] | None,
-          keep: int, mode: int, owner: tuple[int, int] | None) -> str:
+          keep: int, mode: int, owner: tuple[int, int] | None,
+          on_corrupt_aside: Callable[[str], None] | None = None) -> str:
     """Add ``record`` for the version about to be written (``key``), before the inventory is replaced.
 
     Keeps the records whose write time is that of a version still kept
     (``kept``: whole seconds of the archive members after this write; None
     when unknown, then only the newest are kept), at most ``keep`` + a few.
     The file gets ``mode`` and ``owner``, the inventory's. Returns the
-    problem of an unusable sidecar that was moved aside, else ``""``.
+    problem of an unusable sidecar that was moved aside, else ``""``;
+    ``on_corrupt_aside`` is called with the new name of a damaged sidecar of
+    ours moved aside (not of an untrusted one: that is left as it was found).
     """
     sidecar = read(path, inventory_file, size_limit(keep))
     entries = sidecar.entries
     moved = ""
     if sidecar.problem:
-        moved = f"{sidecar.path} {sidecar.problem}; moved aside as {os.path.basename(_move_aside(sidecar))}"
+        aside = _move_aside(sidecar)
+        if on_corrupt_aside is not None and sidecar.label == "corrupt" and os.path.isfile(aside) \
+                and not os.path.islink(aside):
+            on_corrupt_aside(aside)
+        moved = f"{sidecar.path} {sidecar.problem}; moved aside as {os.path.basename(aside)}"
         LOG.warning("%s", moved)  # the inventory script's log; inventory-manage shows it on stderr
     if kept is not None:
         seconds = set(kept)
