@@ -323,31 +323,38 @@ def test_history_names_each_user_command_and_reason(auth_etcd, deploy_hosts_user
         ini = write_ini(os.path.join(base, "etc"), auth_etcd.endpoints, "audit", "osa-audit")
         os.chmod(os.path.dirname(ini), 0o755)
 
-        def run_as(user: str, reason: str) -> subprocess.CompletedProcess:
+        def run_as(user: str, reason: str, *cmd: str) -> subprocess.CompletedProcess:
             env = {"PATH": "/usr/bin:/bin", "OSA_INI": ini, REASON_VARIABLE: reason,
                    **as_etcd_user("osa-audit", "audit")}
-            return subprocess.run(as_user(user, [sys.executable, SCRIPT, "--config", config_dir, "--list"]),
+            cmd = cmd or (SCRIPT, "--list")
+            return subprocess.run(as_user(user, [sys.executable, cmd[0], "--config", config_dir, *cmd[1:]]),
                                   env=env, capture_output=True, text=True, timeout=120)
 
-        runs = [(alice, "first build of audit")]
+        runs = [(alice, "dynamic_inventory", "first build of audit")]
         assert run_as(alice, "first build of audit").returncode == 0
         config = base_config()
         config["compute_hosts"]["compute2"] = {"ip": "172.29.236.22"}
         write_config(config_dir, config)
         added = run_as(bob, "CHG-42: add compute2")
         assert added.returncode == 0 and added.stderr == "", added.stderr
-        runs.append((bob, "CHG-42: add compute2"))
+        runs.append((bob, "dynamic_inventory", "CHG-42: add compute2"))
         unchanged = run_as(alice, "nothing to do")  # stores nothing, so it is no version
         assert unchanged.returncode == 0 and unchanged.stdout == added.stdout
+        # --reason wins over the variable; the next script run brings compute2 back.
+        removed = run_as(alice, "not this one", MANAGE, "-r", "compute2", "--reason", "CHG-43: rebuild compute2")
+        assert removed.returncode == 0, removed.stderr
+        assert run_as(bob, "CHG-43: compute2 rebuilt").returncode == 0
+        runs += [(alice, "inventory-manage -r compute2", "CHG-43: rebuild compute2"),
+                 (bob, "dynamic_inventory", "CHG-43: compute2 rebuilt")]
 
         history = manage(config_dir, ini, as_etcd_user("osa-audit", "audit"), "--history", "--format", "json")
         assert history.returncode == 0, history.stderr
         rows = json.loads(history.stdout)
-        assert [(r["user"], r["command"], r["reason"]) for r in rows] == \
-            [(user, "dynamic_inventory", reason) for user, reason in runs]
+        assert [(r["user"], r["command"], r["reason"]) for r in rows] == runs
         hosts = len(json.loads(added.stdout)["_meta"]["hostvars"]) - 1
-        assert rows[0]["summary"].startswith(f"{hosts} host(s) added")
-        assert rows[1]["summary"].startswith("1 host(s) added (compute2)")
+        assert [r["summary"].split(" (")[0] for r in rows] == \
+            [f"{hosts} host(s) added", "1 host(s) added", "1 host(s) removed", "1 host(s) added"]
+        assert all("(compute2)" in r["summary"] for r in rows[1:])
         assert all(r["host"] and r["time"] for r in rows) and rows[-1]["current"] is True
     finally:
         shutil.rmtree(base, ignore_errors=True)
