@@ -326,3 +326,15 @@ def test_script_and_tool_with_a_corrupt_sidecar_and_a_misplaced_reason(tmp_path)
     listed = json_history(dep)
     assert [(v["command"], v["reason"]) for v in listed] == [
         ("", ""), ("", ""), ("dynamic_inventory", "compute1 is back"), ("inventory-manage -d utility_all", "audit")]
+
+
+@pytest.mark.parametrize("action", [["--history"], ["--list-host"], ["--export"], ["--list-backends"], ["--adopt"],
+                                    ["--diff"], ["--check-stale"], ["--plan"]])
+def test_reason_with_any_command_that_stores_no_version_is_refused_in_one_line(action, capsys, tmp_path):
+    from osa_inventory.manage import cli
+
+    assert cli.main(["--config", str(tmp_path), *action, "--reason", "why"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1 and err.startswith("ERROR: --reason is kept with the inventory")
+    assert f"and {action[0]}" in err and "give it with -r, -d, --clear-ips, --restore, --migrate-to or --import" in err
+    assert os.listdir(tmp_path) == []  # refused before anything is opened
