@@ -256,7 +256,7 @@ def two_users():
             remove_user(name)
 
 
-def test_records_of_two_os_users_and_of_a_run_killed_at_its_commit(craton_server, two_users):
+def test_records_of_two_os_users_their_runs_an_edit_and_a_run_killed_at_its_commit(craton_server, two_users):
     alice, bob = two_users
     folder = tempfile.mkdtemp(prefix="craton-records-")  # under /tmp: the users must reach it
     try:
@@ -291,10 +291,16 @@ def test_records_of_two_os_users_and_of_a_run_killed_at_its_commit(craton_server
         assert [r["reason"] for r in deploy.history()] == ["initial deployment", "add compute2"]  # no claim
         third = finished(run(bob, "retry compute3"))  # rolls alice's write back, then makes the change itself
         assert "compute3" in third["_meta"]["hostvars"]
+        removed = subprocess.run(as_user(alice, deploy.command(MANAGE, "-r", "compute2", "--reason", "retire it")),
+                                 capture_output=True, text=True, timeout=120,
+                                 env={**deploy.env, "OSA_INVENTORY_CRATON_CACHE_DIR": caches[alice]})
+        assert removed.returncode == 0, removed.stderr
         rows = deploy.history()
         assert [(r["version"], r["user"], r["command"], r["current"]) for r in rows] == [
             ("1", alice, "dynamic_inventory", False), ("2", bob, "dynamic_inventory", False),
-            ("3", bob, "roll-back", False), ("4", bob, "dynamic_inventory", True)]
+            ("3", bob, "roll-back", False), ("4", bob, "dynamic_inventory", False),
+            ("5", alice, "inventory-manage -r compute2", True)]
+        assert rows[4]["reason"] == "retire it" and rows[4]["summary"].startswith("1 host(s) removed (compute2)")
         assert [r["reason"] for r in rows[:2]] + [rows[3]["reason"]] == [
             "initial deployment", "add compute2", "retry compute3"]
         assert rows[1]["summary"].startswith("1 host(s) added (compute2);")
