@@ -79,3 +79,19 @@ def other_user_fixture(stem: str) -> Iterator[tuple[str, int]]:
         yield name, uid
     finally:
         remove_user(name)
+
+
+def users_fixture(*stems: str) -> Iterator[list[str]]:
+    """Body of a fixture giving one unprivileged user per stem (names) to run commands as with
+    :func:`as_user`, deleted afterwards; skipped with the reason without root or setpriv."""
+    need_root("useradd")
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv is not installed (util-linux); it runs commands as other users")
+    names: list[str] = []
+    try:
+        for stem in stems:
+            names.append(make_user(unique(stem))[0])
+        yield names
+    finally:
+        for name in names:
+            remove_user(name)

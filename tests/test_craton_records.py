@@ -23,7 +23,7 @@ import requests
 
 from craton_server import CratonServer, craton_server  # noqa: F401 (the fixture)
 from helpers import ROOT, SCRIPT, base_config, write_config, write_ini
-from os_users import as_user, make_user, need_root, remove_user, unique
+from os_users import as_user, users_fixture
 from osa_inventory.accounting import MAX_FIELD, ChangeRecord, current_host, current_user
 from osa_inventory.backends.craton import records
 from osa_inventory.manage import versions
@@ -245,15 +245,7 @@ def test_a_non_admin_project_user_runs_everything_and_diff_says_craton_keeps_rec
 
 @pytest.fixture
 def two_users():
-    need_root("useradd")
-    if not shutil.which("setpriv"):
-        pytest.skip("setpriv is not installed")
-    made = [make_user(unique(stem))[0] for stem in ("osaalice", "osabob")]
-    try:
-        yield made
-    finally:
-        for name in made:
-            remove_user(name)
+    yield from users_fixture("osaalice", "osabob")
 
 
 def test_records_of_two_os_users_their_runs_an_edit_and_a_run_killed_at_its_commit(craton_server, two_users):

@@ -22,7 +22,7 @@ import pytest
 
 from etcd_server import EtcdCluster, build_inventory, skip_without_etcd
 from helpers import ROOT, SCRIPT, base_config, run_script, write_config
-from os_users import as_user, make_user, need_root, remove_user, unique
+from os_users import as_user, users_fixture
 from plugin_fixtures import assert_one_line_failure
 from osa_inventory.accounting import MAX_FIELD, REASON_VARIABLE, ChangeRecord
 from osa_inventory.errors import StorageError
@@ -298,17 +298,7 @@ def test_records_live_in_manifests_and_hostile_ones_never_break_anything(auth_et
 
 @pytest.fixture
 def deploy_hosts_users():
-    need_root("useradd")
-    if not shutil.which("setpriv"):
-        pytest.skip("setpriv is not installed (util-linux); it runs the script as other users")
-    names = [unique("osaaudita"), unique("osaauditb")]
-    for name in names:
-        make_user(name)
-    try:
-        yield names
-    finally:
-        for name in names:
-            remove_user(name)
+    yield from users_fixture("osaaudita", "osaauditb")
 
 
 def test_history_names_each_user_command_and_reason(auth_etcd, deploy_hosts_users):
