@@ -82,3 +82,21 @@ def test_wrong_shaped_stored_records_are_refused_in_one_line(bad, what):
     with pytest.raises(InventoryError, match=what) as info:
         ChangeRecord.from_dict(bad, where="record of version 7")
     assert "record of version 7" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_access_refusal_stays_one_across_the_plugin_boundary():
+    from osa_inventory.errors import AccessDenied
+
+    class Refusing(Recording):
+        def load(self):
+            raise AccessDenied("user 'ro' may not read /osa/x/")
+
+        def write(self, inventory):
+            raise StorageError("disk full")
+
+    backend = Backend("store", "store", Refusing())
+    with pytest.raises(AccessDenied, match=r"^storage backend store: user 'ro' may not read /osa/x/$"):
+        backend.load()
+    with pytest.raises(StorageError) as other:  # any other failure is a plain StorageError
+        backend.write({})
+    assert not isinstance(other.value, AccessDenied)

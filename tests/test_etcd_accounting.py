@@ -224,6 +224,10 @@ def test_a_writer_cannot_touch_another_deployments_prefix(auth_etcd, tmp_path):
     assert assert_one_line_failure(run_script(config_dir, ini=wrong, env=prod_env)) == denial
     export = tmp_path / "export.json"
     export.write_text(manage(config_dir, owner, as_etcd_user("osa-staging", "staging"), "--export").stdout)
+    # A refusal of the credentials is never answered with "repeat with --force": that cannot help.
+    unforced = assert_one_line_failure(manage(config_dir, wrong, prod_env, "--import", str(export)),
+                                       "denied user 'osa-prod'", "check the prefix option")
+    assert "--force" not in unforced
     forced = manage(config_dir, wrong, prod_env, "--import", str(export), "--force")
     assert_one_line_failure(forced, "denied user 'osa-prod'", f"keys under {staging}/", "check the prefix option")
     # Through the plugin too, writing without reading first: refused, not called read-only.

@@ -39,6 +39,15 @@ class StorageError(InventoryError):
     """
 
 
+class AccessDenied(StorageError):
+    """The backend refused these credentials: wrong ones, or too few rights (e.g. read-only).
+
+    Raise it (or a subclass) from a plugin when the store answered "not
+    allowed": callers then never offer advice such as ``--force`` that
+    cannot help, only the credentials can.
+    """
+
+
 def one_line(exc: BaseException) -> str:
     """An exception's message folded onto one line (its type name if it has none)."""
     text = str(exc).strip() or type(exc).__name__

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import ContextManager, Iterator
 
 from osa_inventory.accounting import ChangeRecord, pending_change
-from osa_inventory.errors import InventoryError, StorageError
+from osa_inventory.errors import AccessDenied, InventoryError, StorageError
 from osa_inventory.storage.options import Option, declare, read_options
 from osa_inventory.storage.safe_files import Reentrant
 from osa_inventory.backends.etcd.client import (GRPC_PERMISSION_DENIED, EtcdClient, EtcdCompacted, EtcdError,
@@ -788,7 +788,7 @@ class Storage:
         # Not even allowed to read (a writer of another prefix, say): etcd's refusal of a read
         # names that, and its advice (check the prefix option) is the right one, not "read-only".
         self._client().range(self.keys.manifest, keys_only=True)
-        raise StorageError(read_only_message(self._client().username, self.prefix, self._where))
+        raise AccessDenied(read_only_message(self._client().username, self.prefix, self._where))
 
     def _check_lock(self, staged: list[bytes] | None = None) -> None:
         if self._keeper is not None and self._keeper.lost:

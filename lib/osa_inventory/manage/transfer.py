@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import InventoryError
+from ..errors import AccessDenied, InventoryError
 from ..storage.loader import Backend
 from .inventory_file import check_inventory, load_inventory_file
 from .recording import Account
@@ -96,6 +96,8 @@ def import_file(path: str, target: Backend, reopen_target: Callable[[], Backend]
     with target.lock():
         try:
             existing = target.load()
+        except AccessDenied:
+            raise  # --force cannot help: only credentials that may read and write the store
         except InventoryError as exc:
             if not force:
                 raise InventoryError(

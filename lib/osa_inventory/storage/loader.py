@@ -30,7 +30,7 @@ from pluginbase import PluginBase
 
 from .. import accounting
 from ..accounting import ChangeRecord
-from ..errors import InventoryError, PluginError, SettingsError, StorageError, one_line
+from ..errors import AccessDenied, InventoryError, PluginError, SettingsError, StorageError, one_line
 from ..resources import manage_command, plugins_dir
 from . import discovery, plugin_import, trust, watchdog
 from .options import Declaration, closest, module_declaration
@@ -211,7 +211,9 @@ class Backend:
             with watchdog.step(self.timeout, lambda: self._timed_out(what)):
                 return func(*args)
         except InventoryError as exc:
-            raise StorageError(f"storage backend {self.label}: {self._own_section(one_line(exc))}") from None
+            # An access refusal stays one, so callers never advise what only other credentials can fix.
+            kind = AccessDenied if isinstance(exc, AccessDenied) else StorageError
+            raise kind(f"storage backend {self.label}: {self._own_section(one_line(exc))}") from None
         except BaseException as exc:  # even sys.exit() or GeneratorExit must not end the run silently
             raise StorageError(
                 f"storage backend {self.label} failed to {what}: {type(exc).__name__}: {one_line(exc)}") from None

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from ...errors import StorageError
+from ...errors import AccessDenied, StorageError
 from ..tls import strict_ca_advice, tls_reason
 
 # gRPC status codes the gateway puts in its error bodies.
@@ -53,7 +53,7 @@ class EtcdUnavailable(EtcdError):
     """No endpoint answered within the timeout."""
 
 
-class EtcdAuthError(EtcdError):
+class EtcdAuthError(EtcdError, AccessDenied):
     """Authentication was refused, or a request was not permitted."""
 
 
