@@ -21,7 +21,7 @@ from craton_server import CratonServer, make_tls_files, tls_context
 from helpers import SCRIPT, base_config, run_script, write_config, write_ini
 from osa_inventory.accounting import ChangeRecord, pending
 from osa_inventory.backends.craton import mapping, records
-from osa_inventory.errors import InventoryError, StorageError
+from osa_inventory.errors import AccessDenied, InventoryError, StorageError
 from osa_inventory.storage.loader import load_plugin_module, open_backend
 from osa_inventory.storage.settings import Settings, read_settings
 from plugin_contract import StorageContract, assert_same, awkward_values_inventory
@@ -532,6 +532,7 @@ def test_refused_credentials_name_user_and_project_not_the_key(server, tmp_path)
     text = error_text(caught.value)
     assert "refused the credentials" in text and server.username in text and server.project_id in text
     assert server.url in text and SECRET not in text
+    assert isinstance(caught.value, AccessDenied)  # so no tool answers it with --force
 
 
 def test_refused_keystone_token(tmp_path):

@@ -24,7 +24,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from ...errors import StorageError
+from ...errors import AccessDenied, StorageError
 from ..tls import strict_ca_advice, tls_reason
 
 LOG = logging.getLogger(__name__)
@@ -41,6 +41,10 @@ class CratonError(StorageError):
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
+
+
+class CratonAccessDenied(CratonError, AccessDenied):
+    """Craton refused the credentials (401) or the request (403)."""
 
 
 class _CappedRetry(Retry):
@@ -105,7 +109,8 @@ class CratonClient:
         except requests.RequestException as exc:
             raise CratonError(self._explain(exc, method, path)) from None
         if response.status_code not in expect:
-            raise CratonError(self._status_message(response, method, path), response.status_code)
+            kind = CratonAccessDenied if response.status_code in (401, 403) else CratonError
+            raise kind(self._status_message(response, method, path), response.status_code)
         if not response.content:
             return None
         try:
