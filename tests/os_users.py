@@ -12,6 +12,7 @@ import pwd
 import grp
 import shutil
 import subprocess
+import sys
 import time
 from typing import Iterator, Sequence
 
@@ -67,6 +68,19 @@ def unique(stem: str) -> str:
     return f"{stem}{os.getpid()}"[:30]
 
 
+def need_python_for(user: str, python: str = sys.executable) -> None:
+    """Skip (with the reason) unless ``user`` can run ``python`` with the project's requirements.
+
+    A Python built with a shared libpython below root's private home (pyenv's, as on CI machines)
+    cannot be started by any other user; the system's Python lacks the requirements.
+    """
+    probe = subprocess.run(as_user(user, [python, "-c", "import yaml, pluginbase"]), capture_output=True,
+                           text=True, timeout=60)
+    if probe.returncode != 0:
+        pytest.skip(f"this test's Python ({python}) cannot be run by another user here: "
+                    f"{' '.join(probe.stderr.split())[-200:]}")
+
+
 def as_user(user: str, cmd: Sequence[str]) -> list[str]:
     """``cmd`` run as ``user`` with that user's groups (setpriv keeps the environment as given)."""
     return ["setpriv", "--reuid", user, "--regid", user, "--init-groups", *cmd]
@@ -91,6 +105,7 @@ def users_fixture(*stems: str) -> Iterator[list[str]]:
     try:
         for stem in stems:
             names.append(make_user(unique(stem))[0])
+        need_python_for(names[0])
         yield names
     finally:
         for name in names:

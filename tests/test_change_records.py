@@ -20,7 +20,8 @@ import time
 
 import pytest
 import yaml
-from os_users import as_user, make_group, make_user, need_root, remove_group, remove_user, unique
+from os_users import (as_user, make_group, make_user, need_python_for, need_root, remove_group, remove_user,
+                      unique)
 from test_manage_support import (BACKUPS, FIXTURES, INVENTORY, INVENTORY_SCRIPT, MANAGE, Deployment,
                                  assert_one_line_error, clean_env, snapshot)
 
@@ -80,9 +81,7 @@ def test_records_say_who_changed_what_when_from_where_and_why(operators):
         dep = Deployment(base)
         os.chown(dep.config_dir, 0, grp.getgrnam(group).gr_gid)
         os.chmod(dep.config_dir, 0o2770)  # the operators' group writes the folder; others see nothing
-        probe = subprocess.run(as_user(alice, [sys.executable, "-c", "import yaml, pluginbase"]), capture_output=True)
-        if probe.returncode != 0:
-            pytest.skip(f"the test's Python cannot be run by another user: {probe.stderr.decode().strip()}")
+        need_python_for(alice)
 
         dep.generate(env={"OSA_INVENTORY_REASON": "first deploy"})
         removed = _run_as(alice, MANAGE, dep, "-r", "compute1", "--reason", "decommission compute1 (OPS-1)",

@@ -234,10 +234,12 @@ def test_a_non_admin_project_user_runs_everything_and_diff_says_craton_keeps_rec
         assert "keeps change records" in line and "not earlier inventories" in line
     save, store = line.split("save it with ", 1)[1].split(" before a change, and store it again with ")
     saved = tmp_path / "saved.json"
-    shell = subprocess.run(save.replace("FILE", shlex.quote(str(saved))), shell=True, env=deploy.env,
+    # As a deployer runs it: the checkout script's "env python3" is the Python of the active venv.
+    printed_env = {**deploy.env, "PATH": os.path.dirname(sys.executable) + os.pathsep + deploy.env.get("PATH", "")}
+    shell = subprocess.run(save.replace("FILE", shlex.quote(str(saved))), shell=True, env=printed_env,
                            capture_output=True, text=True, timeout=120)
     assert shell.returncode == 0 and "compute2" in json.loads(saved.read_text())["hosts"], shell.stderr
-    back = subprocess.run(shlex.split(store.replace("FILE", str(saved))), env=deploy.env, capture_output=True,
+    back = subprocess.run(shlex.split(store.replace("FILE", str(saved))), env=printed_env, capture_output=True,
                           text=True, timeout=120)
     assert back.returncode == 0, back.stderr
     assert ok(deploy.run()) == second
