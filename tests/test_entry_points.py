@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 
 import pytest
 from helpers import ROOT, base_config, run_script, write_config, write_ini
@@ -154,3 +155,25 @@ def test_a_deployer_folder_replacing_a_builtin_is_shown(deploy, tmp_path):
     row = {row["name"]: row for row in json.loads(listed.stdout)}["filesystem"]
     assert row["source"] == "folder" and row["where"] == str(folder / "filesystem.py")
     assert row["note"] == "used instead of the built-in one" and row["lock"] is True
+
+
+def test_the_quick_scan_never_hides_a_distribution(tmp_path, monkeypatch):
+    """installed() skips importlib.metadata only when no distribution can declare the group."""
+    from osa_inventory.storage import discovery
+
+    site = tmp_path / "site"
+    add_distribution(site, "osa-egg-store", "1.0", {"egg_store": "egg_store:Storage"}, {})
+    info = next(site.glob("*.dist-info"))
+    info.rename(site / "osa_egg_store-1.0.egg-info")  # setuptools' older layout reads the same
+    monkeypatch.setattr(sys, "path", [str(site)] + sys.path)
+    assert [(e.name, e.distribution) for e in discovery.installed()] == [("egg_store", "osa-egg-store")]
+
+    # Without it, and with a zip file on sys.path the scan cannot look into, metadata decides.
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(site)])
+    assert discovery.installed() == []
+    archive = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("zipped_store-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: zipped-store\nVersion: 1.0\n")
+        zf.writestr("zipped_store-1.0.dist-info/entry_points.txt", "[osa_inventory.storage]\nzipped = zs:Storage\n")
+    monkeypatch.setattr(sys, "path", [str(archive)] + sys.path)
+    assert [(e.name, e.distribution) for e in discovery.installed()] == [("zipped", "zipped-store")]

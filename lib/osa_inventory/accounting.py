@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import datetime as _dt
 import os
 import pwd
-import socket
+import time
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator, Mapping
 
@@ -51,7 +50,7 @@ def _clip(value: str) -> str:
 
 def utc_now() -> str:
     """Now, UTC, to the second: ``2026-12-01T03:20:40Z``."""
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def current_user() -> str:
@@ -68,13 +67,14 @@ def current_user() -> str:
 
 
 def current_host() -> str:
-    """This machine's fully qualified name when it has one, else its host name."""
-    name = socket.gethostname()
-    with contextlib.suppress(OSError, UnicodeError):
-        fqdn = socket.getfqdn(name)
-        if "." in fqdn and not fqdn.startswith("localhost"):
-            return fqdn
-    return name
+    """This machine's host name, as the kernel has it.
+
+    Not the fully qualified name: finding that asks the resolver, which on a deploy host with
+    a broken DNS can stall a run for many seconds, and the host name names the deploy host.
+    """
+    import socket  # only runs that store something ask; the import costs every run a few ms
+
+    return socket.gethostname()
 
 
 def reason_from_environment() -> str:

@@ -18,9 +18,10 @@ already define (see :func:`find`).
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 from ..errors import InventoryError, PluginError, one_line
@@ -45,6 +46,8 @@ class Installed:
 
     def load(self) -> Any:
         """The object the entry point names (normally the ``Storage`` class); failures are one line."""
+        from importlib import metadata
+
         try:
             return metadata.EntryPoint(self.name, self.value, GROUP).load()
         except InventoryError as exc:
@@ -55,8 +58,40 @@ class Installed:
                               f"{type(exc).__name__}: {one_line(exc)}") from None
 
 
+def _may_declare_group() -> bool:
+    """Whether any distribution on ``sys.path`` may declare :data:`GROUP`: a scan of a millisecond.
+
+    ``importlib.metadata`` costs about 20 ms to import (a seventh of an inventory run), and
+    Ansible runs the script on every playbook; nearly always no distribution offers a backend.
+    So it is imported only when some ``entry_points.txt`` names the group, or when ``sys.path``
+    holds something this scan cannot look into (a zip file).
+    """
+    header = f"[{GROUP}]"
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except NotADirectoryError:
+            return True
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith((".dist-info", ".egg-info")):
+                try:
+                    with open(os.path.join(entry, name, "entry_points.txt"), encoding="utf-8",
+                              errors="replace") as fh:
+                        if header in fh.read():
+                            return True
+                except OSError:
+                    continue
+    return False
+
+
 def installed() -> list[Installed]:
     """Every entry point of :data:`GROUP` in the running Python, sorted by name then distribution."""
+    if not _may_declare_group():
+        return []
+    from importlib import metadata
+
     found = []
     for ep in metadata.entry_points(group=GROUP):
         dist = getattr(ep, "dist", None)
