@@ -22,7 +22,8 @@ import pytest
 from craton_server import CratonServer
 from etcd_server import etcd  # noqa: F401  (fixture)
 from helpers import ENVIRONMENT, ROOT, SCRIPT
-from test_osa_wiring import ANSIBLE_INVENTORY, assert_wired_graph
+from ansible_cli import ANSIBLE_INVENTORY
+from test_osa_wiring import assert_wired_graph
 
 pytestmark = pytest.mark.slow
 
