@@ -1,0 +1,138 @@
+"""Bounded reading of every file and JSON text the project parses.
+
+One place decides what a readable input is, so no reader can hang, exhaust
+memory or crash on a hostile or damaged file:
+
+* only a regular file is read: a FIFO would block for ever, ``/dev/zero``
+  never ends, a folder cannot be read; each is refused by name;
+* it is opened without blocking (a FIFO planted in a file's place cannot
+  stall the open) and, where the caller says so, without following a link;
+* at most ``limit`` bytes are read, checked before reading (``st_size``) and
+  while reading (a file that grows, or lies about its size);
+* JSON is refused when it nests deeper than :data:`MAX_JSON_DEPTH` levels,
+  both when the decoder itself gives up (tens of thousands of brackets) and
+  when it parses but would break the project's recursive code later.
+
+Every refusal is the caller's error class with one line naming what was
+read (a path, or "etcd key ..." for text that did not come from a file).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+from typing import Any
+
+from .errors import InventoryError
+
+MiB = 1024 * 1024
+# Far above any real inventory (3000 hosts are about 5 MiB of JSON), far below a machine's memory.
+MAX_INVENTORY_BYTES = 512 * MiB
+# A real inventory nests about 8 levels (hostvars, container_networks, static_routes), a deployer's
+# variables a few more; every recursive step of the project stays far inside Python's stack at this depth.
+MAX_JSON_DEPTH = 100
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def describe_kind(mode: int) -> str:
+    """What a file of ``mode`` is, in words ("a FIFO (named pipe)"), or "a regular file"."""
+    for test, words in _KINDS:
+        if test(mode):
+            return words
+    return "a regular file"
+
+
+def read_file(path: str, *, limit: int, error: type[InventoryError] = InventoryError,
+              follow_links: bool = True, dir_fd: int | None = None, shown: str | None = None) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them.
+
+    ``follow_links=False`` refuses a symbolic link in the last component (the
+    caller checks any link it means to follow); ``dir_fd`` opens ``path``
+    relative to an open folder. ``shown`` is how refusals name the file
+    (default: ``path``). FileNotFoundError passes through for callers to
+    whom a missing file is no error.
+    """
+    name = shown or path
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags, dir_fd=dir_fd)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_links:
+            raise error(f"{name}: is a symbolic link, which is not followed here; replace it with the "
+                        "file itself") from None
+        raise error(f"{name}: cannot be read ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise error(f"{name}: is {describe_kind(st.st_mode)}, not a regular file; "
+                        "put the file itself there")
+        if st.st_size > limit:
+            raise error(f"{name}: is larger than {_size(limit)}; no such file is that large, check it")
+        chunks = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, MiB))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > limit:
+            raise error(f"{name}: is larger than {_size(limit)}; no such file is that large, check it")
+        return data
+    except OSError as exc:
+        raise error(f"{name}: cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+
+
+def parse_json(data: bytes | str, *, shown: str, error: type[InventoryError] = InventoryError,
+               max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``data`` as JSON, refused in one line naming ``shown`` when it is not JSON or nests too deeply."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise error(f"{shown}: is not UTF-8 text (byte {exc.start}); it is damaged") from None
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise error(_too_deep(shown, max_depth)) from None
+    except ValueError as exc:
+        raise error(f"{shown}: is not valid JSON ({exc})") from None
+    if nesting_exceeds(value, max_depth):
+        raise error(_too_deep(shown, max_depth))
+    return value
+
+
+def nesting_exceeds(value: Any, max_depth: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``value`` has lists or dicts nested more than ``max_depth`` levels deep.
+
+    Level by level, without recursion, so the check itself cannot exhaust the stack.
+    """
+    level = [value] if isinstance(value, (dict, list)) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > max_depth:
+            return True
+        below = []
+        for item in level:
+            children = item.values() if isinstance(item, dict) else item
+            below.extend(child for child in children if isinstance(child, (dict, list)))
+        level = below
+    return False
+
+
+def _too_deep(shown: str, max_depth: int) -> str:
+    return (f"{shown}: nests lists or objects more than {max_depth} levels deep, which no inventory does; "
+            "it is damaged or hostile")
+
+
+def _size(limit: int) -> str:
+    return f"{limit // MiB} MiB" if limit >= MiB else f"{limit} bytes"
