@@ -23,7 +23,7 @@ from craton_server import CratonServer
 from etcd_server import etcd  # noqa: F401  (fixture)
 from helpers import ENVIRONMENT, ROOT, SCRIPT
 from ansible_cli import ANSIBLE_INVENTORY
-from test_osa_wiring import assert_wired_graph
+from test_osa_wiring import assert_failure_reported_once, assert_wired_like_osa
 
 pytestmark = pytest.mark.slow
 
@@ -194,7 +194,13 @@ def test_console_commands_on_the_etcd_and_craton_backends(venv, etcd, tmp_path):
 
 @pytest.mark.skipif(ANSIBLE_INVENTORY is None, reason="ansible-core is not installed")
 def test_ansible_reads_the_console_command_with_the_shipped_wiring(venv, tmp_path):
-    assert_wired_graph(os.path.join(venv, "openstack-ansible-inventory"), tmp_path)
+    assert_wired_like_osa(os.path.join(venv, "openstack-ansible-inventory"), tmp_path)
+
+
+@pytest.mark.skipif(ANSIBLE_INVENTORY is None, reason="ansible-core is not installed")
+def test_a_failed_console_command_is_reported_once_through_the_shipped_wiring(venv, tmp_path):
+    # The console command's file has no extension: the stock "yaml" plugin would take it too.
+    assert_failure_reported_once(os.path.join(venv, "openstack-ansible-inventory"), tmp_path)
 
 
 def contract_copy(tmp_path) -> str:

@@ -368,7 +368,7 @@ def check_sections(settings: Settings) -> None:
 
     Variables of the environment are checked per section, when the section is used
     (:meth:`Settings.checked_options`): OSA_INVENTORY_* names also serve shell wiring
-    (``OSA_INVENTORY_STATIC`` in etc/ansible/osa-inventory.rc).
+    (``OSA_INVENTORY_PATH``, ``OSA_INVENTORY_STATIC`` in etc/ansible/osa-inventory.rc).
     """
     plugins = available_plugins(settings)
     known = plugins | set(settings.sections) | {MAIN_SECTION}
