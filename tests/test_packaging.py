@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -170,6 +171,49 @@ def test_console_commands_run_the_example_from_the_installed_package(venv, tmp_p
                  "print(r.environment_dir()); print(r.plugins_dir())"], env=env, cwd="/")
     assert probe.stdout.split() == [os.path.join(where, "osa_inventory", "environment"),
                                     os.path.join(where, "osa_inventory", "plugins")]
+
+
+def test_console_commands_print_the_package_version(venv, tmp_path):
+    version = run([os.path.join(venv, "python"), "-c", "import osa_inventory; print(osa_inventory.__version__)"],
+                  cwd="/").stdout.strip()
+    for command in ("openstack-ansible-inventory", "openstack-ansible-inventory-manage"):
+        shown = run([os.path.join(venv, command), "--version"], env=clean_env(), cwd=str(tmp_path))
+        assert (shown.returncode, shown.stdout, shown.stderr) == (0, f"{command} {version}\n", "")
+
+
+def test_installed_advice_names_the_console_commands_and_runs_as_printed(venv, tmp_path):
+    """No venv on PATH (README's install): advice names each console command by its full path."""
+    config, env = deploy_folder(tmp_path, "[inventory]\nbackend = filesystem\n")
+    inventory = os.path.join(venv, "openstack-ansible-inventory")
+    manage = os.path.join(venv, "openstack-ansible-inventory-manage")
+    env["PATH"] = "/usr/bin:/bin"
+    # Nothing stored yet: inventory-manage says which command stores a first inventory.
+    empty = run([manage, "--config", config, "-l"], env=env, cwd=str(tmp_path))
+    advice = re.search(r"; run (.+) first or bring one in", empty.stderr)
+    assert empty.returncode == 1 and advice, empty.stderr
+    assert shlex.split(advice.group(1)) == [inventory, "--config", config]
+    first = run(shlex.split(advice.group(1)), env=env, cwd=str(tmp_path))  # as printed
+    assert first.returncode == 0 and first.stderr == "", first.stderr
+    # A second version, then the current file damaged: the run names the restore command.
+    user_config = os.path.join(config, "openstack_user_config.yml")
+    with open(user_config) as fh:
+        text = fh.read()
+    with open(user_config, "w") as fh:
+        fh.write(text.replace("compute_hosts: *aio\n", "compute_hosts:\n  aio1:\n    ip: 172.29.236.100\n"
+                                                        "  compute9:\n    ip: 172.29.236.29\n"))
+    second = run([inventory, "--config", config], env=env)
+    assert second.returncode == 0 and "compute9" in json.loads(second.stdout)["_meta"]["hostvars"]
+    with open(os.path.join(config, "openstack_inventory.json"), "w") as fh:
+        fh.write("damaged")
+    failed = run([inventory, "--config", config], env=env, cwd=str(tmp_path))
+    restore = re.search(r"restore it with '([^']+)'", failed.stderr)
+    assert failed.returncode == 1 and restore, failed.stderr
+    words = shlex.split(restore.group(1))
+    assert words[:4] == [manage, "--config", config, "--restore"], words
+    restored = run(words, env=env, cwd=str(tmp_path))  # as printed
+    assert restored.returncode == 0, restored.stderr
+    with open(os.path.join(config, "openstack_inventory.json")) as fh:
+        assert json.load(fh) == json.loads(first.stdout)  # the newest good backup: the first version
 
 
 def test_console_commands_on_the_etcd_and_craton_backends(venv, etcd, tmp_path):  # noqa: F811

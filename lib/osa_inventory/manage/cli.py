@@ -16,11 +16,11 @@ import argparse
 import contextlib
 import json
 import os
-import shlex
 import sys
 from dataclasses import asdict
 from typing import Sequence
 
+from .. import __version__
 from ..accounting import REASON_VARIABLE
 from ..generate.config import USER_CONFIG
 from ..deployment_config import read_config
@@ -57,6 +57,7 @@ def build_parser(default_environment: str) -> argparse.ArgumentParser:
         description="Inspect and change the stored OpenStack-Ansible inventory, move it between storage "
                     "backends and roll it back. Works on the backend osa.ini selects ($OSA_INI, else "
                     "/etc/ansible/osa.ini), or on one file with -f.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     where = p.add_argument_group("what to work on")
     where.add_argument("--config", metavar="DIR",
                        help="deployment config folder (openstack_user_config.yml, conf.d/, env.d/); "
@@ -402,7 +403,7 @@ def _plan(ctx: Context) -> tuple[str, int]:
     result = plan.make_plan(ctx.open_work(), deployment)
     if ctx.args.format != "table":
         return render_data(result.to_data(), ctx.args.format), result.status
-    manage = f"{manage_command()} --config {shlex.quote(ctx.config_dir)}"
+    manage = manage_command(ctx.config_dir)
     return plan.plan_text(result, manage), result.status
 
 

@@ -22,7 +22,6 @@ import itertools
 import json
 import logging
 import os
-import shlex
 import sys
 from typing import Any, Iterator
 
@@ -249,7 +248,7 @@ class Backend:
             check_inventory(data, f"the inventory loaded from storage backend {self.label}")
         except InventoryError as exc:
             # Never rewritten: the next write would replace whatever the deployer could still recover.
-            tool = manage_command() + (f" --config {shlex.quote(self.config_dir)}" if self.config_dir else "")
+            tool = manage_command(self.config_dir)
             raise StorageError(f"{one_line(exc)}; nothing was written: restore a good version "
                                f"({tool} --history, then --restore VERSION) or fix it") from None
         return data
@@ -334,7 +333,7 @@ class Backend:
         if not self.has_history:
             raise StorageError(f"storage backend {self.label} keeps no history of earlier versions")
         if not self.has_versions:
-            tool = manage_command() + (f" --config {shlex.quote(self.config_dir)}" if self.config_dir else "")
+            tool = manage_command(self.config_dir)
             raise StorageError(f"storage backend {self.label} keeps change records (--history: who changed it, "
                                "when and why) but not earlier inventories, so versions cannot be compared or "
                                f"restored; to keep one, save it with {tool} --export > FILE before a change, "
