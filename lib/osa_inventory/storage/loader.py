@@ -269,11 +269,19 @@ class Backend:
         return self._optional("lock") is not None
 
     def no_lock_warning(self) -> str | None:
-        """For a plugin without ``lock()``: what that means, logged once per process; else None."""
+        """For a plugin without ``lock()``: what that means, logged once per process; else None.
+
+        A plugin that guards its writes another way says what overlapping runs get with
+        ``concurrency()``; without it, they may overwrite each other's changes.
+        """
         if self.has_lock:
             return None
-        text = (f"storage backend {self.label} has no lock(): concurrent runs are not serialised "
-                "and one may overwrite the other's changes; run one at a time or use a backend with a lock")
+        concurrency = self._optional("concurrency")
+        if concurrency is None:
+            outcome = "one may overwrite the other's changes; run one at a time or use a backend with a lock"
+        else:
+            outcome = one_line(Exception(self._call("say what concurrent runs get", lambda: str(concurrency()))))
+        text = f"storage backend {self.label} has no lock(): concurrent runs are not serialised, and {outcome}"
         if self.label not in _WARNED_NO_LOCK:
             _WARNED_NO_LOCK.add(self.label)
             LOG.warning("%s", text)
