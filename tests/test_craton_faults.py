@@ -265,6 +265,21 @@ def test_two_deploy_hosts_writing_at_once_never_mix(server, tmp_path):
     assert refusals >= 1  # the runs did overlap
 
 
+def test_the_no_lock_warning_says_what_the_test_above_shows(server, tmp_path):
+    """Craton has no lock(): the warning says overlapping runs are refused (as above), not that they overwrite."""
+    deployment = Deployment(server, str(tmp_path / "warned"), "warned", base_config())
+    checked = deployment.run("--check")
+    assert checked.returncode == 0 and checked.stderr == "", checked.stderr
+    lines = checked.stdout.splitlines()
+    outcome = PLUGIN.Storage().concurrency()
+    assert lines == ["Configuration ok!", "WARNING: storage backend craton has no lock(): concurrent runs are not "
+                                          f"serialised, and {outcome}"]
+    assert "overwrite" not in checked.stdout and "refused and stores nothing" in outcome
+    # docs/craton.md says the same, in the same words.
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "craton.md")) as fh:
+        assert " ".join(outcome.split()) in " ".join(fh.read().split())
+
+
 def same_json(a, b) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 

@@ -463,6 +463,49 @@ def test_admin_listings_span_projects_and_the_plugin_keeps_to_its_own(server, tm
     assert theirs.load() == {"theirs": {"hosts": []}}
 
 
+def documented_user_setup() -> tuple[list[str], str]:
+    """docs/craton.md's two sh blocks for the plain user: the names it sets, and the command, as printed."""
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "craton.md")) as fh:
+        section = fh.read().split("\n## Who may read and write", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+    assert len(blocks) == 2, blocks
+    names = re.findall(r"(?:^|\s)([A-Z_]+)=", blocks[0])
+    return names, blocks[1]
+
+
+def test_the_documented_command_creates_the_plain_user_the_plugin_runs_as(server, tmp_path):
+    import subprocess
+    names, command = documented_user_setup()
+    values = {"CRATON_URL": server.url, "CRATON_PROJECT": server.project_id, "CRATON_ADMIN": "admin",
+              "CRATON_ADMIN_KEY": server.admin_key}
+    assert sorted(names) == sorted(values)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OSA_", "CRATON_"))}
+    env.update(values, PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""))
+    created = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=env, timeout=60)
+    assert created.returncode == 0 and created.stderr == "", created.stderr
+    api_key = created.stdout.strip()
+    assert api_key and "\n" not in api_key
+    # The deploy hosts' settings, as the doc says: that user, the project, the key in the environment.
+    config_dir = tmp_path / "deploy"
+    write_config(str(config_dir), base_config())
+    ini = write_ini(str(tmp_path), f"[inventory]\nbackend = craton\n[craton]\nurl = {server.url}\n"
+                                   f"project_id = {server.project_id}\nusername = osa-deploy\ncloud = c\n"
+                                   "region = r\ntimeout = 5\n")
+    run = run_script(str(config_dir), ini=ini, env={"OSA_INVENTORY_CRATON_API_KEY": api_key})
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    assert "compute1" in server.hosts()
+    # A plain user: what needs an admin is refused with its credentials (401, as Craton does).
+    plain = {"X-Auth-Project": server.project_id, "X-Auth-User": "osa-deploy", "X-Auth-Token": api_key}
+    assert requests.get(f"{server.url}/v1/users", headers=plain, timeout=5).status_code == 401
+    again = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=env, timeout=60)
+    assert again.returncode != 0 and again.stdout == "", "a second user of the same name"
+    assert "409" in again.stderr and len(again.stderr.splitlines()) == 1, again.stderr
+    env["CRATON_ADMIN_KEY"] = "not-the-key"
+    refused = subprocess.run(["bash", "-c", command.replace("osa-deploy", "osa-other")], capture_output=True,
+                             text=True, env=env, timeout=60)
+    assert refused.returncode != 0 and "401" in refused.stderr, refused.stderr
+
+
 def test_look_alike_departs_from_the_rules_like_the_real_server(server):
     url, headers = f"{server.url}/v1", server.headers()
     cloud = requests.post(f"{url}/clouds", headers=headers, json={"name": "c"}, timeout=5).json()

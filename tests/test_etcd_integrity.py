@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -24,6 +25,8 @@ from osa_inventory.errors import StorageError
 from test_etcd_plugin import _spawn, data_keys, expected_key_count, open_etcd, prefix  # noqa: F401
 
 MANAGE = os.path.join(ROOT, "scripts", "inventory-manage.py")
+# The tool as advice spells it for a backend opened with the config folder open_etcd() gives.
+MANAGE_HERE = [MANAGE, "--config", tempfile.gettempdir()]
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -50,21 +53,26 @@ def manage(ini: str, *args: str, env: dict | None = None) -> subprocess.Complete
 
 def quoted_commands(message: str) -> list[list[str]]:
     """The commands an error line tells the operator to run, split as a shell would."""
-    return [shlex.split(cmd) for cmd in re.findall(r"'((?:scripts/inventory-manage\.py|etcdctl) [^']+)'", message)]
+    return [shlex.split(cmd) for cmd in re.findall(r"'((?:\S*inventory-manage\S*|etcdctl) [^']+)'", message)]
 
 
 def run_advice(command: list[str], ini: str, replacements: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run one printed command: our tool with this deployment's osa.ini, or etcdctl."""
+    """Run one printed command as printed: our tool (in a deployer's environment: osa.ini and the
+    config folder set, the venv's python3 first on PATH), or etcdctl."""
     command = [(replacements or {}).get(word, word) for word in command]
     if command[0] == "etcdctl":
         env = {"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"}
         return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
-    return manage(ini, *command[1:])
+    assert command[0] == MANAGE, f"advice names {command[0]}, not the checkout's inventory-manage"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OSA_", "ANSIBLE_"))}
+    env.update(OSA_INI=ini, OSA_CONFIG_DIR=os.path.dirname(ini),
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
 
 
 def import_as_printed(cluster, prefix: str, tmp_path, command: list[str], inventory: dict) -> None:
     """Run the printed '--import FILE --force' with ``inventory`` saved as FILE; check the store."""
-    assert command[1:] == ["--import", "FILE", "--force"], command
+    assert command == [*MANAGE_HERE, "--import", "FILE", "--force"], command
     saved = tmp_path / "saved.json"
     saved.write_text(json.dumps(inventory))
     result = run_advice(command, ini_for(tmp_path, cluster.endpoints_text, prefix), {"FILE": str(saved)})
@@ -228,7 +236,7 @@ def test_renamed_deployment_is_adopted_with_the_printed_command(etcd, prefix, tm
     open_etcd(etcd.endpoints_text, prefix, deployment="old-name").write(inventory)
     message = error_of(open_etcd(etcd.endpoints_text, prefix, deployment="new-name").load)
     commands = quoted_commands(message)
-    assert commands == [["scripts/inventory-manage.py", "--adopt"]]
+    assert commands == [[*MANAGE_HERE, "--adopt"]]
     ini = ini_for(tmp_path, etcd.endpoints_text, prefix, deployment="new-name")
     adopted = run_advice(commands[0], ini)
     assert adopted.returncode == 0, adopted.stderr
@@ -302,7 +310,7 @@ def test_damaged_current_version_is_restored_as_the_error_says(etcd, prefix, tmp
     first, second = _two_versions(etcd, prefix)
     _damage(etcd, prefix, what)
     message = error_of(open_etcd(etcd.endpoints_text, prefix).load)
-    assert "scripts/inventory-manage.py --restore VERSION" in message and "--history" in message
+    assert f"{shlex.join(MANAGE_HERE)} --restore VERSION" in message and "--history" in message
     ini = ini_for(tmp_path, etcd.endpoints_text, prefix)
     listed = manage(ini, "--history", "--format", "json")
     assert listed.returncode == 0, listed.stderr
@@ -361,10 +369,10 @@ def test_deleted_manifest_restore_command_brings_back_the_last_version(etcd, pre
     _, second = _deleted_manifest(etcd, prefix)
     message = error_of(open_etcd(etcd.endpoints_text, prefix).load)
     restore = quoted_commands(message)[0]
-    assert restore[:2] == ["scripts/inventory-manage.py", "--restore"] and restore[2].isdigit()
+    assert restore[:4] == [*MANAGE_HERE, "--restore"] and restore[4].isdigit()
     ini = ini_for(tmp_path, etcd.endpoints_text, prefix)
     history = manage(ini, "--history", "--format", "json")
-    assert history.returncode == 0 and json.loads(history.stdout)[-1]["version"] == restore[2], history.stderr
+    assert history.returncode == 0 and json.loads(history.stdout)[-1]["version"] == restore[4], history.stderr
     result = run_advice(restore, ini)
     assert result.returncode == 0, result.stderr
     back = open_etcd(etcd.endpoints_text, prefix).load()

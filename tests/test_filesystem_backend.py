@@ -362,11 +362,14 @@ def test_restore_command_named_in_the_error_works(tmp_path, ini):
     with open(path, "w") as fh:
         fh.write("corrupt")
     message = run_script(config_dir, ini=ini).stderr
-    command = re.search(r"'(\S+inventory-manage\.py) (--restore \S+)'", message)
+    command = re.search(r"'(\S+inventory-manage\.py [^']*--restore \S+)'", message)
     assert command, message
-    assert command.group(1) == MANAGE  # from a checkout, the script by its full path
-    result = subprocess.run([sys.executable, command.group(1), "--config", config_dir, *shlex.split(command.group(2))],
-                            capture_output=True, text=True, env=clean_env(ini), timeout=120)
+    words = shlex.split(command.group(1))
+    # From a checkout, the script by its full path, with the config folder this run was given.
+    assert words[:3] == [MANAGE, "--config", config_dir], words
+    env = clean_env(ini)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")  # a deployer's python3
+    result = subprocess.run(words, capture_output=True, text=True, env=env, timeout=120)  # as printed
     assert result.returncode == 0, result.stderr
     with open(path) as fh:
         assert json.load(fh) == good

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import shlex
 import stat
 import subprocess
 import sys
@@ -132,8 +133,12 @@ def test_corrupt_inventory_with_a_truncated_archive_names_a_restore_that_works(t
         fh.write("{")
     line = one_error_line(run_script(config_dir, ini=ini))
     assert "tar -xOf" not in line
-    command = re.search(r"'\S*scripts/inventory-manage\.py (--restore \S+)'", line)
-    result = manage(config_dir, ini, *command.group(1).split())
+    command = re.search(r"'(\S*scripts/inventory-manage\.py [^']*--restore \S+)'", line)
+    words = shlex.split(command.group(1))
+    assert words[:3] == [MANAGE, "--config", config_dir], words
+    env = clean_env(ini)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")  # a deployer's python3
+    result = subprocess.run(words, capture_output=True, text=True, env=env, timeout=120)  # as printed
     assert result.returncode == 0, result.stderr
     with open(os.path.join(config_dir, INVENTORY)) as fh:
         assert marker(json.load(fh)) == 1      # the second version, the newest intact one

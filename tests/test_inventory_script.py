@@ -254,6 +254,82 @@ def test_generate_example_keeps_a_config_the_user_edited(tmp_path):
                                                    "openstack_user_config.yml")).read()
 
 
+GENERATE = os.path.join(ROOT, "scripts", "generate-example.sh")
+
+
+def generate_example(cwd, *args: str):
+    import subprocess
+    return subprocess.run(["bash", GENERATE, *args], capture_output=True, text=True, timeout=300, cwd=str(cwd))
+
+
+def snapshot(folder) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes (what a refused run must leave as it was)."""
+    found = {}
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(parent, name)
+            with open(path, "rb") as fh:
+                found[os.path.relpath(path, folder)] = fh.read()
+    return found
+
+
+def refusal(result) -> str:
+    assert result.returncode == 1 and result.stdout == "", result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ERROR: "), result.stderr
+    return lines[0]
+
+
+def test_generate_example_keeps_two_examples_apart(tmp_path):
+    import shlex
+    import subprocess
+    assert generate_example(tmp_path, "aio", "out").returncode == 0
+    before = snapshot(tmp_path / "out")
+    line = refusal(generate_example(tmp_path, "production", "out"))
+    assert "out holds the 'aio' example" in line
+    assert snapshot(tmp_path / "out") == before, "a refused run changed the folder"
+    # The advice, run as printed: the other example in a folder of its own.
+    advice = shlex.split(line.split("a folder of its own: ", 1)[1])
+    done = subprocess.run(advice, capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    production = load_json(str(tmp_path / "out-production" / INVENTORY))
+    assert json.loads(done.stdout) == production and "galera_all" in production
+    aio = load_json(str(tmp_path / "out" / INVENTORY))
+    assert set(production["_meta"]["hostvars"]) != set(aio["_meta"]["hostvars"])
+    assert snapshot(tmp_path / "out") == before
+    assert not os.path.exists(tmp_path / "out" / "conf.d"), "production's conf.d reached the aio folder"
+
+
+def test_generate_example_refuses_a_folder_it_did_not_fill_and_the_advice_works(tmp_path):
+    import subprocess
+    # A folder from before the script marked its folders: the aio config, edited, and its inventory.
+    out = tmp_path / "inventory-out"
+    shutil.copytree(os.path.join(ROOT, "etc", "openstack_deploy", "aio"), out)
+    config = out / "openstack_user_config.yml"
+    config.write_text(config.read_text() + "\n# edited\n")
+    before = snapshot(out)
+    line = refusal(generate_example(tmp_path, "aio", "inventory-out"))
+    assert "no inventory-out/.osa-example" in line and snapshot(out) == before
+    marking = line.split("mark it: ", 1)[1]
+    assert subprocess.run(["bash", "-c", marking], cwd=str(tmp_path), timeout=60).returncode == 0  # as printed
+    again = generate_example(tmp_path, "aio", "inventory-out")
+    assert again.returncode == 0 and "keeping your edited" in again.stderr, again.stderr
+    assert config.read_text().endswith("# edited\n") and "aio1" in json.loads(again.stdout)["_meta"]["hostvars"]
+
+
+@pytest.mark.parametrize("what", ["a file", "another folder", "a path as the name"])
+def test_generate_example_refuses_what_is_no_place_for_an_example(tmp_path, what):
+    (tmp_path / "a file").write_text("mine\n")
+    (tmp_path / "another folder").mkdir()
+    (tmp_path / "another folder" / "notes.txt").write_text("mine\n")
+    args = {"a file": ["aio", "a file"], "another folder": ["aio", "another folder"],
+            "a path as the name": ["../../etc/openstack_deploy/aio", "fresh"]}[what]
+    before = snapshot(tmp_path)
+    line = refusal(generate_example(tmp_path, *args))
+    assert snapshot(tmp_path) == before and not os.path.exists(tmp_path / "fresh")
+    assert ("choose one of: aio production" in line) is (what == "a path as the name"), line
+
+
 def _python_without_requirements() -> str | None:
     """A Python on this machine that cannot import pluginbase (Ansible may run the script with it)."""
     import subprocess

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
+import subprocess
+import sys
 
 import pytest
 import yaml
-from test_manage_support import FIXTURES, Deployment, assert_one_line_error
+from test_manage_support import FIXTURES, INVENTORY_SCRIPT, Deployment, assert_one_line_error, clean_env
 
 from osa_inventory.manage import views
 from osa_inventory.manage.formatting import render_table
@@ -176,7 +180,16 @@ def test_listings_of_a_hand_written_underscore_inventory_through_file(tmp_path, 
 
 def test_listing_an_empty_backend_says_what_to_do(tmp_path):
     dep = Deployment(str(tmp_path))
-    assert_one_line_error(dep.manage("-l"), "holds no inventory yet", "dynamic_inventory.py")
+    refused = dep.manage("-l")
+    assert_one_line_error(refused, "holds no inventory yet")
+    # The advice, run as printed (a deployer's shell: osa.ini set, the venv's python3 first on PATH).
+    advice = re.search(r"; run (.+) first or bring one in with --import FILE$", refused.stderr.strip())
+    words = shlex.split(advice.group(1))
+    assert words == [INVENTORY_SCRIPT, "--config", dep.config_dir], words
+    env = clean_env({"OSA_INI": dep.ini, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]})
+    assert subprocess.run(words, capture_output=True, text=True, env=env, timeout=120).returncode == 0
+    listed = dep.manage("-l")
+    assert listed.returncode == 0 and "infra1" in listed.stdout, listed.stderr
 
 
 def test_no_action_and_two_actions_are_usage_errors(small):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from craton_server import CratonServer
 from etcd_server import etcd  # noqa: F401  (fixture)
 from helpers import ENVIRONMENT, ROOT, SCRIPT
 from ansible_cli import ANSIBLE_INVENTORY
-from test_osa_wiring import assert_wired_graph
+from test_osa_wiring import assert_failure_reported_once, assert_wired_like_osa
 
 pytestmark = pytest.mark.slow
 
@@ -172,6 +173,49 @@ def test_console_commands_run_the_example_from_the_installed_package(venv, tmp_p
                                     os.path.join(where, "osa_inventory", "plugins")]
 
 
+def test_console_commands_print_the_package_version(venv, tmp_path):
+    version = run([os.path.join(venv, "python"), "-c", "import osa_inventory; print(osa_inventory.__version__)"],
+                  cwd="/").stdout.strip()
+    for command in ("openstack-ansible-inventory", "openstack-ansible-inventory-manage"):
+        shown = run([os.path.join(venv, command), "--version"], env=clean_env(), cwd=str(tmp_path))
+        assert (shown.returncode, shown.stdout, shown.stderr) == (0, f"{command} {version}\n", "")
+
+
+def test_installed_advice_names_the_console_commands_and_runs_as_printed(venv, tmp_path):
+    """No venv on PATH (README's install): advice names each console command by its full path."""
+    config, env = deploy_folder(tmp_path, "[inventory]\nbackend = filesystem\n")
+    inventory = os.path.join(venv, "openstack-ansible-inventory")
+    manage = os.path.join(venv, "openstack-ansible-inventory-manage")
+    env["PATH"] = "/usr/bin:/bin"
+    # Nothing stored yet: inventory-manage says which command stores a first inventory.
+    empty = run([manage, "--config", config, "-l"], env=env, cwd=str(tmp_path))
+    advice = re.search(r"; run (.+) first or bring one in", empty.stderr)
+    assert empty.returncode == 1 and advice, empty.stderr
+    assert shlex.split(advice.group(1)) == [inventory, "--config", config]
+    first = run(shlex.split(advice.group(1)), env=env, cwd=str(tmp_path))  # as printed
+    assert first.returncode == 0 and first.stderr == "", first.stderr
+    # A second version, then the current file damaged: the run names the restore command.
+    user_config = os.path.join(config, "openstack_user_config.yml")
+    with open(user_config) as fh:
+        text = fh.read()
+    with open(user_config, "w") as fh:
+        fh.write(text.replace("compute_hosts: *aio\n", "compute_hosts:\n  aio1:\n    ip: 172.29.236.100\n"
+                                                        "  compute9:\n    ip: 172.29.236.29\n"))
+    second = run([inventory, "--config", config], env=env)
+    assert second.returncode == 0 and "compute9" in json.loads(second.stdout)["_meta"]["hostvars"]
+    with open(os.path.join(config, "openstack_inventory.json"), "w") as fh:
+        fh.write("damaged")
+    failed = run([inventory, "--config", config], env=env, cwd=str(tmp_path))
+    restore = re.search(r"restore it with '([^']+)'", failed.stderr)
+    assert failed.returncode == 1 and restore, failed.stderr
+    words = shlex.split(restore.group(1))
+    assert words[:4] == [manage, "--config", config, "--restore"], words
+    restored = run(words, env=env, cwd=str(tmp_path))  # as printed
+    assert restored.returncode == 0, restored.stderr
+    with open(os.path.join(config, "openstack_inventory.json")) as fh:
+        assert json.load(fh) == json.loads(first.stdout)  # the newest good backup: the first version
+
+
 def test_console_commands_on_the_etcd_and_craton_backends(venv, etcd, tmp_path):  # noqa: F811
     reference = reference_inventory(tmp_path)
     craton = CratonServer().start()
@@ -194,7 +238,13 @@ def test_console_commands_on_the_etcd_and_craton_backends(venv, etcd, tmp_path):
 
 @pytest.mark.skipif(ANSIBLE_INVENTORY is None, reason="ansible-core is not installed")
 def test_ansible_reads_the_console_command_with_the_shipped_wiring(venv, tmp_path):
-    assert_wired_graph(os.path.join(venv, "openstack-ansible-inventory"), tmp_path)
+    assert_wired_like_osa(os.path.join(venv, "openstack-ansible-inventory"), tmp_path)
+
+
+@pytest.mark.skipif(ANSIBLE_INVENTORY is None, reason="ansible-core is not installed")
+def test_a_failed_console_command_is_reported_once_through_the_shipped_wiring(venv, tmp_path):
+    # The console command's file has no extension: the stock "yaml" plugin would take it too.
+    assert_failure_reported_once(os.path.join(venv, "openstack-ansible-inventory"), tmp_path)
 
 
 def contract_copy(tmp_path) -> str:

@@ -164,6 +164,42 @@ def test_describe_is_not_called_unless_shown(tmp_path, config_dir):
     assert "describe" not in calls(target)
 
 
+# A plugin with versions whose describe() exits: inventory-manage shows describe() in what it prints
+# after a change, so it must call it before anything is stored.
+DESCRIBE_EXITS_VERSIONED = RECORDER + """
+    def history(self):
+        return [{"version": "1", "time": "2026-01-01T00:00:00Z"}] if os.path.exists(self.target) else []
+
+    def read_version(self, version):
+        return self.load()
+
+    def describe(self):
+        raise SystemExit(3)
+"""
+
+
+def test_inventory_manage_changes_store_nothing_when_describe_exits(tmp_path, config_dir):
+    from test_manage_support import MANAGE
+    import sys
+    _, target, ini = _setup(tmp_path, "describe_exits", DESCRIBE_EXITS_VERSIONED,
+                            extra=f"[copy]\nplugin = filesystem\npath = {tmp_path / 'copy'}\n")
+    os.mkdir(tmp_path / "copy")
+    assert run_script(config_dir, ini=ini).returncode == 0
+    stored = _stored(target)
+    exported = tmp_path / "exported.json"
+    exported.write_text(json.dumps(stored))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSA_")}
+    env["OSA_INI"] = ini
+    host = sorted(stored["_meta"]["hostvars"])[0]
+    for args in (["-r", host], ["--import", str(exported), "--force"], ["--restore", "1"], ["--migrate-to", "copy"]):
+        open(target + ".calls", "w").close()
+        result = subprocess.run([sys.executable, MANAGE, "--config", config_dir, *args], capture_output=True,
+                                text=True, timeout=120, env=env)
+        assert_one_line_failure(result, "storage backend describe_exits failed to describe itself", "SystemExit: 3")
+        assert _stored(target) == stored and "write" not in calls(target), args
+    assert os.listdir(tmp_path / "copy") == [], "--migrate-to stored into the target"
+
+
 def test_a_lock_that_swallows_errors_cannot_hide_a_failed_write(tmp_path, config_dir):
     source = RECORDER.replace('        self._log("write")', '        raise OSError("no space")').replace(
         '''        try:

@@ -17,6 +17,7 @@ import sys
 import time
 from typing import Sequence
 
+from . import __version__
 from .accounting import ChangeRecord
 from .changes import compare
 from .deployment_config import DeploymentConfig, read_config
@@ -52,6 +53,7 @@ def build_parser(default_environment: str) -> argparse.ArgumentParser:
                       help="validate the configuration, print 'Configuration ok!' and write nothing")
     p.add_argument("-d", "--debug", action="store_true",
                    help=f"log what happens to {LOG_NAME} in the config folder")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
 

@@ -10,6 +10,8 @@ runs from, so the checkout scripts and the console commands behave alike.
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 CHECKOUT_ROOT = os.path.dirname(os.path.dirname(PACKAGE_DIR))
@@ -38,8 +40,26 @@ def running_from_checkout() -> bool:
     return not os.path.isdir(os.path.join(PACKAGE_DIR, "plugins"))
 
 
-def manage_command() -> str:
-    """How to name the operators' tool in advice: the console command, or the checkout script."""
+def manage_command(config_dir: str | None = None) -> str:
+    """The operators' tool as this user can run it, for advice; with ``--config DIR`` when given."""
+    return _command("openstack-ansible-inventory-manage", ("scripts", "inventory-manage.py"), config_dir)
+
+
+def inventory_command(config_dir: str | None = None) -> str:
+    """The inventory script as this user can run it, for advice; with ``--config DIR`` when given."""
+    return _command("openstack-ansible-inventory", ("playbooks", "inventory", "dynamic_inventory.py"), config_dir)
+
+
+def _command(console: str, checkout: tuple[str, ...], config_dir: str | None) -> str:
+    """A shell-quoted command line: the checkout's script, or the installed console command.
+
+    The console command is named by its full path when it sits beside this Python (a venv's
+    ``bin/``): the README's install does not put the venv on PATH, and sudo may drop it.
+    """
     if running_from_checkout():
-        return os.path.join(CHECKOUT_ROOT, "scripts", "inventory-manage.py")
-    return "openstack-ansible-inventory-manage"
+        program = os.path.join(CHECKOUT_ROOT, *checkout)
+    else:
+        beside = os.path.join(os.path.dirname(sys.executable), console)
+        program = beside if os.access(beside, os.X_OK) else console
+    words = [program] + (["--config", config_dir] if config_dir else [])
+    return shlex.join(words)

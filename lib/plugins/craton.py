@@ -295,6 +295,11 @@ class Storage:
         o = self.opts
         return f"craton {o.url} cloud {o.cloud} region {o.region}" if o else "craton (unregistered)"
 
+    def concurrency(self) -> str:
+        """What runs that overlap get, for the warning the script gives a plugin without lock()."""
+        return ("a run that meets another run's write, or that would replace an inventory stored since "
+                "it read, is refused and stores nothing: run it again (docs/craton.md, Writing)")
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

@@ -50,6 +50,7 @@ from typing import ContextManager, Iterator
 
 from osa_inventory.accounting import ChangeRecord, pending_change
 from osa_inventory.errors import AccessDenied, InventoryError, StorageError
+from osa_inventory.resources import manage_command
 from osa_inventory.storage.options import Option, declare, read_options
 from osa_inventory.storage.safe_files import Reentrant
 from osa_inventory.backends.etcd.client import (GRPC_PERMISSION_DENIED, EtcdClient, EtcdCompacted, EtcdError,
@@ -133,6 +134,7 @@ class Storage:
         self._snapshot: Snapshot | None = None
         self._lock = Reentrant(self._hold_lock)
         self._lock_rev = 0
+        self._config_dir: str | None = None  # named in advice, so the printed command reaches this store
         self._lease = 0
         self._keeper: LeaseKeeper | None = None
         self._read_only = False  # etcd refused our lock key: we may read, never write
@@ -162,7 +164,8 @@ class Storage:
                                "(or OSA_INVENTORY_ETCD_PASSWORD)")
         if password and not username:
             raise StorageError("option password is set but username is not")
-        config_dir = args.get("config_dir") or os.getcwd()
+        self._config_dir = args.get("config_dir") or None
+        config_dir = self._config_dir or os.getcwd()
         ca_cert, cert, key = (_file_option(args, name, config_dir) for name in ("ca_cert", "cert", "key"))
         if key and not cert:
             raise StorageError("option key is set but cert is not; set both for TLS client authentication")
@@ -351,7 +354,7 @@ class Storage:
         # (the keys provably ours, the intact parts) kept in the snapshot.
         scan = self._scan(revision)
         if not revision:
-            check_identity(scan, self.deployment, self._where)
+            check_identity(scan, self.deployment, self._where, f"{self._manage} --adopt")
         snapshot = Snapshot(tags=dict(scan.tags), nested=scan.nested, owned=scan.recorded_keys())
         if scan.marker is not None:
             snapshot.marker_rev, snapshot.marker = scan.marker["mod_revision"], marker_of(scan.marker["value"])
@@ -417,7 +420,7 @@ class Storage:
                     "it was changed by hand or belongs to another program; choose another prefix") from None
             raise Damage(
                 f"{self.keys.manifest.decode()} on {self._where} (revision {kv['mod_revision']}) is damaged; it "
-                f"was changed outside this program; {_REPAIR}") from None
+                f"was changed outside this program; {self._repair}") from None
         if fmt != FORMAT:
             raise StorageError(
                 f"{self.keys.manifest.decode()} on {self._where} has format {fmt}, this program "
@@ -431,14 +434,14 @@ class Storage:
             if value is None:
                 raise Damage(
                     f"the inventory at {self.prefix} on {self._where} (revision {revision}) lacks "
-                    f"key {key.decode('utf-8', 'replace')}; it was deleted outside this program; {_REPAIR}")
+                    f"key {key.decode('utf-8', 'replace')}; it was deleted outside this program; {self._repair}")
             chunks.append(value)
         payload = b"".join(chunks)
         if digest(payload) != part.digest:
             raise Damage(
                 f"the inventory at {self.prefix} on {self._where} (revision {revision}): "
                 f"{part.kind} {part.name!r} does not match its digest; it was changed outside this "
-                f"program; {_REPAIR}")
+                f"program; {self._repair}")
         return payload
 
     def _last_manifest(self, scan: PrefixScan) -> dict | None:
@@ -473,17 +476,27 @@ class Storage:
                 high = middle
         return found
 
+    @property
+    def _manage(self) -> str:
+        """inventory-manage as the operator runs it, for this store."""
+        return manage_command(self._config_dir)
+
+    @property
+    def _repair(self) -> str:
+        return (f"restore an earlier version with '{self._manage} --restore VERSION' (versions: --history), "
+                f"or replace it with '{self._manage} --import FILE --force'")
+
     def _manifest_gone_message(self, leftovers: int, last: dict | None) -> str:
         head = (f"the inventory at {self.prefix} on {self._where} has no manifest ({self.keys.manifest.decode()} "
                 f"was deleted outside this program) but {leftovers} of its stored keys remain; nothing was read")
-        replace = "'scripts/inventory-manage.py --import FILE --force'"
+        replace = f"'{self._manage} --import FILE --force'"
         if last is None:
             return f"{head}; etcd no longer has its versions; replace it with {replace}"
         if not looks_like_manifest(last["value"]):
-            return (f"{head}; put a version back with 'scripts/inventory-manage.py --restore VERSION' "
+            return (f"{head}; put a version back with '{self._manage} --restore VERSION' "
                     f"(versions: --history; the last one, {last['mod_revision']}, is damaged), or replace it "
                     f"with {replace}")
-        return (f"{head}; put its last version back with 'scripts/inventory-manage.py --restore "
+        return (f"{head}; put its last version back with '{self._manage} --restore "
                 f"{last['mod_revision']}', or replace it with {replace}")
 
     def _deployments_around(self) -> list[str]:
@@ -801,8 +814,6 @@ class Storage:
                 "written; run again (raise lock_ttl if runs are slow)")
 
 
-_REPAIR = ("restore an earlier version with 'scripts/inventory-manage.py --restore VERSION' (versions: --history), "
-           "or replace it with 'scripts/inventory-manage.py --import FILE --force'")
 
 
 def _writer() -> str:

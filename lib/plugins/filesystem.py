@@ -121,6 +121,7 @@ class Storage:
 
     def __init__(self) -> None:
         self.folder = ""
+        self.config_dir = ""  # for advice: inventory-manage --config names the same store
         self.keep = 15
         self.lock_timeout = 300.0
         self.access = FileAccess()
@@ -131,7 +132,7 @@ class Storage:
     def register(self, args: dict) -> None:
         values = read_options(OPTIONS, args)
         path = values["path"]
-        config_dir = args.get("config_dir") or ""
+        config_dir = self.config_dir = args.get("config_dir") or ""
         if not path and not config_dir:
             raise StorageFailure("option 'path' is not set and no config folder was given")
         # A relative path is relative to the config folder, never to wherever Ansible was started.
@@ -341,7 +342,7 @@ class Storage:
             break
         if newest:
             hint = (f"the newest good backup is {newest} in {self.backup_path}; restore it with "
-                    f"'{manage_command()} --restore {version_of(newest)}'")
+                    f"'{manage_command(self.config_dir or None)} --restore {version_of(newest)}'")
             # tar stops with an error at the damage (after extracting): offer it only for a sound archive.
             if not archive.damage:
                 hint += f" or 'tar -xOf {self.backup_path} {newest} > {self.inventory_path}'"

@@ -16,11 +16,11 @@ import argparse
 import contextlib
 import json
 import os
-import shlex
 import sys
 from dataclasses import asdict
 from typing import Sequence
 
+from .. import __version__
 from ..accounting import REASON_VARIABLE
 from ..generate.config import USER_CONFIG
 from ..deployment_config import read_config
@@ -57,6 +57,7 @@ def build_parser(default_environment: str) -> argparse.ArgumentParser:
         description="Inspect and change the stored OpenStack-Ansible inventory, move it between storage "
                     "backends and roll it back. Works on the backend osa.ini selects ($OSA_INI, else "
                     "/etc/ansible/osa.ini), or on one file with -f.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     where = p.add_argument_group("what to work on")
     where.add_argument("--config", metavar="DIR",
                        help="deployment config folder (openstack_user_config.yml, conf.d/, env.d/); "
@@ -296,10 +297,11 @@ def _edit(ctx: Context) -> list[str]:
             notes += edits.clear_ips(inventory)
         return notes
 
+    where = backend.describe()  # plugin code that may fail: before the change, so a failure stores nothing
     account = recording.account(args, recording.edit_command(args))
     written, notes, result = change_stored(backend, change, account)
     lines = list(notes)
-    lines.append(f"stored in {backend.describe()}" if written else "nothing changed; nothing was written")
+    lines.append(f"stored in {where}" if written else "nothing changed; nothing was written")
     if written and args.remove_item:
         lines += _predict_return(ctx, result)
     return lines
@@ -320,9 +322,10 @@ def _migrate(ctx: Context) -> list[str]:
     section = ctx.args.migrate_to
     source = ctx.open_work()
     target = ctx.open_section(section)
-    account = recording.account(ctx.args, recording.migrate_command(section, ctx.args.force, source.describe()))
+    source_where, target_where = source.describe(), target.describe()  # before anything is stored
+    account = recording.account(ctx.args, recording.migrate_command(section, ctx.args.force, source_where))
     result = transfer.migrate(source, target, lambda: ctx.open_section(section), ctx.args.force, account)
-    lines = _transfer_lines("copied", result, source.describe(), target.describe())
+    lines = _transfer_lines("copied", result, source_where, target_where)
     ini = ctx.settings().describe()
     lines.append(f"the source was not changed; to switch, set 'backend = {section}' in [inventory] of {ini} "
                  f"(or OSA_INVENTORY_BACKEND={section})")
@@ -332,9 +335,10 @@ def _migrate(ctx: Context) -> list[str]:
 def _import(ctx: Context) -> list[str]:
     path = os.path.abspath(ctx.args.import_file)
     target = ctx.open_work()
+    where = target.describe()  # before anything is stored
     account = recording.account(ctx.args, recording.import_command(path, ctx.args.force))
     result = transfer.import_file(path, target, ctx.open_work, ctx.args.force, account)
-    return _transfer_lines("imported", result, path, target.describe())
+    return _transfer_lines("imported", result, path, where)
 
 
 def _history(ctx: Context) -> str:
@@ -364,11 +368,12 @@ def _diff(ctx: Context) -> str:
 def _restore(ctx: Context) -> list[str]:
     backend = ctx.open_work()
     version = ctx.args.restore
+    where = backend.describe()  # before anything is stored
     written, note = versions.restore(backend, version,
                                      recording.account(ctx.args, recording.restore_command(version)))
     if not written:
         return [f"{note}; nothing was written"]
-    lines = [f"restored version {version} as the current inventory of {backend.describe()}; "
+    lines = [f"restored version {version} as the current inventory of {where}; "
              "the inventory it replaced is kept as a version (see --history)"]
     if note:
         lines.append(f"note: {note}")
@@ -402,7 +407,7 @@ def _plan(ctx: Context) -> tuple[str, int]:
     result = plan.make_plan(ctx.open_work(), deployment)
     if ctx.args.format != "table":
         return render_data(result.to_data(), ctx.args.format), result.status
-    manage = f"{manage_command()} --config {shlex.quote(ctx.config_dir)}"
+    manage = manage_command(ctx.config_dir)
     return plan.plan_text(result, manage), result.status
 
 

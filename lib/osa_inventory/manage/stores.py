@@ -11,6 +11,7 @@ import os
 from typing import Callable
 
 from ..errors import InventoryError
+from ..resources import inventory_command
 from ..storage.loader import Backend, open_backend
 from ..storage.settings import Settings, read_settings
 from . import single_file
@@ -57,7 +58,7 @@ def load_required(backend: Backend) -> dict:
     data = backend.load()
     if data is None:
         raise InventoryError(
-            f"{backend.describe()} holds no inventory yet; run dynamic_inventory.py first "
+            f"{backend.describe()} holds no inventory yet; run {inventory_command(backend.config_dir)} first "
             "or bring one in with --import FILE")
     return data
 

@@ -22,7 +22,6 @@ import itertools
 import json
 import logging
 import os
-import shlex
 import sys
 from typing import Any, Iterator
 
@@ -249,7 +248,7 @@ class Backend:
             check_inventory(data, f"the inventory loaded from storage backend {self.label}")
         except InventoryError as exc:
             # Never rewritten: the next write would replace whatever the deployer could still recover.
-            tool = manage_command() + (f" --config {shlex.quote(self.config_dir)}" if self.config_dir else "")
+            tool = manage_command(self.config_dir)
             raise StorageError(f"{one_line(exc)}; nothing was written: restore a good version "
                                f"({tool} --history, then --restore VERSION) or fix it") from None
         return data
@@ -270,11 +269,19 @@ class Backend:
         return self._optional("lock") is not None
 
     def no_lock_warning(self) -> str | None:
-        """For a plugin without ``lock()``: what that means, logged once per process; else None."""
+        """For a plugin without ``lock()``: what that means, logged once per process; else None.
+
+        A plugin that guards its writes another way says what overlapping runs get with
+        ``concurrency()``; without it, they may overwrite each other's changes.
+        """
         if self.has_lock:
             return None
-        text = (f"storage backend {self.label} has no lock(): concurrent runs are not serialised "
-                "and one may overwrite the other's changes; run one at a time or use a backend with a lock")
+        concurrency = self._optional("concurrency")
+        if concurrency is None:
+            outcome = "one may overwrite the other's changes; run one at a time or use a backend with a lock"
+        else:
+            outcome = one_line(Exception(self._call("say what concurrent runs get", lambda: str(concurrency()))))
+        text = f"storage backend {self.label} has no lock(): concurrent runs are not serialised, and {outcome}"
         if self.label not in _WARNED_NO_LOCK:
             _WARNED_NO_LOCK.add(self.label)
             LOG.warning("%s", text)
@@ -334,7 +341,7 @@ class Backend:
         if not self.has_history:
             raise StorageError(f"storage backend {self.label} keeps no history of earlier versions")
         if not self.has_versions:
-            tool = manage_command() + (f" --config {shlex.quote(self.config_dir)}" if self.config_dir else "")
+            tool = manage_command(self.config_dir)
             raise StorageError(f"storage backend {self.label} keeps change records (--history: who changed it, "
                                "when and why) but not earlier inventories, so versions cannot be compared or "
                                f"restored; to keep one, save it with {tool} --export > FILE before a change, "
@@ -368,7 +375,7 @@ def check_sections(settings: Settings) -> None:
 
     Variables of the environment are checked per section, when the section is used
     (:meth:`Settings.checked_options`): OSA_INVENTORY_* names also serve shell wiring
-    (``OSA_INVENTORY_STATIC`` in etc/ansible/osa-inventory.rc).
+    (``OSA_INVENTORY_PATH``, ``OSA_INVENTORY_STATIC`` in etc/ansible/osa-inventory.rc).
     """
     plugins = available_plugins(settings)
     known = plugins | set(settings.sections) | {MAIN_SECTION}

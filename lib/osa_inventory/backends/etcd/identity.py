@@ -15,7 +15,6 @@ from ...errors import StorageError
 from .layout import MARKER_KIND, PrefixScan, marker_of
 
 MAX_NAME = 200
-ADOPT = "scripts/inventory-manage.py --adopt"
 
 
 def check_name(raw: str | None) -> str:
@@ -54,8 +53,8 @@ def _shown(name: str) -> str:
     return f"deployment '{name}'" if name else "an unnamed deployment"
 
 
-def check_identity(scan: PrefixScan, name: str, where: str) -> None:
-    """Refuse when the prefix holds a deployment other than ``name``."""
+def check_identity(scan: PrefixScan, name: str, where: str, adopt: str) -> None:
+    """Refuse when the prefix holds a deployment other than ``name``; ``adopt``: the command that relabels it."""
     stored = stored_name(scan)
     if stored is None or stored == name:
         return
@@ -66,7 +65,7 @@ def check_identity(scan: PrefixScan, name: str, where: str) -> None:
                   f"(or OSA_INVENTORY_ETCD_DEPLOYMENT={stored}), else give this deployment its own prefix")
     else:
         advice = (f"give this deployment its own [etcd] prefix, or, if the stored one is this deployment "
-                  f"under another name, relabel it once with '{ADOPT}'")
+                  f"under another name, relabel it once with '{adopt}'")
     raise StorageError(f"{head}; nothing was read or written; {advice}")
 
 
