@@ -30,8 +30,8 @@ from typing import Any, Iterator
 from pluginbase import PluginBase
 
 from .. import accounting
-from ..bounded import describe_kind
 from ..accounting import ChangeRecord
+from ..bounded import describe_kind
 from ..errors import AccessDenied, InventoryError, PluginError, SettingsError, StorageError, one_line
 from ..resources import manage_command, plugins_dir
 from . import discovery, plugin_import, trust, watchdog
