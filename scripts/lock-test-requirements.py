@@ -32,7 +32,8 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCK_DIR = os.path.join(ROOT, "constraints")
 INPUTS = ("test-requirements.txt", "tools-requirements.txt")
-_SPEC = importlib.util.spec_from_file_location("run_tests_pythons", os.path.join(ROOT, "scripts", "run-tests-pythons.py"))
+_SPEC = importlib.util.spec_from_file_location("run_tests_pythons",
+                                               os.path.join(ROOT, "scripts", "run-tests-pythons.py"))
 pythons = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(pythons)
 

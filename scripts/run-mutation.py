@@ -1,22 +1,27 @@
 #!/usr/bin/env python3
-"""Mutation testing of the generator with mutmut (``tox -e mutation``).
+"""Mutation testing with mutmut: the generator (``tox -e mutation``) or the trust boundary (``-e mutation-trust``).
 
 mutmut names mutants after the module path of the file it mutates and only
 understands sources at the top level or under ``src/``; ours live under
-``lib/``. So this script builds a stage folder, ``.mutation/``, holding
+``lib/``. So this script builds a stage folder (``.mutation/`` for the
+generator, ``.mutation-trust/`` for the trust boundary) holding
 ``src/osa_inventory`` (a copy of ``lib/osa_inventory``), ``tests/``, the
-skeleton, ``mutation/setup.cfg`` and ``mutation/conftest.py`` (the order the tests run
-in), and runs ``mutmut run`` there. mutmut's
-own results stay in ``.mutation/mutants/``: ``cd .mutation && mutmut results``
-(or ``mutmut show NAME``, ``mutmut export-cicd-stats``) work afterwards.
+skeleton, the built-in plugins, and the scope's ``setup.cfg`` and ``conftest.py`` (the order the
+tests run in), and runs ``mutmut run`` there. mutmut's own results stay in
+``STAGE/mutants/``: ``cd .mutation && mutmut results`` (or ``mutmut show
+NAME``, ``mutmut export-cicd-stats``) work afterwards.
+
+Each scope is a folder of settings (:data:`SCOPES`): ``mutation/`` for the
+generator, ``mutation/trust/`` for the trust boundary; its ``setup.cfg``
+names the modules mutated and the tests run against each mutant.
 
 Then it prints per-module figures and checks the result: at least
 ``--min-score`` percent of the mutants detected (killed or timed out), and
-every survivor listed in ``mutation/equivalent-mutants.txt`` with its reason.
-Exit status 1 if either fails, or if a listed mutant no longer survives (the
-list must stay true).
+every survivor listed in the scope's ``equivalent-mutants.txt`` with its
+reason. Exit status 1 if either fails, or if a listed mutant no longer
+survives (the list must stay true).
 
-    scripts/run-mutation.py [--modules finalize validate] [--max-children N] [--resume]
+    scripts/run-mutation.py [--scope trust] [--modules finalize validate] [--max-children N] [--resume]
     scripts/run-mutation.py --only 'osa_inventory.generate.validate.x_check_config__mutmut_*'
     scripts/run-mutation.py --stage /tmp/elsewhere ...   # a second stage, beside a running one
 """
@@ -30,18 +35,36 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "osa_inventory"
-SCOPE = f"{PACKAGE}.generate"
-EQUIVALENTS = ROOT / "mutation" / "equivalent-mutants.txt"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one mutation run covers: the package its modules are in and the folder of its settings."""
+
+    package: str   # mutants are named PACKAGE.MODULE.x_function__mutmut_N
+    settings: Path  # setup.cfg (modules and tests), conftest.py (optional), equivalent-mutants.txt
+    stage: Path     # the default stage folder
+
+    @property
+    def equivalents(self) -> Path:
+        return self.settings / "equivalent-mutants.txt"
+
+
+SCOPES = {
+    "generator": Scope(f"{PACKAGE}.generate", ROOT / "mutation", ROOT / ".mutation"),
+    "trust": Scope(f"{PACKAGE}.storage", ROOT / "mutation" / "trust", ROOT / ".mutation-trust"),
+}
 # mutmut's exit codes of a mutant run, as its results command names them
 DETECTED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout",
             255: "timeout"}
 
 
-def stage(where: Path) -> None:
+def stage(where: Path, scope: Scope) -> None:
     """A fresh stage folder with the sources under src/ and everything the tests read."""
     if where.exists():
         shutil.rmtree(where)
@@ -49,8 +72,10 @@ def stage(where: Path) -> None:
     shutil.copytree(ROOT / "lib" / PACKAGE, where / "src" / PACKAGE, ignore=ignore)
     shutil.copytree(ROOT / "tests", where / "tests", ignore=ignore)
     shutil.copytree(ROOT / "playbooks" / "inventory" / "env.d", where / "playbooks" / "inventory" / "env.d")
-    shutil.copy2(ROOT / "mutation" / "setup.cfg", where / "setup.cfg")
-    shutil.copy2(ROOT / "mutation" / "conftest.py", where / "conftest.py")
+    shutil.copytree(ROOT / "lib" / "plugins", where / "lib" / "plugins", ignore=ignore)  # the built-in plugins
+    shutil.copy2(scope.settings / "setup.cfg", where / "setup.cfg")
+    if (scope.settings / "conftest.py").exists():
+        shutil.copy2(scope.settings / "conftest.py", where / "conftest.py")
 
 
 def mutmut(where: Path, *args: str) -> int:
@@ -60,11 +85,12 @@ def mutmut(where: Path, *args: str) -> int:
     return subprocess.call(cmd, cwd=where)
 
 
-def results(where: Path, modules: list[str]) -> tuple[dict[str, Counter], list[str]]:
+def results(where: Path, scope: Scope, modules: list[str]) -> tuple[dict[str, Counter], list[str]]:
     """``{module: Counter(status)}`` and the undetected mutants' names, for the checked mutants of ``modules``."""
     out: dict[str, Counter] = {}
     undetected: list[str] = []
-    for meta in sorted((where / "mutants" / "src" / PACKAGE / "generate").glob("*.py.meta")):
+    # mutmut writes a .meta file beside each module it mutated: the scope's modules, per its setup.cfg.
+    for meta in sorted((where / "mutants" / "src" / Path(*scope.package.split("."))).glob("*.py.meta")):
         module = meta.name[: -len(".py.meta")]
         if modules and module not in modules:
             continue
@@ -82,11 +108,11 @@ def results(where: Path, modules: list[str]) -> tuple[dict[str, Counter], list[s
     return out, undetected
 
 
-def listed_equivalents() -> dict[str, str]:
-    """``{mutant name: reason}`` from the equivalents file (``name: reason`` lines, ``#`` comments)."""
+def listed_equivalents(scope: Scope) -> dict[str, str]:
+    """``{mutant name: reason}`` from the scope's equivalents file (``name: reason`` lines, ``#`` comments)."""
     out = {}
-    if EQUIVALENTS.exists():
-        for line in EQUIVALENTS.read_text().splitlines():
+    if scope.equivalents.exists():
+        for line in scope.equivalents.read_text().splitlines():
             line = line.strip()
             if line and not line.startswith("#"):
                 name, _, reason = line.partition(":")
@@ -94,24 +120,29 @@ def listed_equivalents() -> dict[str, str]:
     return out
 
 
+def module_of(name: str, scope: Scope) -> str:
+    """The module a mutant of ``scope`` belongs to (``osa_inventory.storage.trust.x_...`` -> ``trust``)."""
+    return name[len(scope.package) + 1:].split(".")[0]
+
+
 def report(per_module: dict[str, Counter], undetected: list[str], min_score: float, modules: list[str],
-           verdict: bool = True) -> int:
+           scope: Scope, verdict: bool = True) -> int:
     """Print the table and the verdict; 0 if the run meets the bar."""
-    equivalents = listed_equivalents()
+    equivalents = listed_equivalents(scope)
     total: Counter = Counter()
-    print(f"{'module':<12}{'mutants':>9}{'killed':>8}{'timeout':>9}{'survived':>10}{'other':>7}{'score':>8}")
+    print(f"{'module':<14}{'mutants':>9}{'killed':>8}{'timeout':>9}{'survived':>10}{'other':>7}{'score':>8}")
     for module, counts in per_module.items():
         n = sum(counts.values())
         detected = counts["killed"] + counts["timeout"]
         total.update(counts)
         other = n - detected - counts["survived"]
         score = 100.0 * detected / n if n else 100.0
-        print(f"{module:<12}{n:>9}{counts['killed']:>8}{counts['timeout']:>9}{counts['survived']:>10}{other:>7}"
+        print(f"{module:<14}{n:>9}{counts['killed']:>8}{counts['timeout']:>9}{counts['survived']:>10}{other:>7}"
               f"{score:>7.1f}%")
     n = sum(total.values())
     detected = total["killed"] + total["timeout"]
     score = 100.0 * detected / n if n else 0.0
-    print(f"{'all':<12}{n:>9}{total['killed']:>8}{total['timeout']:>9}{total['survived']:>10}"
+    print(f"{'all':<14}{n:>9}{total['killed']:>8}{total['timeout']:>9}{total['survived']:>10}"
           f"{n - detected - total['survived']:>7}{score:>7.1f}%")
     if not verdict:
         for name in undetected:
@@ -122,15 +153,14 @@ def report(per_module: dict[str, Counter], undetected: list[str], min_score: flo
     if unlisted:
         failed = True
         print(f"\n{len(unlisted)} undetected mutants are not listed as equivalent "
-              f"(see them with: cd .mutation && mutmut show NAME):")
+              f"(see them with: cd {scope.stage.relative_to(ROOT)} && mutmut show NAME):")
         for name in unlisted:
             print("  " + name)
-    in_scope = [name for name in equivalents
-                if not modules or name.split(".")[2] in modules]
+    in_scope = [name for name in equivalents if not modules or module_of(name, scope) in modules]
     stale = [name for name in in_scope if name not in undetected]
     if stale:
         failed = True
-        print(f"\n{len(stale)} mutants listed in {EQUIVALENTS.relative_to(ROOT)} are detected now or no longer "
+        print(f"\n{len(stale)} mutants listed in {scope.equivalents.relative_to(ROOT)} are detected now or no longer "
               "exist; remove them from the list:")
         for name in stale:
             print("  " + name)
@@ -142,27 +172,31 @@ def report(per_module: dict[str, Counter], undetected: list[str], min_score: flo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scope", choices=sorted(SCOPES), default="generator",
+                        help="what to mutate: the generator (default) or the trust boundary (storage/trust.py, "
+                             "plugin_import.py, ... as mutation/trust/setup.cfg lists)")
     parser.add_argument("--modules", nargs="*", default=[],
-                        help="only these modules of the generator (e.g. finalize validate); default: all")
+                        help="only these modules of the scope (e.g. finalize validate); default: all")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--min-score", type=float, default=90.0)
     parser.add_argument("--only", nargs="+", default=[], metavar="NAME",
                         help="only these mutants (names or globs, as mutmut prints them); figures, no verdict")
-    parser.add_argument("--stage", type=Path, default=ROOT / ".mutation",
-                        help="the stage folder (default: .mutation/ in the project)")
+    parser.add_argument("--stage", type=Path, default=None,
+                        help="the stage folder (default: .mutation/ in the project, .mutation-trust/ for trust)")
     parser.add_argument("--resume", action="store_true",
                         help="keep the stage and mutmut's cached results from the previous run")
     args = parser.parse_args(argv)
-    where = args.stage.resolve()
+    scope = SCOPES[args.scope]
+    where = (args.stage or scope.stage).resolve()
     if not (args.resume and where.exists()):
-        stage(where)
-    names = args.only or [f"{SCOPE}.{m}.*" for m in args.modules]
+        stage(where, scope)
+    names = args.only or [f"{scope.package}.{m}.*" for m in args.modules]
     status = mutmut(where, "run", "--max-children", str(args.max_children), *names)
     if status != 0:
         print(f"mutmut run failed with exit status {status}", file=sys.stderr)
         return 1
     mutmut(where, "export-cicd-stats")
-    return report(*results(where, args.modules), args.min_score, args.modules, verdict=not args.only)
+    return report(*results(where, scope, args.modules), args.min_score, args.modules, scope, verdict=not args.only)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Reading the user config, conf.d and env.d: merge rules, order, errors."""
 
 import os
+import string
 
 import pytest
 
@@ -8,6 +9,7 @@ from helpers import ENVIRONMENT, base_config, write_config
 from osa_inventory.generate.config import (MAX_FILE_BYTES, MAX_VALUES, config_signature, load_skeleton,
                                            load_user_config, merge, read_yaml)
 from osa_inventory.errors import ConfigError
+from osa_inventory.generate import config
 
 
 def test_merge_recurses_into_dicts_and_replaces_the_rest():
@@ -231,6 +233,31 @@ def test_merge_keys_are_allowed_and_duplicates_after_them_still_found(tmp_path):
     assert read_yaml(str(path))["use"] == {"x": 1, "y": 3, "z": 9}
     path.write_text("base: &b {x: 1}\nuse:\n  <<: *b\n  z: 1\n  z: 2\n")
     assert refusal(path) == duplicate(path, "5:3", "z", 4)
+
+
+def _merge_chain(levels: int) -> str:
+    """Mappings ``a`` to ``z`` (at most), each merging the one before twice: ``b: &b {<<: [*a, *a]}``."""
+    names = string.ascii_lowercase[:levels + 1]
+    lines = [f"{names[0]}: &{names[0]} {{k: v}}"] + [
+        f"{name}: &{name} {{<<: [*{before}, *{before}]}}" for before, name in zip(names, names[1:])]
+    return "\n".join(lines) + "\n"
+
+
+def test_merge_keys_cost_what_is_written_not_two_to_the_depth(tmp_path):
+    # PyYAML before 6.0.4 copied a merged mapping's pairs once per alias of it, at every level:
+    # 2**levels pairs to build (a 538-byte file of 25 levels, minutes). requirements.txt's floor
+    # is the release that merges each pair once; this pins it down without timing anything.
+    loader = config._Loader(_merge_chain(12))
+    try:
+        deepest = loader.get_single_node().value[-1][1]
+        loader.flatten_mapping(deepest)
+        assert len(deepest.value) == 1, f"{len(deepest.value)} pairs merged from one written pair"
+    finally:
+        loader.dispose()
+    path = tmp_path / "merges.yml"
+    path.write_text(_merge_chain(25))
+    assert path.stat().st_size < 591
+    assert read_yaml(str(path)) == {name: {"k": "v"} for name in string.ascii_lowercase}
 
 
 def test_duplicates_after_a_complex_key_are_still_found(tmp_path):

@@ -75,6 +75,35 @@ def test_writes_to_descriptor_1_never_reach_stdout(tmp_path, config_dir, mode):
         assert word not in result.stdout
 
 
+TIDY = "        os.closerange(3, 65536)   # the 'close every descriptor I did not open' idiom\n"
+# Kept open in a module global, as a log file is: it gets the lowest free number.
+REOPENS = "        globals()['LOG_FILE'] = open(self.target + '.log', 'w')\n"
+CLOSES_FDS = {
+    # where the plugin tidies descriptors, and whether it then opens a file of its own
+    "load, then opens a file": ('        self._log("load")\n', TIDY + REOPENS),
+    "close(), then opens a file": ('        self._log("close")\n', TIDY + REOPENS),
+    "load, opening nothing": ('        self._log("load")\n', TIDY),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLOSES_FDS))
+def test_a_plugin_closing_descriptors_never_gets_the_inventory_written_into_its_file(tmp_path, config_dir, case):
+    at, tidy = CLOSES_FDS[case]
+    _, target, ini = _setup(tmp_path, "tidy", RECORDER.replace(at, at + tidy))
+    result = run_script(config_dir, ini=ini)
+    expected = f"replaced (it now leads to {target}.log)" if "opens" in case else "closed descriptor"
+    assert_one_line_failure(result, "plugin code", expected, "the script's private copy of standard output",
+                            "close only the descriptors it opened itself")
+    if "opens" in case:
+        with open(target + ".log") as fh:
+            assert fh.read() == "", "the inventory went into the plugin's own file"
+    # The advice, followed: the same plugin without the tidying prints the inventory it stored.
+    _setup(tmp_path, "tidy", RECORDER)
+    fixed = run_script(config_dir, ini=ini)
+    assert fixed.returncode == 0 and fixed.stderr == "", fixed.stderr
+    assert json.loads(fixed.stdout) == _stored(target)
+
+
 def test_inventory_manage_listings_stay_pure_with_a_noisy_plugin(tmp_path, config_dir):
     from test_manage_support import MANAGE
     import sys

@@ -268,12 +268,22 @@ def test_plugin_folders_are_checked_for_a_distributions_plugin_too(tmp_path, con
     assert os.path.getsize(os.path.join(os.path.dirname(ini), "inv.sqlite3")) > 0
 
 
-def test_a_plugin_folder_that_is_a_file_is_refused(tmp_path, config_dir):
-    not_a_folder = tmp_path / "plugins.txt"
-    not_a_folder.write_text("")
-    ini = ini_for(tmp_path, "filesystem", str(not_a_folder))
-    assert_one_line_failure(run_script(config_dir, ini=ini), f"plugin folder {not_a_folder} is not a folder",
-                            "plugin_paths")
+@pytest.mark.parametrize("kind, named", [("file", "a regular file"), ("fifo", "a FIFO (named pipe)")])
+def test_a_plugin_folder_that_is_not_a_folder_is_named_as_what_it_is(tmp_path, config_dir, kind, named):
+    not_a_folder = tmp_path / "plugins.d"
+    if kind == "fifo":
+        os.mkfifo(not_a_folder, 0o644)
+    else:
+        not_a_folder.write_text("")
+    target = tmp_path / "n.json"
+    ini = ini_for(tmp_path, "recorder", str(not_a_folder), f"[recorder]\ntarget = {target}\n")
+    assert_one_line_failure(run_script(config_dir, ini=ini, timeout=60),
+                            f"plugin folder {not_a_folder} is {named}, not a folder",
+                            "list folders holding plugin files in [inventory] plugin_paths")
+    assert not target.exists()
+    folder = plugin_dir(tmp_path, {"recorder.py": RECORDER})  # the advice: a folder holding the plugin file
+    ini = ini_for(tmp_path, "recorder", folder, f"[recorder]\ntarget = {target}\n")
+    assert run_script(config_dir, ini=ini).returncode == 0 and target.exists()
 
 
 def test_a_fifo_named_like_a_plugin_is_never_opened(tmp_path, config_dir):
@@ -281,9 +291,41 @@ def test_a_fifo_named_like_a_plugin_is_never_opened(tmp_path, config_dir):
     for name in ("fifo.py", "store_helper.py"):
         os.mkfifo(os.path.join(folder, name), 0o644)
     ini = ini_for(tmp_path, "fifo", folder)
-    assert_one_line_failure(run_script(config_dir, ini=ini, timeout=60), "unknown storage backend plugin 'fifo'")
+    line = assert_one_line_failure(run_script(config_dir, ini=ini, timeout=60),
+                                   "unknown storage backend plugin 'fifo'",
+                                   f"{folder}/fifo.py is a FIFO (named pipe), not a plugin source file")
+    assert line.endswith("replace it with the plugin's source file")
     ini = ini_for(tmp_path, "helped", folder, f"[helped]\ntarget = {tmp_path / 'h.json'}\n")
     assert_one_line_failure(run_script(config_dir, ini=ini, timeout=60), "no store_helper.py")
+    # The advice, followed: the source file in the FIFO's place.
+    os.remove(os.path.join(folder, "fifo.py"))
+    plugin_dir(tmp_path, {"fifo.py": RECORDER})
+    ini = ini_for(tmp_path, "fifo", folder, f"[fifo]\ntarget = {tmp_path / 'f.json'}\n")
+    assert run_script(config_dir, ini=ini).returncode == 0
+
+
+def test_a_package_folder_without_init_is_named_as_such(tmp_path, config_dir):
+    folder = plugin_dir(tmp_path, {"cmdb/store.py": RECORDER})
+    target = tmp_path / "c.json"
+    ini = ini_for(tmp_path, "cmdb", folder, f"[cmdb]\ntarget = {target}\n")
+    line = assert_one_line_failure(run_script(config_dir, ini=ini), "section [cmdb] names no storage plugin",
+                                   f"{folder}/cmdb is a folder without __init__.py, so it is no package plugin")
+    assert f"add {folder}/cmdb/__init__.py holding class Storage (or importing it from a module beside it)" in line
+    plugin_dir(tmp_path, {"cmdb/__init__.py": "from .store import Storage  # noqa: F401\n"})
+    result = run_script(config_dir, ini=ini)
+    assert result.returncode == 0 and json.loads(result.stdout) == json.loads(target.read_text()), result.stderr
+
+
+def test_a_plugin_folder_that_is_the_package_itself_names_its_parent(tmp_path, config_dir):
+    folder = plugin_dir(tmp_path, {"cmdb/__init__.py": RECORDER})
+    package = os.path.join(folder, "cmdb")
+    target = tmp_path / "c.json"
+    ini = ini_for(tmp_path, "cmdb", package, f"[cmdb]\ntarget = {target}\n")
+    assert_one_line_failure(run_script(config_dir, ini=ini),
+                            f"plugin folder {package} is the package of plugin 'cmdb' itself",
+                            f"list the folder that holds it, {folder}, in plugin_paths instead")
+    ini = ini_for(tmp_path, "cmdb", folder, f"[cmdb]\ntarget = {target}\n")
+    assert run_script(config_dir, ini=ini).returncode == 0 and target.exists()
 
 
 def test_reading_a_source_refuses_anything_but_a_regular_file(tmp_path):

@@ -5,6 +5,19 @@ redirection catches: ``os.write(1, ...)``, ``sys.__stdout__``, a subprocess
 it starts, an ``atexit`` handler. So while the script works, descriptor 1
 itself leads to stderr, and the JSON goes out through a private duplicate of
 the real stdout, made before any plugin ran and not inherited by children.
+
+A plugin that closes every descriptor above 2 (a common "daemon" idiom) and
+then opens a file gets that duplicate's number for its file, so the JSON
+would go into the plugin's file and the run would still exit 0. So the
+duplicate's identity (the open file's device, inode, type and access mode,
+and the descriptor's close-on-exec flag) is recorded when it is made and
+compared before anything is written to it; a descriptor that no longer leads
+to the same open file is refused in one line. No other file can pass (a
+device and inode name one file); only reopening the very same file can, and
+then the JSON still goes where the caller reads it. This catches plugin code
+that tidies descriptors it does not own; it cannot stop code that means harm,
+which runs in this process and can write to any descriptor it finds (that is
+what the trust rules on plugin files are for).
 """
 
 from __future__ import annotations
@@ -12,10 +25,53 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import sys
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
+from .bounded import describe_kind
 from .errors import InventoryError
+
+
+class _Identity(NamedTuple):
+    """What tells one open file from another: see the module doc."""
+
+    device: int
+    inode: int
+    kind: int
+    rdev: int
+    access: int
+    cloexec: bool
+
+
+def _identity(fd: int) -> _Identity | None:
+    """The identity of the open file behind ``fd``, None when ``fd`` is closed."""
+    try:
+        st = os.fstat(fd)
+        return _Identity(st.st_dev, st.st_ino, stat.S_IFMT(st.st_mode), st.st_rdev,
+                         fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE,
+                         bool(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC))
+    except OSError:
+        return None
+
+
+def check_same_output(fd: int, expected: _Identity) -> None:
+    """Refuse in one line unless descriptor ``fd`` still leads to the open file recorded as ``expected``."""
+    found = _identity(fd)
+    if found == expected:
+        return
+    if found is None:
+        what = "closed"
+    else:
+        try:  # the file's name, from Linux's /proc ("/var/log/x.log", "pipe:[123]")
+            leads_to = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            leads_to = describe_kind(found.kind)
+        what = f"replaced (it now leads to {leads_to})"
+    raise InventoryError(
+        f"plugin code {what} descriptor {fd}, the script's private copy of standard output, so nothing "
+        "was printed (anything this run stored stays stored); make the storage plugin close only the "
+        "descriptors it opened itself, then run again")
 
 
 def _point_fd1_at_stderr() -> None:
@@ -44,6 +100,7 @@ def stdout_for_result_only() -> Iterator[Callable[[str], None]]:
         raise InventoryError(
             "standard output is closed, so the inventory cannot be printed; "
             "run the script with stdout open (as Ansible does)") from None
+    expected = _identity(real)
     _point_fd1_at_stderr()
     emitted = False
 
@@ -53,6 +110,7 @@ def stdout_for_result_only() -> Iterator[Callable[[str], None]]:
         for stream in (sys.stdout, sys.__stdout__):
             with contextlib.suppress(Exception):
                 stream.flush()
+        check_same_output(real, expected)  # last, right before the write: nothing of the plugin runs after it
         emitted = True
         with os.fdopen(real, "w", encoding="utf-8", closefd=True) as out:
             out.write(text)
@@ -61,5 +119,5 @@ def stdout_for_result_only() -> Iterator[Callable[[str], None]]:
         with contextlib.redirect_stdout(sys.stderr):
             yield emit
     finally:
-        if not emitted:
+        if not emitted and _identity(real) == expected:  # a descriptor a plugin took over is not ours to close
             os.close(real)

@@ -22,6 +22,7 @@ import itertools
 import json
 import logging
 import os
+import stat
 import sys
 from typing import Any, Iterator
 
@@ -29,6 +30,7 @@ from pluginbase import PluginBase
 
 from .. import accounting
 from ..accounting import ChangeRecord
+from ..bounded import describe_kind
 from ..errors import AccessDenied, InventoryError, PluginError, SettingsError, StorageError, one_line
 from ..resources import manage_command, plugins_dir
 from . import discovery, plugin_import, trust, watchdog
@@ -74,6 +76,31 @@ def _find_plugin_file(name: str, folders: list[str]) -> str | None:
         for candidate in (os.path.join(folder, name, "__init__.py"), os.path.join(folder, name + ".py")):
             if os.path.isfile(candidate):
                 return candidate
+    return None
+
+
+def near_miss(name: str, folders: list[str]) -> str | None:
+    """Why a search folder holds something named like plugin ``name`` that is no plugin, with the fix; else None.
+
+    Called only once nothing was found: a package folder without
+    ``__init__.py``, a ``NAME.py`` (or ``__init__.py``) that is not a regular
+    file, or a listed folder that is the plugin's package itself.
+    """
+    for folder in folders:
+        package = os.path.join(folder, name)
+        for source in (os.path.join(package, "__init__.py"), package + ".py"):
+            with contextlib.suppress(OSError):
+                mode = os.stat(source).st_mode
+                if not stat.S_ISREG(mode):
+                    return (f"{source} is {describe_kind(mode)}, not a plugin source file; "
+                            "replace it with the plugin's source file")
+        if os.path.isdir(package):
+            return (f"{package} is a folder without __init__.py, so it is no package plugin; add "
+                    f"{os.path.join(package, '__init__.py')} holding class Storage (or importing it from "
+                    "a module beside it)")
+        if os.path.basename(folder) == name and os.path.isfile(os.path.join(folder, "__init__.py")):
+            return (f"plugin folder {folder} is the package of plugin {name!r} itself; list the folder "
+                    f"that holds it, {os.path.dirname(folder)}, in plugin_paths instead")
     return None
 
 
@@ -125,6 +152,9 @@ def load_plugin_module(name: str, settings: Settings):
     check_deployer_folders(settings)
     found = _find_plugin_file(name, folders)
     if found is None:
+        miss = near_miss(name, folders)
+        if miss:
+            raise PluginError(f"{_name_source(name, settings)}: unknown storage backend plugin {name!r}: {miss}")
         raise PluginError(
             f"{_name_source(name, settings)}: unknown storage backend plugin {name!r}"
             f"{closest(name, _plugin_names(folders))}: no {name}.py in {', '.join(folders)} and no installed "
@@ -384,6 +414,9 @@ def check_sections(settings: Settings) -> None:
             continue
         plugin = settings.plugin_for(section)
         if plugin not in plugins:
+            miss = near_miss(plugin, search_path(settings))
+            if miss:
+                raise SettingsError(f"{settings.describe()}: section [{section}] names no storage plugin: {miss}")
             hint = closest(section, known - {section}) or closest(plugin, plugins)
             raise SettingsError(
                 f"{settings.describe()}: section [{section}] names no storage plugin (no {plugin}.py in "
@@ -396,6 +429,7 @@ def open_backend(settings: Settings, config_dir: str, section: str | None = None
     # A section osa.ini does not define runs the plugin of that name with its defaults
     # (e.g. "filesystem"); a name that is neither is reported as an unknown plugin.
     section = section or settings.backend
+    check_deployer_folders(settings)  # before their listings are believed (sections, near misses)
     check_sections(settings)
     plugin = settings.plugin_for(section)
     cls = plugin_class(plugin, settings)

@@ -3,7 +3,10 @@
 The file is ``$OSA_INI`` when that is set, else ``/etc/ansible/osa.ini``.
 A missing default file simply means defaults (the filesystem backend); a
 missing file that ``$OSA_INI`` names is an error, because the deployer asked
-for it explicitly.
+for it explicitly. The file (or, when it is missing, the folders above where it
+would be) must pass :func:`.trust.check_settings_file` first: it names the
+code to run and where the passwords go, so only root or the running user may
+have been able to write it.
 
 Environment variables override the file, so secrets never have to be
 written to disk:
@@ -34,6 +37,7 @@ from typing import Mapping
 from ..errors import SettingsError
 from .options import (FALSE_WORDS, PATH_KINDS, RESERVED, TRUE_WORDS, Declaration, Option, advice, closest,
                       convert, declare, shown)
+from .trust import check_settings_file
 from .watchdog import DEFAULT_TIMEOUT, MAX_TIMEOUT
 
 LOG = logging.getLogger(__name__)
@@ -169,6 +173,7 @@ def read_settings(environ: Mapping[str, str] | None = None) -> Settings:
     environ = dict(os.environ if environ is None else environ)
     explicit = environ.get("OSA_INI")
     path = explicit or DEFAULT_INI
+    check_settings_file(path)  # who could have written it, before anything in it is believed (see .trust)
     parser = configparser.ConfigParser(interpolation=None, default_section="__no_defaults__")
     if os.path.exists(path):
         try:

@@ -1,0 +1,364 @@
+"""What the file-based stores share, in process: access options, crash-safe writes, locks, the stored shape.
+
+Fast tests of ``storage/file_access.py``, ``storage/safe_files.py`` and
+``storage/shape.py`` (``tox -e mutation-trust`` runs them against each
+mutant; the same rules through the real scripts are in
+test_filesystem_access.py, test_filesystem_integrity.py and
+test_stored_shape.py). Other users and groups are pretended (``os.geteuid``,
+``os.fchown`` refusing) so these run without root too.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import threading
+
+import pytest
+
+from osa_inventory.errors import InventoryError, StorageError
+from osa_inventory.storage import file_access, safe_files
+from osa_inventory.storage.file_access import FileAccess, group_id, parse_mode
+from osa_inventory.storage.safe_files import Reentrant, atomic_write, flock_wait, owner_of, set_aside
+from osa_inventory.storage.shape import check_inventory, string_list
+
+NOGROUP = 65534  # nogroup, in every Debian and Ubuntu group file
+UNKNOWN_ID = 54321
+
+
+# -- [filesystem] mode and group ------------------------------------------------------------
+
+@pytest.mark.parametrize("text, mode", [("0640", 0o640), ("640", 0o640), (" 0600\n", 0o600), ("0660", 0o660),
+                                        ("0400", 0o400), ("0444", 0o444), ("0664", 0o664), ("", None), ("  ", None)])
+def test_modes_a_store_may_use(text, mode):
+    assert parse_mode(text, "[filesystem] mode") == mode
+
+
+@pytest.mark.parametrize("text, refusal", [
+    ("0o640", "is not an octal permission mode of three digits (setuid, setgid and sticky bits are not allowed); "
+              "set it to e.g. 0640 (owner read-write, group read)"),
+    ("4640", "is not an octal permission mode"), ("00640", "is not an octal permission mode"),
+    ("64", "is not an octal permission mode"), ("0680", "is not an octal permission mode"),
+    ("0740", "makes the inventory executable, and it is data; set it to e.g. 0640"),
+    ("0650", "makes the inventory executable"), ("0641", "makes the inventory executable"),
+    ("0642", "lets every user rewrite the inventory; set it to e.g. 0640 (0660 lets the group write too)"),
+    ("0240", "keeps the owner from reading the inventory; set it to e.g. 0640"),
+])
+def test_modes_that_could_not_do_what_they_say_are_refused(text, refusal):
+    with pytest.raises(StorageError) as exc:
+        parse_mode(text, "[x] mode")
+    assert str(exc.value).startswith(f"[x] mode = {text.strip()!r} {refusal}"), str(exc.value)
+
+
+def test_groups_by_name_or_number():
+    assert group_id("", "g") is None and group_id(" ", "g") is None
+    assert group_id("root", "g") == 0 and group_id(" root ", "g") == 0
+    assert group_id("0", "g") == 0 and group_id(str(NOGROUP), "g") == NOGROUP
+    for unknown in (str(UNKNOWN_ID), "no such group"):
+        with pytest.raises(StorageError) as exc:
+            group_id(unknown, "[fs] group")
+        quoted = "'no such group'" if " " in unknown else unknown
+        assert str(exc.value) == (f"[fs] group = {unknown!r} names no group on this machine; create it "
+                                  f"(groupadd {quoted}) or set [fs] group to an existing group")
+
+
+def test_access_from_options_and_what_it_gives():
+    unset = FileAccess.from_options("", "")
+    assert unset == FileAccess() and not unset.configured
+    assert unset.mode_for(0o600) == 0o600 and unset.owner_for((5, 6)) == (5, 6) and unset.owner_for(None) is None
+    grouped = FileAccess.from_options(" root ", "")
+    assert grouped.configured and grouped.group == "root" and grouped.gid == 0 and grouped.mode is None
+    assert grouped.owner_for((5, 6)) == (5, 0) and grouped.owner_for(None) == (os.geteuid(), 0)
+    moded = FileAccess.from_options("", "0640")
+    assert moded.configured and moded.mode_for(0o600) == 0o640 and moded.owner_for((5, 6)) == (5, 6)
+    with pytest.raises(StorageError, match=r"^\[filesystem\] group = 'nosuchgroup' names no group"):
+        FileAccess.from_options("nosuchgroup", "")
+    with pytest.raises(StorageError, match=r"^\[filesystem\] mode = '0777' makes"):
+        FileAccess.from_options("", "0777")
+
+
+def test_apply_gives_an_existing_file_the_group_and_mode(tmp_path):
+    path = tmp_path / "f"
+    path.write_text("")
+    os.chmod(path, 0o600)
+    FileAccess().apply(str(path))
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    FileAccess(mode=0o640).apply(str(path))
+    assert os.stat(path).st_mode & 0o777 == 0o640
+    gid = os.getegid()
+    FileAccess(gid=gid, group=str(gid)).apply(str(path))
+    st = os.stat(path)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (os.geteuid(), gid, 0o640), "the owner must stay"
+
+
+@pytest.fixture
+def as_nobody(monkeypatch):
+    monkeypatch.setattr(file_access.os, "geteuid", lambda: 65534)
+    monkeypatch.setattr(file_access.os, "getegid", lambda: 65534)
+    monkeypatch.setattr(file_access.os, "getgroups", lambda: [100])
+
+
+def test_a_writer_outside_the_group_is_refused_before_writing(as_nobody):
+    FileAccess().check_can_give_group()
+    FileAccess(gid=65534, group="nogroup").check_can_give_group()   # its own group
+    FileAccess(gid=100, group="users").check_can_give_group()       # a supplementary group
+    with pytest.raises(StorageError) as exc:
+        FileAccess(gid=0, group="root").check_can_give_group()
+    assert str(exc.value) == ("[filesystem] group = 'root': user nobody is not in group root, so the files this run "
+                              "writes could not be given to it; add the user to it (usermod -a -G root nobody, "
+                              "then log in again) or run as root")
+
+
+def test_root_may_give_any_group_and_an_unknown_user_is_named_by_number(monkeypatch):
+    monkeypatch.setattr(file_access.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(file_access.os, "getegid", lambda: 0)
+    monkeypatch.setattr(file_access.os, "getgroups", lambda: [])
+    FileAccess(gid=100, group="users").check_can_give_group()
+    monkeypatch.setattr(file_access.os, "geteuid", lambda: UNKNOWN_ID)
+    with pytest.raises(StorageError, match=f"user {UNKNOWN_ID} is not in group users"):
+        FileAccess(gid=100, group="users").check_can_give_group()
+
+
+# -- crash-safe writes ----------------------------------------------------------------------
+
+def test_atomic_write_replaces_the_file_whole_with_mode_and_time(tmp_path):
+    path = str(tmp_path / "inv.json")
+    atomic_write(path, b"old", 0o600)
+    atomic_write(path, b"new content", 0o640, mtime=1_000_000_000.0)
+    with open(path, "rb") as fh:
+        assert fh.read() == b"new content"
+    st = os.stat(path)
+    assert st.st_mode & 0o777 == 0o640 and st.st_mtime == 1_000_000_000.0
+    assert sorted(os.listdir(tmp_path)) == ["inv.json"], "a temp file was left"
+
+
+def test_atomic_write_leaves_the_old_file_and_no_temp_when_it_fails(tmp_path, monkeypatch):
+    path = str(tmp_path / "inv.json")
+    atomic_write(path, b"old", 0o600)
+
+    def broken(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safe_files.os, "fsync", broken)
+    with pytest.raises(OSError):
+        atomic_write(path, b"new", 0o600)
+    monkeypatch.undo()
+    with open(path, "rb") as fh:
+        assert fh.read() == b"old"
+    assert os.listdir(tmp_path) == ["inv.json"]
+
+
+def test_atomic_write_writes_its_temp_file_beside_the_file(tmp_path, monkeypatch):
+    seen = []
+    real_replace = os.replace
+    monkeypatch.setattr(safe_files.os, "replace", lambda a, b: (seen.append(a), real_replace(a, b)))
+    atomic_write(str(tmp_path / "inv.json"), b"x", 0o600)
+    folder, name = os.path.split(seen[0])
+    assert folder == str(tmp_path), "a rename is atomic only within one file system"
+    assert name.startswith(".inv.json.") and name.endswith(safe_files.TEMP_SUFFIX)
+
+
+def test_atomic_write_fails_with_its_own_error_when_the_temp_file_is_gone(tmp_path, monkeypatch):
+    def lost(a, b):  # someone removed the temp file, then the rename failed
+        os.unlink(a)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(safe_files.os, "replace", lost)
+    with pytest.raises(OSError) as exc:
+        atomic_write(str(tmp_path / "inv.json"), b"x", 0o600)
+    assert exc.value.errno == errno.EIO and os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_atomic_write_gives_root_written_files_their_owner(tmp_path):
+    path = str(tmp_path / "inv.json")
+    atomic_write(path, b"1", 0o640, owner=(65534, NOGROUP))
+    st = os.stat(path)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (65534, NOGROUP, 0o640)
+
+
+def test_atomic_write_keeps_the_owner_it_may_and_drops_group_bits_it_cannot_keep(tmp_path, monkeypatch):
+    path = str(tmp_path / "inv.json")
+    me = (os.geteuid(), os.getegid())
+    atomic_write(path, b"1", 0o660, owner=me)
+    assert os.stat(path).st_mode & 0o777 == 0o660
+    calls = []
+
+    def refuse(fd, uid, gid):
+        calls.append((uid, gid))
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(safe_files.os, "fchown", refuse)
+    atomic_write(path, b"2", 0o660, owner=(UNKNOWN_ID, UNKNOWN_ID))
+    assert calls == [(UNKNOWN_ID, UNKNOWN_ID), (-1, UNKNOWN_ID)]
+    assert os.stat(path).st_mode & 0o777 == 0o600, "the group bits must go with the group"
+    atomic_write(path, b"2", 0o775, owner=(UNKNOWN_ID, UNKNOWN_ID))
+    assert os.stat(path).st_mode & 0o777 == 0o705, "only the group bits go"
+    calls.clear()
+    kept_group = []
+    monkeypatch.setattr(safe_files.os, "fchown",
+                        lambda fd, uid, gid: kept_group.append((uid, gid)) if uid == -1 else refuse(fd, uid, gid))
+    atomic_write(path, b"3", 0o640, owner=(UNKNOWN_ID, me[1]))
+    assert kept_group == [(-1, me[1])] and os.stat(path).st_mode & 0o777 == 0o640
+
+
+def test_owner_of_a_file_or_none(tmp_path):
+    path = tmp_path / "f"
+    assert owner_of(str(path)) is None
+    path.write_text("")
+    assert owner_of(str(path)) == (os.geteuid(), os.getegid())
+
+
+def test_set_aside_never_overwrites_another_set_aside_file(tmp_path):
+    path = str(tmp_path / "inv.json")
+    names = []
+    for content in (b"a", b"b", b"c"):
+        with open(path, "wb") as fh:
+            fh.write(content)
+        names.append(set_aside(path, "corrupt", "20260101T000000Z"))
+    base = path + ".corrupt-20260101T000000Z"
+    assert names == [base, base + "-2", base + "-3"]
+    assert [open(n, "rb").read() for n in names] == [b"a", b"b", b"c"]
+    assert not os.path.exists(path)
+
+
+def test_set_aside_without_hard_links_claims_a_free_name(tmp_path, monkeypatch):
+    path = str(tmp_path / "inv.json")
+    base = path + ".corrupt-T"
+    open(base, "w").close()
+    open(path, "w").close()
+
+    def no_links(a, b):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(safe_files.os, "link", no_links)
+    assert set_aside(path, "corrupt", "T") == base + "-2"
+    assert not os.path.exists(path) and os.path.exists(base + "-2")
+
+
+def test_set_aside_gives_up_with_one_line_when_every_name_is_taken(tmp_path, monkeypatch):
+    path = str(tmp_path / "inv.json")
+    open(path, "w").close()
+
+    tried = []
+
+    def taken(a, b):
+        tried.append(b)
+        raise FileExistsError(errno.EEXIST, "File exists")
+
+    monkeypatch.setattr(safe_files.os, "link", taken)
+    with pytest.raises(StorageError) as exc:
+        set_aside(path, "corrupt", "T")
+    assert str(exc.value) == (f"cannot set {path} aside: {path}.corrupt-T and 9999 numbered names exist; "
+                              "remove old ones")
+    assert os.path.exists(path)
+    assert len(tried) == 9999 and tried[-1] == f"{path}.corrupt-T-9999"
+
+
+def test_flock_wait_holds_an_exclusive_lock_and_releases_it(tmp_path):
+    lock = str(tmp_path / "lock")
+    with flock_wait(lock, 1, "hint", create=True):
+        fd = os.open(lock, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again
+    finally:
+        os.close(fd)
+
+
+def test_flock_wait_gives_up_after_its_timeout_with_the_hint(tmp_path):
+    folder = str(tmp_path)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(StorageError) as exc:
+            with flock_wait(folder, 0.05, "wait, or stop the other run"):
+                pass
+        assert str(exc.value) == f"another run has held the lock on {folder} for over 0 s; wait, or stop the other run"
+    finally:
+        os.close(fd)
+
+
+def test_flock_wait_waits_for_the_holder(tmp_path):
+    lock = str(tmp_path / "lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    threading.Timer(0.1, lambda: os.close(fd)).start()
+    with flock_wait(lock, 30, "hint"):
+        pass
+
+
+def test_flock_wait_does_not_create_unless_asked(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        with flock_wait(str(tmp_path / "absent"), 1, "hint"):
+            pass
+
+
+def test_reentrant_takes_the_lock_once_per_owner():
+    taken = []
+
+    class Lock:
+        def __enter__(self):
+            taken.append("take")
+
+        def __exit__(self, *exc):
+            taken.append("release")
+
+    lock = Reentrant(Lock)
+    assert lock.depth == 0
+    with lock():
+        assert lock.depth == 1
+        with lock():
+            assert lock.depth == 2
+        assert lock.depth == 1
+    assert lock.depth == 0 and taken == ["take", "release"]
+    with pytest.raises(KeyError):
+        with lock():
+            with lock():
+                raise KeyError("x")
+    assert lock.depth == 0 and taken == ["take", "release"] * 2
+
+
+# -- the stored shape -----------------------------------------------------------------------
+
+GOOD = {"_meta": {"hostvars": {"h1": {"container_networks": {"m": {"address": "1"}}, "properties": {}}, "h2": {}}},
+        "all": {"vars": {}}, "g": {"hosts": ["h1"], "children": ["k"], "vars": {"a": 1}}, "k": {}}
+
+
+def test_a_well_formed_inventory_passes():
+    check_inventory(GOOD, "here")
+    assert string_list([]) and string_list(["a"]) and not string_list(["a", 1]) and not string_list("ab")
+
+
+@pytest.mark.parametrize("data, message", [
+    ([], "here holds a JSON list, not an object; it is not an inventory written by OpenStack-Ansible, "
+         "by this project or by --export"),
+    (None, "here holds a JSON null, not an object"),
+    ({"all": {}}, "here has no _meta.hostvars mapping; it is not an inventory"),
+    ({"_meta": []}, "here has no _meta.hostvars mapping"),
+    ({"_meta": {"hostvars": []}}, "here has no _meta.hostvars mapping"),
+    ({"_meta": {"hostvars": {"h": []}}}, "here: _meta.hostvars.h is a list, not a mapping of variables"),
+    ({"_meta": {"hostvars": {"h": {"container_networks": []}}}},
+     "here: _meta.hostvars.h.container_networks must map network names to mappings"),
+    ({"_meta": {"hostvars": {"h": {"container_networks": {"m": "x"}}}}},
+     "here: _meta.hostvars.h.container_networks must map network names to mappings"),
+    ({"_meta": {"hostvars": {"h": {"properties": "x"}}}}, "here: _meta.hostvars.h.properties is a str, not a mapping"),
+    ({"_meta": {"hostvars": {}}, "g": ["h"]},
+     "here: group g is a list, not a mapping with 'hosts' (and 'children'); it is not an inventory"),
+    ({"_meta": {"hostvars": {}}, "g": {"hosts": "h"}}, "here: g.hosts must be a list of names"),
+    ({"_meta": {"hostvars": {}}, "g": {"children": [1]}}, "here: g.children must be a list of names"),
+    ({"_meta": {"hostvars": {}}, "g": {"vars": []}}, "here: g.vars is a list, not a mapping of variables"),
+    ({"_meta": {"hostvars": {}}, "g": {"vars": None}}, "here: g.vars is a null, not a mapping of variables"),
+])
+def test_each_defect_is_one_line_naming_where_and_what(data, message):
+    with pytest.raises(InventoryError) as exc:
+        check_inventory(data, "here")
+    assert str(exc.value).startswith(message), str(exc.value)
+    if message.endswith("mappings"):
+        assert str(exc.value) == message
