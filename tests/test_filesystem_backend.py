@@ -196,7 +196,7 @@ def test_backup_only_when_a_changed_inventory_replaces_an_older_one(tmp_path, in
 
 # -- file modes --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("mode", [0o640, 0o600, 0o664])
+@pytest.mark.parametrize("mode", [0o640, 0o600, 0o644, 0o400])
 def test_mode_of_an_existing_file_is_kept(tmp_path, ini, mode):
     config_dir = make_config(tmp_path / "config")
     path = os.path.join(config_dir, INVENTORY)
@@ -362,11 +362,13 @@ def test_restore_command_named_in_the_error_works(tmp_path, ini):
     with open(path, "w") as fh:
         fh.write("corrupt")
     message = run_script(config_dir, ini=ini).stderr
-    command = re.search(r"'(\S+inventory-manage\.py) (--restore \S+)'", message)
+    command = re.search(r"'(\S+inventory-manage\.py --config \S+ --restore \S+)'", message)
     assert command, message
-    assert command.group(1) == MANAGE  # from a checkout, the script by its full path
-    result = subprocess.run([sys.executable, command.group(1), "--config", config_dir, *shlex.split(command.group(2))],
-                            capture_output=True, text=True, env=clean_env(ini), timeout=120)
+    words = shlex.split(command.group(1))
+    assert words[:3] == [MANAGE, "--config", config_dir]  # from a checkout, the script by its full path
+    # As printed, from another folder: the command names the config folder itself.
+    result = subprocess.run([sys.executable, *words], capture_output=True, text=True, env=clean_env(ini),
+                            timeout=120, cwd="/")
     assert result.returncode == 0, result.stderr
     with open(path) as fh:
         assert json.load(fh) == good

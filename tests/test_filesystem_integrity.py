@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import shlex
 import stat
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from test_filesystem_backend import (BACKUPS, INVENTORY, MANAGE, clean_env, ini,
                                      members, ok, read_bytes, set_marker)
 
 from osa_inventory.storage.loader import open_backend
-from osa_inventory.storage.safe_files import set_aside
+from osa_inventory.storage.store_files import Folder
 from osa_inventory.storage.settings import Settings
 
 
@@ -50,13 +51,12 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
 def test_set_aside_names_never_collide(tmp_path):
     stamp = "20260101_000000"
     made = []
-    for i in range(3):
-        path = tmp_path / "archive.tar"
-        path.write_bytes(b"damaged %d" % i)
-        made.append(set_aside(str(path), "corrupt", stamp))
-    assert [os.path.basename(p) for p in made] == [
-        f"archive.tar.corrupt-{stamp}", f"archive.tar.corrupt-{stamp}-2", f"archive.tar.corrupt-{stamp}-3"]
-    assert [open(p, "rb").read() for p in made] == [b"damaged 0", b"damaged 1", b"damaged 2"]
+    with Folder.open(str(tmp_path)) as folder:
+        for i in range(3):
+            (tmp_path / "archive.tar").write_bytes(b"damaged %d" % i)
+            made.append(folder.set_aside("archive.tar", "corrupt", stamp))
+    assert made == [f"archive.tar.corrupt-{stamp}", f"archive.tar.corrupt-{stamp}-2", f"archive.tar.corrupt-{stamp}-3"]
+    assert [(tmp_path / p).read_bytes() for p in made] == [b"damaged 0", b"damaged 1", b"damaged 2"]
     assert not (tmp_path / "archive.tar").exists()
 
 
@@ -132,8 +132,10 @@ def test_corrupt_inventory_with_a_truncated_archive_names_a_restore_that_works(t
         fh.write("{")
     line = one_error_line(run_script(config_dir, ini=ini))
     assert "tar -xOf" not in line
-    command = re.search(r"'\S*scripts/inventory-manage\.py (--restore \S+)'", line)
-    result = manage(config_dir, ini, *command.group(1).split())
+    command = re.search(r"'(\S*scripts/inventory-manage\.py --config \S+ --restore \S+)'", line)
+    assert command, line
+    result = subprocess.run([sys.executable, *shlex.split(command.group(1))], capture_output=True, text=True,
+                            env=clean_env(ini), timeout=120)  # as printed: it names the config folder itself
     assert result.returncode == 0, result.stderr
     with open(os.path.join(config_dir, INVENTORY)) as fh:
         assert marker(json.load(fh)) == 1      # the second version, the newest intact one
@@ -180,17 +182,31 @@ def test_symlinked_inventory_stays_a_link_and_its_target_is_replaced(tmp_path, i
     assert not [n for n in os.listdir(config_dir) if n.endswith(".tmp")]
 
 
-def test_symlinked_archive_stays_a_link(tmp_path, ini):
+def test_a_symlinked_archive_is_not_followed_but_set_aside(tmp_path, ini):
     config_dir, target = _linked(tmp_path, ini)
     versions(config_dir, 2, ini)
     archive_target = os.path.join(os.path.dirname(target), "prod-backups.tar")
     os.replace(os.path.join(config_dir, BACKUPS), archive_target)
     os.symlink(archive_target, os.path.join(config_dir, BACKUPS))
-    before = len(members(config_dir))
-    set_marker(config_dir, "archived through a link")
+    before = _identity(archive_target)
+    listing = manage(config_dir, ini, "--history")
+    assert listing.returncode == 0, listing.stderr
+    assert f"note: earlier versions not shown: {os.path.join(config_dir, BACKUPS)} is a symbolic link to " \
+           f"{archive_target}, which is not followed here" in listing.stdout
+    set_marker(config_dir, "archived beside the inventory")
     ok(run_script(config_dir, ini=ini))
-    assert os.path.islink(os.path.join(config_dir, BACKUPS))
-    assert len(members(config_dir)) == before + 1 and marker(json.loads(members(config_dir)[-1][1])) == 1
+    # Only the inventory itself may be a link: the archive link is moved aside as found, never written through.
+    assert _identity(archive_target) == before
+    aside = [n for n in os.listdir(config_dir) if n.startswith(BACKUPS + ".untrusted-")]
+    assert len(aside) == 1 and os.readlink(os.path.join(config_dir, aside[0])) == archive_target
+    assert not os.path.islink(os.path.join(config_dir, BACKUPS))
+    assert [marker(json.loads(data)) for _, data in members(config_dir)] == [1]
+
+
+def _identity(path: str) -> tuple:
+    """What would show any change of a file: its bytes, inode and modification time."""
+    st = os.stat(path)
+    return read_bytes(path), st.st_ino, st.st_mtime_ns
 
 
 def test_symlink_target_folder_is_locked_too(tmp_path, ini):
@@ -258,16 +274,16 @@ def test_backup_archive_is_never_looser_than_the_inventory(tmp_path, ini):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
-def test_owner_of_inventory_is_kept_and_given_to_the_archive(tmp_path, ini):
+def test_group_of_inventory_is_kept_and_given_to_the_archive(tmp_path, ini):
     config_dir = versions(make_config(tmp_path / "config"), 2, ini)
     inventory, archive = os.path.join(config_dir, INVENTORY), os.path.join(config_dir, BACKUPS)
-    os.chown(inventory, 4321, 4322)
+    os.chown(inventory, 0, 4322)
     os.chmod(inventory, 0o640)
     set_marker(config_dir, "owned")
     ok(run_script(config_dir, ini=ini))
     for path in (inventory, archive):
         st = os.stat(path)
-        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (4321, 4322, 0o640), path
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 4322, 0o640), path
 
 
 def test_restore_over_a_corrupt_file_keeps_its_mode(tmp_path, ini):

@@ -23,7 +23,7 @@ import errno
 import json
 import os
 import stat
-from typing import Any
+from typing import Any, Callable
 
 from .errors import InventoryError
 
@@ -47,14 +47,17 @@ def describe_kind(mode: int) -> str:
 
 
 def read_file(path: str, *, limit: int, error: type[InventoryError] = InventoryError,
-              follow_links: bool = True, dir_fd: int | None = None, shown: str | None = None) -> bytes:
+              follow_links: bool = True, dir_fd: int | None = None, shown: str | None = None,
+              inspect: Callable[[os.stat_result], None] | None = None) -> bytes:
     """The bytes of the regular file ``path``, at most ``limit`` of them.
 
     ``follow_links=False`` refuses a symbolic link in the last component (the
     caller checks any link it means to follow); ``dir_fd`` opens ``path``
     relative to an open folder. ``shown`` is how refusals name the file
-    (default: ``path``). FileNotFoundError passes through for callers to
-    whom a missing file is no error.
+    (default: ``path``). ``inspect`` is called with the status of the file
+    opened, before any other check and before anything is read, so a caller
+    can judge (and refuse, by raising) exactly the file it gets.
+    FileNotFoundError passes through for callers to whom a missing file is no error.
     """
     name = shown or path
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
@@ -69,6 +72,8 @@ def read_file(path: str, *, limit: int, error: type[InventoryError] = InventoryE
         raise error(f"{name}: cannot be read ({exc.strerror})") from None
     try:
         st = os.fstat(fd)
+        if inspect is not None:
+            inspect(st)
         if not stat.S_ISREG(st.st_mode):
             raise error(f"{name}: is {describe_kind(st.st_mode)}, not a regular file; "
                         "put the file itself there")

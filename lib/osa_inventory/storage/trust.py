@@ -45,26 +45,46 @@ def _chown_target() -> str:
     return "root" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
 
 
+def owner_problem(st: os.stat_result) -> str:
+    """Why a file or folder of status ``st`` is not trusted for its owner (``""``: root or the current user)."""
+    if st.st_uid in _trusted_owners():
+        return ""
+    return f"is owned by {_owner_name(st.st_uid)}, not by root or the current user"
+
+
+def owner_fix(path: str) -> str:
+    """The advice for :func:`owner_problem`."""
+    return f"review it, then run chown {_chown_target()} {shlex.quote(path)} (or remove it)"
+
+
+def writable_problem(st: os.stat_result) -> str:
+    """Why a file or folder of status ``st`` is not trusted for its mode (``""``: not writable by group or others)."""
+    if not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return ""
+    return f"is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
+
+
+def writable_fix(path: str) -> str:
+    """The advice for :func:`writable_problem`."""
+    return f"run chmod go-w {shlex.quote(path)}"
+
+
 def check_stat(st: os.stat_result, path: str, ancestor_of: str | None = None) -> None:
     """Refuse ``path`` (its ``stat`` in ``st``) unless it meets the rules above.
 
     ``ancestor_of`` names the plugin folder when ``path`` is one of its
     ancestors, which may be world-writable with the sticky bit and a root owner.
     """
-    quoted = shlex.quote(path)
     what = (f"refusing to load storage plugins from {ancestor_of}: its ancestor {path}" if ancestor_of
             else f"refusing to load storage plugin from {path}: it")
-    if st.st_uid not in _trusted_owners():
-        raise UntrustedPlugin(
-            f"{what} is owned by {_owner_name(st.st_uid)}, not by root or the current user; "
-            f"review it, then run chown {_chown_target()} {quoted} (or remove it)")
-    writable = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    owner = owner_problem(st)
+    if owner:
+        raise UntrustedPlugin(f"{what} {owner}; {owner_fix(path)}")
+    writable = writable_problem(st)
     shared_like_tmp = ancestor_of and st.st_mode & stat.S_ISVTX and st.st_uid == 0
     if writable and not shared_like_tmp:
         sticky = " without the sticky bit and a root owner" if ancestor_of else ""
-        raise UntrustedPlugin(
-            f"{what} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}){sticky}; "
-            f"run chmod go-w {quoted}")
+        raise UntrustedPlugin(f"{what} {writable}{sticky}; {writable_fix(path)}")
 
 
 def check_path(path: str) -> None:
