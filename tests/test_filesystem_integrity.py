@@ -18,6 +18,7 @@ import tarfile
 
 import pytest
 from helpers import run_script
+from test_manage_support import snapshot
 from test_filesystem_backend import (BACKUPS, INVENTORY, MANAGE, clean_env, ini, make_config, marker,  # noqa: F401
                                      members, ok, read_bytes, set_marker)
 
@@ -188,7 +189,7 @@ def test_a_symlinked_archive_is_not_followed_but_set_aside(tmp_path, ini):
     archive_target = os.path.join(os.path.dirname(target), "prod-backups.tar")
     os.replace(os.path.join(config_dir, BACKUPS), archive_target)
     os.symlink(archive_target, os.path.join(config_dir, BACKUPS))
-    before = _identity(archive_target)
+    before = snapshot(archive_target)
     listing = manage(config_dir, ini, "--history")
     assert listing.returncode == 0, listing.stderr
     assert f"note: earlier versions not shown: {os.path.join(config_dir, BACKUPS)} is a symbolic link to " \
@@ -196,17 +197,11 @@ def test_a_symlinked_archive_is_not_followed_but_set_aside(tmp_path, ini):
     set_marker(config_dir, "archived beside the inventory")
     ok(run_script(config_dir, ini=ini))
     # Only the inventory itself may be a link: the archive link is moved aside as found, never written through.
-    assert _identity(archive_target) == before
+    assert snapshot(archive_target) == before
     aside = [n for n in os.listdir(config_dir) if n.startswith(BACKUPS + ".untrusted-")]
     assert len(aside) == 1 and os.readlink(os.path.join(config_dir, aside[0])) == archive_target
     assert not os.path.islink(os.path.join(config_dir, BACKUPS))
     assert [marker(json.loads(data)) for _, data in members(config_dir)] == [1]
-
-
-def _identity(path: str) -> tuple:
-    """What would show any change of a file: its bytes, inode and modification time."""
-    st = os.stat(path)
-    return read_bytes(path), st.st_ino, st.st_mtime_ns
 
 
 def test_symlink_target_folder_is_locked_too(tmp_path, ini):

@@ -15,6 +15,7 @@ import stat
 import subprocess
 
 import pytest
+from test_manage_support import snapshot
 
 from osa_inventory.errors import StorageError
 from osa_inventory.storage.file_access import FileAccess
@@ -25,9 +26,7 @@ as_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving files to other ow
 
 def identity(path) -> tuple:
     """What would show any change of a file: its bytes, inode, mtime and mode."""
-    st = os.stat(path)
-    with open(path, "rb") as fh:
-        return fh.read(), st.st_ino, st.st_mtime_ns, stat.S_IMODE(st.st_mode)
+    return (*snapshot(path), stat.S_IMODE(os.stat(path).st_mode))
 
 
 @pytest.fixture

@@ -231,10 +231,11 @@ class Storage:
                              f"change moves it aside as {BACKUP_NAME}.untrusted-<UTC time> and starts a new archive")
             try:
                 place = locate(store, INVENTORY_NAME)
-            except StorageFailure as exc:  # a dangling or refused link: the archived versions are listed all the same
-                notes.append(str(exc))
-                place = Place(store, INVENTORY_NAME)
-                current = Current()
+            except StorageFailure:
+                # A dangling or refused link: the archived versions are listed all the same, and the current
+                # one as a version that cannot be read (reading it says why).
+                place, current = Place(store, INVENTORY_NAME), Current()
+                versions.append(({"version": CURRENT, "time": ""}, ("", -1)))
             else:
                 current = read_current(place, parse=False)
             with place:

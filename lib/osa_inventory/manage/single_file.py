@@ -25,13 +25,14 @@ import datetime as _dt
 import json
 import os
 import re
+import shlex
 import stat
 import time
 from typing import ContextManager, Iterator
 
 from ..accounting import pending_change
 from ..backends import filesystem_records as records
-from ..bounded import MAX_INVENTORY_BYTES, parse_json
+from ..bounded import MAX_INVENTORY_BYTES, describe_kind, parse_json
 from ..errors import StorageError
 from ..storage.safe_files import Reentrant
 from ..storage.store_files import DamagedFile, Folder
@@ -67,6 +68,15 @@ class Storage:
         self.dir, self.name = os.path.split(self.path)
         if not os.path.isdir(self.dir):
             raise StorageError(f"folder {self.dir} of {self.path} does not exist")
+        # Said in the words of -f here; reading and writing check again, through the file they get.
+        with contextlib.suppress(FileNotFoundError):
+            st = os.lstat(self.path)
+            if stat.S_ISLNK(st.st_mode):
+                raise StorageError(f"-f {self.path} is a symbolic link to {os.readlink(self.path)}; -f works on the "
+                                   f"file itself: name it (-f {shlex.quote(os.path.realpath(self.path))})")
+            if not stat.S_ISREG(st.st_mode):
+                raise StorageError(f"-f {self.path} is {describe_kind(st.st_mode)}, not a regular file; name an "
+                                   "inventory file")
 
     def describe(self) -> str:
         return f"file {self.path}"
