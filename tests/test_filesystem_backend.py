@@ -242,7 +242,7 @@ def test_sigkill_at_random_moments_never_leaves_a_broken_file(tmp_path, ini):
     full = time.perf_counter() - t0
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    outcomes = {"old": 0, "new": 0, "temp left": 0}
+    outcomes = {"old": 0, "new": 0, "temp left": 0, "archived, not replaced": 0}
     for i in range(KILLS):
         set_marker(config_dir, i)
         old = read_bytes(inventory_path)
@@ -265,8 +265,12 @@ def test_sigkill_at_random_moments_never_leaves_a_broken_file(tmp_path, ini):
             assert (ref / INVENTORY).read_bytes() == now, f"seed {seed}, kill {i}: not the new inventory"
             shutil.rmtree(ref)
         if os.path.exists(os.path.join(config_dir, BACKUPS)):
-            for _name, data in members(config_dir):  # the archive is never torn either
+            kept = [data for _name, data in members(config_dir)]
+            for data in kept:  # the archive is never torn either
                 json.loads(data)
+            # Nor does a kill between the archive's rewrite and the inventory's rename keep a version twice.
+            assert all(a != b for a, b in zip(kept, kept[1:])), f"seed {seed}, kill {i}: a version archived twice"
+            outcomes["archived, not replaced"] += kept[-1] == now
         leftovers = temp_files(config_dir)
         outcomes["temp left"] += bool(leftovers)
         # A killed writer leaves at most its one temp file; the next writer removes it.
@@ -274,6 +278,11 @@ def test_sigkill_at_random_moments_never_leaves_a_broken_file(tmp_path, ini):
     set_marker(config_dir, "final")
     assert marker(ok(run_script(config_dir, ini=ini))) == "final"
     assert temp_files(config_dir) == []
+    listed = subprocess.run([sys.executable, MANAGE, "--config", config_dir, "--history", "--format", "json"],
+                            capture_output=True, text=True, env=clean_env(ini), timeout=120)
+    history = json.loads(listed.stdout)
+    assert len({v["version"] for v in history}) == len(history), f"seed {seed}: a version listed twice"
+    assert "no change" not in [v["summary"] for v in history[1:]], f"seed {seed}: {history}"
     print(f"\nSIGKILL x{KILLS} (seed {seed}, full run {full:.3f} s): {outcomes}")
 
 
