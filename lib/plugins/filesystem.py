@@ -175,11 +175,12 @@ class Storage:
             store.remove_temp_files(BACKUP_NAME)
             place.folder.remove_temp_files(place.name)
             place.folder.remove_temp_files(sidecar)
-            current = read_current(place)
+            current = read_current(place, parse=False)
             if current.refused:
                 raise StorageFailure(current.refused)  # someone else's file: never replaced, never moved
             if current.st is not None and current.data == data:
                 return
+            current = parsed(current, place)  # only to tell a damaged file, which is set aside, not archived
             self.access.check_can_give_group()
             # Taken before a damaged file is moved aside: its replacement keeps them (unless configured).
             found_mode = stat.S_IMODE(current.st.st_mode) if current.st is not None else 0o644
