@@ -204,6 +204,28 @@ def test_a_symlinked_archive_is_not_followed_but_set_aside(tmp_path, ini):
     assert [marker(json.loads(data)) for _, data in members(config_dir)] == [1]
 
 
+@pytest.mark.parametrize("advice", ["--restore", "tar"])
+def test_a_corrupt_target_behind_a_link_names_both_and_the_advice_keeps_the_link(tmp_path, ini, advice):
+    config_dir, target = _linked(tmp_path, ini)
+    versions(config_dir, 3, ini)
+    link = os.path.join(config_dir, INVENTORY)
+    good = members(config_dir)[-1][1]
+    with open(target, "w") as fh:
+        fh.write("{damaged")
+    line = one_error_line(run_script(config_dir, ini=ini))
+    assert f"{link} (a symbolic link to {target}) is not valid JSON" in line
+    if advice == "--restore":
+        command = re.search(r"'(\S*inventory-manage\.py --config \S+ --restore \S+)'", line).group(1)
+        done = subprocess.run([sys.executable, *shlex.split(command)], capture_output=True, text=True,
+                              env=clean_env(ini), timeout=120)
+        assert done.returncode == 0, done.stderr
+    else:
+        command = re.search(r"'(tar -xOf [^']+)'", line).group(1)
+        assert command.endswith(f"> {target}")  # the file itself, named: what the link leads to
+        subprocess.run(["/bin/sh", "-c", command], check=True, timeout=60)
+    assert os.path.islink(link) and os.readlink(link) == target and read_bytes(target) == good
+
+
 def test_symlink_target_folder_is_locked_too(tmp_path, ini):
     from osa_inventory.storage.safe_files import flock_wait
     config_dir, target = _linked(tmp_path, ini)
