@@ -78,28 +78,31 @@ def test_records_say_who_changed_what_when_from_where_and_why(operators):
     base = tempfile.mkdtemp(prefix="osa-records-", dir="/tmp")  # the users must reach it
     try:
         os.chmod(base, 0o755)
-        dep = Deployment(base)
+        # The safe way to share: the operators' group reads; changes are made as root, through sudo.
+        dep = Deployment(base, ini_text=f"[inventory]\nbackend = filesystem\n[filesystem]\ngroup = {group}\n"
+                                        "mode = 0640\n")
+        os.chmod(dep.ini, 0o644)
         os.chown(dep.config_dir, 0, grp.getgrnam(group).gr_gid)
-        os.chmod(dep.config_dir, 0o2770)  # the operators' group writes the folder; others see nothing
+        os.chmod(dep.config_dir, 0o2750)
         need_python_for(alice)
 
         dep.generate(env={"OSA_INVENTORY_REASON": "first deploy"})
-        removed = _run_as(alice, MANAGE, dep, "-r", "compute1", "--reason", "decommission compute1 (OPS-1)",
-                          env={"OSA_INVENTORY_REASON": "--reason wins over this"})
+        removed = dep.manage("-r", "compute1", "--reason", "decommission compute1 (OPS-1)",
+                             env={"OSA_INVENTORY_REASON": "--reason wins over this", "SUDO_USER": alice})
         assert removed.returncode == 0, removed.stderr
-        rerun = _run_as(bob, INVENTORY_SCRIPT, dep, "--list", env={"OSA_INVENTORY_REASON": "rack 2 is back"})
-        assert rerun.returncode == 0 and rerun.stderr == "", rerun.stderr
+        dep.generate(env={"OSA_INVENTORY_REASON": "rack 2 is back", "SUDO_USER": bob})
         listed = json_history(dep)
-        restored = _run_as(alice, MANAGE, dep, "--restore", listed[1]["version"])
+        restored = dep.manage("--restore", listed[1]["version"], env={"SUDO_USER": alice})
         assert restored.returncode == 0, restored.stderr
 
-        table = _run_as(bob, MANAGE, dep, "--history")
+        table = _run_as(bob, MANAGE, dep, "--history")  # a member reads the history as himself
         assert table.returncode == 0, table.stderr
         after = json_history(dep)
     finally:
         shutil.rmtree(base)
 
-    assert [v["user"] for v in after] == ["root", alice, bob, alice]
+    assert [v["user"] for v in after] == ["root", f"root (sudo: {alice})", f"root (sudo: {bob})",
+                                          f"root (sudo: {alice})"]
     assert [v["command"] for v in after] == ["dynamic_inventory", "inventory-manage -r compute1",
                                              "dynamic_inventory", f"inventory-manage --restore {listed[1]['version']}"]
     assert [v["reason"] for v in after] == ["first deploy", "decommission compute1 (OPS-1)", "rack 2 is back", ""]
@@ -112,8 +115,9 @@ def test_records_say_who_changed_what_when_from_where_and_why(operators):
     assert len({v["version"] for v in after}) == 4 and [v["current"] for v in after] == [False] * 3 + [True]
     rows = [r for r in table.stdout.splitlines() if r.startswith("| ")]
     assert [c.strip() for c in rows[0].split("|")[1:-1]] == list(history_view.COLUMNS)
+    user_cell = history_view._cell(f"root (sudo: {alice})", history_view.WIDTHS["user"])[0]  # cut short, as shown
     assert [c.strip() for c in rows[-1].split("|")[1:-1]][3:7] == [
-        alice, current_host(), f"inventory-manage --restore {listed[1]['version']}", "-"]
+        user_cell, current_host(), f"inventory-manage --restore {listed[1]['version']}", "-"]
 
 
 def test_the_sidecar_is_never_looser_than_the_inventory_and_the_archive_keeps_its_shape(tmp_path):
@@ -238,7 +242,7 @@ def _make_hostile(kind: str, folder: str, elsewhere: str) -> str:
     if kind == "huge":
         with open(path, "wb") as fh:
             fh.truncate(records.size_limit(15) + 1)  # sparse: costs nothing
-        return "more than the"
+        return "is larger than"
     if kind == "symbolic link elsewhere":
         target = os.path.join(elsewhere, "forged.json")
         with open(target, "w") as fh:
@@ -247,12 +251,12 @@ def _make_hostile(kind: str, folder: str, elsewhere: str) -> str:
         return "is a symbolic link"
     if kind == "FIFO":
         os.mkfifo(path, 0o644)
-        return "is not a regular file"
+        return "is a FIFO (named pipe), not a regular file"
     if kind == "writable by others":
         with open(path, "w") as fh:
             fh.write(_forged(folder))
         os.chmod(path, 0o666)
-        return "may be changed by its group (mode 0666)"
+        return "is writable by group or others (mode 0666)"
     if kind == "another owner":
         if os.geteuid() != 0:
             pytest.skip("needs root to give the file to another owner")

@@ -196,7 +196,7 @@ def test_backup_only_when_a_changed_inventory_replaces_an_older_one(tmp_path, in
 
 # -- file modes --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("mode", [0o640, 0o600, 0o664])
+@pytest.mark.parametrize("mode", [0o640, 0o600, 0o644, 0o400])
 def test_mode_of_an_existing_file_is_kept(tmp_path, ini, mode):
     config_dir = make_config(tmp_path / "config")
     path = os.path.join(config_dir, INVENTORY)
@@ -242,7 +242,7 @@ def test_sigkill_at_random_moments_never_leaves_a_broken_file(tmp_path, ini):
     full = time.perf_counter() - t0
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    outcomes = {"old": 0, "new": 0, "temp left": 0}
+    outcomes = {"old": 0, "new": 0, "temp left": 0, "archived, not replaced": 0}
     for i in range(KILLS):
         set_marker(config_dir, i)
         old = read_bytes(inventory_path)
@@ -265,8 +265,12 @@ def test_sigkill_at_random_moments_never_leaves_a_broken_file(tmp_path, ini):
             assert (ref / INVENTORY).read_bytes() == now, f"seed {seed}, kill {i}: not the new inventory"
             shutil.rmtree(ref)
         if os.path.exists(os.path.join(config_dir, BACKUPS)):
-            for _name, data in members(config_dir):  # the archive is never torn either
+            kept = [data for _name, data in members(config_dir)]
+            for data in kept:  # the archive is never torn either
                 json.loads(data)
+            # Nor does a kill between the archive's rewrite and the inventory's rename keep a version twice.
+            assert all(a != b for a, b in zip(kept, kept[1:])), f"seed {seed}, kill {i}: a version archived twice"
+            outcomes["archived, not replaced"] += kept[-1] == now
         leftovers = temp_files(config_dir)
         outcomes["temp left"] += bool(leftovers)
         # A killed writer leaves at most its one temp file; the next writer removes it.
@@ -274,6 +278,11 @@ def test_sigkill_at_random_moments_never_leaves_a_broken_file(tmp_path, ini):
     set_marker(config_dir, "final")
     assert marker(ok(run_script(config_dir, ini=ini))) == "final"
     assert temp_files(config_dir) == []
+    listed = subprocess.run([sys.executable, MANAGE, "--config", config_dir, "--history", "--format", "json"],
+                            capture_output=True, text=True, env=clean_env(ini), timeout=120)
+    history = json.loads(listed.stdout)
+    assert len({v["version"] for v in history}) == len(history), f"seed {seed}: a version listed twice"
+    assert "no change" not in [v["summary"] for v in history[1:]], f"seed {seed}: {history}"
     print(f"\nSIGKILL x{KILLS} (seed {seed}, full run {full:.3f} s): {outcomes}")
 
 
@@ -369,7 +378,8 @@ def test_restore_command_named_in_the_error_works(tmp_path, ini):
     assert words[:3] == [MANAGE, "--config", config_dir], words
     env = clean_env(ini)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")  # a deployer's python3
-    result = subprocess.run(words, capture_output=True, text=True, env=env, timeout=120)  # as printed
+    result = subprocess.run(words, capture_output=True, text=True, env=env, timeout=120,
+                            cwd="/")  # as printed, from another folder
     assert result.returncode == 0, result.stderr
     with open(path) as fh:
         assert json.load(fh) == good

@@ -18,11 +18,12 @@ import tarfile
 
 import pytest
 from helpers import run_script
+from test_manage_support import snapshot
 from test_filesystem_backend import (BACKUPS, INVENTORY, MANAGE, clean_env, ini, make_config, marker,  # noqa: F401
                                      members, ok, read_bytes, set_marker)
 
 from osa_inventory.storage.loader import open_backend
-from osa_inventory.storage.safe_files import set_aside
+from osa_inventory.storage.store_files import Folder
 from osa_inventory.storage.settings import Settings
 
 
@@ -51,13 +52,12 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
 def test_set_aside_names_never_collide(tmp_path):
     stamp = "20260101_000000"
     made = []
-    for i in range(3):
-        path = tmp_path / "archive.tar"
-        path.write_bytes(b"damaged %d" % i)
-        made.append(set_aside(str(path), "corrupt", stamp))
-    assert [os.path.basename(p) for p in made] == [
-        f"archive.tar.corrupt-{stamp}", f"archive.tar.corrupt-{stamp}-2", f"archive.tar.corrupt-{stamp}-3"]
-    assert [open(p, "rb").read() for p in made] == [b"damaged 0", b"damaged 1", b"damaged 2"]
+    with Folder.open(str(tmp_path)) as folder:
+        for i in range(3):
+            (tmp_path / "archive.tar").write_bytes(b"damaged %d" % i)
+            made.append(folder.set_aside("archive.tar", "corrupt", stamp))
+    assert made == [f"archive.tar.corrupt-{stamp}", f"archive.tar.corrupt-{stamp}-2", f"archive.tar.corrupt-{stamp}-3"]
+    assert [(tmp_path / p).read_bytes() for p in made] == [b"damaged 0", b"damaged 1", b"damaged 2"]
     assert not (tmp_path / "archive.tar").exists()
 
 
@@ -134,6 +134,7 @@ def test_corrupt_inventory_with_a_truncated_archive_names_a_restore_that_works(t
     line = one_error_line(run_script(config_dir, ini=ini))
     assert "tar -xOf" not in line
     command = re.search(r"'(\S*scripts/inventory-manage\.py [^']*--restore \S+)'", line)
+    assert command, line
     words = shlex.split(command.group(1))
     assert words[:3] == [MANAGE, "--config", config_dir], words
     env = clean_env(ini)
@@ -185,17 +186,47 @@ def test_symlinked_inventory_stays_a_link_and_its_target_is_replaced(tmp_path, i
     assert not [n for n in os.listdir(config_dir) if n.endswith(".tmp")]
 
 
-def test_symlinked_archive_stays_a_link(tmp_path, ini):
+def test_a_symlinked_archive_is_not_followed_but_set_aside(tmp_path, ini):
     config_dir, target = _linked(tmp_path, ini)
     versions(config_dir, 2, ini)
     archive_target = os.path.join(os.path.dirname(target), "prod-backups.tar")
     os.replace(os.path.join(config_dir, BACKUPS), archive_target)
     os.symlink(archive_target, os.path.join(config_dir, BACKUPS))
-    before = len(members(config_dir))
-    set_marker(config_dir, "archived through a link")
+    before = snapshot(archive_target)
+    listing = manage(config_dir, ini, "--history")
+    assert listing.returncode == 0, listing.stderr
+    assert f"note: earlier versions not shown: {os.path.join(config_dir, BACKUPS)} is a symbolic link to " \
+           f"{archive_target}, which is not followed here" in listing.stdout
+    set_marker(config_dir, "archived beside the inventory")
     ok(run_script(config_dir, ini=ini))
-    assert os.path.islink(os.path.join(config_dir, BACKUPS))
-    assert len(members(config_dir)) == before + 1 and marker(json.loads(members(config_dir)[-1][1])) == 1
+    # Only the inventory itself may be a link: the archive link is moved aside as found, never written through.
+    assert snapshot(archive_target) == before
+    aside = [n for n in os.listdir(config_dir) if n.startswith(BACKUPS + ".untrusted-")]
+    assert len(aside) == 1 and os.readlink(os.path.join(config_dir, aside[0])) == archive_target
+    assert not os.path.islink(os.path.join(config_dir, BACKUPS))
+    assert [marker(json.loads(data)) for _, data in members(config_dir)] == [1]
+
+
+@pytest.mark.parametrize("advice", ["--restore", "tar"])
+def test_a_corrupt_target_behind_a_link_names_both_and_the_advice_keeps_the_link(tmp_path, ini, advice):
+    config_dir, target = _linked(tmp_path, ini)
+    versions(config_dir, 3, ini)
+    link = os.path.join(config_dir, INVENTORY)
+    good = members(config_dir)[-1][1]
+    with open(target, "w") as fh:
+        fh.write("{damaged")
+    line = one_error_line(run_script(config_dir, ini=ini))
+    assert f"{link} (a symbolic link to {target}) is not valid JSON" in line
+    if advice == "--restore":
+        command = re.search(r"'(\S*inventory-manage\.py --config \S+ --restore \S+)'", line).group(1)
+        done = subprocess.run([sys.executable, *shlex.split(command)], capture_output=True, text=True,
+                              env=clean_env(ini), timeout=120)
+        assert done.returncode == 0, done.stderr
+    else:
+        command = re.search(r"'(tar -xOf [^']+)'", line).group(1)
+        assert command.endswith(f"> {target}")  # the file itself, named: what the link leads to
+        subprocess.run(["/bin/sh", "-c", command], check=True, timeout=60)
+    assert os.path.islink(link) and os.readlink(link) == target and read_bytes(target) == good
 
 
 def test_symlink_target_folder_is_locked_too(tmp_path, ini):
@@ -263,16 +294,16 @@ def test_backup_archive_is_never_looser_than_the_inventory(tmp_path, ini):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
-def test_owner_of_inventory_is_kept_and_given_to_the_archive(tmp_path, ini):
+def test_group_of_inventory_is_kept_and_given_to_the_archive(tmp_path, ini):
     config_dir = versions(make_config(tmp_path / "config"), 2, ini)
     inventory, archive = os.path.join(config_dir, INVENTORY), os.path.join(config_dir, BACKUPS)
-    os.chown(inventory, 4321, 4322)
+    os.chown(inventory, 0, 4322)
     os.chmod(inventory, 0o640)
     set_marker(config_dir, "owned")
     ok(run_script(config_dir, ini=ini))
     for path in (inventory, archive):
         st = os.stat(path)
-        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (4321, 4322, 0o640), path
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 4322, 0o640), path
 
 
 def test_restore_over_a_corrupt_file_keeps_its_mode(tmp_path, ini):

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import sys
 import time
 from typing import Sequence
@@ -25,6 +26,7 @@ from .errors import InventoryError, one_line
 from .resources import environment_dir
 from .storage.loader import open_backend
 from .storage.settings import read_settings
+from .storage.store_files import Folder, open_folder_fd
 from .stdout_guard import stdout_for_result_only
 
 LOG = logging.getLogger("osa_inventory")
@@ -60,12 +62,21 @@ def build_parser(default_environment: str) -> argparse.ArgumentParser:
 class _PrivateLog(logging.FileHandler):
     """inventory.log, created 0600 (it names hosts and paths); a log that cannot be opened is skipped.
 
+    It is opened relative to the config folder without following a link, and
+    appended to only when it is a file of root's or the current user's that
+    nobody else may write, with one name (:mod:`.storage.store_files`): a link
+    or a file planted there never takes root's lines elsewhere.
     FileHandler opens its file outside its own error handling, so without this a
     warning logged on a read-only config folder would fail whatever logged it.
     """
 
     def _open(self):
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        folder, name = os.path.split(self.baseFilename)
+        with Folder(open_folder_fd(folder), folder) as opened:
+            try:
+                fd = opened.open_append(name)
+            except InventoryError as exc:
+                raise OSError(str(exc)) from None  # skipped, like any log that cannot be opened
         return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -75,13 +86,28 @@ class _PrivateLog(logging.FileHandler):
             self.handleError(record)  # silent: logging.raiseExceptions is off
 
 
+class _OneLineFormatter(logging.Formatter):
+    """Each message on one line: text from a config (a key holding a newline) cannot forge log lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return super().formatMessage(record).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def _setup_logging(config_dir: str, debug: bool) -> None:
     logging.raiseExceptions = False  # a read-only config folder must not print logging errors on stderr
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
+    with Folder.open(config_dir) as folder:
+        found = folder.lstat(LOG_NAME)
+        # A link, or a file someone else may change, would take root's lines elsewhere: refused, not
+        # skipped, so the operator hears of it. Anything else (a folder, a FIFO) is a log that cannot be opened.
+        planted = folder.check(LOG_NAME) if found and (stat.S_ISLNK(found.st_mode) or stat.S_ISREG(found.st_mode)) \
+            else None
+    if planted:
+        raise InventoryError(str(planted))
     handler = _PrivateLog(os.path.join(config_dir, LOG_NAME), delay=True)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
 

@@ -16,17 +16,22 @@ Options (osa.ini section ``[filesystem]`` or ``OSA_INVENTORY_FILESYSTEM_<OPTION>
     Permission bits of those files, octal (e.g. ``0640``; default: unset,
     the inventory keeps its mode and the archive is never looser).
 
-What it does that OSA's generator does not: every replacement goes through a
-temporary file in the same folder, fsync and an atomic rename (then an fsync
-of the folder), so a crash leaves either the old or the new file; an
+What it does that OSA's generator does not: every file is opened relative
+to the store's folder and never through a link someone planted, and used
+only when root or the current user owns it and nobody else may write it
+(:mod:`osa_inventory.storage.store_files`); every replacement goes through
+a temporary file in the same folder, fsync and an atomic rename (then an
+fsync of the folder), so a crash leaves either the old or the new file; an
 exclusive ``flock`` on the inventory's folder is held across
 load-generate-write, so concurrent runs serialise instead of losing updates;
-the backup archive is rewritten atomically with exactly the newest N
-versions, never with looser permissions than the inventory (or with the
-configured ``group`` and ``mode``, which every file written gets); a corrupt
-inventory is reported, never overwritten; a damaged archive still gives
-every version it holds intact; and a symbolic link in place of either file
-stays a link: its target is replaced, atomically, in the target's own folder.
+the backup archive (:mod:`osa_inventory.backends.filesystem_archive`) is
+rewritten atomically with exactly the newest N versions, never one twice,
+never with looser permissions than the inventory (or with the configured
+``group`` and ``mode``, which every file written gets); a corrupt inventory
+is reported, never overwritten; a damaged archive still gives every version
+it holds intact; and the inventory may be a symbolic link (to a shared
+disk), followed only when the link, its target and the target's folder pass
+the same checks: the target is then replaced, atomically, in its own folder.
 Who wrote each version and why is kept in ``openstack_inventory.changes.json``
 beside it (see :mod:`osa_inventory.backends.filesystem_records`), so the two
 files OSA's tools read keep their exact format.
@@ -36,35 +41,39 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import io
 import json
+import logging
 import os
+import shlex
 import stat
-import tarfile
 import time
+from dataclasses import dataclass
 from typing import ContextManager, Iterator
 
 from osa_inventory.accounting import pending_change
+from osa_inventory.backends import filesystem_archive as archives
 from osa_inventory.backends import filesystem_records as records
+from osa_inventory.backends.filesystem_archive import BACKUP_NAME, Archive, version_of
+from osa_inventory.bounded import MAX_INVENTORY_BYTES, parse_json
+from osa_inventory.errors import InventoryError
 from osa_inventory.errors import StorageError as StorageFailure
 from osa_inventory.resources import manage_command
 from osa_inventory.storage.file_access import FileAccess
 from osa_inventory.storage.options import Option, declare, read_options
-from osa_inventory.storage.safe_files import (TEMP_SUFFIX, Reentrant, atomic_write, flock_wait, owner_of,
-                                              set_aside)
+from osa_inventory.storage.safe_files import Reentrant
+from osa_inventory.storage.store_files import DamagedFile, Folder, Place, locate
 
 INVENTORY_NAME = "openstack_inventory.json"
-BACKUP_NAME = "backup_openstack_inventory.tar"
-MEMBER_PREFIX = INVENTORY_NAME + "-"
 CURRENT = "current"
 LOCK_HINT = "wait for it to finish or raise [filesystem] lock_timeout"
+LOG = logging.getLogger("osa_inventory.filesystem")  # the script's inventory.log; inventory-manage's stderr
 
 OPTIONS = declare(
     Option("path", "path", default="", help="folder holding openstack_inventory.json"),
     Option("backups", "whole", default=15, minimum=0, help="earlier versions the backup archive keeps"),
     Option("lock_timeout", "number", default=300.0, minimum=0, help="seconds to wait for another run's lock"),
     Option("group", "text", default="", help="group of the inventory, its backups and files set aside"),
-    Option("mode", "text", default="", help="octal mode of those files, e.g. 0640 (no execute, not world-writable)"),
+    Option("mode", "text", default="", help="octal mode of those files, e.g. 0640 (no execute, only the owner writes)"),
 )
 
 
@@ -73,47 +82,50 @@ def dumps(inventory: dict) -> str:
     return json.dumps(inventory, indent=4, sort_keys=True)
 
 
-class Archive:
-    """The members of the backup archive that can be read, and what stopped the reading."""
+@dataclass
+class Current:
+    """The inventory file as found: its status and bytes, the inventory, or why it cannot be used."""
 
-    def __init__(self, members: list[tuple[tarfile.TarInfo, bytes]], damage: str | None):
-        self.members = members
-        self.damage = damage
+    st: os.stat_result | None = None
+    data: bytes = b""
+    inventory: dict | None = None
+    damage: str = ""
+    refused: str = ""
 
 
-def read_archive(path: str) -> Archive:
-    """Every complete member of the tar file ``path``, in order, up to the first damage.
+def read_current(place: Place, parse: bool = True) -> Current:
+    """The inventory file at ``place``; never raises for what is wrong with the file itself.
 
-    The archive is read as a stream, so a truncated or partly overwritten file
-    still gives back each member before the damage.
+    ``parse=False`` reads only the bytes (enough to name and key the version).
     """
     try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        return Archive([], None)
-    members: list[tuple[tarfile.TarInfo, bytes]] = []
-    with fh:
-        if os.fstat(fh.fileno()).st_size == 0:
-            return Archive([], "it is empty")
-        try:
-            with tarfile.open(fileobj=fh, mode="r|") as tar:
-                for member in tar:
-                    if not member.isfile():
-                        continue
-                    data = tar.extractfile(member).read()
-                    if len(data) != member.size:
-                        raise tarfile.ReadError("unexpected end of data")
-                    members.append((member, data))
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            return Archive(members, f"{exc or type(exc).__name__} after {len(members)} readable version(s)")
-    return Archive(members, None)
+        found = place.folder.read(place.name, MAX_INVENTORY_BYTES)
+    except DamagedFile as exc:
+        return Current(place.folder.lstat(place.name), damage=_without_path(str(exc), place.path))
+    except StorageFailure as exc:
+        return Current(place.folder.lstat(place.name), refused=str(exc))
+    if found is None:
+        return Current()
+    data, st = found
+    return parsed(Current(st, data), place) if parse else Current(st, data)
 
 
-def version_of(member_name: str) -> str:
-    """The version name ``--history`` shows for an archive member."""
-    if member_name.startswith(MEMBER_PREFIX) and member_name.endswith(".json"):
-        return member_name[len(MEMBER_PREFIX):-len(".json")]
-    return member_name
+def parsed(current: Current, place: Place) -> Current:
+    """``current`` with its inventory parsed, or with the damage that stops it."""
+    if current.st is None or current.damage or current.refused or current.inventory is not None:
+        return current
+    data, st = current.data, current.st
+    try:
+        value = parse_json(data, shown=place.path, error=DamagedFile)
+    except DamagedFile as exc:
+        return Current(st, data, damage=_without_path(str(exc), place.path))
+    if not isinstance(value, dict):
+        return Current(st, data, damage="does not hold a JSON object")
+    return Current(st, data, value)
+
+
+def _without_path(message: str, path: str) -> str:
+    return message[len(path) + 2:] if message.startswith(path + ": ") else message
 
 
 class Storage:
@@ -125,7 +137,10 @@ class Storage:
         self.keep = 15
         self.lock_timeout = 300.0
         self.access = FileAccess()
+        #: How inventory-manage is told which store this is, in advice (``-f FILE`` when it opened the file).
+        self.manage_target = ""
         self._lock = Reentrant(self._lock_folders)
+        self._held: tuple[Folder, Place] | None = None
 
     # -- contract ---------------------------------------------------------
 
@@ -139,46 +154,48 @@ class Storage:
         self.folder = os.path.abspath(os.path.join(config_dir, os.path.expanduser(path)))
         self.keep, self.lock_timeout = values["backups"], values["lock_timeout"]
         self.access = FileAccess.from_options(values["group"], values["mode"])
+        self.manage_target = f"--config {shlex.quote(os.path.abspath(config_dir))}" if config_dir else ""
         if not os.path.isdir(self.folder):
             raise StorageFailure(f"folder {self.folder} does not exist; create it or set [filesystem] path")
 
     def load(self) -> dict | None:
-        text = self._read_current()
-        if text is None:
-            return None
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise StorageFailure(self._corrupt_message(f"is not valid JSON ({exc})")) from None
-        if not isinstance(data, dict):
-            raise StorageFailure(self._corrupt_message("does not hold a JSON object"))
-        return data
+        with self._opened() as (store, place):
+            current = read_current(place)
+            if current.refused:
+                raise StorageFailure(current.refused)
+            if current.damage:
+                raise StorageFailure(self._corrupt_message(store, place, current.damage))
+            return current.inventory
 
     def write(self, inventory: dict) -> None:
-        text = dumps(inventory)
+        data = dumps(inventory).encode("utf-8")
         with self.lock():
-            self._remove_stale_temp_files()
-            target = self._file(self.inventory_path)
-            old = self._read_current()
-            if old == text:
+            assert self._held is not None
+            store, place = self._held
+            sidecar = records.sidecar_of(place.name)
+            store.remove_temp_files(BACKUP_NAME)
+            place.folder.remove_temp_files(place.name)
+            place.folder.remove_temp_files(sidecar)
+            current = read_current(place, parse=False)
+            if current.refused:
+                raise StorageFailure(current.refused)  # someone else's file: never replaced, never moved
+            if current.st is not None and current.data == data:
                 return
+            current = parsed(current, place)  # only to tell a damaged file, which is set aside, not archived
             self.access.check_can_give_group()
             # Taken before a damaged file is moved aside: its replacement keeps them (unless configured).
-            mode = self.access.mode_for(_mode_of(target, 0o644))
-            owner = self.access.owner_for(owner_of(target))
-            if old is not None:
-                try:
-                    json.loads(old)
-                except ValueError:
-                    # Only an explicit restore/import gets here; keep the damaged file for forensics.
-                    self.access.apply(set_aside(target, "corrupt", _stamp()))
-                    old = None
+            found_mode = stat.S_IMODE(current.st.st_mode) if current.st is not None else 0o644
+            owner = self.access.owner_for((current.st.st_uid, current.st.st_gid) if current.st is not None else None)
+            mode = self.access.mode_for(found_mode)
             kept = None
-            if old is not None and self.keep > 0:
-                kept = self._add_backup(old, target)
-            data = text.encode("utf-8")
-            written = self._record_change(target, data, kept, mode, owner)
-            atomic_write(target, data, mode, owner, mtime=written)
+            if current.damage:
+                # Only an explicit restore/import gets here; keep the damaged file for forensics.
+                aside = place.folder.set_aside(place.name, "corrupt", _stamp())
+                place.folder.give(aside, self.access)
+            elif current.st is not None and self.keep > 0:
+                kept = self._add_backup(store, current, found_mode, owner)
+            written = self._record_change(place, data, kept, mode, owner)
+            place.folder.replace(place.name, data, mode, owner, mtime=written)
 
     # -- optional extras --------------------------------------------------
 
@@ -189,9 +206,10 @@ class Storage:
         """Exclusive across processes (``flock``), re-entrant within this object.
 
         The lock is on the folder itself: no lock file is left behind, and the
-        folder outlives every atomic rename of the files in it. When a file is
-        a symbolic link, the folder of its target is locked as well, so that
-        every configuration linking to one inventory takes the same lock.
+        folder outlives every atomic rename of the files in it. When the
+        inventory is a symbolic link, the folder of its target is locked as
+        well, so that every configuration linking to one inventory takes the
+        same lock; the writes under it go to the folders locked, never by path.
         """
         return self._lock()
 
@@ -201,50 +219,78 @@ class Storage:
         Each version is named and dated by when it was written
         (``YYYYmmdd_HHMMSS``, ``_02``... within one second), the current file
         too, under the name it keeps once a later write archives it. Lists
-        every version a damaged archive still holds intact. Each version
-        carries its change record when the sidecar has one for it."""
-        archive = read_archive(self._file(self.backup_path))
-        versions = [({"version": version_of(m.name), "time": _iso(m.mtime), "member": m.name},
-                     records.key_of(data, m.mtime)) for m, data in archive.members]
-        with contextlib.suppress(FileNotFoundError):
-            written, key = records.file_key(self.inventory_path)
-            versions.append(({"version": self._current_version(archive), "time": _iso(written)}, key))
-        target = self.inventory_path
-        with contextlib.suppress(StorageFailure):  # a dangling link: the versions are listed all the same
-            target = self._file(target)
-        records.attach(versions, records.read(records.sidecar_of(target), target, records.size_limit(self.keep)))
+        every version a damaged archive still holds intact, and a version an
+        interrupted write archived while it is still current only once. Each
+        version carries its change record when the sidecar has one for it;
+        ``note`` says why an archive or a link is not used."""
+        with Folder.open(self.folder) as store:
+            archive = archives.read(store, self.keep)
+            versions = [({"version": version_of(m.name), "time": _iso(m.mtime), "member": m.name},
+                         records.key_of(data, m.mtime)) for m, data in archive.members]
+            notes = []
+            if archive.untrusted:
+                notes.append(f"earlier versions not shown: {store.join(BACKUP_NAME)} {archive.untrusted}; the next "
+                             f"change moves it aside as {BACKUP_NAME}.untrusted-<UTC time> and starts a new archive")
+            try:
+                place = locate(store, INVENTORY_NAME)
+            except StorageFailure:
+                # A dangling or refused link: the archived versions are listed all the same, and the current
+                # one as a version that cannot be read (reading it says why).
+                place, current = Place(store, INVENTORY_NAME), Current()
+                versions.append(({"version": CURRENT, "time": ""}, ("", -1)))
+            else:
+                current = read_current(place, parse=False)
+            with place:
+                if current.st is not None:
+                    if archives.holds_current(archive, current.data, current.st.st_mtime):
+                        versions.pop()
+                    key = records.key_of(current.data, current.st.st_mtime) if current.data else ("", -1)
+                    versions.append(({"version": self._current_version(archive, current),
+                                      "time": _iso(current.st.st_mtime)}, key))
+                for entry, _ in versions:
+                    if notes:
+                        entry["note"] = "; ".join(notes)
+                sidecar = records.sidecar_of(place.name)
+                records.attach(versions, records.read(place.folder, sidecar, records.size_limit(self.keep)))
         return [entry for entry, _ in versions]
 
-    def _current_version(self, archive: Archive) -> str:
+    def _current_version(self, archive: Archive, current: Current) -> str:
         """The current file's version name: the archive name its write time will get.
 
         Behind a damaged archive that name cannot be known (it may be one of
         the members lost), so the current file is then called ``current``.
         """
-        try:
-            written = os.stat(self.inventory_path).st_mtime
-        except OSError:
+        if current.st is None or archive.damage:
             return CURRENT
-        if archive.damage:
-            return CURRENT
-        return version_of(_backup_name({m.name for m, _ in archive.members}, written))
+        if archives.holds_current(archive, current.data, current.st.st_mtime):
+            return version_of(archive.members[-1][0].name)
+        return version_of(archives.member_name({m.name for m, _ in archive.members}, current.st.st_mtime))
 
     def read_version(self, version: str) -> dict:
-        archive = read_archive(self._file(self.backup_path))
-        if version in (CURRENT, self._current_version(archive)):
-            data = self.load()
-            if data is None:
-                raise StorageFailure(f"{self.inventory_path} does not exist")
-            return data
-        for member, data in archive.members:
-            if version in (member.name, version_of(member.name)):
-                try:
-                    return json.loads(data.decode("utf-8"))
-                except ValueError:
-                    raise StorageFailure(f"version {version} in {self.backup_path} is not valid JSON; "
-                                         "choose another one from --history") from None
-        damaged = f" (the archive is damaged: {archive.damage})" if archive.damage else ""
-        raise StorageFailure(f"no version {version!r} in {self.backup_path}{damaged}; list them with --history")
+        with self._opened() as (store, place):
+            archive = archives.read(store, self.keep)
+            current = read_current(place, parse=False)
+            if version in (CURRENT, self._current_version(archive, current)):
+                current = parsed(current, place)
+                if current.refused:
+                    raise StorageFailure(current.refused)
+                if current.damage:
+                    raise StorageFailure(self._corrupt_message(store, place, current.damage))
+                if current.inventory is None:
+                    raise StorageFailure(f"{place.shown()} does not exist")
+                return current.inventory
+            backups = store.join(BACKUP_NAME)
+            for member, data in archive.members:
+                if version in (member.name, version_of(member.name)):
+                    try:
+                        return parse_json(data, shown=f"version {version} in {backups}", error=StorageFailure)
+                    except StorageFailure as exc:
+                        raise StorageFailure(f"{exc}; choose another one from --history") from None
+            if archive.untrusted:
+                raise StorageFailure(f"no version {version!r} can be read: {backups} {archive.untrusted}, so none "
+                                     "of its versions is used; the next change moves it aside and starts a new one")
+            damaged = f" (the archive is damaged: {archive.damage})" if archive.damage else ""
+            raise StorageFailure(f"no version {version!r} in {backups}{damaged}; list them with --history")
 
     # -- internals --------------------------------------------------------
 
@@ -256,65 +302,31 @@ class Storage:
     def backup_path(self) -> str:
         return os.path.join(self.folder, BACKUP_NAME)
 
-    def _file(self, path: str) -> str:
-        """The file that holds ``path``'s content: ``path``, or the target of its symbolic link.
-
-        A link whose target is missing or not a regular file is refused, never
-        read as "no inventory" nor replaced by a regular file."""
-        if not os.path.islink(path):
-            return path
-        try:
-            target = os.path.realpath(path, strict=True)
-        except OSError as exc:
-            raise StorageFailure(
-                f"{path} is a symbolic link to {os.readlink(path)}, which cannot be followed "
-                f"({exc.strerror}); restore that file, or remove the link to start anew") from None
-        if not stat.S_ISREG(os.stat(target).st_mode):
-            raise StorageFailure(f"{path} is a symbolic link to {target}, which is not a regular file; "
-                                 "point the link at a file, or remove it")
-        return target
-
-    def _folders(self) -> list[str]:
-        """The folders a writer locks: the store's own, then those of any link targets."""
-        folders = [self.folder]
-        for path in (self.inventory_path, self.backup_path):
-            if os.path.islink(path):
-                folder = os.path.dirname(os.path.realpath(path))
-                if os.path.isdir(folder) and folder not in folders:
-                    folders.append(folder)
-        return folders
-
     @contextlib.contextmanager
     def _lock_folders(self) -> Iterator[None]:
         with contextlib.ExitStack() as stack:
-            for folder in self._folders():
-                stack.enter_context(flock_wait(folder, self.lock_timeout, LOCK_HINT))
-            yield
+            store = stack.enter_context(Folder.open(self.folder))
+            stack.enter_context(store.locked(self.lock_timeout, LOCK_HINT))
+            # The link is resolved under the store's lock, and what it leads to stays open until the lock ends.
+            place = stack.enter_context(locate(store, INVENTORY_NAME))
+            if place.folder is not store:
+                stack.enter_context(place.folder.locked(self.lock_timeout, LOCK_HINT))
+            self._held = (store, place)
+            try:
+                yield
+            finally:
+                self._held = None
 
-    def _remove_stale_temp_files(self) -> None:
-        """Delete temp files of runs killed mid-write (only the lock holder writes them)."""
-        resolved = []
-        for path in (self.inventory_path, self.backup_path):
-            with contextlib.suppress(StorageFailure):
-                path = self._file(path)
-            resolved.append(path)
-        for path in resolved + [records.sidecar_of(resolved[0])]:
-            folder, name = os.path.split(path)
-            for entry in os.listdir(folder):
-                if entry.startswith("." + name + ".") and entry.endswith(TEMP_SUFFIX):
-                    with contextlib.suppress(OSError):
-                        os.unlink(os.path.join(folder, entry))
+    @contextlib.contextmanager
+    def _opened(self) -> Iterator[tuple[Folder, Place]]:
+        """The store's folder and the inventory's place: those locked, while the lock is held."""
+        if self._held is not None:
+            yield self._held
+            return
+        with Folder.open(self.folder) as store, locate(store, INVENTORY_NAME) as place:
+            yield store, place
 
-    def _read_current(self) -> str | None:
-        try:
-            with open(self._file(self.inventory_path), encoding="utf-8") as fh:
-                return fh.read()
-        except FileNotFoundError:
-            return None
-        except UnicodeDecodeError:
-            raise StorageFailure(self._corrupt_message("is not UTF-8 text")) from None
-
-    def _record_change(self, target: str, data: bytes, kept: list[tarfile.TarInfo] | None, mode: int,
+    def _record_change(self, place: Place, data: bytes, kept: list | None, mode: int,
                        owner: tuple[int, int] | None) -> float:
         """Keep the pending change's record for ``data`` (see :mod:`osa_inventory.backends.filesystem_records`).
 
@@ -323,99 +335,71 @@ class Storage:
         written = time.time()
         record = pending_change()
         if record is not None:
-            records.store(records.sidecar_of(target), target, record, records.key_of(data, written),
+            records.store(place.folder, records.sidecar_of(place.name), record, records.key_of(data, written),
                           None if kept is None else [int(m.mtime) for m in kept], self.keep, mode, owner,
-                          on_corrupt_aside=self.access.apply)
+                          on_corrupt_aside=lambda aside: place.folder.give(aside, self.access))
         return written
 
-    def _corrupt_message(self, what: str) -> str:
+    def _corrupt_message(self, store: Folder, place: Place, what: str) -> str:
+        archive = archives.read(store, self.keep)
         newest = None
-        archive = Archive([], None)
-        with contextlib.suppress(StorageFailure):
-            archive = read_archive(self._file(self.backup_path))
         for member, data in reversed(archive.members):
             try:
-                json.loads(data.decode("utf-8"))
-            except ValueError:
+                parse_json(data, shown=member.name)
+            except InventoryError:
                 continue
             newest = member.name
             break
+        backups = store.join(BACKUP_NAME)
         if newest:
-            hint = (f"the newest good backup is {newest} in {self.backup_path}; restore it with "
-                    f"'{manage_command(self.config_dir or None)} --restore {version_of(newest)}'")
+            # manage_target says how inventory-manage finds this store: --config DIR, or -f FILE.
+            manage = " ".join(filter(None, (manage_command(), self.manage_target)))
+            hint = (f"the newest good backup is {newest} in {backups}; restore it with "
+                    f"'{manage} --restore {version_of(newest)}'")
             # tar stops with an error at the damage (after extracting): offer it only for a sound archive.
             if not archive.damage:
-                hint += f" or 'tar -xOf {self.backup_path} {newest} > {self.inventory_path}'"
+                hint += f" or 'tar -xOf {shlex.quote(backups)} {shlex.quote(newest)} > {shlex.quote(place.path)}'"
         else:
             hint = "no good backup exists; repair the file by hand or import a saved copy"
-        return f"{self.inventory_path} {what}; it was left untouched; {hint}"
+        return f"{place.shown()} {what}; it was left untouched; {hint}"
 
-    def _add_backup(self, old_text: str, inventory_file: str) -> list[tarfile.TarInfo]:
-        """Rewrite the archive atomically with the newest ``keep`` versions, old_text last.
+    def _add_backup(self, store: Folder, current: Current, inventory_mode: int,
+                    owner: tuple[int, int] | None) -> list:
+        """Rewrite the archive atomically with the newest ``keep`` versions, the current file's last.
 
-        A damaged archive is set aside whole (what cannot be read may still be
-        recovered by hand) and its readable versions carry over. The archive
-        is never readable by anyone the inventory is not readable by. The
-        member is named and dated by when ``old_text`` was written (the
-        inventory file's mtime), so a version keeps its --history name
-        whether it is current or archived. Returns the members kept.
+        A damaged archive is set aside whole (what cannot be read may still
+        be recovered by hand, so it is cut to the inventory's mode) and its
+        readable versions carry over; an untrusted one is set aside as found
+        and none of its versions is used. The archive is never readable by
+        anyone the inventory is not readable by. The member is named and
+        dated by when the current file was written (its mtime), so a version
+        keeps its --history name whether it is current or archived, and a
+        member an interrupted write already added for it is not added again.
+        Returns the members kept.
         """
-        written = os.stat(inventory_file).st_mtime
-        path = self._file(self.backup_path)
-        archive = read_archive(path)
-        archive_mode = _mode_of(path, None)
-        inventory_mode = _mode_of(inventory_file, 0o644)
-        if archive.damage:
-            aside = set_aside(path, "corrupt", _stamp())
-            os.chmod(aside, (archive_mode or 0) & inventory_mode)
-            self.access.apply(aside)
+        assert current.st is not None
+        archive = archives.read(store, self.keep)
+        archive_mode = archive.mode
+        if archive.untrusted:
+            aside = store.set_aside(BACKUP_NAME, "untrusted", _stamp())  # as found: a link stays a link
+            LOG.warning("%s %s; moved aside as %s, and a new archive started", store.join(BACKUP_NAME),
+                        archive.untrusted, aside)
+            archive_mode = None
+        elif archive.damage:
+            store.give(store.set_aside(BACKUP_NAME, "corrupt", _stamp()), self.access, within=inventory_mode)
         members = archive.members
-        name = _backup_name({m.name for m, _ in members}, written)
-        info = tarfile.TarInfo(name)
-        data = old_text.encode("utf-8")
-        info.size, info.mtime, info.mode = len(data), int(written), self.access.mode_for(inventory_mode)
-        members = (members + [(info, data)])[-self.keep:]
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
-            for m, payload in members:
-                tar.addfile(m, io.BytesIO(payload))
+        if not archives.holds_current(archive, current.data, current.st.st_mtime):
+            members = members + [archives.new_member(members, current.data, current.st.st_mtime,
+                                                     self.access.mode_for(inventory_mode))]
+        members = members[-self.keep:]
         mode = inventory_mode if archive_mode is None else archive_mode & inventory_mode
-        atomic_write(path, buf.getvalue(), self.access.mode_for(mode), self.access.owner_for(owner_of(inventory_file)))
+        store.replace(BACKUP_NAME, archives.pack(members), self.access.mode_for(mode), owner)
         return [m for m, _ in members]
-
-
-def _backup_name(kept: set[str], written: float) -> str:
-    """The member name of a version written at ``written``, unique among ``kept``.
-
-    A second version within one second gets ``_02``, ``_03``...; counting on
-    from the highest kept suffix (not the lowest free one) keeps name order
-    equal to archive order even after pruning dropped the earlier ones.
-    """
-    base = f"{MEMBER_PREFIX}{_stamp_of(written)}"
-    highest = 0
-    for name in kept:
-        if name == base + ".json":
-            highest = max(highest, 1)
-        elif name.startswith(base + "_") and name.endswith(".json") and name[len(base) + 1:-5].isdigit():
-            highest = max(highest, int(name[len(base) + 1:-5]))
-    return f"{base}.json" if highest == 0 else f"{base}_{highest + 1:02d}.json"
 
 
 def _stamp() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d_%H%M%S")
 
 
-def _stamp_of(written: float) -> str:
-    """``YYYYmmdd_HHMMSS`` (UTC) of a file's write time."""
-    return _dt.datetime.fromtimestamp(written, _dt.timezone.utc).strftime("%Y%m%d_%H%M%S")
-
-
 def _iso(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _mode_of(path: str, default: int | None) -> int | None:
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        return default

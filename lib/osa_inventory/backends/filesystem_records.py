@@ -20,30 +20,31 @@ sidecar is written before the inventory is replaced, so a crash in between
 leaves an orphan record that no version claims, never a version claiming
 the wrong record; each write drops the records of versions no longer kept.
 
-The sidecar is trusted like the inventory: a symbolic link, another owner
-than the inventory's (or root), write permission the inventory does not
-give, a size beyond any honest file, invalid JSON or a wrong shape are each
-one line saying why its records are not shown; the inventory still loads
-and stores, and the next write moves the file aside
-(``.corrupt-<UTC time>`` or ``.untrusted-<UTC time>``) and starts anew.
+The sidecar is a store file like the inventory
+(:mod:`osa_inventory.storage.store_files`): a symbolic link, not a regular
+file, another owner than root or the current user, write permission for
+group or others, a second hard link, a size beyond any honest file, invalid
+or too deeply nested JSON or a wrong shape are each one line saying why its
+records are not shown; the inventory still loads and stores, and the next
+write moves the file aside (``.corrupt-<UTC time>`` or
+``.untrusted-<UTC time>``; a link is moved, never followed) and starts anew.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import errno
 import hashlib
 import json
 import logging
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 from ..accounting import FIELDS, MAX_FIELD, ChangeRecord
-from ..errors import InventoryError, StorageError
-from ..storage.safe_files import atomic_write, set_aside
+from ..bounded import parse_json
+from ..errors import InventoryError
+from ..storage.store_files import DamagedFile, Folder, UntrustedFile
 
 SUFFIX = ".changes.json"
 FORMAT = "osa-inventory change records"
@@ -59,23 +60,15 @@ LOG = logging.getLogger(__name__)
 Key = tuple[str, int]  # (SHA-256 hex digest of the exact text, whole seconds of the write time)
 
 
-def sidecar_of(inventory_file: str) -> str:
-    """Where the records of ``inventory_file`` (the real file, not a link to it) are kept."""
-    folder, name = os.path.split(inventory_file)
-    stem = name[:-len(".json")] if name.endswith(".json") else name
-    return os.path.join(folder, stem + SUFFIX)
+def sidecar_of(inventory_name: str) -> str:
+    """The name of the records file of the inventory file ``inventory_name``, in the same folder."""
+    stem = inventory_name[:-len(".json")] if inventory_name.endswith(".json") else inventory_name
+    return stem + SUFFIX
 
 
 def key_of(data: bytes, written: float) -> Key:
     """The key joining a version's exact text, written at ``written``, to its record."""
     return hashlib.sha256(data).hexdigest(), int(written)
-
-
-def file_key(path: str) -> tuple[float, Key]:
-    """The write time of the file at ``path`` (links followed) and its key; FileNotFoundError if none."""
-    with open(path, "rb") as fh:
-        written = os.fstat(fh.fileno()).st_mtime
-        return written, key_of(fh.read(), written)
 
 
 def size_limit(kept: int) -> int:
@@ -100,23 +93,6 @@ class Sidecar:
                 f"{os.path.basename(self.path)}.{self.label}-<UTC time> and starts a new one")
 
 
-def _untrusted(st: os.stat_result, inventory: os.stat_result | None) -> str:
-    """Why a sidecar with this status is not to be believed, or ``""``."""
-    if stat.S_ISLNK(st.st_mode):
-        return "is a symbolic link; records are kept only in a regular file"
-    if not stat.S_ISREG(st.st_mode):
-        return "is not a regular file"
-    owner = inventory.st_uid if inventory is not None else os.geteuid()
-    if st.st_uid not in (0, owner):
-        return f"is owned by uid {st.st_uid}, neither the inventory's owner (uid {owner}) nor root"
-    allowed = inventory.st_mode if inventory is not None else 0
-    loose = st.st_mode & 0o022 & ~allowed
-    if loose:
-        return f"may be changed by {'its group' if loose & 0o020 else 'anyone'} (mode {st.st_mode & 0o7777:04o}), " \
-               "which the inventory does not allow"
-    return ""
-
-
 def _checked(data: object) -> list[dict]:
     """The entries of a parsed sidecar; a wrong shape is an InventoryError saying where."""
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("records"), list):
@@ -137,47 +113,28 @@ def _checked(data: object) -> list[dict]:
     return entries
 
 
-def read(path: str, inventory_file: str, limit: int) -> Sidecar:
-    """The records in ``path``, checked against the inventory file's owner and mode; never raises."""
+def read(folder: Folder, name: str, limit: int) -> Sidecar:
+    """The records in ``folder``'s file ``name``, checked like every store file; never raises."""
+    path = folder.join(name)
     try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return Sidecar(path)
-    except OSError as exc:
-        return Sidecar(path, problem=f"cannot be examined ({exc.strerror})", label="untrusted")
-    try:
-        inventory: os.stat_result | None = os.stat(inventory_file)
-    except OSError:
-        inventory = None
-    why = _untrusted(st, inventory)
-    if why:
-        return Sidecar(path, problem=why, label="untrusted")
-    if st.st_size > limit:
-        return Sidecar(path, problem=f"holds {st.st_size} bytes, more than the {limit} its records can take",
-                       label="corrupt")
-    try:
-        # O_NOFOLLOW and O_NONBLOCK: a link or a FIFO swapped in since the lstat never blocks or redirects us.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return Sidecar(path)
-    except OSError as exc:
-        label = "untrusted" if exc.errno == errno.ELOOP else "corrupt"
-        return Sidecar(path, problem=f"cannot be opened ({exc.strerror})", label=label)
-    with os.fdopen(fd, "rb") as fh:
-        again = os.fstat(fh.fileno())
-        why = _untrusted(again, inventory)
-        if why:
-            return Sidecar(path, problem=why, label="untrusted")
-        raw = fh.read(limit + 1)
-    if len(raw) > limit:
-        return Sidecar(path, problem=f"holds more than the {limit} bytes its records can take", label="corrupt")
-    try:
-        entries = _checked(json.loads(raw.decode("utf-8")))
-    except (UnicodeDecodeError, ValueError) as exc:
-        return Sidecar(path, problem=f"is not valid JSON ({exc})", label="corrupt")
-    except InventoryError as exc:
-        return Sidecar(path, problem=str(exc), label="corrupt")
+        found = folder.read(name, limit)
+        if found is None:
+            return Sidecar(path)
+        entries = _checked(parse_json(found[0], shown=path, error=DamagedFile))
+    except UntrustedFile as exc:
+        what = exc.problem.what if exc.problem else _after_path(str(exc), path)
+        return Sidecar(path, problem=what, label="untrusted")
+    except InventoryError as exc:  # damaged, unreadable, or the wrong shape (_checked's lines start with "is"/"has")
+        return Sidecar(path, problem=_after_path(str(exc), path), label="corrupt")
     return Sidecar(path, entries)
+
+
+def _after_path(message: str, path: str) -> str:
+    """``message`` without the leading path (and colon) that the note puts before it anyway."""
+    for lead in (path + ": ", path + " "):
+        if message.startswith(lead):
+            return message[len(lead):]
+    return message
 
 
 def attach(versions: Sequence[tuple[dict, Key]], sidecar: Sidecar) -> None:
@@ -202,21 +159,7 @@ def attach(versions: Sequence[tuple[dict, Key]], sidecar: Sidecar) -> None:
             entry.update({k: v for k, v in record.items() if k != "time"})
 
 
-def _move_aside(sidecar: Sidecar) -> str:
-    """Move an unusable sidecar (or the link or other thing in its place) aside; the new name."""
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d_%H%M%S")
-    if os.path.isfile(sidecar.path) and not os.path.islink(sidecar.path):
-        return set_aside(sidecar.path, sidecar.label, stamp)
-    base = f"{sidecar.path}.{sidecar.label}-{stamp}"
-    for n in range(1, 10_000):  # not a regular file: rename the entry itself, never follow it
-        candidate = base if n == 1 else f"{base}-{n}"
-        if not os.path.lexists(candidate):
-            os.rename(sidecar.path, candidate)
-            return candidate
-    raise StorageError(f"cannot move {sidecar.path} aside: {base} and 9999 numbered names exist; remove old ones")
-
-
-def store(path: str, inventory_file: str, record: ChangeRecord, key: Key, kept: Iterable[int] | None,
+def store(folder: Folder, name: str, record: ChangeRecord, key: Key, kept: Iterable[int] | None,
           keep: int, mode: int, owner: tuple[int, int] | None,
           on_corrupt_aside: Callable[[str], None] | None = None) -> str:
     """Add ``record`` for the version about to be written (``key``), before the inventory is replaced.
@@ -229,15 +172,15 @@ def store(path: str, inventory_file: str, record: ChangeRecord, key: Key, kept: 
     ``on_corrupt_aside`` is called with the new name of a damaged sidecar of
     ours moved aside (not of an untrusted one: that is left as it was found).
     """
-    sidecar = read(path, inventory_file, size_limit(keep))
+    sidecar = read(folder, name, size_limit(keep))
     entries = sidecar.entries
     moved = ""
     if sidecar.problem:
-        aside = _move_aside(sidecar)
-        if on_corrupt_aside is not None and sidecar.label == "corrupt" and os.path.isfile(aside) \
-                and not os.path.islink(aside):
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d_%H%M%S")
+        aside = folder.set_aside(name, sidecar.label, stamp)  # the entry moves; a link is never followed
+        if on_corrupt_aside is not None and sidecar.label == "corrupt":
             on_corrupt_aside(aside)
-        moved = f"{sidecar.path} {sidecar.problem}; moved aside as {os.path.basename(aside)}"
+        moved = f"{sidecar.path} {sidecar.problem}; moved aside as {aside}"
         LOG.warning("%s", moved)  # the inventory script's log; inventory-manage shows it on stderr
     if kept is not None:
         seconds = set(kept)
@@ -246,5 +189,5 @@ def store(path: str, inventory_file: str, record: ChangeRecord, key: Key, kept: 
     entries.append({"sha256": key[0], "written": key[1], "record": record})
     document = {"format": FORMAT, "records": [
         {"sha256": e["sha256"], "written": e["written"], "record": e["record"].to_dict()} for e in entries]}
-    atomic_write(path, json.dumps(document, indent=1, ensure_ascii=False).encode("utf-8"), mode, owner)
+    folder.replace(name, json.dumps(document, indent=1, ensure_ascii=False).encode("utf-8"), mode, owner)
     return moved

@@ -8,6 +8,7 @@ into one :class:`~osa_inventory.errors.ConfigError` line naming the file.
 from __future__ import annotations
 
 import copy
+import io
 import itertools
 import os
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from ..bounded import read_file
 from ..errors import ConfigError
 
 try:  # the C parser is several times faster on large configs
@@ -100,13 +102,15 @@ def merge(base: dict, extra: dict) -> dict:
 
 
 def read_yaml(path: str) -> Any:
-    """Parse one YAML file; a syntax error names the file and line."""
+    """Parse one YAML file; a syntax error names the file and line.
+
+    Only a regular file of at most MAX_FILE_BYTES is read (the project's
+    bounded reader): a FIFO, a device or a folder in its place is refused at once.
+    """
     try:
-        with open(path, "rb") as fh:
-            if os.fstat(fh.fileno()).st_size > MAX_FILE_BYTES:
-                raise ConfigError(f"{path}: is larger than {MAX_FILE_BYTES // 2**20} MiB; no deployment "
-                                  "config is that large, check the file")
-            data = yaml.load(fh, Loader=_Loader)
+        text = io.BytesIO(read_file(path, limit=MAX_FILE_BYTES, error=ConfigError))
+        text.name = path  # how YAML's messages name it
+        data = yaml.load(text, Loader=_Loader)
         _expanded_size(data, path)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -178,7 +182,7 @@ def origin_of(config: dict, key: str) -> str:
 def load_user_config(config_dir: str) -> dict:
     """``openstack_user_config.yml`` with every ``conf.d/**/*.yml|*.yaml`` merged in (order: :func:`_yaml_files`)."""
     path = os.path.join(config_dir, USER_CONFIG)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):  # anything else there (a FIFO, a folder) is refused by read_yaml, by what it is
         raise ConfigError(
             f"{path} does not exist; create it (see etc/openstack_deploy/ for examples) "
             "or point --config at the folder that holds it")

@@ -8,9 +8,9 @@ Anything else is refused with one line naming the file and what is wrong.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from ..bounded import MAX_INVENTORY_BYTES, parse_json, read_file
 from ..errors import InventoryError
 from ..storage.shape import NOT_INVENTORY, check_inventory, string_list
 from .views import ALL, META
@@ -19,18 +19,18 @@ __all__ = ["check_inventory", "load_inventory_file", "read_json_file"]
 
 
 def read_json_file(path: str) -> Any:
-    """The parsed JSON of ``path``; unreadable or non-JSON files are one clear line."""
+    """The parsed JSON of ``path``; unreadable, oversized, non-JSON or too deeply nested files are one clear line.
+
+    Only a regular file is read (a FIFO or ``/dev/zero`` is refused at once), bounded like a stored inventory.
+    """
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
+        raw = read_file(path, limit=MAX_INVENTORY_BYTES)
+    except OSError as exc:  # missing: read_file leaves that to the caller
         raise InventoryError(f"{path}: cannot be read ({exc.strerror})") from None
     try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InventoryError(f"{path} is not UTF-8 text; {NOT_INVENTORY}") from None
-    except ValueError as exc:
-        raise InventoryError(f"{path} is not valid JSON ({exc}); {NOT_INVENTORY}") from None
+        return parse_json(raw, shown=path)
+    except InventoryError as exc:
+        raise InventoryError(f"{exc}; {NOT_INVENTORY}") from None
 
 
 def is_export(data: Any) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from typing import Callable
 
 from ..errors import InventoryError
@@ -35,7 +36,10 @@ def open_file_backend(path: str) -> Backend:
         # No osa.ini and no OSA_INVENTORY_* variables: only the built-in plugin and this folder.
         settings = Settings(path=None, backend="filesystem", sections={"filesystem": {"path": folder}},
                             environ={})
-        return open_backend(settings, folder)
+        backend = open_backend(settings, folder)
+        # Its advice (a corrupt file's --restore) must name this file again, not osa.ini's backend.
+        backend.storage.manage_target = f"-f {shlex.quote(path)}"
+        return backend
     storage = single_file.Storage()
     backend = Backend("file", "file", storage)
     backend.register({"file": path})

@@ -3,9 +3,10 @@
 ``[filesystem] group`` and ``mode`` let an operators' group read the
 inventory without it being readable by every user. The values are refused,
 before anything is written, when they could not do what they say: a mode
-that is not octal, gives execute or special bits, lets every user write or
-keeps the owner from reading; a group this machine does not know; and, at
-write time, a group the writing user cannot give files to.
+that is not octal, gives execute or special bits, lets the group or every
+user write (root's runs refuse such files: see :mod:`.store_files`) or keeps
+the owner from reading; a group this machine does not know; and, at write
+time, a group the writing user cannot give files to.
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ def parse_mode(text: str, option: str) -> int | None:
     mode = int(text, 8)
     if mode & 0o111:
         raise StorageError(f"{shown} makes the inventory executable, and it is data; set it to e.g. {EXAMPLE}")
-    if mode & 0o002:
-        raise StorageError(f"{shown} lets every user rewrite the inventory; set it to e.g. {EXAMPLE} "
-                           "(0660 lets the group write too)")
+    if mode & 0o022:
+        who = "every user" if mode & 0o002 else "the group"
+        raise StorageError(f"{shown} lets {who} rewrite the inventory, which root's Ansible runs obey, so runs "
+                           f"would refuse it; set it to e.g. {EXAMPLE} (the group reads, only the owner writes)")
     if not mode & 0o400:
         raise StorageError(f"{shown} keeps the owner from reading the inventory; set it to e.g. {EXAMPLE}")
     return mode
@@ -106,9 +108,9 @@ class FileAccess:
             return found
         return (found[0] if found else os.geteuid()), self.gid
 
-    def apply(self, path: str) -> None:
-        """Give the existing file ``path`` the configured group and mode (files set aside)."""
+    def apply(self, fd: int) -> None:
+        """Give the open file ``fd`` the configured group and mode (files set aside)."""
         if self.gid is not None:
-            os.chown(path, -1, self.gid)
+            os.fchown(fd, -1, self.gid)
         if self.mode is not None:
-            os.chmod(path, self.mode)
+            os.fchmod(fd, self.mode)

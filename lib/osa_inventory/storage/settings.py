@@ -34,6 +34,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from ..bounded import MiB, read_file
 from ..errors import SettingsError
 from .options import (FALSE_WORDS, PATH_KINDS, RESERVED, TRUE_WORDS, Declaration, Option, advice, closest,
                       convert, declare, shown)
@@ -43,6 +44,8 @@ from .watchdog import DEFAULT_TIMEOUT, MAX_TIMEOUT
 LOG = logging.getLogger(__name__)
 
 DEFAULT_INI = "/etc/ansible/osa.ini"
+#: Far beyond any osa.ini (a few hundred bytes per backend).
+MAX_INI_BYTES = MiB
 DEFAULT_BACKEND = "filesystem"
 MAIN_SECTION = "inventory"
 ENV_PREFIX = "OSA_INVENTORY_"
@@ -177,8 +180,8 @@ def read_settings(environ: Mapping[str, str] | None = None) -> Settings:
     parser = configparser.ConfigParser(interpolation=None, default_section="__no_defaults__")
     if os.path.exists(path):
         try:
-            with open(path, encoding="utf-8") as fh:
-                parser.read_file(fh)
+            # Bounded: a FIFO, a device or a folder named by OSA_INI is refused at once, never waited on.
+            parser.read_string(read_file(path, limit=MAX_INI_BYTES, error=SettingsError).decode("utf-8"), path)
         except (configparser.Error, UnicodeDecodeError) as exc:
             first = str(exc).strip().splitlines()[0]
             raise SettingsError(f"{path}: cannot be parsed ({first}); fix the file's INI syntax") from None

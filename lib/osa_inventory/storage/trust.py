@@ -73,22 +73,44 @@ def _chown_target() -> str:
     return "root" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
 
 
+def owner_problem(st: os.stat_result) -> str:
+    """Why a file or folder of status ``st`` is not trusted for its owner (``""``: root or the current user)."""
+    if st.st_uid in _trusted_owners():
+        return ""
+    return f"is owned by {_owner_name(st.st_uid)}, not by root or the current user"
+
+
+def owner_fix(path: str) -> str:
+    """The advice for :func:`owner_problem`."""
+    return f"review it, then run chown {_chown_target()} {shlex.quote(path)} (or remove it)"
+
+
+def writable_problem(st: os.stat_result) -> str:
+    """Why a file or folder of status ``st`` is not trusted for its mode (``""``: not writable by group or others)."""
+    if not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return ""
+    return f"is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
+
+
+def writable_fix(path: str) -> str:
+    """The advice for :func:`writable_problem`."""
+    return f"run chmod go-w {shlex.quote(path)}"
+
+
 def problem(st: os.stat_result, path: str, ancestor: bool = False) -> str | None:
     """What breaks the rules above in ``path`` (its ``stat`` in ``st``), with the command that fixes it; else None.
 
     ``ancestor``: ``path`` is a folder above the one asked for, which may be
     world-writable with the sticky bit and a root owner.
     """
-    quoted = shlex.quote(path)
-    if st.st_uid not in _trusted_owners():
-        return (f"is owned by {_owner_name(st.st_uid)}, not by root or the current user; "
-                f"review it, then run chown {_chown_target()} {quoted} (or remove it)")
-    writable = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    owner = owner_problem(st)
+    if owner:
+        return f"{owner}; {owner_fix(path)}"
+    writable = writable_problem(st)
     shared_like_tmp = ancestor and st.st_mode & stat.S_ISVTX and st.st_uid == 0
     if writable and not shared_like_tmp:
         sticky = " without the sticky bit and a root owner" if ancestor else ""
-        return (f"is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}){sticky}; "
-                f"run chmod go-w {quoted}")
+        return f"{writable}{sticky}; {writable_fix(path)}"
     return None
 
 
