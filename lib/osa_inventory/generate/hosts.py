@@ -10,11 +10,14 @@ def config_host_groups(config: dict) -> dict[str, dict[str, dict]]:
     """``{group: {host: settings}}`` with dashed group names read as underscores.
 
     Two spellings of one group merge; within a group the config's host order is kept.
+    A key that holds no mapping (refused by the checks) is an empty group, so the
+    checks themselves can read the groups of a config they have not passed yet.
     """
     groups: dict[str, dict[str, dict]] = {}
     for key in host_group_keys(config):
         merged = groups.setdefault(normalise_group(key), {})
-        for host, settings in (config[key] or {}).items():
+        hosts = config[key]
+        for host, settings in (hosts.items() if isinstance(hosts, dict) else ()):
             merged[str(host)] = settings or {}
     return groups
 
