@@ -34,14 +34,13 @@ def apply_physical_hosts(inv: Inventory, groups: dict[str, dict[str, dict]]) -> 
             if not isinstance(properties, dict):
                 properties = hv["properties"] = {}
             properties["is_metal"] = True
+            # physical_host and container_types come with the first container entry that the host
+            # feeds (containers.place_containers): a host of user-defined groups only has neither, as in OSA.
             hv.update({
                 "ansible_host": ip,
                 "management_address": str(settings.get("management_ip") or ip).strip(),
                 "container_name": host,
-                "container_types": f"{host}_host_containers",
                 "is_metal": True,
-                "physical_host": host,
-                "physical_host_addr": ip,
                 "physical_host_group": group_name,
             })
             for key, value in (settings.get("host_vars") or {}).items():

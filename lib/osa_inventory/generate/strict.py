@@ -1,7 +1,8 @@
 """Checks for config mistakes that OSA ignores or only warns about, and that we refuse.
 
-Each function returns a list of one-line problems (empty when all is well),
-so ``--check`` can report every one of them and a normal run the first.
+Each function returns its one-line problems (empty when all is well), so
+``--check`` can report every one of them and a normal run the first;
+:func:`group_binds_problems` also returns the names it only warns about.
 """
 
 from __future__ import annotations
