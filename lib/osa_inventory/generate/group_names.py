@@ -82,11 +82,11 @@ def near_miss(name: str, known: Iterable[str]) -> str | None:
 
 
 def _one_typo_apart(a: str, b: str) -> bool:
-    if len(a) > len(b):
-        a, b = b, a
-    if a == b or len(b) - len(a) > 1:
+    a, b = sorted((a, b), key=len)
+    if a == b:
         return False
-    # Everything before the first difference matches; what follows it decides.
+    # Everything before the first difference matches; what follows it decides (two characters
+    # more or fewer can never leave the rest equal).
     i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), len(a))
     if len(a) < len(b):  # b has one character more, at i
         return a[i:] == b[i + 1:] and not b[i].isdigit()
