@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import os
+import random
 import subprocess
 import sys
 
@@ -13,6 +15,7 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "playbooks", "inventory", "dynamic_inventory.py")
 ENVIRONMENT = os.path.join(ROOT, "playbooks", "inventory")
+INVENTORY = "openstack_inventory.json"
 
 MGMT_NET = {
     "container_bridge": "br-mgmt", "container_interface": "eth1", "container_type": "veth",
@@ -100,3 +103,50 @@ def last_pass(skel, host_group: str) -> int:
     return max((i for i, key in enumerate(skel.container_order)
                 if feeds in (skel.container_skel[key].get("belongs_to") or ())
                 and skel.container_skel[key].get("contains")), default=-1)
+
+
+def run_ok(config_dir, ini):
+    """The inventory the real script prints for ``config_dir``; it must succeed with nothing on stderr."""
+    result = run_script(config_dir, ini=ini)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    return json.loads(result.stdout)
+
+
+def as_osa_stored(inv, cidrs, seed=9):
+    """``inv`` as OSA would have stored it: random name suffixes, container addresses drawn elsewhere.
+
+    OSA picks both at random; we hand them out from the bottom of each pool, so the OSA-style copy
+    takes its addresses from the top of each pool instead, and nothing in it matches what a fresh
+    run of ours would choose.
+    """
+    rng = random.Random(seed)
+    hostvars = inv["_meta"]["hostvars"]
+    renames = {}
+    for name, hv in hostvars.items():
+        if hv.get("physical_host") not in (None, name):
+            renames[name] = f"{name.rsplit('-', 1)[0]}-{rng.getrandbits(32):08x}"
+    networks = [ipaddress.ip_network(c) for c in cidrs.values()]
+    next_top = {net: int(net.broadcast_address) - 1 for net in networks}
+    readdress = {}
+    for name in sorted(renames):
+        for entry in hostvars[name]["container_networks"].values():
+            if "address" not in entry:
+                continue
+            net = next(n for n in networks if ipaddress.ip_address(entry["address"]) in n)
+            readdress[entry["address"]] = str(ipaddress.ip_address(next_top[net]))
+            next_top[net] -= 1
+    text = json.dumps(inv)
+    for old, new in list(renames.items()) + list(readdress.items()):
+        text = text.replace(f'"{old}"', f'"{new}"')
+    return json.loads(text)
+
+
+def adopts_unchanged(config_dir, ini, stored):
+    """Store ``stored`` as OSA would, run the script: same inventory printed, file not rewritten."""
+    path = os.path.join(config_dir, INVENTORY)
+    with open(path, "w") as fh:
+        json.dump(stored, fh, indent=4, sort_keys=True)
+    before = os.stat(path).st_mtime_ns
+    assert run_ok(config_dir, ini) == stored
+    assert os.stat(path).st_mtime_ns == before
+    assert not os.path.exists(os.path.join(config_dir, "backup_openstack_inventory.tar"))

@@ -92,7 +92,7 @@ def test_plugin_messages_name_the_deployers_section(tmp_path):
 def test_check_stale_follows_unknown_host_groups_warn(tmp_path):
     d = Deployment(str(tmp_path), ini_text="[inventory]\nbackend = filesystem\nunknown_host_groups = warn\n")
     config = d.config()
-    config["custom_rack_hosts"] = {"rack9": {"ip": "172.29.236.199"}}
+    config["comptue_hosts"] = {"rack9": {"ip": "172.29.236.199"}}
     d.save_config(config)
     d.generate()
     proc = d.manage("--check-stale", "--strict")
@@ -101,4 +101,4 @@ def test_check_stale_follows_unknown_host_groups_warn(tmp_path):
     # With the strict default the same config is refused, naming the key.
     d.write_ini("[inventory]\nbackend = filesystem\n")
     strict = d.manage("--check-stale")
-    assert_one_line_error(strict, "custom_rack_hosts")
+    assert_one_line_error(strict, "comptue_hosts", "did you mean compute_hosts?")

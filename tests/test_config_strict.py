@@ -48,7 +48,7 @@ def nothing_written(tmp_path) -> bool:
 def test_misspelt_host_group_is_refused_with_the_closest_name(tmp_path):
     config = base_config()
     config["shared_infra_host"] = config.pop("shared_infra_hosts")
-    refused(run(tmp_path, config), USER_CONFIG, "shared_infra_host names no group",
+    refused(run(tmp_path, config), USER_CONFIG, "shared_infra_host holds hosts but is no host group",
             "did you mean shared_infra_hosts?")
     assert nothing_written(tmp_path)
     config["shared_infra_hosts"] = config.pop("shared_infra_host")
@@ -63,17 +63,26 @@ def test_check_refuses_it_too_and_the_key_in_conf_d_is_named(tmp_path):
 
 
 def test_warn_mode_keeps_osa_leniency_and_says_so(tmp_path):
+    # The refusal's other advice, followed: the near miss is kept, with a warning in --check and the log.
     config = base_config()
-    config["custom_hosts"] = {"extra1": {"ip": "172.29.236.40"}}
+    config["comptue_hosts"] = {"extra1": {"ip": "172.29.236.40"}}
+    line = refused(run(tmp_path, config), "comptue_hosts is a near miss of env.d's group compute_hosts")
+    assert line.endswith("(if comptue_hosts is meant, declare it as a group in env.d or set "
+                         "[inventory] unknown_host_groups = warn)")
     ini = "[inventory]\nbackend = filesystem\nunknown_host_groups = warn\n"
     checked = run(tmp_path, config, "--check", ini_text=ini)
     assert checked.returncode == 0 and checked.stderr == "", checked.stderr
-    assert checked.stdout.startswith("Configuration ok!")
-    assert "WARNING: " in checked.stdout and "custom_hosts names no group" in checked.stdout
+    assert checked.stdout.splitlines()[:3] == [
+        "Configuration ok!",
+        "User-defined host groups (env.d does not know them; as in OSA, each is a group of its hosts and gives "
+        "them no containers):",
+        "  comptue_hosts: extra1"]
+    assert "WARNING: " in checked.stdout and "comptue_hosts is a near miss" in checked.stdout
     listed = run(tmp_path, config, "-d", ini_text=ini)
     assert listed.returncode == 0 and listed.stderr == ""
+    assert json.loads(listed.stdout)["comptue_hosts"] == {"hosts": ["extra1"]}
     with open(tmp_path / "config" / "inventory.log") as fh:
-        assert "custom_hosts names no group" in fh.read()
+        assert "comptue_hosts is a near miss" in fh.read()
 
 
 def test_unknown_group_binds_entry(tmp_path):

@@ -705,3 +705,62 @@ def test_a_stored_host_keeps_its_own_properties_and_gets_its_name_back(skel):
     inv = generate(base_config(), skel, before)
     assert hostvars(inv)["compute1"]["properties"] == {"is_metal": True, "operator_note": "rack 4"}
     assert hostvars(inv)["compute1"]["container_name"] == "compute1"
+
+
+# -- user-defined host groups (OSA's user_defined_setup) ---------------------------------------------
+
+def test_a_user_defined_group_is_a_hosts_only_group_outside_hosts(skel):
+    config = base_config()
+    config["az1_controller_hosts"] = {"infra1": {"ip": "172.29.236.11"}}
+    config["my-test_hosts"] = {"infra2": {"ip": "172.29.236.12"}}
+    config["my_test_hosts"] = {"compute1": {"ip": "172.29.236.21"}}
+    inv = generate(config, skel)
+    assert inv["az1_controller_hosts"] == {"hosts": ["infra1"]}
+    assert inv["my_test_hosts"] == {"hosts": ["infra2", "compute1"]} and "my-test_hosts" not in inv
+    assert not {"az1_controller_hosts", "my_test_hosts"} & set(inv["hosts"]["children"])
+    # Two spellings are one group: the same inventory as one underscored key holding both.
+    assert inv == generate(base_config() | {"az1_controller_hosts": config["az1_controller_hosts"],
+                                            "my_test_hosts": {"infra2": {"ip": "172.29.236.12"},
+                                                              "compute1": {"ip": "172.29.236.21"}}}, skel)
+
+
+def test_a_host_of_user_defined_groups_only_is_no_physical_host_of_anything(skel):
+    # OSA names a host its own physical_host (and gives it container_types) only when a group of
+    # it feeds a container entry; a host listed in groups of its own only has neither.
+    config = base_config()
+    config["log_hosts"] = {"log1": {"ip": "172.29.236.60"}}
+    config["_spare_hosts"] = {"log1": {"ip": "172.29.236.60"}}
+    hv = hostvars(generate(config, skel))
+    assert {k: hv["log1"][k] for k in ("physical_host", "physical_host_addr", "container_name",
+                                       "physical_host_group", "ansible_host", "is_metal")} == {
+        "physical_host": None, "physical_host_addr": None, "container_name": "log1",
+        "physical_host_group": "_spare_hosts", "ansible_host": "172.29.236.60", "is_metal": True}
+    assert "container_types" not in hv["log1"] and hv["log1"]["container_networks"] == {}
+    for host in ("infra1", "compute1"):
+        assert (hv[host]["physical_host"], hv[host]["container_types"]) == (host, f"{host}_host_containers")
+        assert hv[host]["physical_host_addr"] == hv[host]["ansible_host"]
+
+
+def test_a_stored_physical_host_follows_its_own_address(skel):
+    # A host a previous release made its own physical_host keeps it, with its address kept current.
+    config = base_config()
+    config["log_hosts"] = {"log1": {"ip": "172.29.236.60"}}
+    stored = generate(config, skel)
+    hostvars(stored)["log1"].update(physical_host="log1", physical_host_addr="172.29.236.60")
+    config["log_hosts"]["log1"]["ip"] = "172.29.236.61"
+    hv = hostvars(generate(config, skel, stored))["log1"]
+    assert (hv["physical_host"], hv["physical_host_addr"]) == ("log1", "172.29.236.61")
+    # A physical_host that names no entry leaves the address as stored.
+    hostvars(stored)["log1"].update(physical_host="gone1", physical_host_addr="10.9.9.9")
+    hv = hostvars(generate(config, skel, stored))["log1"]
+    assert (hv["physical_host"], hv["physical_host_addr"]) == ("gone1", "10.9.9.9")
+
+
+def test_a_host_fed_later_becomes_its_own_physical_host(skel):
+    config = base_config()
+    config["log_hosts"] = {"log1": {"ip": "172.29.236.60"}}
+    stored = generate(config, skel)
+    config["compute_hosts"]["log1"] = {"ip": "172.29.236.60"}
+    hv = hostvars(generate(config, skel, stored))["log1"]
+    assert (hv["physical_host"], hv["container_types"], hv["physical_host_addr"]) == (
+        "log1", "log1_host_containers", "172.29.236.60")

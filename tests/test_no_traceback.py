@@ -45,7 +45,7 @@ def test_debug_with_a_log_that_cannot_be_opened_still_runs(tmp_path):
 
 def test_a_warning_that_cannot_be_logged_fails_nothing(tmp_path):
     config = base_config()
-    config["custom_hosts"] = {"extra1": {"ip": "172.29.236.40"}}
+    config["comptue_hosts"] = {"extra1": {"ip": "172.29.236.40"}}   # a near miss: a warning under warn
     folder = str(tmp_path / "config")
     write_config(folder, config)
     ini = write_ini(str(tmp_path), "[inventory]\nunknown_host_groups = warn\n")

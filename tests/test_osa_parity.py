@@ -7,58 +7,10 @@ groups, memberships and hostvars OSA produces for that layout.
 import ipaddress
 import json
 import os
-import random
 
-from helpers import base_config, containers_of, load_json, run_script, write_config, write_ini
+from helpers import (INVENTORY, adopts_unchanged, as_osa_stored, base_config, containers_of, load_json, run_ok,
+                     run_script, write_config, write_ini)
 from osa_inventory.generate.validate import container_cidr
-
-INVENTORY = "openstack_inventory.json"
-
-
-def run_ok(config_dir, ini):
-    result = run_script(config_dir, ini=ini)
-    assert result.returncode == 0 and result.stderr == "", result.stderr
-    return json.loads(result.stdout)
-
-
-def as_osa_stored(inv, cidrs, seed=9):
-    """``inv`` as OSA would have stored it: random name suffixes, container addresses drawn elsewhere.
-
-    OSA picks both at random; we hand them out from the bottom of each pool, so the OSA-style copy
-    takes its addresses from the top of each pool instead, and nothing in it matches what a fresh
-    run of ours would choose.
-    """
-    rng = random.Random(seed)
-    hostvars = inv["_meta"]["hostvars"]
-    renames = {}
-    for name, hv in hostvars.items():
-        if hv.get("physical_host") not in (None, name):
-            renames[name] = f"{name.rsplit('-', 1)[0]}-{rng.getrandbits(32):08x}"
-    networks = [ipaddress.ip_network(c) for c in cidrs.values()]
-    next_top = {net: int(net.broadcast_address) - 1 for net in networks}
-    readdress = {}
-    for name in sorted(renames):
-        for entry in hostvars[name]["container_networks"].values():
-            if "address" not in entry:
-                continue
-            net = next(n for n in networks if ipaddress.ip_address(entry["address"]) in n)
-            readdress[entry["address"]] = str(ipaddress.ip_address(next_top[net]))
-            next_top[net] -= 1
-    text = json.dumps(inv)
-    for old, new in list(renames.items()) + list(readdress.items()):
-        text = text.replace(f'"{old}"', f'"{new}"')
-    return json.loads(text)
-
-
-def adopts_unchanged(config_dir, ini, stored):
-    """Store ``stored`` as OSA would, run the script: same inventory printed, file not rewritten."""
-    path = os.path.join(config_dir, INVENTORY)
-    with open(path, "w") as fh:
-        json.dump(stored, fh, indent=4, sort_keys=True)
-    before = os.stat(path).st_mtime_ns
-    assert run_ok(config_dir, ini) == stored
-    assert os.stat(path).st_mtime_ns == before
-    assert not os.path.exists(os.path.join(config_dir, "backup_openstack_inventory.tar"))
 
 
 # -- conf.d and env.d sub-folders -------------------------------------------------------------------

@@ -16,12 +16,12 @@ import pytest
 from helpers import ENVIRONMENT, base_config, write_config
 from osa_inventory.errors import ConfigError
 from osa_inventory.generate.config import load_skeleton, load_user_config
+from osa_inventory.generate.group_names import near_miss, user_defined_groups
 from osa_inventory.generate.pipeline import generate
 from osa_inventory.generate.strict import MAX_AFFINITY, all_problems
 from osa_inventory.generate.validate import config_problems
 
 USER_CONFIG = "openstack_user_config.yml"
-GROUP_ADVICE = "(declare a custom group in env.d, or set [inventory] unknown_host_groups = warn)"
 NAME_ADVICE = ("is not a valid inventory name; use letters, digits, dots, dashes and underscores, "
                "not starting with a dash")
 
@@ -63,32 +63,113 @@ def test_the_base_config_has_no_problem(tmp_path, skel):
     assert problems(tmp_path, skel, base_config()) == []
 
 
-# -- unknown host groups -----------------------------------------------------------------------------
+# -- user-defined host groups and near misses --------------------------------------------------------
 
-def test_misspelt_host_group_names_its_file_and_the_closest_group(tmp_path, skel):
+def keep_advice(key: str) -> str:
+    return f"(if {key} is meant, declare it as a group in env.d or set [inventory] unknown_host_groups = warn)"
+
+
+def hosts_line(path: str, key: str, target: str) -> str:
+    """The refusal of a ``*_hosts`` key that is a near miss of env.d's ``target``."""
+    return (f"{path}: {key} is a near miss of env.d's group {target}, so its hosts would get no containers; "
+            f"did you mean {target}? {keep_advice(key)}")
+
+
+def no_group_line(path: str, key: str, target: str) -> str:
+    """The refusal of a key that holds hosts but does not end in ``hosts``."""
+    return (f"{path}: {key} holds hosts but is no host group (only keys ending in 'hosts' are), so its hosts "
+            f"would be left out; did you mean {target}? {keep_advice(key)}")
+
+
+@pytest.mark.parametrize("key", [
+    "az1_controller_hosts",     # OSA's availability-zone example
+    "_infrastructure_hosts",    # OSA's prod-ceph example: holds an anchor for the real groups
+    "my-test_hosts",            # dashed: read as my_test_hosts
+    "ceph_mgr_hosts",           # two typos from ceph_mds_hosts and ceph_mon_hosts: a name of its own
+    "db_hosts",                 # two from mq_hosts
+    "compute_hosts_old",        # does not end in hosts and is not one typo away: not a group, left alone
+])
+def test_user_defined_host_groups_are_accepted(tmp_path, skel, key):
     config = base_config()
-    config["shared_infra_host"] = config.pop("shared_infra_hosts")
-    assert problems(tmp_path, skel, config) == [
-        f"{user_config_path(tmp_path)}: shared_infra_host names no group of env.d, so its hosts would get no "
-        f"containers; did you mean shared_infra_hosts? {GROUP_ADVICE}"]
-    config["shared_infra_hosts"] = config.pop("shared_infra_host")  # the advice
+    config[key] = {"extra1": {"ip": "172.29.236.40"}}
     assert problems(tmp_path, skel, config) == []
 
 
-def test_unknown_hosts_key_from_conf_d_is_named_once_with_that_file(tmp_path, skel):
-    extra = {"storge_hosts": {"storage9": {"ip": "172.29.236.39"}}}
-    assert problems(tmp_path, skel, base_config(), extra) == [
-        f"{conf_d_path(tmp_path)}: storge_hosts names no group of env.d, so its hosts would get no "
-        f"containers; did you mean storage_hosts? {GROUP_ADVICE}"]
-
-
-@pytest.mark.parametrize("key", ["db_host", "compute_hots"])
-def test_keys_that_look_like_host_groups_are_refused(tmp_path, skel, key):
-    # "db_host" ends in host; "compute_hots" is a near miss of compute_hosts: both hold hosts with an ip.
+@pytest.mark.parametrize("key, target", [
+    ("comptue_hosts", "compute_hosts"),          # two neighbours swapped
+    ("storge_hosts", "storage_hosts"),           # one dropped
+    ("storagge_hosts", "storage_hosts"),         # one added
+    ("Compute_hosts", "compute_hosts"),          # one changed
+    ("shared-infrs_hosts", "shared_infra_hosts"),  # dashes read as underscores first
+])
+def test_a_hosts_key_one_typo_from_an_env_d_group_is_refused(tmp_path, skel, key, target):
     config = base_config()
     config[key] = {"extra1": {"ip": "172.29.236.40"}}
-    found = problems(tmp_path, skel, config)
-    assert len(found) == 1 and found[0].startswith(f"{user_config_path(tmp_path)}: {key} names no group")
+    assert problems(tmp_path, skel, config) == [hosts_line(user_config_path(tmp_path), key, target)]
+
+
+@pytest.mark.parametrize("key, target", [
+    ("shared_infra_host", "shared_infra_hosts"),
+    ("shared-infra_host", "shared_infra_hosts"),   # dashes read as underscores first
+    ("compute_hots", "compute_hosts"),
+    ("compute_hostss", "compute_hosts"),
+    ("db_host", "db_hosts"),                       # ends in host: OSA drops it, whatever env.d says
+])
+def test_a_key_holding_hosts_that_is_no_group_is_refused(tmp_path, skel, key, target):
+    config = base_config()
+    config[key] = {"extra1": {"ip": "172.29.236.40"}}
+    assert problems(tmp_path, skel, config) == [no_group_line(user_config_path(tmp_path), key, target)]
+
+
+def test_the_suggested_name_makes_the_problem_go_away(tmp_path, skel):
+    config = base_config()
+    config["shared_infra_host"] = config.pop("shared_infra_hosts")
+    assert problems(tmp_path, skel, config) == [
+        no_group_line(user_config_path(tmp_path), "shared_infra_host", "shared_infra_hosts")]
+    config["shared_infra_hosts"] = config.pop("shared_infra_host")
+    assert problems(tmp_path, skel, config) == []
+
+
+def test_a_near_miss_in_conf_d_is_named_once_with_that_file(tmp_path, skel):
+    extra = {"storge_hosts": {"storage9": {"ip": "172.29.236.39"}}}
+    assert problems(tmp_path, skel, base_config(), extra) == [
+        hosts_line(conf_d_path(tmp_path), "storge_hosts", "storage_hosts")]
+
+
+@pytest.mark.parametrize("reference", ["storge_hosts", "storge-hosts"])
+def test_a_name_a_reference_group_uses_is_meant(tmp_path, skel, reference):
+    config = base_config()
+    config["storge_hosts"] = {"storage1": {"ip": "172.29.236.31"}}
+    config["storge-host"] = {"storage1": {"ip": "172.29.236.31"}}
+    mgmt(config)["reference_group"] = reference
+    assert problems(tmp_path, skel, config) == [
+        no_group_line(user_config_path(tmp_path), "storge-host", "storge_hosts")]
+
+
+def zone_skel(tmp_path):
+    """The shipped skeleton plus a config env.d of three zones, each nesting its hosts' containers."""
+    env = {"component_skel": {f"az{n}_hosts": {"belongs_to": [f"az{n}_all"]} for n in (1, 2, 3)},
+           "container_skel": {f"az{n}_containers": {"properties": {"is_nest": True}} for n in (1, 2, 3)}}
+    env["container_skel"]["mon_az1_container"] = {"belongs_to": ["az1_mon_containers"], "contains": ["mon_az1"]}
+    write_config(str(tmp_path / "config" / "env.d"), env, "zones.yml")
+    return load_skeleton(ENVIRONMENT, str(tmp_path / "config"))
+
+
+@pytest.mark.parametrize("key", ["az4_hosts", "az12_hosts", "az_hosts", "az1_mon_hosts"])
+def test_numbered_siblings_and_groups_env_d_feeds_are_no_typos(tmp_path, key):
+    skel = zone_skel(tmp_path)
+    config = base_config()
+    config[key] = {"extra1": {"ip": "172.29.236.40"}}
+    assert problems(tmp_path, skel, config) == []
+
+
+@pytest.mark.parametrize("key, target", [("azl_hosts", "az1_hosts"), ("az1_mon_host", "az1_mon_hosts")])
+def test_a_letter_for_a_digit_and_a_near_miss_of_a_fed_group_are_typos(tmp_path, key, target):
+    skel = zone_skel(tmp_path)
+    config = base_config()
+    config[key] = {"extra1": {"ip": "172.29.236.40"}}
+    line = (hosts_line if key.endswith("hosts") else no_group_line)(user_config_path(tmp_path), key, target)
+    assert problems(tmp_path, skel, config) == [line]
 
 
 @pytest.mark.parametrize("key, value", [
@@ -96,6 +177,7 @@ def test_keys_that_look_like_host_groups_are_refused(tmp_path, skel, key):
     ("backup_host", "172.29.236.5"),                          # a setting, not hosts
     ("compute_hots", {"note": "text"}),                       # no host with an ip in it
     ("db_host", {"db1": {"address": "172.29.236.40"}}),
+    (7, {"db1": {"ip": "172.29.236.40"}}),                    # no name at all
 ])
 def test_keys_that_hold_no_hosts_are_left_alone(tmp_path, skel, key, value):
     config = base_config()
@@ -103,26 +185,41 @@ def test_keys_that_hold_no_hosts_are_left_alone(tmp_path, skel, key, value):
     assert problems(tmp_path, skel, config) == []
 
 
-def test_warn_mode_turns_unknown_groups_into_warnings_only(tmp_path, skel):
+def test_declaring_a_meant_name_in_env_d_keeps_it(tmp_path):
+    # The advice of the refusal, followed: the group declared in env.d is a group of env.d.
     config = base_config()
-    config["custom_hosts"] = {"extra1": {"ip": "172.29.236.40"}}
+    config["comptue_hosts"] = {"extra1": {"ip": "172.29.236.40"}}
+    skel = load_skeleton(ENVIRONMENT, str(tmp_path / "config"))
+    assert problems(tmp_path, skel, config) == [
+        hosts_line(user_config_path(tmp_path), "comptue_hosts", "compute_hosts")]
+    write_config(str(tmp_path / "config" / "env.d"), {"physical_skel": {"comptue_hosts": {"belongs_to": ["hosts"]}}},
+                 "mine.yml")
+    skel = load_skeleton(ENVIRONMENT, str(tmp_path / "config"))
+    assert problems(tmp_path, skel, config) == []
+    assert generate(config, skel)["comptue_hosts"]["hosts"] == ["extra1"]
+
+
+def test_warn_mode_turns_near_misses_into_warnings_only(tmp_path, skel):
+    config = base_config()
+    config["comptue_hosts"] = {"extra1": {"ip": "172.29.236.40"}}
     config["compute_hosts"]["compute1"]["ip"] = "not-an-ip"
     loaded_config = loaded(tmp_path, config)[0]
     errors, warnings = config_problems(loaded_config, skel, "warn")
-    assert [w.split(": ", 1)[1].split(",")[0] for w in warnings] == ["custom_hosts names no group of env.d"]
+    assert warnings == [hosts_line(user_config_path(tmp_path), "comptue_hosts", "compute_hosts")]
     assert len(errors) == 1 and "compute1: ip 'not-an-ip'" in errors[0]
     errors, warnings = all_problems(loaded_config, skel, "error")
-    assert warnings == [] and len(errors) == 2 and "custom_hosts names no group" in errors[0]
+    assert warnings == [] and len(errors) == 2 and errors[0] == hosts_line(
+        user_config_path(tmp_path), "comptue_hosts", "compute_hosts")
 
 
 def test_warn_mode_reaches_generate(tmp_path, skel):
     config = base_config()
-    config["custom_hosts"] = {"extra1": {"ip": "172.29.236.40"}}
-    with pytest.raises(ConfigError, match="custom_hosts names no group"):
+    config["comptue_hosts"] = {"extra1": {"ip": "172.29.236.40"}}
+    with pytest.raises(ConfigError, match="comptue_hosts is a near miss"):
         generate(config, skel)
     inv = generate(config, skel, unknown_groups="warn")
-    # OSA's leniency: the host is in the inventory, in its own group, with no containers.
-    assert inv["custom_hosts"]["hosts"] == ["extra1"]
+    # OSA's way: the host is in the inventory, in its own group, with no containers.
+    assert inv["comptue_hosts"] == {"hosts": ["extra1"]}
     assert inv["_meta"]["hostvars"]["extra1"]["ansible_host"] == "172.29.236.40"
 
 
@@ -130,12 +227,47 @@ def test_a_plain_dict_config_is_named_the_user_config(skel):
     config = base_config()
     config["shared_infra_host"] = config.pop("shared_infra_hosts")
     errors, _ = all_problems(config, skel, "error")
-    assert errors[0].startswith("the user config: shared_infra_host names no group")
+    assert errors[0].startswith("the user config: shared_infra_host holds hosts but is no host group")
+
+
+def test_user_defined_groups_are_the_config_groups_env_d_does_not_know(tmp_path):
+    skel = zone_skel(tmp_path)
+    config = base_config()
+    config["az1_hosts"] = {"infra1": {"ip": "172.29.236.11"}}          # env.d's
+    config["az1_mon_hosts"] = {"infra1": {"ip": "172.29.236.11"}}      # fed by env.d
+    config["zone-b_hosts"] = {"infra2": {"ip": "172.29.236.12"}}
+    config["zone_b_hosts"] = {"compute1": {"ip": "172.29.236.21"}, "infra2": {"ip": "172.29.236.12"}}
+    config["_anchor_hosts"] = {"storage1": {"ip": "172.29.236.31"}}
+    config["_infra"] = {"infra1": {"ip": "172.29.236.11"}}            # no group
+    assert user_defined_groups(config, skel) == {
+        "_anchor_hosts": ["storage1"], "zone_b_hosts": ["infra2", "compute1"]}
+    assert user_defined_groups(base_config(), skel) == {}
+
+
+@pytest.mark.parametrize("a, b, typo", [
+    ("compute_hosts", "compute_host", True), ("compute_hosts", "compte_hosts", True),
+    ("compute_hosts", "compute_hostx", True), ("compute_hosts", "xompute_hosts", True),
+    ("compute_hosts", "ocmpute_hosts", True), ("compute_hosts", "compute_hotss", True),
+    ("compute_hosts", "compute_hosts", False), ("compute_hosts", "compute", False),
+    ("compute_hosts", "comptue_host", False), ("compute_hosts", "computehosts_", False),
+    ("ceph_mds_hosts", "ceph_mon_hosts", False),
+    ("az3_hosts", "az4_hosts", False), ("az1_hosts", "az11_hosts", False), ("az12", "az21", False),
+    ("az1_hosts", "azl_hosts", True), ("az1_hosts", "az1x_hosts", True), ("a1", "1a", True),
+    ("ab", "b", True), ("a", "", True), ("1", "", False), ("ab", "ba", True), ("abc", "acb", True),
+    ("abcd", "acbd", True), ("abcd", "badc", False), ("abcd", "acdb", False),
+])
+def test_one_typo_apart(a, b, typo):
+    assert (near_miss(a, [b]), near_miss(b, [a])) == ((b, a) if typo else (None, None))
+
+
+def test_near_miss_names_the_first_close_name_in_sorted_order():
+    assert near_miss("ab_hosts", ["ac_hosts", "zz", "aa_hosts", "ab_host"]) == "aa_hosts"
+    assert near_miss("ab_hosts", []) is None
 
 
 # -- group_binds -------------------------------------------------------------------------------------
 
-def test_misspelt_group_binds_entry(tmp_path, skel):
+def test_a_group_binds_near_miss_is_refused(tmp_path, skel):
     config = base_config()
     config["global_overrides"]["provider_networks"][2]["network"]["group_binds"].append("nova_compte")
     assert problems(tmp_path, skel, config) == [
@@ -143,14 +275,37 @@ def test_misspelt_group_binds_entry(tmp_path, skel):
         "names no group; did you mean nova_compute?; fix the name or declare the group in env.d"]
 
 
+def binds_line(path: str, i: int, bind: str) -> str:
+    return (f"{path}: global_overrides.provider_networks[{i}] group_binds entry {bind!r} names no group of env.d "
+            "or the config (one an older release had?), so it binds only what the stored inventory still holds "
+            "in that group; remove it if it is no longer needed")
+
+
+@pytest.mark.parametrize("mode", ["error", "warn"])
+def test_a_group_binds_name_no_group_is_close_to_is_a_warning(tmp_path, skel, mode):
+    config = base_config()
+    config["global_overrides"]["provider_networks"][1]["network"]["group_binds"].append("neutron_linuxbridge_agent")
+    config["global_overrides"]["provider_networks"][2]["network"]["group_binds"].append("az4_all")
+    errors, warnings = config_problems(loaded(tmp_path, config)[0], skel, mode)
+    path = user_config_path(tmp_path)
+    assert errors == [] and warnings == [binds_line(path, 1, "neutron_linuxbridge_agent"),
+                                         binds_line(path, 2, "az4_all")]
+
+
 def test_group_binds_problem_names_the_file_that_set_global_overrides(tmp_path, skel):
     config = base_config()
     overrides = config.pop("global_overrides")
-    overrides["provider_networks"][0]["network"]["group_binds"] = ["hosts", 5, "zzzzzz"]
-    found = problems(tmp_path, skel, config, {"global_overrides": overrides})
+    overrides["provider_networks"][0]["network"]["group_binds"] = ["hosts", 5, "zzzzzz", "host", None]
+    folder = str(tmp_path / "config")
+    write_config(folder, config)
+    write_config(os.path.join(folder, "conf.d"), {"global_overrides": overrides}, "extra.yml")
+    errors, warnings = config_problems(load_user_config(folder), skel, "error")
     where = f"{conf_d_path(tmp_path)}: global_overrides.provider_networks[0] group_binds entry"
-    assert found == [f"{where} 5 names no group; fix the name or declare the group in env.d",
-                     f"{where} 'zzzzzz' names no group; fix the name or declare the group in env.d"]
+    assert errors == [f"{where} 5 names no group; fix the name or declare the group in env.d",
+                      f"{where} 'host' names no group; did you mean hosts?; fix the name or declare the group "
+                      "in env.d",
+                      f"{where} None names no group; fix the name or declare the group in env.d"]
+    assert warnings == [binds_line(conf_d_path(tmp_path), 0, "zzzzzz")]
 
 
 @pytest.mark.parametrize("bind", [
@@ -158,18 +313,25 @@ def test_group_binds_problem_names_the_file_that_set_global_overrides(tmp_path, 
     "nova_all",                                     # only a belongs_to target in env.d
     "glance-api",                                   # dashes read as underscores
     "compute_hosts",
+    "custom_hosts",                                 # a user-defined host group
+    "infra1_host_containers",                       # a config host's containers
+    "az1_mon_hosts", "az1_mon_all",                 # fed by env.d, named by no env.d key
 ])
-def test_group_binds_accept_every_group_the_inventory_has(tmp_path, skel, bind):
-    config = base_config()
-    mgmt(config)["group_binds"] = [bind]
-    assert problems(tmp_path, skel, config) == []
-
-
-def test_group_binds_may_name_a_custom_host_group_in_warn_mode(tmp_path, skel):
+def test_group_binds_accept_every_group_the_inventory_has(tmp_path, bind):
+    skel = zone_skel(tmp_path)
     config = base_config()
     config["custom_hosts"] = {"extra1": {"ip": "172.29.236.40"}}
-    mgmt(config)["group_binds"] = ["custom_hosts"]
-    assert problems(tmp_path, skel, config, mode="warn") == []
+    mgmt(config)["group_binds"] = [bind]
+    assert config_problems(loaded(tmp_path, config)[0], skel, "error") == ([], [])
+
+
+def test_a_near_miss_of_a_user_defined_group_is_a_typo_too(tmp_path, skel):
+    config = base_config()
+    config["custom_hosts"] = {"extra1": {"ip": "172.29.236.40"}}
+    mgmt(config)["group_binds"] = ["custom_host"]
+    assert problems(tmp_path, skel, config) == [
+        f"{user_config_path(tmp_path)}: global_overrides.provider_networks[0] group_binds entry 'custom_host' "
+        "names no group; did you mean custom_hosts?; fix the name or declare the group in env.d"]
 
 
 def test_group_binds_that_is_not_a_list_is_left_to_validate(tmp_path, skel):
@@ -280,6 +442,27 @@ def test_overlapping_pools_name_both(tmp_path, skel, storage, shown):
     assert found in ([overlap(path, *both)], [overlap(path, *reversed(both))]), found
 
 
+def draw_from(config: dict, *queues: str) -> None:
+    """Provider networks that hand out addresses from ``queues``."""
+    config["global_overrides"]["provider_networks"] += [{"network": {"ip_from_q": q, "group_binds": ["nova_compute"]}}
+                                                        for q in queues]
+
+
+def test_only_pools_addresses_are_handed_out_from_may_not_overlap(tmp_path, skel):
+    # A pod layout keeps a 'management' network that no provider network draws from: OSA accepts it.
+    config = base_config()
+    config["cidr_networks"].update({"pod1_mgmt": "172.29.236.0/24", "pod2_mgmt": "172.29.237.0/24",
+                                    "spare": "172.29.237.128/25"})
+    for i, pod in ((0, "pod1_mgmt"), (1, "pod2_mgmt")):
+        config["global_overrides"]["provider_networks"][i]["network"]["ip_from_q"] = pod
+    assert problems(tmp_path, skel, config) == []
+    draw_from(config, "management")
+    path = user_config_path(tmp_path)
+    assert problems(tmp_path, skel, config) == [
+        overlap(path, ("pod1_mgmt", "172.29.236.0/24"), ("management", "172.29.236.0/22")),
+        overlap(path, ("management", "172.29.236.0/22"), ("pod2_mgmt", "172.29.237.0/24"))]
+
+
 def test_adjacent_pools_do_not_overlap(tmp_path, skel):
     config = base_config()
     config["cidr_networks"]["storage"] = "172.29.235.0/24"    # ends just below management
@@ -298,6 +481,7 @@ def test_every_overlap_is_named_with_the_network_that_takes_it_in(tmp_path, skel
     config.pop("used_ips")
     for net in config["global_overrides"]["provider_networks"][1:]:
         net["network"]["ip_from_q"] = "a"
+    draw_from(config, "wide", "tail", "inner", "v6", "v6b")
     path = user_config_path(tmp_path)
     assert problems(tmp_path, skel, config) == [
         overlap(path, ("wide", "10.0.1.0/24"), ("tail", "10.0.1.128/25")),
@@ -328,6 +512,7 @@ def test_every_pool_is_checked_past_a_bad_one(tmp_path, skel):
     config = base_config()
     config["cidr_networks"] = {"bogus": "nonsense", "loop": "127.0.0.0/8", **config["cidr_networks"],
                                "inside": "172.29.237.0/24"}
+    draw_from(config, "inside")
     path = user_config_path(tmp_path)
     found = [p for p in problems(tmp_path, skel, config) if "cidr_networks." in p]
     assert found == [

@@ -120,6 +120,15 @@ def _read_config(config_dir: str, environment: str, mode: str, every_problem: bo
     return deployment
 
 
+def _user_group_lines(groups: dict[str, list[str]]) -> list[str]:
+    """What ``--check`` says of user-defined host groups: OSA makes them silently."""
+    if not groups:
+        return []
+    return (["User-defined host groups (env.d does not know them; as in OSA, each is a group of its hosts "
+             "and gives them no containers):"]
+            + [f"  {name}: {', '.join(hosts)}" for name, hosts in groups.items()])
+
+
 def run(args: argparse.Namespace) -> str:
     """Do the work for parsed ``args`` and return what to print."""
     config_dir = os.path.abspath(args.config or default_config_dir())
@@ -139,7 +148,8 @@ def run(args: argparse.Namespace) -> str:
         if args.check:
             deployment.generate(backend.load())
             warnings = deployment.warnings + [backend.no_lock_warning()]
-            return "\n".join(["Configuration ok!"] + [f"WARNING: {w}" for w in warnings if w])
+            return "\n".join(["Configuration ok!"] + _user_group_lines(deployment.user_defined_groups())
+                             + [f"WARNING: {w}" for w in warnings if w])
         with backend.lock():
             locked = time.perf_counter()
             if deployment.changed_on_disk():

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .errors import ConfigErrors
 from .generate.config import Skeleton, config_signature, load_skeleton, load_user_config
+from .generate.group_names import user_defined_groups
 from .generate.pipeline import generate
 from .generate.validate import config_problems
 
@@ -32,6 +33,10 @@ class DeploymentConfig:
     def generate(self, stored: dict | None) -> dict:
         """The inventory this config gives, starting from ``stored`` (what a run would store)."""
         return generate(self.config, self.skeleton, stored, self.unknown_groups)
+
+    def user_defined_groups(self) -> dict[str, list[str]]:
+        """The config's host groups env.d does not know, with their hosts (see generate.group_names)."""
+        return user_defined_groups(self.config, self.skeleton)
 
     def changed_on_disk(self) -> bool:
         """Whether any file the config was read from changed since (stat calls only)."""

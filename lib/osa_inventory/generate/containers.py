@@ -110,6 +110,7 @@ def place_containers(inv: Inventory, skel: Skeleton, config: dict,
             all_group = inv.hosts_group(all_group_for(container_group))
             for host, settings in hosts.items():
                 placement.vars_sources.setdefault(host, []).append(host_group)
+                inv.hostvars[host].update(physical_host=host, container_types=f"{host}_host_containers")
                 all_group.add_host(host)
                 if ctype.properties.get("is_metal") or no_containers or settings.get("no_containers"):
                     _run_on_metal(inv, placement, ctype, host, host_group)

@@ -33,7 +33,7 @@ def complete_hostvars(inv: Inventory) -> None:
         if hv.get("container_tech") is None:
             hv["container_tech"] = DEFAULT_CONTAINER_TECH
         parent = hv.get("physical_host")
-        if parent and parent != name and parent in hostvars:
+        if parent in hostvars:  # a physical host is its own parent; None names no entry
             hv["physical_host_addr"] = hostvars[parent].get("ansible_host")
 
 

@@ -25,7 +25,7 @@ def generate(config: dict, skeleton: Skeleton, stored: dict | None = None, unkno
     Names, addresses and memberships in ``stored`` are kept; the result for an
     unchanged config and an inventory this function produced is that same
     inventory (so callers can skip the write). ``unknown_groups`` is
-    ``[inventory] unknown_host_groups``: ``warn`` lets unknown ``*_hosts`` keys through.
+    ``[inventory] unknown_host_groups``: ``warn`` lets near misses of env.d's host groups through.
     """
     check_config(config, skeleton, unknown_groups)
     inv = Inventory.from_json(stored)

@@ -17,15 +17,16 @@ def apply_skeleton(inv: Inventory, skel: Skeleton) -> None:
         entries = getattr(skel, section)
         for name, entry in entries.items():
             inv.group(name, _shape_for(name))
-            for parent in _belongs_to(entry):
+            for parent in belongs_to(entry):
                 inv.group(parent)
     for section in ("physical_skel", "component_skel", "container_skel"):
         for name, entry in getattr(skel, section).items():
-            for parent in _belongs_to(entry):
+            for parent in belongs_to(entry):
                 inv.groups[parent].add_child(name)
 
 
-def _belongs_to(entry: object) -> list[str]:
+def belongs_to(entry: object) -> list[str]:
+    """The ``belongs_to`` groups of a skeleton entry (none for an entry that is no mapping)."""
     if not isinstance(entry, dict):
         return []
     return [str(p) for p in entry.get("belongs_to") or ()]

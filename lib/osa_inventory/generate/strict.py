@@ -1,77 +1,90 @@
 """Checks for config mistakes that OSA ignores or only warns about, and that we refuse.
 
-Each function returns a list of one-line problems (empty when all is well),
-so ``--check`` can report every one of them and a normal run the first.
+Each function returns its one-line problems (empty when all is well), so
+``--check`` can report every one of them and a normal run the first;
+:func:`group_binds_problems` also returns the names it only warns about.
 """
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import re
-from typing import Iterable
 
 from .config import Skeleton, origin_of
+from .group_names import env_host_groups, inventory_groups, near_miss
 from .validate import host_group_keys, normalise_group, provider_networks
 
 # Far above any real deployment (OSA's own layouts use 1 to 3 containers of a kind per host),
 # far below what exhausts memory: affinity: {galera_container: 100000000} is refused at once.
 MAX_AFFINITY = 100
-# Groups the generator makes itself, whatever env.d says.
-GENERATED_GROUPS = ("all", "hosts", "all_containers", "lxc_hosts")
 # A host name is an inventory name and the start of its containers' names: no blanks, no
 # control characters, no slash (it becomes a file name), no leading dash (it becomes an option).
 _BAD_NAME = re.compile(r"[\s/\x00-\x1f\x7f]")
 
 
-def env_groups(skeleton: Skeleton) -> set[str]:
-    """Every group env.d defines (keys and ``belongs_to`` targets), dashes read as underscores."""
-    groups = set()
-    for section in (skeleton.physical_skel, skeleton.component_skel, skeleton.container_skel):
-        for name, entry in section.items():
-            groups.add(normalise_group(str(name)))
-            if isinstance(entry, dict):
-                groups.update(normalise_group(str(p)) for p in entry.get("belongs_to") or ())
-    return groups
+def misspelt_host_groups(config: dict, skeleton: Skeleton) -> list[str]:
+    """Keys holding hosts whose name is a near miss of a host group env.d knows (``comptue_hosts``).
 
-
-def _did_you_mean(name: str, known: Iterable[str]) -> str:
-    match = difflib.get_close_matches(name, sorted(known), n=1)
-    return f"; did you mean {match[0]}?" if match else ""
-
-
-def unknown_host_groups(config: dict, skeleton: Skeleton) -> list[str]:
-    """``*_hosts`` keys that no env.d group defines (``shared_infra_host`` for ``shared_infra_hosts``)."""
-    known = env_groups(skeleton)
+    Any other ``*_hosts`` key is a group of its own, as in OSA (see
+    :mod:`.group_names`). A key that holds hosts but does not end in ``hosts``
+    is no group at all to OSA, which drops its hosts: it is refused when it
+    ends in ``host`` (``compute_host``) or is a near miss (``compute_hots``);
+    others (``_infra: &infra``, holding an anchor for later groups) are left
+    alone. A name some ``reference_group`` uses is meant, whatever it looks like.
+    """
+    known = env_host_groups(skeleton)
+    referenced = [normalise_group(str(net.get("reference_group"))) for net in provider_networks(config)]
     out = []
-    # A key that holds hosts but does not end in "hosts" (shared_infra_host) is no group at all to OSA.
-    # Keys such as "_infra: &infra" only hold an anchor for later groups: only near-misses count.
-    host_groups = [g for g in known if g.endswith("hosts")]
-    lookalikes = [k for k, v in config.items() if isinstance(k, str) and not k.endswith("hosts")
-                  and isinstance(v, dict) and any(isinstance(h, dict) and "ip" in h for h in v.values())
-                  and (k.endswith("host") or difflib.get_close_matches(normalise_group(k), host_groups, 1, 0.85))]
-    for key in host_group_keys(config) + lookalikes:
-        if normalise_group(key) not in known:
-            out.append(
-                f"{origin_of(config, key)}: {key} names no group of env.d, so its hosts would get no "
-                f"containers{_did_you_mean(normalise_group(key), host_groups)} "
-                "(declare a custom group in env.d, or set [inventory] unknown_host_groups = warn)")
+    for key, value in config.items():
+        name = normalise_group(key) if isinstance(key, str) else None
+        if name is None or name in known or name in referenced:
+            continue
+        keep = (f"(if {key} is meant, declare it as a group in env.d or set "
+                "[inventory] unknown_host_groups = warn)")
+        if key.endswith("hosts"):
+            target = near_miss(name, known)
+            if target:
+                out.append(f"{origin_of(config, key)}: {key} is a near miss of env.d's group {target}, so its "
+                           f"hosts would get no containers; did you mean {target}? {keep}")
+        elif _holds_hosts(value):
+            target = near_miss(name, known) or (f"{name}s" if name.endswith("host") else None)
+            if target:
+                out.append(f"{origin_of(config, key)}: {key} holds hosts but is no host group (only keys ending "
+                           f"in 'hosts' are), so its hosts would be left out; did you mean {target}? {keep}")
     return out
 
 
-def unknown_group_binds(config: dict, skeleton: Skeleton) -> list[str]:
-    """``group_binds`` entries that name no group (``nova_compte``)."""
-    known = env_groups(skeleton) | {normalise_group(k) for k in host_group_keys(config)} | set(GENERATED_GROUPS)
-    out = []
+def _holds_hosts(value: object) -> bool:
+    """Whether a config value maps names to host settings with an ``ip``."""
+    return isinstance(value, dict) and any(isinstance(h, dict) and "ip" in h for h in value.values())
+
+
+def group_binds_problems(config: dict, skeleton: Skeleton) -> tuple[list[str], list[str]]:
+    """``(errors, warnings)`` of ``group_binds`` names that name no group of the config or env.d.
+
+    A near miss of a group (``nova_compte``) is an error. Any other name
+    (``neutron_linuxbridge_agent`` in a config older than env.d) binds only
+    what a stored inventory still holds in that group, as in OSA: a warning,
+    so that an upgrade does not stop on it.
+    """
+    known = inventory_groups(config, skeleton)
+    errors, warnings = [], []
     for i, net in enumerate(provider_networks(config)):
         binds = net.get("group_binds")
+        where = f"{origin_of(config, 'global_overrides')}: global_overrides.provider_networks[{i}] group_binds entry"
         for bind in binds if isinstance(binds, list) else ():
-            if not isinstance(bind, str) or normalise_group(bind) not in known:
-                out.append(
-                    f"{origin_of(config, 'global_overrides')}: global_overrides.provider_networks[{i}] "
-                    f"group_binds entry {bind!r} names no group{_did_you_mean(str(bind), known)}; "
-                    "fix the name or declare the group in env.d")
-    return out
+            name = normalise_group(bind) if isinstance(bind, str) else None
+            if name in known:
+                continue
+            target = near_miss(name, known) if name else None
+            if name is None or target:
+                guess = f"; did you mean {target}?" if target else ""
+                errors.append(f"{where} {bind!r} names no group{guess}; fix the name or declare the group in env.d")
+            else:
+                warnings.append(f"{where} {bind!r} names no group of env.d or the config (one an older release "
+                                "had?), so it binds only what the stored inventory still holds in that group; "
+                                "remove it if it is no longer needed")
+    return errors, warnings
 
 
 def host_problems(config: dict) -> list[str]:
@@ -122,8 +135,14 @@ def _is_address(value: object) -> bool:
 
 
 def network_problems(config: dict) -> list[str]:
-    """Overlapping or whole-space ``cidr_networks``, malformed ``static_routes``."""
+    """Whole-space ``cidr_networks``, overlapping pools, malformed ``static_routes``.
+
+    Only pools addresses are handed out from (named by some provider network's
+    ``ip_from_q``) can give two containers one address: a declared but unused
+    ``management`` network around a pod layout's pools is accepted, as in OSA.
+    """
     cidrs = config.get("cidr_networks")
+    drawn = [net.get("ip_from_q") for net in provider_networks(config)]
     out = []
     nets = []
     for queue, cidr in (cidrs.items() if isinstance(cidrs, dict) else ()):
@@ -136,7 +155,8 @@ def network_problems(config: dict) -> list[str]:
             out.append(f"{origin_of(config, 'cidr_networks')}: cidr_networks.{queue} = {cidr} takes in loopback, "
                        "multicast or unspecified addresses; give the real network of that queue")
             continue
-        nets.append((net.version, int(net.network_address), int(net.broadcast_address), queue, net))
+        if queue in drawn:
+            nets.append((net.version, int(net.network_address), int(net.broadcast_address), queue, net))
     reach: dict[int, tuple] = {}  # per IP version, the network reaching furthest so far
     for entry in sorted(nets):
         widest = reach.setdefault(entry[0], entry)
@@ -170,9 +190,10 @@ def _special(version: int) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 
 
 def all_problems(config: dict, skeleton: Skeleton, unknown_groups: str) -> tuple[list[str], list[str]]:
-    """``(errors, warnings)``: unknown host groups are warnings when ``unknown_groups`` is ``warn``."""
-    groups = unknown_host_groups(config, skeleton)
-    errors = host_problems(config) + network_problems(config) + unknown_group_binds(config, skeleton)
+    """``(errors, warnings)``: misspelt host groups are warnings when ``unknown_groups`` is ``warn``."""
+    groups = misspelt_host_groups(config, skeleton)
+    bind_errors, bind_warnings = group_binds_problems(config, skeleton)
+    errors = host_problems(config) + network_problems(config) + bind_errors
     if unknown_groups == "warn":
-        return errors, groups
-    return groups + errors, []
+        return errors, groups + bind_warnings
+    return groups + errors, bind_warnings

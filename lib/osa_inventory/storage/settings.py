@@ -59,7 +59,7 @@ INVENTORY_OPTIONS: Declaration = declare(
     Option("timeout", "number", default=DEFAULT_TIMEOUT, minimum=0, above_minimum=True, maximum=MAX_TIMEOUT,
            help="seconds any one step of plugin code may take"),
     Option("unknown_host_groups", "choice", default="error", choices=("error", "warn"),
-           help="a *_hosts key of the user config that no env.d group defines: refuse it, or warn"),
+           help="a *_hosts key of the user config one typo from a host group env.d knows: refuse it, or warn"),
 )
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
