@@ -136,3 +136,13 @@ def _too_deep(shown: str, max_depth: int) -> str:
 
 def _size(limit: int) -> str:
     return f"{limit // MiB} MiB" if limit >= MiB else f"{limit} bytes"
+
+
+def check_nesting(value: Any, *, shown: str, error: type[InventoryError] = InventoryError,
+                  max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Refuse, in one line naming ``shown``, data already in memory that nests deeper than ``max_depth``.
+
+    For data that did not come through :func:`parse_json` (a third-party plugin's ``load()``).
+    """
+    if nesting_exceeds(value, max_depth):
+        raise error(_too_deep(shown, max_depth))

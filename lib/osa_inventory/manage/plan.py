@@ -58,8 +58,8 @@ class Plan:
 
 
 def make_plan(backend: Backend, deployment: DeploymentConfig) -> Plan:
-    """Generate from ``deployment`` against what ``backend`` holds now; write nothing."""
-    stored = backend.load()
+    """Generate from ``deployment`` against what ``backend`` holds now; write nothing, not even a backend's cache."""
+    stored = backend.load(read_only=True)
     generated = deployment.generate(stored)
     old = stored or {}
     # Entries the config dropped are kept by every run (the generator never deletes): say so.
