@@ -20,7 +20,8 @@ import time
 
 import pytest
 import yaml
-from helpers import run_script, write_ini
+from helpers import base_config, run_script, write_config, write_ini
+from etcd_server import etcd  # noqa: F401 (fixture)
 from plugin_fixtures import assert_one_line_failure, config_dir, plugin_dir  # noqa: F401 (fixture)
 from test_manage_support import Deployment
 
@@ -209,3 +210,45 @@ def test_typed_arguments_in_usage_errors_are_escaped(tmp_path):
         result = dep.manage(*args)
         assert result.returncode in (1, 2) and "--bogus" in result.stderr
         assert_shown_safely(result.stderr)
+
+
+# -- etcd records --------------------------------------------------------------------------------
+
+def test_etcd_records_and_marker_names_are_escaped(etcd, tmp_path):
+    """Anyone who may write the prefix can put text in a manifest's record or the deployment marker."""
+    from etcd_server import build_inventory
+    from test_etcd_integrity import ini_for, manage, put_raw
+    from test_etcd_plugin import open_etcd
+
+    from osa_inventory.accounting import ChangeRecord
+    from osa_inventory.backends.etcd.layout import MARKER_KIND
+
+    prefix = "/osa-test/terminal"
+    backend = open_etcd(etcd.endpoints_text, prefix, deployment="old")
+    user = "alice\x1b]0;root@prod\x07\x1b[1A"
+    backend.write(build_inventory(2), record=ChangeRecord.now("inventory-manage -r x\x9b2J", "s", reason="r\u202eok"))
+    put_raw(etcd, prefix + "/manifest", json.dumps(dict(json.loads(etcd_value(etcd, prefix + "/manifest")),
+                                                        record={"user": user, "summary": "1 host(s) added"})).encode())
+    ini = ini_for(tmp_path, etcd.endpoints_text, prefix, deployment="old")
+    history = manage(ini, "--history")
+    assert history.returncode == 0, history.stderr
+    assert_shown_safely(history.stdout)
+    assert shown(user) in history.stdout
+    # A marker naming the deployment with control characters: in the refusal, and in --adopt's answer.
+    name = "old\x1b[2J\u202eevil"
+    put_raw(etcd, prefix + "/deployment", json.dumps({"kind": MARKER_KIND, "deployment": name}).encode())
+    config_dir = str(tmp_path / "deploy")
+    write_config(config_dir, base_config())
+    refused = run_script(config_dir, ini=ini)
+    assert refused.returncode == 1 and shown(name) in refused.stderr
+    assert_shown_safely(refused.stderr)
+    adopted = manage(ini, "--adopt")
+    assert adopted.returncode == 0, adopted.stderr
+    assert f"held deployment '{shown(name)}'" in adopted.stdout
+    assert_shown_safely(adopted.stdout)
+
+
+def etcd_value(cluster, key: str) -> bytes:
+    import base64
+    answer = cluster.post("/v3/kv/range", {"key": base64.b64encode(key.encode()).decode()})
+    return base64.b64decode(answer["kvs"][0]["value"])
