@@ -11,6 +11,10 @@ import glob
 import http.server
 import json
 import os
+import re
+import shlex
+import subprocess
+import sys
 import threading
 import time
 
@@ -21,8 +25,6 @@ from helpers import base_config, write_config
 from plugin_contract import assert_same
 from test_craton_faults import MANAGE, Deployment, changed_config, ok, one_line_error
 from test_craton_plugin import marks
-
-from osa_inventory.backends.craton import mapping
 
 DEEP_BRACKETS = b"[" * 100_000 + b"]" * 100_000
 
@@ -171,10 +173,19 @@ def test_a_cache_file_that_is_not_ours_costs_a_full_load_never_a_hang(server, tm
 
 def test_a_stored_inventory_of_the_wrong_shape_names_the_cloud_and_region(server, tmp_path):
     deployment = Deployment(server, str(tmp_path), "wrong-shape", base_config())
+    good = ok(deployment.run())
     deployment.storage().write({"_meta": {"hostvars": {"h1": "not a mapping"}}})
     before = region_variables(server, "wrong-shape")
     line = one_line_error(deployment.run())
     assert f"storage backend craton: the inventory loaded from craton {server.url} cloud faults region wrong-shape: " \
         "_meta.hostvars.h1 is a str" in line, line
     assert region_variables(server, "wrong-shape") == before
-    assert mapping.STATE_KEY in before
+    # Craton keeps no earlier inventories: the advice is a saved copy, and it works as printed.
+    assert "--restore" not in line
+    tool = re.search(r"\((\S+ --config \S+) --import FILE --force\)", line).group(1)
+    saved = tmp_path / "saved.json"
+    saved.write_text(json.dumps(good))
+    done = subprocess.run([sys.executable, *shlex.split(tool), "--import", str(saved), "--force"],
+                          capture_output=True, text=True, env=deployment.env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert_same(ok(deployment.run()), good)

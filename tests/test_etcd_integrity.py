@@ -426,17 +426,34 @@ def test_an_endpoint_answering_deep_json_is_one_line(prefix):
 
 def test_a_stored_inventory_of_the_wrong_shape_names_the_prefix_and_version(etcd, prefix, tmp_path):
     """Issue 21.7: the refusal says where the inventory came from: etcd endpoints, prefix and version."""
-    wrong = {"_meta": {"hostvars": {"h1": "not a mapping"}}}
-    open_etcd(etcd.endpoints_text, prefix).write(wrong)
-    revision = etcd.keys(prefix + "/manifest")[(prefix + "/manifest").encode()]["mod_revision"]
-    before = all_keys(etcd, prefix)
     config_dir = str(tmp_path / "deploy")
     write_config(config_dir, base_config())
-    run = run_script(config_dir, ini=ini_for(tmp_path, etcd.endpoints_text, prefix))
+    ini = ini_for(tmp_path, etcd.endpoints_text, prefix)
+    good = run_script(config_dir, ini=ini)
+    assert good.returncode == 0, good.stderr
+    open_etcd(etcd.endpoints_text, prefix).write({"_meta": {"hostvars": {"h1": "not a mapping"}}})
+    revision = etcd.keys(prefix + "/manifest")[(prefix + "/manifest").encode()]["mod_revision"]
+    before = all_keys(etcd, prefix)
+    run = run_script(config_dir, ini=ini)
     assert run.returncode == 1 and run.stdout == "" and len(run.stderr.splitlines()) == 1, run.stderr
     assert (f"storage backend etcd: the inventory loaded from etcd {etcd.endpoints_text} prefix {prefix} version "
             f"{revision}: _meta.hostvars.h1 is a str") in run.stderr
     assert all_keys(etcd, prefix) == before
+    # The advice as printed: the tool's --history, then --restore of the version before.
+    tool = re.search(r"\((\S+ --config \S+) --history, then --restore VERSION\)", run.stderr).group(1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OSA_", "ANSIBLE_"))}
+    env["OSA_INI"] = ini
+
+    def printed(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *shlex.split(tool), *args], capture_output=True, text=True,
+                              env=env, timeout=120)
+
+    listed = json.loads(printed("--history", "--format", "json").stdout)
+    assert listed[-1]["version"] == str(revision)
+    restored = printed("--restore", listed[-2]["version"])
+    assert restored.returncode == 0, restored.stderr
+    again = run_script(config_dir, ini=ini)
+    assert again.returncode == 0 and again.stderr == "" and again.stdout == good.stdout, again.stderr
 
 
 def test_current_is_a_version_name_on_etcd(etcd, prefix, tmp_path):

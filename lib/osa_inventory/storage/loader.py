@@ -278,10 +278,20 @@ class Backend:
                 self._check_loaded(data, self._loaded_from())
             except InventoryError as exc:
                 # Never rewritten: the next write would replace whatever the deployer could still recover.
-                tool = manage_command() + (f" --config {shlex.quote(self.config_dir)}" if self.config_dir else "")
-                raise StorageError(f"{one_line(exc)}; nothing was written: restore a good version "
-                                   f"({tool} --history, then --restore VERSION) or fix it") from None
+                raise StorageError(f"{one_line(exc)}; nothing was written: {self._repair_advice()}") from None
         return data
+
+    def _repair_advice(self) -> str:
+        """How to put a good inventory back: a version, where the backend keeps them, else a saved copy."""
+        tool = manage_command() + (f" --config {shlex.quote(self.config_dir)}" if self.config_dir else "")
+        try:
+            versions = self.has_versions
+        except InventoryError:
+            versions = False
+        if versions:
+            return f"restore a good version ({tool} --history, then --restore VERSION) or fix it"
+        return (f"this backend keeps no earlier inventories, so replace it with a saved copy or export "
+                f"({tool} --import FILE --force) or fix it")
 
     def write(self, inventory: dict, as_json: str | None = None, record: ChangeRecord | None = None) -> None:
         """Store ``inventory``; the plugin gets its own copy, so whatever it does to it stays its own.
