@@ -92,6 +92,11 @@ def test_json_the_decoder_takes_but_deeper_than_the_bound_is_refused():
     assert parse_json(at_bound, shown="x.json") is not None
 
 
+def test_brackets_inside_strings_are_no_nesting():
+    shallow = json.dumps({"note": "[" * 500 + "{" * 500, "list": [[1], {"a": []}]})
+    assert parse_json(shallow, shown="x.json")["list"] == [[1], {"a": []}]
+
+
 def test_depth_counts_objects_and_lists_alike():
     value: object = 1
     for i in range(10):
