@@ -14,14 +14,19 @@ shows each such character as a Python-style escape instead:
   (U+200B to U+200D, U+2060 to U+2064, U+FEFF), the line and paragraph
   separators (U+2028, U+2029) and lone surrogates (which cannot even be
   encoded for output);
-* a backslash as ``\\\\``, so the shown text is unambiguous: read as a Python
-  string literal, it gives back the exact text.
+A backslash is left as it is. So the escaping is idempotent (text escaped
+twice reads as text escaped once) and messages that already quote a value the
+Python way (``repr``: ``host name 'comp\\tute'``) read unchanged. The price:
+an escape shown is not proof of a control character, since a name may hold
+the four characters ``\\x1b`` itself. Where the exact text matters,
+``--format json`` gives it. (Escaping the backslash too would make every such
+quoted value show doubled backslashes.)
 
-Escaping happens once, where the text is printed (error lines, and each line
-of inventory-manage's text output); tables escape their cells themselves and
-are marked :class:`Shown`, so their alignment counts the escaped width. JSON
-and YAML output is never escaped: it is exact, and both formats escape
-control characters themselves.
+Escaping happens where the text is printed (error lines, and each line of
+inventory-manage's text output); tables escape their cells themselves and are
+marked :class:`Shown`, so their alignment counts the escaped width and their
+line breaks stay. JSON and YAML output is never escaped: it is exact, and both
+formats escape control characters themselves.
 """
 
 from __future__ import annotations
@@ -29,9 +34,9 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-_UNSAFE = re.compile("[\\\\\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069"
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069"
                      "\ufeff\ud800-\udfff]")
-_SHORT = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
 class Shown(str):
@@ -48,7 +53,7 @@ def _replacement(match: re.Match) -> str:
 
 
 def escape(text: str, keep: str = "") -> str:
-    """``text`` with every control, bidirectional or invisible character (and the backslash) escaped.
+    """``text`` with every control, bidirectional or invisible character escaped (idempotent).
 
     Characters in ``keep`` (``"\\n"`` for text of several lines) pass unchanged.
     """
