@@ -274,7 +274,8 @@ BROKEN = {
         ["storage backend load_raises failed to load the inventory", "ValueError: bad row 7"]),
     "load_returns_list": (
         RECORDER.replace('        self._log("load")', '        return []'),
-        ["storage backend load_returns_list holds a JSON list, not an object", "nothing was written"]),
+        ["storage backend load_returns_list: the inventory loaded holds a JSON list, not an object",
+         "nothing was written", "keeps no earlier inventories", "--import FILE --force"]),
     "write_raises": (
         RECORDER.replace('        self._log("write")', '        raise OSError(28, "No space left on device")'),
         ["storage backend write_raises failed to store the inventory", "No space left on device"]),

@@ -28,6 +28,7 @@ from .storage.loader import open_backend
 from .storage.settings import read_settings
 from .storage.store_files import Folder, open_folder_fd
 from .stdout_guard import stdout_for_result_only
+from .terminal import error_line, lines
 
 LOG = logging.getLogger("osa_inventory")
 DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
@@ -148,8 +149,8 @@ def run(args: argparse.Namespace) -> str:
         if args.check:
             deployment.generate(backend.load())
             warnings = deployment.warnings + [backend.no_lock_warning()]
-            return "\n".join(["Configuration ok!"] + _user_group_lines(deployment.user_defined_groups())
-                             + [f"WARNING: {w}" for w in warnings if w])
+            return lines(["Configuration ok!"] + _user_group_lines(deployment.user_defined_groups())
+                         + [f"WARNING: {w}" for w in warnings if w])
         with backend.lock():
             locked = time.perf_counter()
             if deployment.changed_on_disk():
@@ -189,15 +190,15 @@ def main(argv: Sequence[str] | None = None, default_environment: str | None = No
         return 1
     except InventoryError as exc:
         for line in getattr(exc, "lines", None) or [one_line(exc)]:
-            print(f"ERROR: {line}", file=sys.stderr)
+            print(error_line(line), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ERROR: interrupted; the stored inventory was not changed by this run", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug: still one line for the user, the traceback in the log
         LOG.exception("unexpected failure")
-        print(f"ERROR: unexpected {type(exc).__name__}: {one_line(exc)} "
-              f"(details in {LOG_NAME} in the config folder; please report it)", file=sys.stderr)
+        print(error_line(f"unexpected {type(exc).__name__}: {one_line(exc)} "
+                         f"(details in {LOG_NAME} in the config folder; please report it)"), file=sys.stderr)
         return 1
     return 0
 

@@ -30,8 +30,9 @@ from ..storage import catalog
 from ..storage.loader import Backend
 from ..storage.settings import Settings, read_settings
 from ..stdout_guard import stdout_for_result_only
+from ..terminal import error_line, escape, lines
 from . import edits, history_view, plan, recording, stale, transfer, versions, views
-from .formatting import FORMATS, render_data, render_table
+from .formatting import FORMATS, Lines, render_data, render_table
 from .stores import change_stored, load_required, open_configured_backend, open_file_backend
 
 DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
@@ -156,6 +157,7 @@ class _Parser(argparse.ArgumentParser):
     plan = False
 
     def error(self, message: str):  # type: ignore[override]
+        message = escape(message)  # it may quote what was typed, or pasted
         if not self.plan:
             super().error(message)
         self.exit(1, f"ERROR: {message}\n")
@@ -243,24 +245,24 @@ class Context:
                 backend.close()
 
 
-def _listing(action: str, inventory: dict, args: argparse.Namespace) -> str:
+def _listing(action: str, inventory: dict, args: argparse.Namespace) -> str | list[str]:
     fmt = args.format
     if action == "list-host":
         rows = views.host_rows(inventory, args.sort)
         if fmt != "table":
             return render_data(rows, fmt)
-        return render_table(views.HOST_COLUMNS, [views.host_table_cells(r) for r in rows])
+        return [render_table(views.HOST_COLUMNS, [views.host_table_cells(r) for r in rows])]
     # The column titles are OSA's, so that what operators read and parse stays the same.
     if action == "list-groups":
         data = views.groups_per_host(inventory)
         if fmt != "table":
             return render_data(data, fmt)
-        return render_table(("container_name", "groups"), list(data.items()))
+        return [render_table(("container_name", "groups"), list(data.items()))]
     if action == "list-containers":
         data = views.hosts_per_group(inventory)
         if fmt != "table":
             return render_data(data, fmt)
-        return render_table(("groups", "container_name"), [(g, "\n".join(h)) for g, h in data.items()])
+        return [render_table(("groups", "container_name"), [(g, Lines(h)) for g, h in data.items()])]
     data = views.export(inventory)
     return render_data(data, "yaml") if fmt == "yaml" else json.dumps(data, indent=2, sort_keys=True)
 
@@ -341,28 +343,28 @@ def _import(ctx: Context) -> list[str]:
     return _transfer_lines("imported", result, path, where)
 
 
-def _history(ctx: Context) -> str:
+def _history(ctx: Context) -> str | list[str]:
     rows = versions.history(ctx.open_work())
     notes = [f"note: {n}" for n in history_view.notes(rows)]
     if ctx.args.format != "table":
-        for note in notes:  # stdout stays pure data
-            print(note, file=sys.stderr)
+        if notes:  # stdout stays pure data
+            print(lines(notes), file=sys.stderr)
         return render_data(history_view.as_data(rows), ctx.args.format)
-    return "\n".join([history_view.as_table(rows)] + notes)
+    return [history_view.as_table(rows)] + notes
 
 
-def _diff(ctx: Context) -> str:
+def _diff(ctx: Context) -> str | list[str]:
     backend = ctx.open_work()
     pair = versions.pick_pair(backend, ctx.args.diff)
     if isinstance(pair, str):
-        return pair if ctx.args.format == "table" else render_data({"changes": None, "note": pair}, ctx.args.format)
+        return [pair] if ctx.args.format == "table" else render_data({"changes": None, "note": pair},
+                                                                     ctx.args.format)
     a, b = pair
     old, new = backend.read_version(a), backend.read_version(b)
     if ctx.args.format != "table":
         return render_data({"from": a, "to": b, "changes": asdict(versions.compare(old, new))}, ctx.args.format)
-    lines = versions.diff_lines(old, new)
     head = [f"--- version {a}", f"+++ version {b}"]
-    return "\n".join(head + (lines or ["no differences"]))
+    return head + (versions.diff_lines(old, new) or ["no differences"])
 
 
 def _restore(ctx: Context) -> list[str]:
@@ -380,7 +382,7 @@ def _restore(ctx: Context) -> list[str]:
     return lines
 
 
-def _check_stale(ctx: Context) -> tuple[str, int]:
+def _check_stale(ctx: Context) -> tuple[str | list[str], int]:
     stored = load_required(ctx.open_work())
     config, skeleton = stale.load_config(ctx.config_dir, ctx.args.environment)
     found = stale.find_stale(stored, config, skeleton, ctx.unknown_groups())
@@ -398,10 +400,10 @@ def _check_stale(ctx: Context) -> tuple[str, int]:
     if missing:
         out.append(f"the next inventory run will add {len(missing)} entr{'y' if len(missing) == 1 else 'ies'}: "
                    + ", ".join(missing))
-    return "\n".join(out), status
+    return out, status
 
 
-def _plan(ctx: Context) -> tuple[str, int]:
+def _plan(ctx: Context) -> tuple[str | list[str], int]:
     # Same config reading and checks as the inventory script, before storage is touched.
     deployment = read_config(ctx.config_dir, ctx.args.environment, ctx.unknown_groups())
     result = plan.make_plan(ctx.open_work(), deployment)
@@ -411,7 +413,7 @@ def _plan(ctx: Context) -> tuple[str, int]:
     return plan.plan_text(result, manage), result.status
 
 
-def _list_backends(ctx: Context) -> str:
+def _list_backends(ctx: Context) -> str | list[str]:
     settings = ctx.settings()
     rows = catalog.available(settings)
     if ctx.args.format != "table":
@@ -427,11 +429,15 @@ def _list_backends(ctx: Context) -> str:
     section = settings.backend
     plugin = settings.plugin_for(section)
     chosen = section if section == plugin else f"{section} (plugin {plugin})"
-    return f"{table}\nselected: backend {chosen} (from {settings.describe()})"
+    return [table, f"selected: backend {chosen} (from {settings.describe()})"]
 
 
-def run(args: argparse.Namespace, action: str) -> tuple[str, int]:
-    """Do ``action`` and return what to print and the exit status."""
+def run(args: argparse.Namespace, action: str) -> tuple[str | list[str], int]:
+    """Do ``action`` and return what to print and the exit status.
+
+    What to print is data (JSON or YAML, printed exactly) or, for people, a
+    list of lines that are escaped for the terminal as they are printed.
+    """
     ctx = Context(args)
     try:
         if action == "list-backends":
@@ -439,19 +445,19 @@ def run(args: argparse.Namespace, action: str) -> tuple[str, int]:
         if action in ("list-host", "list-groups", "list-containers", "export"):
             return _listing(action, load_required(ctx.open_work()), args), 0
         if action == "edit":
-            return "\n".join(_edit(ctx)), 0
+            return _edit(ctx), 0
         if action == "migrate":
-            return "\n".join(_migrate(ctx)), 0
+            return _migrate(ctx), 0
         if action == "import":
-            return "\n".join(_import(ctx)), 0
+            return _import(ctx), 0
         if action == "adopt":
-            return ctx.open_work().adopt(), 0
+            return [ctx.open_work().adopt()], 0
         if action == "history":
             return _history(ctx), 0
         if action == "diff":
             return _diff(ctx), 0
         if action == "restore":
-            return "\n".join(_restore(ctx)), 0
+            return _restore(ctx), 0
         if action == "plan":
             return _plan(ctx)
         return _check_stale(ctx)
@@ -467,24 +473,23 @@ def main(argv: Sequence[str] | None = None, default_environment: str | None = No
     action = _check_usage(parser, args)
     if args.reason is not None and action not in RECORDED:
         # Refused rather than ignored: the operator would believe the reason was kept.
-        print(f"ERROR: --reason is kept with the inventory version a change stores, and {FLAGS.get(action, action)} "
-              "stores none; give it with -r, -d, --clear-ips, --restore, --migrate-to or --import",
-              file=sys.stderr)
+        print(error_line(f"--reason is kept with the inventory version a change stores, and "
+                         f"{FLAGS.get(action, action)} stores none; give it with -r, -d, --clear-ips, --restore, "
+                         "--migrate-to or --import"), file=sys.stderr)
         return 1
     try:
         # Listings may be read by programs (--format json): plugin output must not reach them.
         with stdout_for_result_only() as emit:
             output, status = run(args, action)
-            emit(output + "\n")
+            emit((output if isinstance(output, str) else lines(output)) + "\n")
     except InventoryError as exc:
-        print(f"ERROR: {one_line(exc)}", file=sys.stderr)
+        print(error_line(one_line(exc)), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ERROR: interrupted; a change in progress was either stored whole or not at all", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug: still one line for the operator
-        print(f"ERROR: unexpected {type(exc).__name__}: {one_line(exc)} (please report it)",
-              file=sys.stderr)
+        print(error_line(f"unexpected {type(exc).__name__}: {one_line(exc)} (please report it)"), file=sys.stderr)
         return 1
     return status
 

@@ -30,10 +30,11 @@ from pluginbase import PluginBase
 
 from .. import accounting
 from ..accounting import ChangeRecord
-from ..bounded import describe_kind
+from ..bounded import check_nesting, describe_kind
 from ..errors import AccessDenied, InventoryError, PluginError, SettingsError, StorageError, one_line
 from ..resources import manage_command, plugins_dir
 from . import discovery, plugin_import, trust, watchdog
+from . import read_only as read_only_reads
 from .options import Declaration, closest, module_declaration
 from .shape import check_inventory
 from .settings import MAIN_SECTION, Settings, inventory_source
@@ -43,6 +44,8 @@ LOG = logging.getLogger(__name__)
 
 BUILTIN_DIR = plugins_dir()
 REQUIRED_METHODS = ("register", "load", "write")
+#: The version name every backend accepts for the inventory stored now (docs/operations.md).
+CURRENT = "current"
 
 _BASE = PluginBase(package="osa_inventory_storage_plugins")
 _SOURCES: dict[tuple[str, ...], Any] = {}
@@ -219,13 +222,17 @@ class Backend:
     """
 
     def __init__(self, section: str, plugin: str, storage: Any, timeout: float = DEFAULT_TIMEOUT,
-                 timeout_advice: str = "raise [inventory] timeout in osa.ini", config_dir: str | None = None):
+                 timeout_advice: str = "raise [inventory] timeout in osa.ini", config_dir: str | None = None,
+                 bounded: bool = False):
         self.section = section
         self.config_dir = config_dir
         self.plugin = plugin
         self.storage = storage
         self.timeout = timeout
         self.timeout_advice = timeout_advice
+        # The built-in plugins parse through osa_inventory.bounded, which refuses deep nesting already;
+        # what any other plugin gives back is checked here, before recursive code meets it.
+        self.bounded = bounded
 
     @property
     def label(self) -> str:
@@ -270,18 +277,49 @@ class Backend:
         # str() inside the guard too: a returned object's __str__ is plugin code as well.
         return one_line(Exception(self._call("describe itself", lambda: str(describe()))))
 
-    def load(self) -> dict | None:
-        data = self._call("load the inventory", self.storage.load)
+    def _loaded_from(self) -> str:
+        """Where a loaded inventory came from, for refusals: the backend and the plugin's ``describe()``."""
+        try:
+            where = f" from {self.describe()}" if self._optional("describe") is not None else ""
+        except InventoryError:  # a failing describe() must not hide the refusal it was to explain
+            where = ""
+        return f"storage backend {self.label}: the inventory loaded{where}"
+
+    def _check_loaded(self, data: Any, where: str) -> None:
+        if not self.bounded:
+            check_nesting(data, shown=where)
+        check_inventory(data, where)
+
+    def load(self, read_only: bool = False) -> dict | None:
+        """The stored inventory, checked.
+
+        ``read_only``: the plugin must write nothing, not even on the side (see :mod:`.read_only`).
+        """
+        with read_only_reads.reading_only() if read_only else contextlib.nullcontext():
+            data = self._call("load the inventory", self.storage.load)
         if data is None:
             return None
         try:
-            check_inventory(data, f"the inventory loaded from storage backend {self.label}")
-        except InventoryError as exc:
-            # Never rewritten: the next write would replace whatever the deployer could still recover.
-            tool = manage_command(self.config_dir)
-            raise StorageError(f"{one_line(exc)}; nothing was written: restore a good version "
-                               f"({tool} --history, then --restore VERSION) or fix it") from None
+            self._check_loaded(data, "the inventory loaded")
+        except InventoryError:
+            try:  # the same refusal again, naming the place: describe() is called only when it is shown
+                self._check_loaded(data, self._loaded_from())
+            except InventoryError as exc:
+                # Never rewritten: the next write would replace whatever the deployer could still recover.
+                raise StorageError(f"{one_line(exc)}; nothing was written: {self._repair_advice()}") from None
         return data
+
+    def _repair_advice(self) -> str:
+        """How to put a good inventory back: a version, where the backend keeps them, else a saved copy."""
+        tool = manage_command(self.config_dir or None)
+        try:
+            versions = self.has_versions
+        except InventoryError:
+            versions = False
+        if versions:
+            return f"restore a good version ({tool} --history, then --restore VERSION) or fix it"
+        return (f"this backend keeps no earlier inventories, so replace it with a saved copy or export "
+                f"({tool} --import FILE --force) or fix it")
 
     def write(self, inventory: dict, as_json: str | None = None, record: ChangeRecord | None = None) -> None:
         """Store ``inventory``; the plugin gets its own copy, so whatever it does to it stays its own.
@@ -378,8 +416,18 @@ class Backend:
                                f"and store it again with {tool} --import FILE --force")
 
     def read_version(self, version: str) -> dict:
+        """The inventory as it was at ``version``; ``current`` is the stored one now, on every backend."""
         self.require_versions()
-        return self._call(f"read version {version}", self.storage.read_version, version)
+        if version == CURRENT:
+            data = self.load()
+            if data is None:
+                raise StorageError(f"storage backend {self.label} holds no inventory yet, so there is no "
+                                   f"version {CURRENT}; list the versions with --history")
+            return data
+        data = self._call(f"read version {version}", self.storage.read_version, version)
+        if not self.bounded:
+            check_nesting(data, shown=f"storage backend {self.label}: version {version}", error=StorageError)
+        return data
 
     def close(self) -> None:
         close = self._optional("close")
@@ -436,10 +484,17 @@ def open_backend(settings: Settings, config_dir: str, section: str | None = None
     # A class attribute OPTIONS (for plugins from distributions) or the module's.
     declared = module_declaration(cls if hasattr(cls, "OPTIONS") else inspect.getmodule(cls))
     advice = f"raise [inventory] timeout in {settings.where_to_set()}"
-    backend = Backend(section, plugin, None, settings.timeout, advice, os.path.abspath(config_dir))
+    backend = Backend(section, plugin, None, settings.timeout, advice, os.path.abspath(config_dir),
+                      bounded=_is_builtin(cls))
     backend.storage = backend._call("create its Storage()", cls)
     backend.register(backend_args(settings, section, config_dir, declared))
     return backend
+
+
+def _is_builtin(cls) -> bool:
+    """Whether ``cls`` is the Storage class of one of the plugins shipped in the built-in folder."""
+    path = getattr(inspect.getmodule(cls), "__file__", None)
+    return bool(path) and os.path.dirname(os.path.abspath(path)) == BUILTIN_DIR
 
 
 def backend_args(settings: Settings, section: str, config_dir: str,
