@@ -22,7 +22,7 @@ ANSIBLE_INVENTORY = shutil.which("ansible-inventory", path=BIN) or shutil.which(
 ANSIBLE = shutil.which("ansible", path=BIN) or shutil.which("ansible")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _noise(command: str) -> frozenset[str]:
     """The stderr lines ``command`` prints over an empty inventory of no plugin of ours."""
     with tempfile.TemporaryDirectory(prefix="ansible-noise-") as scratch:
