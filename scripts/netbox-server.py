@@ -548,19 +548,19 @@ def init_cluster(job: Job, tools: Tools) -> None:
 def start_postgres(job: Job, tools: Tools) -> None:
     paths = job.paths
     make_pg_folders(paths, tools)
-    stale = os.path.join(paths.pgdata, "postmaster.pid")
+    pid_file = os.path.join(paths.pgdata, "postmaster.pid")
     job.run("starting PostgreSQL", [tools.pg("pg_ctl"), "start", "-D", paths.pgdata, "-l", paths.pg_log,
                                     "-w", "-t", "120", "-s"],
             log=None, cwd=paths.base, **tools.as_pg_user())
-    with open(stale, encoding="ascii") as fh:
+    with open(pid_file, encoding="ascii") as fh:
         pid = int(fh.readline().strip())
     job.record_process("postgres", pid)
 
 
 def psql(job: Job, tools: Tools, sql: str, database: str = "postgres") -> str:
     done = job.run(f"psql ({sql.split()[0]} ...)",
-                   [tools.pg("psql"), "-h", job.paths.run, "-U", "netbox", "-d", database, "-v", "ON_ERROR_STOP=1",
-                    "-qAt", "-c", sql], log=None)
+                   [tools.pg("psql"), "-X", "-h", job.paths.run, "-U", "netbox", "-d", database,
+                    "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql], log=None)
     return done.stdout.strip()
 
 
@@ -623,7 +623,9 @@ django.setup()
 from core.models import ObjectType
 from users.constants import OBJECTPERMISSION_OBJECT_TYPES
 from users.models import ObjectPermission, Token, User
-password, admin_name, reader_name = sys.argv[1:4]
+import os
+password = os.environ.pop("OSA_NETBOX_ADMIN_PASSWORD")  # not in argv: every user can read a command line
+admin_name, reader_name = sys.argv[1:3]
 admin = User.objects.create_superuser(admin_name, "", password)
 write = Token(user=admin, write_enabled=True, description="osa-inventory tests: write")
 write.save()
@@ -648,17 +650,16 @@ def build_database(job: Job, tools: Tools, nice: int) -> dict:
     job.run("NetBox's migrations (netbox migrate)", [paths.bin("netbox"), "migrate", "--no-input"],
             env=netbox_env(paths), log=paths.setup_log, nice=nice)
     migrate_seconds = round(time.monotonic() - started, 1)
+    env = dict(netbox_env(paths), OSA_NETBOX_ADMIN_PASSWORD=secrets_of(paths)["admin_password"])
     done = job.run("making the NetBox users and tokens",
-                   [paths.bin("python"), "-c", BOOTSTRAP, secrets_of(paths)["admin_password"], ADMIN_USER,
-                    READER_USER], env=netbox_env(paths), log=None)
+                   [paths.bin("python"), "-c", BOOTSTRAP, ADMIN_USER, READER_USER], env=env, log=None)
     try:
         tokens = json.loads(done.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise ServerError(f"making the NetBox users and tokens printed no tokens: {done.stdout[-300:]!r}") from None
     psql(job, tools, f"CREATE DATABASE {TEMPLATE} TEMPLATE {DATABASE}")
     psql(job, tools, f"ALTER DATABASE {TEMPLATE} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false")
-    built = {"tokens": tokens, "migrate_seconds": migrate_seconds, "built": now(),
-             "pg_major": int(open(os.path.join(paths.pgdata, "PG_VERSION")).read().strip())}
+    built = {"tokens": tokens, "migrate_seconds": migrate_seconds, "built": now()}
     write_json(paths.built, built)
     return built
 
