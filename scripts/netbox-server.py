@@ -79,6 +79,7 @@ LOCK_WAIT = 3600.0  # a cold start under load; longer means a stuck holder
 STOP_WAIT = 30.0
 PROG = "netbox-server.py"
 EXIT_NOT_RUNNING = 3
+EXIT_STARTING = 4
 
 
 class ServerError(InventoryError):
@@ -950,7 +951,7 @@ def cmd_status(opts: argparse.Namespace, paths: Paths) -> int:
         return 0
     if state.get("status") == "starting" and alive(pids.get("starter")):
         print(describe(state))
-        return 0
+        return EXIT_STARTING
     if state.get("status") == "failed":
         print(describe(state))
         return 1
@@ -1009,7 +1010,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     stop = sub.add_parser("stop", help="stop the processes a start recorded")
     stop.add_argument("--if-unused", action="store_true",
                       help="only a server a test session started, and only when no other session holds it")
-    sub.add_parser("status", help="exit status 0 when running, 3 when not, 1 when broken or failed")
+    sub.add_parser("status", help="exit status 0 when running, 4 while starting, 3 when not, 1 when broken or failed")
     sub.add_parser("reset", help="restore the migrated template database on the running server")
     sub.add_parser("path", help="print the state file's path")
     lock = sub.add_parser("lock", help=f"write {os.path.relpath(LOCK_FILE, ROOT)} from what pip resolves today")

@@ -178,6 +178,19 @@ def test_status_without_a_server_says_so_with_exit_status_3(tmp_path):
     assert result.stdout.startswith("NetBox is not running") and result.stderr == ""
 
 
+def test_status_tells_a_start_under_way_from_one_that_died(tmp_path):
+    starter = sleeper()
+    try:
+        write_state(tmp_path, status="starting", pids={"starter": script.record(starter.pid)})
+        result = run(tmp_path, "status")
+        assert (result.returncode, result.stdout.split(";")[0]) == (4, "NetBox is starting")
+    finally:
+        starter.kill()
+        starter.wait()
+    result = run(tmp_path, "status")  # the same state, its starter gone
+    assert result.returncode == 3 and result.stdout.startswith("NetBox is not running")
+
+
 @pytest.mark.parametrize("damage", ["garbage", "list", "deep", "huge", "link", "fifo"])
 def test_a_damaged_or_hostile_state_file_is_one_line(tmp_path, damage):
     paths = paths_in(tmp_path)
