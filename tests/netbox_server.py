@@ -19,6 +19,7 @@ would get a second instance of the session fixture.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import importlib.util
 import os
@@ -255,7 +256,8 @@ def _started_for_session(pytestconfig):
     fcntl.flock(lease, fcntl.LOCK_SH)  # "this session uses it": stop --if-unused leaves it running
     try:
         capture = pytestconfig.pluginmanager.getplugin("capturemanager")
-        with capture.global_and_fixture_disabled():
+        # Shown as it happens: a cold start takes minutes.
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
             print(f"\nstarting NetBox for the tests ({paths.base}; minutes when the cache is cold) ...", flush=True)
             started = run_script("start", "--for-tests")
             print(started.stdout.strip() or started.stderr.strip(), flush=True)
