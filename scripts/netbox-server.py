@@ -72,6 +72,7 @@ ADMIN_USER = "admin"
 READER_USER = "reader"
 DATABASE = "netbox"
 TEMPLATE = "netbox_template"
+KEEP_ALIVE = 300  # seconds; see start_gunicorn
 WORKERS, THREADS = 2, 4  # enough for four suites side by side; about 700 MB less than NetBox's five workers
 SMALL_FILE = 1024 * 1024
 READY_TIMEOUT = float(os.environ.get("OSA_NETBOX_READY_TIMEOUT", "600"))
@@ -680,6 +681,10 @@ def start_gunicorn(job: Job, token: str) -> tuple[str, dict]:
         log_start = os.path.getsize(paths.gunicorn_log) if os.path.exists(paths.gunicorn_log) else 0
         cmd = [paths.bin("gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS),
                "--threads", str(THREADS), "--timeout", "300", "--graceful-timeout", "3",
+               # gunicorn closes an idle kept-alive connection after 2 s by default; a client that
+               # reuses it at that moment (a loaded CI machine) gets the connection reset on a DELETE
+               # or POST, which requests does not retry. Clients close first, long before this.
+               "--keep-alive", str(KEEP_ALIVE),
                # NetBox is imported once, before the workers fork (no connection is open by then): the
                # import is 10+ s of CPU that each worker would otherwise repeat.
                "--preload",

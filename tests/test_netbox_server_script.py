@@ -392,6 +392,29 @@ def test_the_server_listens_on_loopback_only_and_runs_postgresql_as_another_user
             assert addresses == [], (name, addresses)  # unix sockets only
 
 
+def test_an_idle_kept_alive_connection_stays_open_well_past_gunicorns_two_seconds(netbox):
+    """gunicorn's default closes an idle connection after 2 s; a client reusing it at that moment (a loaded
+    CI machine) had a DELETE reset mid-test. The server must keep it for longer than any pause in a test."""
+    import http.client
+    host, port = netbox.url[len("http://"):].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    headers = {"Authorization": f"Bearer {netbox.read_token}", "Accept": "application/json"}
+    try:
+        conn.request("GET", "/api/status/", headers=headers)
+        first = conn.getresponse()
+        assert first.status == 200 and first.getheader("Connection", "").lower() != "close"
+        first.read()
+        sock = conn.sock
+        time.sleep(5)
+        conn.request("GET", "/api/status/", headers=headers)
+        second = conn.getresponse()
+        second.read()
+        assert second.status == 200
+        assert conn.sock is sock  # the same connection: http.client never reconnects on its own
+    finally:
+        conn.close()
+
+
 def test_reset_restores_the_migrated_database_and_the_tokens_still_work(netbox, netbox_objects):
     if netbox.lease_fd is None:
         pytest.skip("the server is shared (OSA_TEST_NETBOX, as in CI): a reset would delete the objects of "
