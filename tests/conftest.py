@@ -22,7 +22,28 @@ except ImportError:  # pragma: no cover - test-requirements.txt installs it
     pass
 
 
+# Set by scripts/run-tests-pythons.py in every version's suite but one: the version that runs the tests
+# marked ``once`` (see tox.ini's [pytest] markers).
+ONCE_ELSEWHERE = "OSA_TEST_ONCE_ELSEWHERE"
+
+
 def pytest_collection_modifyitems(session, config, items):
     """Tests of the real NetBox run last (a stable sort keeps every other order): CI starts NetBox in the
-    background as the suites start, so its cold start (minutes) overlaps all other tests before any waits."""
+    background as the suites start, so its cold start (minutes) overlaps all other tests before any waits.
+
+    Tests marked ``once`` are deselected (and counted as such in the summary) when the multi-version runner
+    says another version's suite runs them."""
+    elsewhere = os.environ.get(ONCE_ELSEWHERE, "")
+    if elsewhere:
+        kept = [item for item in items if item.get_closest_marker("once") is None]
+        if len(kept) != len(items):
+            config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("once")])
+            items[:] = kept
     items.sort(key=lambda item: "netbox" in getattr(item, "fixturenames", ()))
+
+
+def pytest_report_header(config):
+    elsewhere = os.environ.get(ONCE_ELSEWHERE, "")
+    if elsewhere:
+        return f"tests marked 'once' run in the Python {elsewhere} suite of this run, not here"
+    return None

@@ -135,6 +135,7 @@ def check_recovered(deployment: Deployment, tmp_path, v2: dict) -> None:
     assert marks(deployment.server, deployment.region) == []
 
 
+@pytest.mark.once
 @pytest.mark.parametrize("cache", [True, False], ids=["cache", "no-cache"])
 def test_change_cut_at_every_request_then_the_next_run_completes_it(server, versions, tmp_path, cache):
     v1, v2, write_requests, modifying = versions[cache]

@@ -208,6 +208,7 @@ def test_how_the_inventory_looks_in_craton(server, tmp_path):
     assert region["variables"]["osa-inventory:top:all"] == inventory["all"]
 
 
+@pytest.mark.once
 def test_3000_hosts_round_trip_differential_writes_and_cache(server, tmp_path):
     inventory = build_inventory(3000)
     writer = make(server, fresh_dir(tmp_path, "writer"))
@@ -672,6 +673,7 @@ def test_slow_server_times_out_within_timeout_times_attempts(server, tmp_path):
 
 # -- interrupted writes -------------------------------------------------------------------------------
 
+@pytest.mark.once
 @pytest.mark.parametrize("apply_last", [False, True], ids=["lost-before-applying", "applied-then-lost"])
 def test_write_interrupted_at_every_point_is_completed_by_the_next_write(tmp_path, apply_last):
     v1 = build_inventory(50)

@@ -392,6 +392,7 @@ def test_the_server_listens_on_loopback_only_and_runs_postgresql_as_another_user
             assert addresses == [], (name, addresses)  # unix sockets only
 
 
+@pytest.mark.once
 def test_an_idle_kept_alive_connection_stays_open_well_past_gunicorns_two_seconds(netbox):
     """gunicorn's default closes an idle connection after 2 s; a client reusing it at that moment (a loaded
     CI machine) had a DELETE reset mid-test. The server must keep it for longer than any pause in a test."""
