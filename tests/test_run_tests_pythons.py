@@ -62,7 +62,8 @@ def test_this_version_runs_and_the_last_line_adds_up(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.strip().splitlines()
     assert re.fullmatch(rf"Python {THIS}: 1 passed, 0 failed, 1 deselected in [\d.]+s", lines[-2]), lines
-    assert re.fullmatch(rf"1 passed, 0 failed, 1 deselected in [\d.]+s \(all of Python {THIS}; tests marked once: {THIS}\)", lines[-1])
+    assert re.fullmatch(rf"1 passed, 0 failed, 1 deselected in [\d.]+s "
+                        rf"\(all of Python {THIS}; tests marked once: {THIS}\)", lines[-1])
     assert f"===== Python {THIS} ({tmp_path}/pyenv/versions/{THIS}.99/bin/python{THIS}), exit status 0" \
         in result.stdout
 
@@ -76,7 +77,8 @@ def test_nothing_collected_is_a_failure(tmp_path):
     assert result.returncode == 1
     lines = result.stdout.strip().splitlines()
     assert lines[-2] == f"Python {THIS}: ERROR, no tests were collected"
-    assert re.fullmatch(rf"0 passed, 0 failed, 1 error in [\d.]+s \(NOT all of Python {THIS}; tests marked once: {THIS}\)", lines[-1])
+    assert re.fullmatch(rf"0 passed, 0 failed, 1 error in [\d.]+s "
+                        rf"\(NOT all of Python {THIS}; tests marked once: {THIS}\)", lines[-1])
 
 
 ONCE_PROBE = """
@@ -170,8 +172,8 @@ def test_a_missing_interpreter_is_named_and_fails_the_run(tmp_path, version):
     assert lines[0].startswith(f"Python {version}: MISSING, no interpreter in {tmp_path}/pyenv/versions/"
                                f"{version}.5/bin/python{version}")
     assert f"pyenv install {version}" in lines[0]
-    assert re.fullmatch(rf"0 passed, 0 failed, 1 error in [\d.]+s \(NOT all of Python {version}; tests marked once: none\)",
-                        lines[-1])
+    assert re.fullmatch(rf"0 passed, 0 failed, 1 error in [\d.]+s "
+                        rf"\(NOT all of Python {version}; tests marked once: none\)", lines[-1])
 
 
 def test_summary_lines_are_read_as_pytest_writes_them():
