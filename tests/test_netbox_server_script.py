@@ -26,6 +26,10 @@ import pytest
 
 from netbox_server import SCRIPT, NetBoxUnavailable, script, wait_for_state
 
+# The script runs on the system's python3 (.ci/run) and the server it starts is the same for every suite:
+# one version's suite tests them.
+pytestmark = pytest.mark.once
+
 
 def run(home, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """The script with its cache in ``home`` and no OSA_ variables but ``env``'s."""
@@ -392,7 +396,6 @@ def test_the_server_listens_on_loopback_only_and_runs_postgresql_as_another_user
             assert addresses == [], (name, addresses)  # unix sockets only
 
 
-@pytest.mark.once
 def test_an_idle_kept_alive_connection_stays_open_well_past_gunicorns_two_seconds(netbox):
     """gunicorn's default closes an idle connection after 2 s; a client reusing it at that moment (a loaded
     CI machine) had a DELETE reset mid-test. The server must keep it for longer than any pause in a test."""

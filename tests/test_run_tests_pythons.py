@@ -16,6 +16,9 @@ import pytest
 from helpers import ROOT
 
 RUNNER = os.path.join(ROOT, "scripts", "run-tests-pythons.py")
+# The runner runs on the system's python3 before any venv exists (.ci/run), whichever versions it tests:
+# one version's suite tests it.
+pytestmark = pytest.mark.once
 THIS = f"{sys.version_info[0]}.{sys.version_info[1]}"
 _SPEC = importlib.util.spec_from_file_location("run_tests_pythons", RUNNER)
 runner = importlib.util.module_from_spec(_SPEC)
