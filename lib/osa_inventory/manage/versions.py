@@ -17,7 +17,7 @@ from ..storage.loader import Backend
 from .inventory_file import check_inventory
 from .recording import Account
 from ..changes import ADDRESS_VARS, Changes, addresses_of, compare  # noqa: F401 (re-exported)
-from .views import ALL, groups_of, hostvars_of
+from ..inventory.document import ALL, groups_of, hostvars_of
 
 def _show(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
