@@ -36,7 +36,7 @@ from ..resources import manage_command, plugins_dir
 from . import discovery, plugin_import, trust, watchdog
 from . import read_only as read_only_reads
 from .options import Declaration, closest, module_declaration
-from .shape import check_inventory
+from ..inventory.shape import check_inventory
 from .settings import MAIN_SECTION, Settings, inventory_source
 from .watchdog import DEFAULT_TIMEOUT
 

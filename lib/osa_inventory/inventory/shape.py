@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InventoryError
-from ..inventory.document import META
+from .document import META
 NOT_INVENTORY = "it is not an inventory written by OpenStack-Ansible, by this project or by --export"
 
 
