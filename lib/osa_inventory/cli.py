@@ -20,7 +20,7 @@ from typing import Sequence
 
 from . import __version__
 from .accounting import ChangeRecord
-from .changes import compare
+from .inventory.changes import compare
 from .deployment_config import DeploymentConfig, read_config
 from .errors import InventoryError, one_line
 from .resources import environment_dir

@@ -25,6 +25,7 @@ from ..accounting import REASON_VARIABLE
 from ..generate.config import USER_CONFIG
 from ..deployment_config import read_config
 from ..errors import InventoryError, one_line
+from ..inventory.changes import compare
 from ..resources import environment_dir, manage_command
 from ..storage import catalog
 from ..storage.loader import Backend
@@ -362,7 +363,7 @@ def _diff(ctx: Context) -> str | list[str]:
     a, b = pair
     old, new = backend.read_version(a), backend.read_version(b)
     if ctx.args.format != "table":
-        return render_data({"from": a, "to": b, "changes": asdict(versions.compare(old, new))}, ctx.args.format)
+        return render_data({"from": a, "to": b, "changes": asdict(compare(old, new))}, ctx.args.format)
     head = [f"--- version {a}", f"+++ version {b}"]
     return head + (versions.diff_lines(old, new) or ["no differences"])
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..changes import Changes, assigned_addresses, compare
+from ..inventory.changes import Changes, assigned_addresses, compare
 from ..deployment_config import DeploymentConfig
 from ..storage.loader import Backend
 from .stale import StaleEntry, find_stale
