@@ -28,7 +28,7 @@ from ..errors import InventoryError, one_line
 from ..inventory.changes import compare
 from ..resources import environment_dir, manage_command
 from ..storage import catalog
-from ..storage.loader import Backend
+from ..storage.backend import Backend
 from ..storage.settings import Settings, read_settings
 from ..stdout_guard import stdout_for_result_only
 from ..terminal import error_line, escape, lines

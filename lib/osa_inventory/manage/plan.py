@@ -19,7 +19,7 @@ from typing import Any
 
 from ..inventory.changes import Changes, assigned_addresses, compare
 from ..deployment_config import DeploymentConfig
-from ..storage.loader import Backend
+from ..storage.backend import Backend
 from .stale import StaleEntry, find_stale
 from .versions import diff_lines
 from ..inventory.document import groups_of, hostvars_of

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import AccessDenied, InventoryError
-from ..storage.loader import Backend
+from ..storage.backend import Backend
 from .inventory_file import check_inventory, load_inventory_file
 from .recording import Account
 from .stores import load_required

@@ -15,7 +15,7 @@ from ..accounting import ChangeRecord
 from ..errors import InventoryError
 from ..inventory.changes import addresses_of, compare
 from ..inventory.document import ALL, groups_of, hostvars_of
-from ..storage.loader import Backend
+from ..storage.backend import Backend
 from .inventory_file import check_inventory
 from .recording import Account
 
