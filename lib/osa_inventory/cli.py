@@ -20,6 +20,7 @@ from typing import Sequence
 
 from . import __version__
 from .accounting import ChangeRecord
+from .commands.advice import error_lines
 from .inventory.changes import compare
 from .deployment_config import DeploymentConfig, read_config
 from .errors import InventoryError, one_line
@@ -189,7 +190,7 @@ def main(argv: Sequence[str] | None = None, default_environment: str | None = No
             os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
         return 1
     except InventoryError as exc:
-        for line in getattr(exc, "lines", None) or [one_line(exc)]:
+        for line in error_lines(exc):
             print(error_line(line), file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -22,6 +22,7 @@ from typing import Sequence
 
 from .. import __version__
 from ..accounting import REASON_VARIABLE
+from ..commands.advice import error_lines
 from ..generate.config import USER_CONFIG
 from ..deployment_config import read_config
 from ..errors import InventoryError, one_line
@@ -484,7 +485,7 @@ def main(argv: Sequence[str] | None = None, default_environment: str | None = No
             output, status = run(args, action)
             emit((output if isinstance(output, str) else lines(output)) + "\n")
     except InventoryError as exc:
-        print(error_line(one_line(exc)), file=sys.stderr)
+        print(error_line(error_lines(exc)[0]), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ERROR: interrupted; a change in progress was either stored whole or not at all", file=sys.stderr)

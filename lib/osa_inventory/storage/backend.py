@@ -6,7 +6,11 @@ ones (``lock``, ``history``, ``read_version``, ``describe``, ``adopt``,
 timeout`` (:mod:`.watchdog`), turns whatever the plugin raises into one
 :class:`~osa_inventory.errors.StorageError` naming the backend, hands
 ``write()`` a private copy and checks what ``load()`` gives back
-(:mod:`osa_inventory.inventory.shape`).
+(:mod:`osa_inventory.inventory.shape`). A refusal that the operator repairs
+with inventory-manage is a typed error carrying what the advice needs
+(:class:`~osa_inventory.errors.CorruptInventory`,
+:class:`~osa_inventory.errors.NoVersions`): the commands build the advice,
+naming the tool as the operator runs it.
 """
 
 from __future__ import annotations
@@ -20,9 +24,8 @@ from typing import Any, Iterator
 from .. import accounting
 from ..accounting import ChangeRecord
 from ..bounded import check_nesting
-from ..errors import AccessDenied, InventoryError, StorageError, one_line
+from ..errors import AccessDenied, CorruptInventory, InventoryError, NoVersions, StorageError, one_line
 from ..inventory.shape import check_inventory
-from ..resources import manage_command
 from . import read_only as read_only_reads
 from . import watchdog
 from .watchdog import DEFAULT_TIMEOUT
@@ -131,20 +134,16 @@ class Backend:
                 self._check_loaded(data, self._loaded_from())
             except InventoryError as exc:
                 # Never rewritten: the next write would replace whatever the deployer could still recover.
-                raise StorageError(f"{one_line(exc)}; nothing was written: {self._repair_advice()}") from None
+                raise CorruptInventory(f"{one_line(exc)}; nothing was written", self._keeps_versions(),
+                                       self.config_dir or None) from None
         return data
 
-    def _repair_advice(self) -> str:
-        """How to put a good inventory back: a version, where the backend keeps them, else a saved copy."""
-        tool = manage_command(self.config_dir or None)
+    def _keeps_versions(self) -> bool:
+        """:attr:`has_versions`, False when even asking fails: for the repair advice of a refusal."""
         try:
-            versions = self.has_versions
+            return self.has_versions
         except InventoryError:
-            versions = False
-        if versions:
-            return f"restore a good version ({tool} --history, then --restore VERSION) or fix it"
-        return (f"this backend keeps no earlier inventories, so replace it with a saved copy or export "
-                f"({tool} --import FILE --force) or fix it")
+            return False
 
     def write(self, inventory: dict, as_json: str | None = None, record: ChangeRecord | None = None) -> None:
         """Store ``inventory``; the plugin gets its own copy, so whatever it does to it stays its own.
@@ -234,11 +233,9 @@ class Backend:
         if not self.has_history:
             raise StorageError(f"storage backend {self.label} keeps no history of earlier versions")
         if not self.has_versions:
-            tool = manage_command(self.config_dir)
-            raise StorageError(f"storage backend {self.label} keeps change records (--history: who changed it, "
-                               "when and why) but not earlier inventories, so versions cannot be compared or "
-                               f"restored; to keep one, save it with {tool} --export > FILE before a change, "
-                               f"and store it again with {tool} --import FILE --force")
+            raise NoVersions(f"storage backend {self.label} keeps change records (--history: who changed it, "
+                             "when and why) but not earlier inventories, so versions cannot be compared or "
+                             "restored", self.config_dir)
 
     def read_version(self, version: str) -> dict:
         """The inventory as it was at ``version``; ``current`` is the stored one now, on every backend."""
