@@ -28,7 +28,7 @@ from .resources import environment_dir
 from .storage.loader import open_backend
 from .storage.settings import read_settings
 from .storage.store_files import Folder, open_folder_fd
-from .stdout_guard import stdout_for_result_only
+from .commands.stdout_guard import stdout_for_result_only
 from .terminal import error_line, lines
 
 LOG = logging.getLogger("osa_inventory")

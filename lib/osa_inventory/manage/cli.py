@@ -31,7 +31,7 @@ from ..resources import environment_dir, manage_command
 from ..storage import catalog
 from ..storage.backend import Backend
 from ..storage.settings import Settings, read_settings
-from ..stdout_guard import stdout_for_result_only
+from ..commands.stdout_guard import stdout_for_result_only
 from ..terminal import error_line, escape, lines
 from . import edits, history_view, plan, recording, stale, transfer, versions, views
 from .formatting import FORMATS, Lines, render_data, render_table
