@@ -334,7 +334,7 @@ def test_script_and_tool_with_a_corrupt_sidecar_and_a_misplaced_reason(tmp_path)
 @pytest.mark.parametrize("action", [["--history"], ["--list-host"], ["--export"], ["--list-backends"], ["--adopt"],
                                     ["--diff"], ["--check-stale"], ["--plan"]])
 def test_reason_with_any_command_that_stores_no_version_is_refused_in_one_line(action, capsys, tmp_path):
-    from osa_inventory.manage import cli
+    from osa_inventory.commands import manage as cli
 
     assert cli.main(["--config", str(tmp_path), *action, "--reason", "why"]) == 1
     out, err = capsys.readouterr()

@@ -14,4 +14,4 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "lib"))
 from osa_inventory.commands.bootstrap import entry_point  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(entry_point("osa_inventory.cli", __file__)(default_environment=HERE))
+    sys.exit(entry_point("osa_inventory.commands.script", __file__)(default_environment=HERE))

@@ -22,17 +22,16 @@ from typing import Sequence
 
 from .. import __version__
 from ..accounting import REASON_VARIABLE
-from ..commands.advice import error_lines
 from ..generate.config import USER_CONFIG
 from ..deployment_config import read_config
-from ..errors import InventoryError, one_line
+from ..errors import InventoryError
 from ..inventory.changes import compare
-from ..resources import environment_dir, manage_command
+from ..resources import manage_command
 from ..storage import catalog
 from ..storage.backend import Backend
 from ..storage.settings import Settings, read_settings
-from ..commands.stdout_guard import stdout_for_result_only
-from ..terminal import error_line, escape, lines
+from ..commands.runner import Parser
+from ..terminal import escape, lines
 from . import edits, history_view, plan, recording, stale, transfer, versions, views
 from .formatting import FORMATS, Lines, render_data, render_table
 from .stores import change_stored, load_required, open_configured_backend, open_file_backend
@@ -150,8 +149,8 @@ def build_parser(default_environment: str) -> argparse.ArgumentParser:
     return p
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, except that with ``--plan`` a usage error is one ``ERROR:`` line and exit status 1.
+class _Parser(Parser):
+    """The commands' parser, except that with ``--plan`` a usage error is one ``ERROR:`` line and exit status 1.
 
     ``--plan`` exits 2 when changes are pending; argparse's usage status 2 would read as that in CI.
     """
@@ -159,13 +158,12 @@ class _Parser(argparse.ArgumentParser):
     plan = False
 
     def error(self, message: str):  # type: ignore[override]
-        message = escape(message)  # it may quote what was typed, or pasted
         if not self.plan:
             super().error(message)
-        self.exit(1, f"ERROR: {message}\n")
+        self.exit(1, f"ERROR: {escape(message)}\n")
 
 
-def _asks_for_plan(argv: Sequence[str] | None) -> bool:
+def asks_for_plan(argv: Sequence[str] | None) -> bool:
     """Whether the command line has ``--plan`` (or an abbreviation argparse would take for it)."""
     words = sys.argv[1:] if argv is None else list(argv)
     flags = (w.split("=", 1)[0] for w in words if w.startswith("--"))
@@ -186,7 +184,7 @@ def _chosen_actions(args: argparse.Namespace) -> list[str]:
     return chosen
 
 
-def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+def check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     chosen = _chosen_actions(args)
     if not chosen:
         parser.error("nothing to do; choose one of " + ", ".join(ACTIONS))
@@ -206,6 +204,15 @@ def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> s
     if args.diff is not None and len(args.diff) > 2:
         parser.error("--diff takes at most two versions")
     return action
+
+
+def reason_refusal(args: argparse.Namespace, action: str) -> str | None:
+    """Why ``--reason`` is refused with ``action`` (None: it is kept, or not given)."""
+    if args.reason is None or action in RECORDED:
+        return None
+    # Refused rather than ignored: the operator would believe the reason was kept.
+    return (f"--reason is kept with the inventory version a change stores, and {FLAGS.get(action, action)} "
+            "stores none; give it with -r, -d, --clear-ips, --restore, --migrate-to or --import")
 
 
 class Context:
@@ -465,37 +472,3 @@ def run(args: argparse.Namespace, action: str) -> tuple[str | list[str], int]:
         return _check_stale(ctx)
     finally:
         ctx.close()
-
-
-def main(argv: Sequence[str] | None = None, default_environment: str | None = None) -> int:
-    """Entry point of scripts/inventory-manage.py; returns the exit status."""
-    parser = build_parser(default_environment or os.getcwd())
-    parser.plan = _asks_for_plan(argv)
-    args = parser.parse_args(argv)
-    action = _check_usage(parser, args)
-    if args.reason is not None and action not in RECORDED:
-        # Refused rather than ignored: the operator would believe the reason was kept.
-        print(error_line(f"--reason is kept with the inventory version a change stores, and "
-                         f"{FLAGS.get(action, action)} stores none; give it with -r, -d, --clear-ips, --restore, "
-                         "--migrate-to or --import"), file=sys.stderr)
-        return 1
-    try:
-        # Listings may be read by programs (--format json): plugin output must not reach them.
-        with stdout_for_result_only() as emit:
-            output, status = run(args, action)
-            emit((output if isinstance(output, str) else lines(output)) + "\n")
-    except InventoryError as exc:
-        print(error_line(error_lines(exc)[0]), file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("ERROR: interrupted; a change in progress was either stored whole or not at all", file=sys.stderr)
-        return 1
-    except Exception as exc:  # a bug: still one line for the operator
-        print(error_line(f"unexpected {type(exc).__name__}: {one_line(exc)} (please report it)"), file=sys.stderr)
-        return 1
-    return status
-
-
-def console_main() -> int:
-    """The ``openstack-ansible-inventory-manage`` console command: the script's flags, the packaged env.d."""
-    return main(default_environment=environment_dir())
