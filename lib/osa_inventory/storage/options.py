@@ -5,8 +5,8 @@ A plugin declares its options in a module-level ``OPTIONS``: a sequence of
 mapping of option name to a dict of the same fields). The loader then
 refuses unknown options and malformed values before the plugin sees them,
 resolves relative paths against the folder of osa.ini, and
-``tests/test_declarations.py`` checks ``osa.ini.sample`` and the docs
-against the declarations. A plugin without ``OPTIONS`` keeps working: its
+``scripts/render-options.py --check`` (run by ``tests/test_declarations.py``)
+holds ``osa.ini.sample`` and the docs to the declarations. A plugin without ``OPTIONS`` keeps working: its
 section is passed through unchecked.
 
 ``register(args)`` still receives strings (the plugin contract); a plugin
