@@ -32,8 +32,16 @@ from .stdout_guard import stdout_for_result_only
 
 LOG = logging.getLogger("osa_inventory")
 
+#: Where the deployment config is when neither --config nor $OSA_CONFIG_DIR says (OSA's place).
+DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
+
 #: A command's work: what to print on stdout (without the final newline) and the exit status.
 Work = Callable[[], "tuple[str, int]"]
+
+
+def chosen_config_dir(given: str | None) -> str:
+    """The config folder a command works on, absolute: ``given`` (--config), else $OSA_CONFIG_DIR, else OSA's."""
+    return os.path.abspath(given or os.environ.get("OSA_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
 
 
 class Parser(argparse.ArgumentParser):

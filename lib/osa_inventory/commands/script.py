@@ -26,18 +26,13 @@ from ..resources import environment_dir
 from ..storage.loader import open_backend
 from ..storage.settings import read_settings
 from ..storage.store_files import Folder, open_folder_fd
-from .runner import Parser, run_command
+from .runner import DEFAULT_CONFIG_DIR, Parser, chosen_config_dir, run_command
 from ..terminal import lines
 
 LOG = logging.getLogger("osa_inventory")
-DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
 LOG_NAME = "inventory.log"
 #: The command a script run records with the versions it stores (see osa_inventory.accounting).
 SCRIPT_COMMAND = "dynamic_inventory"
-
-
-def default_config_dir() -> str:
-    return os.environ.get("OSA_CONFIG_DIR") or DEFAULT_CONFIG_DIR
 
 
 def build_parser(default_environment: str) -> argparse.ArgumentParser:
@@ -131,7 +126,7 @@ def _user_group_lines(groups: dict[str, list[str]]) -> list[str]:
 
 def run(args: argparse.Namespace) -> str:
     """Do the work for parsed ``args`` and return what to print."""
-    config_dir = os.path.abspath(args.config or default_config_dir())
+    config_dir = chosen_config_dir(args.config)
     if not os.path.isdir(config_dir):
         raise InventoryError(f"config folder {config_dir} does not exist; pass --config DIR or set OSA_CONFIG_DIR")
     _setup_logging(config_dir, args.debug)

@@ -30,21 +30,16 @@ from ..resources import manage_command
 from ..storage import catalog
 from ..storage.backend import Backend
 from ..storage.settings import Settings, read_settings
-from ..commands.runner import Parser
+from ..commands.runner import DEFAULT_CONFIG_DIR, Parser, chosen_config_dir
 from ..terminal import escape, lines
 from . import edits, history_view, plan, recording, stale, transfer, versions, views
 from .formatting import FORMATS, Lines, render_data, render_table
 from .stores import change_stored, load_required, open_configured_backend, open_file_backend
 
-DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
 EXIT_STALE = 3
 NAMES_SHOWN = 20
 #: What an action gives: data or lines to print, and the exit status.
 Result = tuple[str | list[str], int]
-def default_config_dir() -> str:
-    return os.environ.get("OSA_CONFIG_DIR") or DEFAULT_CONFIG_DIR
-
-
 def build_parser(default_environment: str) -> argparse.ArgumentParser:
     """The command line: the options of :data:`ACTIONS` and their modifiers, in the help sections of :data:`GROUPS`."""
     p = _Parser(
@@ -153,7 +148,7 @@ class Context:
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
-        self.config_dir = os.path.abspath(args.config or default_config_dir())
+        self.config_dir = chosen_config_dir(args.config)
         self._opened: list[Backend] = []
         self._settings: Settings | None = None
 
