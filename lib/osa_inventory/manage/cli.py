@@ -1,4 +1,11 @@
-"""The command line of ``scripts/inventory-manage.py``.
+"""The command line of ``scripts/inventory-manage.py``: its actions, from one table.
+
+Each action is an entry of :data:`ACTIONS` (its options and help, whether it
+stores a version, the modifiers it takes) and a function; the parser, the
+help, the usage checks, the ``--reason`` refusal and the dispatch all come
+from that table, so adding an action adds an entry and its function. The
+entry point (:mod:`osa_inventory.commands.manage`) runs the chosen action
+through the commands' runner.
 
 Flags are OpenStack-Ansible's ``inventory-manage.py`` ones (with its defects
 fixed) plus migration, import, history, the stale check and the plan. Output
