@@ -11,9 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InventoryError
-
-META = "_meta"
-ALL = "all"
+from .document import META
 NOT_INVENTORY = "it is not an inventory written by OpenStack-Ansible, by this project or by --export"
 
 
