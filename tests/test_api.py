@@ -337,3 +337,44 @@ def test_the_documented_examples_run_as_printed(aio):
     assert outputs[2].startswith(f"stored in filesystem {aio.config_dir}/openstack_inventory.json with 16 hosts")
     assert outputs[3].startswith("not found: no host 'aio2'")
     assert aio.history()[-1]["reason"] == "rebuilding the utility container"
+
+
+# -- hostile input ---------------------------------------------------------------------------------------
+
+def test_hostile_names_and_places_are_refused_in_one_line(aio, tmp_path, capfd):
+    before = aio.files()
+    with aio.open(write=True) as inv:
+        for name in ("", "aio1\nERROR: forged", "aio1 ", "../aio1"):
+            with pytest.raises(api.UnknownHost) as caught:
+                inv.remove(name, reason="hostile")
+            assert_one_line(caught.value)
+        for group in ("", "_meta", "galera_all\n", "hosts "):
+            with pytest.raises(api.UnknownGroup) as caught:
+                inv.hosts(group)
+            assert_one_line(caught.value)
+    assert aio.files() == before
+    # A config folder that is a file; an osa.ini others may write (it names the code that runs).
+    with pytest.raises(api.ConfigError):
+        with api.open_inventory(osa_ini=aio.ini, config_dir=os.path.join(aio.config_dir, "openstack_user_config.yml")):
+            pass
+    os.chmod(aio.ini, 0o666)
+    with pytest.raises(api.SettingsError) as caught:
+        with aio.open():
+            pass
+    assert f"chmod go-w {aio.ini}" in assert_one_line(caught.value)
+    assert capfd.readouterr() == ("", "")
+
+
+def test_an_error_in_the_block_is_the_callers_and_the_lock_is_free(aio):
+    with pytest.raises(KeyboardInterrupt):
+        with aio.open(write=True) as inv:
+            inv.remove("aio1", reason="then interrupted")
+            raise KeyboardInterrupt
+    # A lock still held would time out in 2 s (a StorageError), not wait for the default 300.
+    holder = open_backend(read_settings({"OSA_INI": aio.ini, "OSA_INVENTORY_FILESYSTEM_LOCK_TIMEOUT": "2"}),
+                          aio.config_dir)
+    try:
+        with holder.lock():  # free at once: remove() released it, and leaving the block closed the backend
+            assert "aio1" not in holder.load()["_meta"]["hostvars"]
+    finally:
+        holder.close()
