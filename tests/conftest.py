@@ -3,10 +3,14 @@
 import os
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIB = os.path.join(ROOT, "lib")
 if LIB not in sys.path:
     sys.path.insert(0, LIB)
+# The plugin contract suite ships in the package; pytest shows its failed asserts' values when it rewrites them.
+pytest.register_assert_rewrite("osa_inventory.testing")
 
 # The shared NetBox's fixtures, registered here once for every module: a module importing them would get
 # its own instance of the session fixture (and wait for, or start, the server again).

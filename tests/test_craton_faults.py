@@ -23,7 +23,7 @@ from craton_server import CratonServer
 from helpers import SCRIPT, base_config, write_config, write_ini
 from osa_inventory.storage.loader import load_plugin_module
 from osa_inventory.storage.settings import Settings
-from plugin_contract import assert_same
+from osa_inventory.testing import assert_same
 from test_craton_plugin import marks
 
 PLUGIN = load_plugin_module("craton", Settings(path=None))

@@ -24,7 +24,7 @@ from osa_inventory.backends.craton import mapping, records
 from osa_inventory.errors import AccessDenied, InventoryError, StorageError
 from osa_inventory.storage.loader import load_plugin_module, open_backend
 from osa_inventory.storage.settings import Settings, read_settings
-from plugin_contract import StorageContract, assert_same, awkward_values_inventory
+from osa_inventory.testing import StorageContract, assert_same, awkward_values_inventory
 from tls_certs import legacy_ca, make_pki, reissue_ca_as_advised
 from osa_inventory.backends.tls import CA_EXTENSIONS
 
@@ -121,7 +121,7 @@ def change_everything_a_little(inv: dict) -> dict:
 # -- the shared storage contract --------------------------------------------------------
 
 class TestCratonContract(StorageContract):
-    """The project-wide plugin contract (tests/plugin_contract.py), run against Craton."""
+    """The project-wide plugin contract (osa_inventory.testing), run against Craton."""
 
     secrets = (SECRET, TOKEN)
 

@@ -31,7 +31,7 @@ from osa_inventory.commands.manage import main as manage_main
 from osa_inventory.storage import catalog
 from osa_inventory.storage.loader import Backend, open_backend
 from osa_inventory.storage.settings import Settings
-from plugin_contract import assert_same
+from osa_inventory.testing import assert_same
 
 MANAGE = os.path.join(ROOT, "scripts", "inventory-manage.py")
 

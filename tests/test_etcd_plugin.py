@@ -16,7 +16,7 @@ import time
 import pytest
 
 from etcd_server import EtcdCluster, build_inventory, etcd, free_port, skip_without_etcd
-from plugin_contract import StorageContract
+from osa_inventory.testing import StorageContract
 from tls_certs import legacy_ca, make_pki, reissue_ca_as_advised
 from osa_inventory.backends.tls import CA_EXTENSIONS
 from osa_inventory.errors import SettingsError, StorageError
