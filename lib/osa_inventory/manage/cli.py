@@ -39,9 +39,9 @@ from ..storage.backend import Backend
 from ..storage.settings import Settings, read_settings
 from ..commands.runner import DEFAULT_CONFIG_DIR, Parser, chosen_config_dir
 from ..terminal import escape, lines
-from . import edits, history_view, plan, recording, stale, transfer, versions, views
+from . import edits, entry_edits, history_view, plan, recording, stale, transfer, versions, views
 from .formatting import FORMATS, Lines, render_data, render_table
-from .stores import change_stored, load_required, open_configured_backend, open_file_backend
+from .stores import change_stored, copy_of, load_required, open_configured_backend, open_file_backend
 
 EXIT_STALE = 3
 NAMES_SHOWN = 20
@@ -116,11 +116,14 @@ def check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Ac
     chosen = chosen_actions(args)
     if not chosen:
         parser.error("nothing to do; choose one of " + ", ".join(a.long for a in ACTIONS))
+    if len(chosen) == 2 and any(a.name == "plan" for a in chosen) and any(a.previews for a in chosen):
+        return next(a for a in chosen if a.previews)  # --plan previews it: shown, not stored
     if len(chosen) > 1:
         if any(a.name == "plan" for a in chosen):
+            previewed = " or ".join(a.long for a in ACTIONS if a.previews)
             parser.error("--plan only shows what the next inventory run would store and changes nothing; "
                          "run it alone, then " + " ".join(a.short for a in chosen if a.name != "plan")
-                         + " as a command of its own")
+                         + f" as a command of its own (--plan previews {previewed} only)")
         parser.error("choose one thing to do at a time (only -r, -d and --clear-ips combine)")
     action = chosen[0]
     if args.with_containers and not args.remove_item:
@@ -142,6 +145,9 @@ def _storing() -> str:
 
 def reason_refusal(args: argparse.Namespace, action: Action) -> str | None:
     """Why ``--reason`` is refused with ``action`` (None: it is kept, or not given)."""
+    if args.reason is not None and action.previews and args.plan:
+        return (f"--reason is kept with the version {action.long} stores, and with --plan it stores none; "
+                "give it when you run the command without --plan")
     if args.reason is None or action.stores:
         return None
     # Refused rather than ignored: the operator would believe the reason was kept.
@@ -251,6 +257,39 @@ def _edit(ctx: Context) -> list[str]:
     if written and args.remove_item:
         lines += _predict_return(ctx, result)
     return lines
+
+
+def _entry_edit(ctx: Context, change: Callable[[dict, dict], list[str]], words: list[str]) -> Result:
+    """One entry edit checked against the config: stored under the lock, or with ``--plan`` only shown (exit 2)."""
+    args = ctx.args
+    # The config as every inventory run reads it: the edit must be one the next run keeps.
+    config = read_config(ctx.config_dir, args.environment, ctx.unknown_groups()).config
+    backend = ctx.open_work()
+    where = backend.describe()  # plugin code that may fail: before the change, so a failure stores nothing
+    if args.plan:
+        stored = backend.load(read_only=True)
+        if stored is None:
+            load_required(backend)  # its one line: nothing stored yet
+        edited = copy_of(stored)
+        notes = change(edited, config)
+        if edited == stored:
+            return notes + [f"no change: {where} already holds this; nothing would be written"], plan.NO_CHANGE
+        return ([f"would change {where} (nothing was written; run the command without --plan to store it):"]
+                + notes + versions.diff_lines(stored, edited)), plan.CHANGES
+    account = recording.account(args, recording.words(*words))
+    written, notes, _result = change_stored(backend, lambda inventory: change(inventory, config), account)
+    return list(notes) + [f"stored in {where}" if written else "nothing changed; nothing was written"], 0
+
+
+def _set_address(ctx: Context) -> Result:
+    name, *assignments = ctx.args.set_address
+    return _entry_edit(ctx, lambda inv, config: entry_edits.set_addresses(inv, name, assignments, config),
+                       ["--set-address", name, *assignments])
+
+
+def _rename(ctx: Context) -> Result:
+    old, new = ctx.args.rename
+    return _entry_edit(ctx, lambda inv, config: entry_edits.rename(inv, old, new, config), ["--rename", old, new])
 
 
 def _transfer_lines(what: str, result: transfer.Transfer, source: str, target: str) -> list[str]:
@@ -429,6 +468,7 @@ class Action:
     run: Callable[[Context], Result]
     stores: bool = False                    # stores an inventory version, so it keeps --reason in its record
     modifiers: tuple[str, ...] = ()         # of --force, --strict: the ones it takes
+    previews: bool = False                  # with --plan: shown (exit 2 if it changes something), not stored
     note: str = ""                          # what usage errors add to its name
 
     @property
@@ -446,6 +486,8 @@ class Action:
 GROUPS = {
     "listings": "listings (read only)",
     "changes": "changes (may be combined; made under the backend's lock and stored only if something changed)",
+    "entries": "editing one host or container (checked against the config, made under the backend's lock; "
+               "with --plan: shown, exit status 2, nothing written)",
     "moving": "moving the inventory",
     "versions": "versions (backends that keep history)",
     "checks": "checks",
@@ -483,6 +525,17 @@ ACTIONS: tuple[Action, ...] = (
             help="drop the addresses of every container (not bare-metal hosts) so that the next inventory run "
                  "assigns new ones, e.g. after changing cidr_networks"))),
         _always_0(_edit), stores=True),
+    Action("set-address", "entries", (Option(("--set-address",), dict(
+        nargs="+", metavar=("NAME", "NETWORK=ADDRESS"),
+        help="set host or container NAME's address on each network NETWORK (a cidr_networks name, e.g. "
+             "management=172.29.236.250); for the management network ansible_host and management_address "
+             "follow; the address must be a free one of that network outside used_ips")),),
+        _set_address, stores=True, previews=True),
+    Action("rename", "entries", (Option(("--rename",), dict(
+        nargs=2, metavar=("OLD", "NEW"),
+        help="rename host or container OLD to NEW everywhere (hostvars, groups, container_name; a physical "
+             "host's containers and physical_host follow), keeping its addresses")),),
+        _rename, stores=True, previews=True),
     Action("migrate", "moving", (Option(("--migrate-to",), dict(
         metavar="SECTION",
         help="copy the inventory into the backend of osa.ini section [SECTION], read it back and compare; "
