@@ -32,21 +32,24 @@ from .errors import (AccessDenied, ConfigError, CorruptInventory, InventoryError
                      StorageError)
 from .inventory.document import hostvars_of, is_metal
 from .inventory.members import group_hosts, group_names
+from .deployment_config import read_config
 from .manage.edits import containers_of, remove_hosts
+from .manage.entry_edits import EditRefused, parse_assignment, rename, set_addresses
 from .manage.recording import Account
-from .manage.stores import change_stored
+from .manage.stores import change_checked
 from .storage.backend import Backend
 from .storage.loader import open_backend
-from .storage.settings import read_settings
+from .resources import environment_dir
+from .storage.settings import Settings, read_settings
 
 __all__ = [
-    "API_VERSION", "AccessDenied", "ConfigError", "CorruptInventory", "Inventory", "InventoryClosed",
+    "API_VERSION", "AccessDenied", "ConfigError", "CorruptInventory", "EditRefused", "Inventory", "InventoryClosed",
     "InventoryError", "NothingStored", "PluginError", "ReadOnlyInventory", "SettingsError", "StorageError",
     "UnknownGroup", "UnknownHost", "open_inventory",
 ]
 
 #: Raised (major) when a change breaks callers; the minor part grows with additions.
-API_VERSION = (1, 0)
+API_VERSION = (1, 1)
 DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
 #: The command a change made through the API records (``--history``), before the method and its arguments.
 COMMAND = "osa_inventory.api"
@@ -88,8 +91,9 @@ def _program() -> str:
 class Inventory:
     """The stored inventory as read when it was opened; :meth:`remove` changes the store and this view."""
 
-    def __init__(self, backend: Backend, data: dict, write: bool):
+    def __init__(self, backend: Backend, data: dict, write: bool, settings: Settings | None = None):
         self._backend = backend
+        self._settings = settings
         self._data = data
         self._write = write
         self._open = True
@@ -136,21 +140,69 @@ class Inventory:
         ``with_containers`` also removes the containers of a physical host. Needs ``write=True``.
         The next inventory run adds the entry back if the config still produces it.
         """
-        if not self._write:
-            raise ReadOnlyInventory(f"remove({name!r}) changes the inventory; open it with write=True")
-        if not self._open:
-            raise InventoryClosed(f"remove({name!r}) after the with block of open_inventory(); "
-                                  "make changes inside it")
         words = ["remove", name] + (["--with-containers"] if with_containers else [])
-        program = _program()
-        command = f"{COMMAND} {shlex.join(words)}" + (f" (from {program})" if program else "")
 
         def change(inventory: dict) -> list[str]:
             if name not in hostvars_of(inventory) and name not in group_hosts(inventory, "all"):
                 raise UnknownHost(f"no host {name!r} in the inventory of {self.where}; nothing was changed")
             return remove_hosts(inventory, [name], with_containers)
 
-        _written, _notes, self._data = change_stored(self._backend, change, Account(command, reason))
+        self._change(words, change, reason)
+
+    def set_address(self, name: str, addresses: dict[str, str], *, reason: str | None = None) -> None:
+        """Give ``name`` the address of each network of ``addresses`` (``{"management": "172.29.236.250"}``).
+
+        As ``inventory-manage --set-address``: each network is a ``cidr_networks`` name of the config
+        (read from ``config_dir``), each address a free one of its pool outside ``used_ips``; for the
+        management network ``ansible_host`` and ``management_address`` follow. Raises :class:`UnknownHost`
+        or :class:`EditRefused` (nothing changed). Needs ``write=True``; recorded like :meth:`remove`.
+        """
+        if not isinstance(addresses, dict):
+            raise EditRefused(f"set_address({name!r}, ...) takes a dict of network name to address, "
+                              f"not {type(addresses).__name__}; nothing was changed")
+        pairs = [f"{network}={address}" for network, address in addresses.items()]
+        for pair in pairs:
+            parse_assignment(pair)  # a network or address holding '=' is refused before the config is read
+        config = self._config()
+        self._change(["set-address", name, *pairs],
+                     lambda inventory: set_addresses(self._known(inventory, name), name, pairs, config), reason)
+
+    def rename(self, old: str, new: str, *, reason: str | None = None) -> None:
+        """Rename host or container ``old`` to ``new`` everywhere, as ``inventory-manage --rename``.
+
+        Keeps its addresses; a physical host's containers, ``<old>_host_containers`` and every
+        ``physical_host`` follow. Refused (:class:`EditRefused`, nothing changed) for a name that
+        exists or is not a valid inventory name, a container name that leaves its ``<host>-<type>``
+        prefix, and a physical host the config still names. Needs ``write=True``; recorded like :meth:`remove`.
+        """
+        config = self._config()
+        self._change(["rename", old, new],
+                     lambda inventory: rename(self._known(inventory, old), old, new, config), reason)
+
+    def _known(self, inventory: dict, name: str) -> dict:
+        if not isinstance(name, str) or not isinstance(hostvars_of(inventory).get(name), dict):
+            raise UnknownHost(f"no host {name!r} in the inventory of {self.where}; nothing was changed")
+        return inventory
+
+    def _config(self) -> dict:
+        """The deployment config, read and checked as every inventory run reads it."""
+        self._writable("a change")
+        settings = self._settings or read_settings()
+        return read_config(self._backend.config_dir, environment_dir(),
+                           str(settings.inventory["unknown_host_groups"])).config
+
+    def _writable(self, what: str) -> None:
+        if not self._write:
+            raise ReadOnlyInventory(f"{what} changes the inventory; open it with write=True")
+        if not self._open:
+            raise InventoryClosed(f"{what} after the with block of open_inventory(); make changes inside it")
+
+    def _change(self, words: list[str], change, reason: str | None) -> None:
+        """Apply ``change`` under the lock and store it with a record of ``words`` and ``reason``."""
+        self._writable(f"{words[0]}({', '.join(map(repr, words[1:2]))})")
+        program = _program()
+        command = f"{COMMAND} {shlex.join(map(str, words))}" + (f" (from {program})" if program else "")
+        _written, _notes, self._data = change_checked(self._backend, change, Account(command, reason))
 
     def _entry(self, host: str) -> dict:
         entry = hostvars_of(self._data).get(host)
@@ -182,14 +234,15 @@ def open_inventory(osa_ini: str | None = None, config_dir: str | None = None,
     environ = dict(os.environ)
     if osa_ini is not None:
         environ["OSA_INI"] = os.path.abspath(osa_ini)
-    backend = open_backend(read_settings(environ), config_dir)
+    settings = read_settings(environ)
+    backend = open_backend(settings, config_dir)
     inventory = None
     try:
         data = backend.load(read_only=not write)
         if data is None:
             raise NothingStored(f"{backend.describe()} holds no inventory yet; the inventory script stores "
                                 "one on its first run")
-        inventory = Inventory(backend, data, write)
+        inventory = Inventory(backend, data, write, settings)
         yield inventory
     finally:
         if inventory is not None:

@@ -41,7 +41,8 @@ from ..commands.runner import DEFAULT_CONFIG_DIR, Parser, chosen_config_dir
 from ..terminal import escape, lines
 from . import edits, entry_edits, history_view, plan, recording, stale, transfer, versions, views
 from .formatting import FORMATS, Lines, render_data, render_table
-from .stores import change_stored, copy_of, load_required, open_configured_backend, open_file_backend
+from .stores import (change_checked, change_stored, load_required, open_configured_backend, open_file_backend,
+                     preview_change)
 
 EXIT_STALE = 3
 NAMES_SHOWN = 20
@@ -267,17 +268,13 @@ def _entry_edit(ctx: Context, change: Callable[[dict, dict], list[str]], words: 
     backend = ctx.open_work()
     where = backend.describe()  # plugin code that may fail: before the change, so a failure stores nothing
     if args.plan:
-        stored = backend.load(read_only=True)
-        if stored is None:
-            load_required(backend)  # its one line: nothing stored yet
-        edited = copy_of(stored)
-        notes = change(edited, config)
+        stored, edited, notes = preview_change(backend, lambda inventory: change(inventory, config))
         if edited == stored:
             return notes + [f"no change: {where} already holds this; nothing would be written"], plan.NO_CHANGE
         return ([f"would change {where} (nothing was written; run the command without --plan to store it):"]
                 + notes + versions.diff_lines(stored, edited)), plan.CHANGES
     account = recording.account(args, recording.words(*words))
-    written, notes, _result = change_stored(backend, lambda inventory: change(inventory, config), account)
+    written, notes, _result = change_checked(backend, lambda inventory: change(inventory, config), account)
     return list(notes) + [f"stored in {where}" if written else "nothing changed; nothing was written"], 0
 
 

@@ -83,3 +83,25 @@ def change_stored(backend: Backend, change: Callable[[dict], list[str]],
             return False, notes, stored
         backend.write(edited, record=account.record(stored, edited) if account else None)
         return True, notes, edited
+
+
+def preview_change(backend: Backend, change: Callable[[dict], list[str]]) -> tuple[dict, dict, list[str]]:
+    """``change`` applied to a copy of the inventory stored now, without the lock: (stored, changed, lines).
+
+    Writes nothing, not even a lock key (a refusal leaves etcd's revision and
+    Craton's request log as they were); an edit is then made with
+    :func:`change_checked`, which applies it again under the lock.
+    """
+    stored = backend.load(read_only=True)
+    if stored is None:
+        load_required(backend)  # its one line: nothing is stored yet
+    edited = copy_of(stored)
+    notes = change(edited)
+    return stored, edited, notes
+
+
+def change_checked(backend: Backend, change: Callable[[dict], list[str]],
+                   account: Account | None = None) -> tuple[bool, list[str], dict]:
+    """:func:`change_stored`, after a check run of ``change`` outside the lock refuses what it would refuse."""
+    preview_change(backend, change)
+    return change_stored(backend, change, account)
