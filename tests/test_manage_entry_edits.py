@@ -249,7 +249,8 @@ def test_rename_refusals_write_nothing(small):
 def test_plan_previews_only_these_edits_and_takes_no_reason(small):
     before = snapshot(small.inventory_path)
     galera = container(small.stored(), "infra1", "galera")
-    assert_one_line_error(small.manage("--plan", "-r", "compute1"), "--plan previews --set-address or --rename only")
+    assert_one_line_error(small.manage("--plan", "-r", "compute1"),
+                          "--plan previews --set-address, --rename or --move only")
     assert_one_line_error(small.manage("--rename", galera, galera + "x", "--plan", "--reason", "why"),
                           "with --plan it stores none")
     assert snapshot(small.inventory_path) == before
@@ -323,6 +324,23 @@ def test_both_edits_on_every_backend(kind, tmp_path, request):
         ("--set-address", f"--set-address on {kind}"), ("--rename", f"--rename on {kind}")]
     assert rows[-1]["command"] == f"inventory-manage --rename {galera} {renamed}"
 
+    # --move: infra2 failed and infra3 replaces it.
+    galera2 = next(n for n in hostvars(printed) if n.startswith("infra2-galera"))
+    replace_failed_host(dep, "infra2", "infra3", "172.29.236.13")
+    state = untouched()
+    assert dep.manage("--move", galera2, "--to", "infra3", "--plan", env=env).returncode == 2
+    assert_one_line_error(dep.manage("--move", galera2, "--to", "infra1", env=env), "infra1 already has")
+    assert untouched() == state, "a preview or a refusal wrote to the store"
+    proc = dep.manage("--move", galera2, "--to", "infra3", "--reason", f"move on {kind}", env=env)
+    assert proc.returncode == 0, proc.stderr
+    printed = dep.generate(env=env)
+    (moved,) = [n for n in hostvars(printed) if n.startswith("infra3-galera")]
+    assert hostvars(printed)[moved]["ansible_host"] == hostvars(printed)[moved]["management_address"]
+    state = stored()
+    assert dep.generate(env=env) == printed
+    assert stored() == state, "the run after the move's first run stored something"
+    assert history(dep, env=env)[-2]["reason"] == f"move on {kind}"
+
 
 # -- the Python API ----------------------------------------------------------------------------------------
 
@@ -350,9 +368,108 @@ def test_the_api_sets_addresses_and_renames_with_typed_refusals(small, monkeypat
         new = galera.replace("-", "_", 3)
         inv.rename(galera, new, reason="api rename")
         assert inv.hostvars(new)["ansible_host"] == "172.29.236.250"
+        with pytest.raises(api.EditRefused) as caught:
+            inv.move(container(small.stored(), "infra2", "galera"), "infra1")
+        assert "infra1 already has" in str(caught.value)
     with pytest.raises(api.InventoryClosed):
         inv.rename(new, galera)
+    replace_failed_host(small, "infra2", "infra3", "172.29.236.13")
+    galera2 = container(small.stored(), "infra2", "galera")
+    with api.open_inventory(config_dir=small.config_dir, write=True) as inv:
+        inv.move(galera2, "infra3", reason="api rehome")
+        assert [n for n in inv.hosts("galera") if n.startswith("infra3-galera-container-")]
     rows = history(small)
-    assert [r["reason"] for r in rows[-2:]] == ["api move", "api rename"]
+    assert [r["reason"] for r in rows[-3:]] == ["api move", "api rename", "api rehome"]
+    rows = rows[:-1]
     assert rows[-2]["command"].startswith(f"osa_inventory.api set-address {galera} management=172.29.236.250")
+    small.generate()  # adds infra3 and its other containers
     assert_next_run_keeps(small)
+
+
+# -- --move ----------------------------------------------------------------------------------------------
+
+def replace_failed_host(dep: Deployment, failed: str, new: str, ip: str) -> None:
+    """The config after a server failed: it is gone, a new one of the same group takes its place."""
+    config = dep.config()
+    hosts = config["shared_infra_hosts"]
+    del hosts[failed]
+    hosts[new] = {"ip": ip}
+    dep.save_config(config)
+
+
+def test_move_rehomes_a_failed_servers_container_keeping_its_addresses(small):
+    stored = small.stored()
+    galera = container(stored, "infra2", "galera")
+    old = hostvars(stored)[galera]
+    before = snapshot(small.inventory_path)
+    # infra2 is still in the config: the next run would place a galera container there again.
+    assert_one_line_error(small.manage("--move", galera, "--to", "infra1"),
+                          "infra1 already has the 1 galera_container container(s)", "--set-address")
+    assert_one_line_error(small.manage("--move", galera, "--to", "compute1"),
+                          "the config places no galera_container container on 'compute1'")
+    replace_failed_host(small, "infra2", "infra3", "172.29.236.13")
+    assert_one_line_error(small.manage("--move", galera, "--to", "nohost"), "no galera_container container on 'nohost'")
+    assert_one_line_error(small.manage("--move", "infra1", "--to", "infra3"), "infra1 is not a container")
+    assert_one_line_error(small.manage("--move", "nope", "--to", "infra3"), "no host or container 'nope'")
+    assert_one_line_error(small.manage("--move", galera, "--to", "infra2"), f"{galera} is already on infra2")
+    usage = small.manage("--move", galera)  # argparse's usage error: exit 2, as for every other action
+    assert usage.returncode == 2 and "error: --move NAME and --to HOST go together" in usage.stderr
+    assert_one_line_error(small.manage("--to", "infra3", "--plan"), "--move NAME and --to HOST go together")
+    assert snapshot(small.inventory_path) == before
+
+    preview = small.manage("--move", galera, "--to", "infra3", "--plan")
+    assert preview.returncode == 2 and f"- host {galera}" in preview.stdout, preview.stderr
+    assert snapshot(small.inventory_path) == before
+    done = small.manage("--move", galera, "--to", "infra3", "--reason", "infra2 failed")
+    assert done.returncode == 0, done.stderr
+    moved = small.stored()
+    (new,) = [n for n in hostvars(moved) if n.startswith("infra3-galera-container-")]
+    assert galera not in hostvars(moved) and all(galera not in (v.get("hosts") or ()) for v in moved.values())
+    hv = hostvars(moved)[new]
+    assert (hv["physical_host"], hv["container_name"], hv["ansible_host"]) == ("infra3", new, old["ansible_host"])
+    assert {k: v["address"] for k, v in hv["container_networks"].items()} == {
+        k: v["address"] for k, v in old["container_networks"].items()}
+    assert moved["infra3_host_containers"]["hosts"] == [new]
+    assert new in moved["galera"]["hosts"] and galera not in moved["infra2_host_containers"]["hosts"]
+    # The next run adds infra3 and its other containers, and keeps the moved one as it is.
+    printed = small.generate()
+    assert hostvars(printed)[new] == dict(hv, physical_host_addr="172.29.236.13")
+    assert len([n for n in hostvars(printed) if n.startswith("infra3-galera")]) == 1
+    assert_next_run_keeps(small)
+    last = history(small)[-2]
+    assert (last["command"], last["reason"]) == (f"inventory-manage --move {galera} --to infra3", "infra2 failed")
+
+
+def test_move_takes_new_addresses_where_the_old_ones_are_not_valid_on_the_new_host(small):
+    """A pod: the new host's management network comes from another range, so the address changes."""
+    galera = container(small.stored(), "infra2", "galera")
+    old = hostvars(small.stored())[galera]
+    config = small.config()
+    config["cidr_networks"]["pod2_management"] = "172.29.244.0/22"
+    networks = config["global_overrides"]["provider_networks"]
+    pod1 = networks[0]["network"]
+    pod1["reference_group"] = "pod1_hosts"
+    pod2 = dict(pod1, ip_from_q="pod2_management", reference_group="pod2_hosts")
+    networks.append({"network": pod2})
+    del config["shared_infra_hosts"]["infra2"]
+    config["shared_infra_hosts"]["infra3"] = {"ip": "172.29.244.13"}
+    config["pod1_hosts"] = {h: {"ip": v["ip"]} for h, v in config["shared_infra_hosts"].items() if h != "infra3"}
+    config["pod1_hosts"]["compute1"] = {"ip": "172.29.236.21"}
+    config["pod2_hosts"] = {"infra3": {"ip": "172.29.244.13"}}
+    small.save_config(config)
+    done = small.manage("--move", galera, "--to", "infra3")
+    assert done.returncode == 0, done.stderr
+    (new,) = [n for n in hostvars(small.stored()) if n.startswith("infra3-galera")]
+    hv = hostvars(small.stored())[new]
+    assert ipaddress_in(hv["ansible_host"], "172.29.244.0/22")
+    tunnel = old["container_networks"]["tunnel_address"]["address"]
+    assert hv["container_networks"]["tunnel_address"]["address"] == tunnel  # that network binds infra3 too
+    assert "new addresses on the new host's networks" in done.stdout
+    printed = small.generate()
+    assert hostvars(printed)[new]["ansible_host"] == hv["ansible_host"]
+    assert_next_run_keeps(small)
+
+
+def ipaddress_in(address: str, cidr: str) -> bool:
+    import ipaddress
+    return ipaddress.ip_address(address) in ipaddress.ip_network(cidr)

@@ -32,9 +32,10 @@ from .errors import (AccessDenied, ConfigError, CorruptInventory, InventoryError
                      StorageError)
 from .inventory.document import hostvars_of, is_metal
 from .inventory.members import group_hosts, group_names
-from .deployment_config import read_config
+from .deployment_config import DeploymentConfig, read_config
 from .manage.edits import containers_of, remove_hosts
 from .manage.entry_edits import EditRefused, parse_assignment, rename, set_addresses
+from .manage.move import move
 from .manage.recording import Account
 from .manage.stores import change_checked
 from .storage.backend import Backend
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 #: Raised (major) when a change breaks callers; the minor part grows with additions.
-API_VERSION = (1, 1)
+API_VERSION = (1, 1)  # 1.1: set_address(), rename(), move(), EditRefused
 DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
 #: The command a change made through the API records (``--history``), before the method and its arguments.
 COMMAND = "osa_inventory.api"
@@ -179,17 +180,33 @@ class Inventory:
         self._change(["rename", old, new],
                      lambda inventory: rename(self._known(inventory, old), old, new, config), reason)
 
+    def move(self, name: str, to: str, *, reason: str | None = None) -> None:
+        """Re-home container ``name`` to physical host ``to``, as ``inventory-manage --move NAME --to HOST``.
+
+        ``to`` must be a host the config places this type of container on, still short of its
+        count; the container's old host must no longer be given one by the config. Named by
+        OSA's pattern for ``to``, it keeps each address still valid on ``to``'s networks and
+        gets new ones where not. Raises :class:`UnknownHost` or :class:`EditRefused` (nothing
+        changed). Needs ``write=True``; recorded like :meth:`remove`.
+        """
+        deployment = self._deployment()
+        self._change(["move", name, "--to", to],
+                     lambda inventory: move(self._known(inventory, name), name, to, deployment), reason)
+
     def _known(self, inventory: dict, name: str) -> dict:
         if not isinstance(name, str) or not isinstance(hostvars_of(inventory).get(name), dict):
             raise UnknownHost(f"no host {name!r} in the inventory of {self.where}; nothing was changed")
         return inventory
 
     def _config(self) -> dict:
+        return self._deployment().config
+
+    def _deployment(self) -> DeploymentConfig:
         """The deployment config, read and checked as every inventory run reads it."""
         self._writable("a change")
         settings = self._settings or read_settings()
         return read_config(self._backend.config_dir, environment_dir(),
-                           str(settings.inventory["unknown_host_groups"])).config
+                           str(settings.inventory["unknown_host_groups"]))
 
     def _writable(self, what: str) -> None:
         if not self._write:

@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 from .. import __version__
 from ..accounting import REASON_VARIABLE
 from ..generate.config import USER_CONFIG
-from ..deployment_config import read_config
+from ..deployment_config import DeploymentConfig, read_config
 from ..errors import InventoryError
 from ..inventory.changes import compare
 from ..resources import manage_command
@@ -39,7 +39,7 @@ from ..storage.backend import Backend
 from ..storage.settings import Settings, read_settings
 from ..commands.runner import DEFAULT_CONFIG_DIR, Parser, chosen_config_dir
 from ..terminal import escape, lines
-from . import edits, entry_edits, history_view, plan, recording, stale, transfer, versions, views
+from . import edits, entry_edits, history_view, move, plan, recording, stale, transfer, versions, views
 from .formatting import FORMATS, Lines, render_data, render_table
 from .stores import (change_checked, change_stored, load_required, open_configured_backend, open_file_backend,
                      preview_change)
@@ -121,12 +121,15 @@ def check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Ac
         return next(a for a in chosen if a.previews)  # --plan previews it: shown, not stored
     if len(chosen) > 1:
         if any(a.name == "plan" for a in chosen):
-            previewed = " or ".join(a.long for a in ACTIONS if a.previews)
+            previewed = [a.long for a in ACTIONS if a.previews]
+            previewed = ", ".join(previewed[:-1]) + " or " + previewed[-1]
             parser.error("--plan only shows what the next inventory run would store and changes nothing; "
                          "run it alone, then " + " ".join(a.short for a in chosen if a.name != "plan")
                          + f" as a command of its own (--plan previews {previewed} only)")
         parser.error("choose one thing to do at a time (only -r, -d and --clear-ips combine)")
     action = chosen[0]
+    if (action.name == "move") != (args.to is not None):
+        parser.error("--move NAME and --to HOST go together")
     if args.with_containers and not args.remove_item:
         parser.error("--with-containers goes with -r/--remove-item")
     for modifier in ("strict", "force"):
@@ -260,11 +263,11 @@ def _edit(ctx: Context) -> list[str]:
     return lines
 
 
-def _entry_edit(ctx: Context, change: Callable[[dict, dict], list[str]], words: list[str]) -> Result:
+def _entry_edit(ctx: Context, change: Callable[[dict, DeploymentConfig], list[str]], words: list[str]) -> Result:
     """One entry edit checked against the config: stored under the lock, or with ``--plan`` only shown (exit 2)."""
     args = ctx.args
     # The config as every inventory run reads it: the edit must be one the next run keeps.
-    config = read_config(ctx.config_dir, args.environment, ctx.unknown_groups()).config
+    config = read_config(ctx.config_dir, args.environment, ctx.unknown_groups())
     backend = ctx.open_work()
     where = backend.describe()  # plugin code that may fail: before the change, so a failure stores nothing
     if args.plan:
@@ -280,13 +283,18 @@ def _entry_edit(ctx: Context, change: Callable[[dict, dict], list[str]], words: 
 
 def _set_address(ctx: Context) -> Result:
     name, *assignments = ctx.args.set_address
-    return _entry_edit(ctx, lambda inv, config: entry_edits.set_addresses(inv, name, assignments, config),
+    return _entry_edit(ctx, lambda inv, dep: entry_edits.set_addresses(inv, name, assignments, dep.config),
                        ["--set-address", name, *assignments])
 
 
 def _rename(ctx: Context) -> Result:
     old, new = ctx.args.rename
-    return _entry_edit(ctx, lambda inv, config: entry_edits.rename(inv, old, new, config), ["--rename", old, new])
+    return _entry_edit(ctx, lambda inv, dep: entry_edits.rename(inv, old, new, dep.config), ["--rename", old, new])
+
+
+def _move(ctx: Context) -> Result:
+    name, host = ctx.args.move, ctx.args.to
+    return _entry_edit(ctx, lambda inv, dep: move.move(inv, name, host, dep), ["--move", name, "--to", host])
 
 
 def _transfer_lines(what: str, result: transfer.Transfer, source: str, target: str) -> list[str]:
@@ -533,6 +541,12 @@ ACTIONS: tuple[Action, ...] = (
         help="rename host or container OLD to NEW everywhere (hostvars, groups, container_name; a physical "
              "host's containers and physical_host follow), keeping its addresses")),),
         _rename, stores=True, previews=True),
+    Action("move", "entries", (Option(("--move",), dict(
+        metavar="NAME",
+        help="with --to HOST: re-home container NAME to HOST, another physical host of its group (a failed "
+             "server's containers), named by OSA's pattern for HOST, keeping each address still valid on "
+             "HOST's networks and taking new ones where not")),),
+        _move, stores=True, previews=True),
     Action("migrate", "moving", (Option(("--migrate-to",), dict(
         metavar="SECTION",
         help="copy the inventory into the backend of osa.ini section [SECTION], read it back and compare; "
@@ -586,6 +600,8 @@ def _modifiers() -> dict[str, tuple[Option, ...]]:
                 metavar="TEXT",
                 help=f"why: kept with the version stored by {_storing()}, and shown by --history "
                      f"(default: ${REASON_VARIABLE})"))),
+        "entries": (Option(("--to",), dict(
+            metavar="HOST", help="with --move: the physical host the container moves to")),),
         "moving": (Option(("--force",), dict(
             action="store_true", help="let " + " / ".join(a.long for a in ACTIONS if "force" in a.modifiers)
                                       + " replace a different inventory the target already holds")),),
