@@ -7,13 +7,16 @@ compute host); the per-backend test repeats the commands on etcd and Craton.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from craton_server import CratonServer
 from etcd_server import etcd  # noqa: F401  (fixture)
-from test_manage_support import BACKUPS, Deployment, assert_one_line_error, snapshot
+from test_manage_support import BACKUPS, MANAGE, Deployment, assert_one_line_error, clean_env, snapshot
 
 from osa_inventory import api
 
@@ -471,5 +474,41 @@ def test_move_takes_new_addresses_where_the_old_ones_are_not_valid_on_the_new_ho
 
 
 def ipaddress_in(address: str, cidr: str) -> bool:
-    import ipaddress
     return ipaddress.ip_address(address) in ipaddress.ip_network(cidr)
+
+
+# -- attacks: concurrent edits, another file -------------------------------------------------------------
+
+def test_two_concurrent_edits_for_one_address_give_it_to_one_entry(small):
+    """However they interleave, the check is made again under the lock, so the second sees the first's write."""
+    stored = small.stored()
+    names = [container(stored, "infra1", "memcached"), container(stored, "infra2", "memcached")]
+    cmd = [sys.executable, MANAGE, "--config", small.config_dir, "--set-address"]
+    env = clean_env({"OSA_INI": small.ini})
+    procs = [subprocess.Popen(cmd + [name, "management=172.29.236.240"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for name in names]
+    results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    assert sorted(r[0] for r in results) == [0, 1], results
+    (winner,) = [n for n, r in zip(names, results) if r[0] == 0]
+    (loser,) = [r for r in results if r[0] == 1]
+    assert loser[2].count("\n") == 1 and f"172.29.236.240 is {winner}'s address" in loser[2]
+    holders = [n for n, hv in hostvars(small.stored()).items() if hv.get("ansible_host") == "172.29.236.240"]
+    assert holders == [winner]
+
+
+def test_edits_on_a_file_named_with_f(small, tmp_path):
+    copy = tmp_path / "saved-inventory.json"
+    copy.write_text(json.dumps(small.stored()), encoding="utf-8")
+    galera = container(small.stored(), "infra1", "galera")
+    before = snapshot(small.inventory_path)
+    proc = small.manage("-f", str(copy), "--set-address", galera, "management=172.29.236.250")
+    assert proc.returncode == 0, proc.stderr
+    proc = small.manage("-f", str(copy), "--rename", galera, galera.replace("-", "_", 3))
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads(copy.read_text(encoding="utf-8"))
+    assert hostvars(saved)[galera.replace("-", "_", 3)]["ansible_host"] == "172.29.236.250"
+    assert snapshot(small.inventory_path) == before  # the configured backend was not touched
+    assert [r["command"].split()[1] for r in history(small, "-f", str(copy))[-2:]] == ["--set-address", "--rename"]
