@@ -512,3 +512,21 @@ def test_edits_on_a_file_named_with_f(small, tmp_path):
     assert hostvars(saved)[galera.replace("-", "_", 3)]["ansible_host"] == "172.29.236.250"
     assert snapshot(small.inventory_path) == before  # the configured backend was not touched
     assert [r["command"].split()[1] for r in history(small, "-f", str(copy))[-2:]] == ["--set-address", "--rename"]
+
+
+def test_move_to_a_host_the_run_already_filled_follows_the_refusals_advice(small):
+    """The inventory ran after the config change: infra3 has a new, empty galera container; -r it, then move."""
+    galera = container(small.stored(), "infra2", "galera")
+    address = hostvars(small.stored())[galera]["ansible_host"]
+    replace_failed_host(small, "infra2", "infra3", "172.29.236.13")
+    small.generate()
+    fresh = container(small.stored(), "infra3", "galera")
+    assert_one_line_error(small.manage("--move", galera, "--to", "infra3"),
+                          f"infra3 already has the 1 galera_container container(s) the config asks for ({fresh})",
+                          "or remove it with -r first")
+    assert small.manage("-r", fresh).returncode == 0
+    done = small.manage("--move", galera, "--to", "infra3")
+    assert done.returncode == 0, done.stderr
+    (moved,) = [n for n in hostvars(small.stored()) if n.startswith("infra3-galera")]
+    assert hostvars(small.stored())[moved]["ansible_host"] == address
+    assert_next_run_keeps(small)
