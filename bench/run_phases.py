@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What one inventory run costs, phase by phase, in CPU time.
 
-Each sample is a fresh interpreter that does what ``cli.run`` does for
+Each sample is a fresh interpreter that does what ``commands.script.run`` does for
 ``--list`` on the filesystem backend, one phase after the other, timing each
 with ``time.process_time()``: imports (every module the script imports before
 it works; the plugin's own import falls in storage load), settings (osa.ini
@@ -41,9 +41,10 @@ def child(config_dir: str, environment: str) -> None:
     times: dict[str, float] = {}
     start = clock()
     sys.path.insert(0, os.path.join(ROOT, "lib"))
-    from osa_inventory import bounded, cli
+    from osa_inventory import bounded
+    from osa_inventory.commands import script as cli
     from osa_inventory.accounting import ChangeRecord
-    from osa_inventory.changes import compare
+    from osa_inventory.inventory.changes import compare
     from osa_inventory.deployment_config import DeploymentConfig
     from osa_inventory.generate import config as config_files
     from osa_inventory.generate.validate import config_problems
