@@ -24,7 +24,7 @@ a temporary file in the same folder, fsync and an atomic rename (then an
 fsync of the folder), so a crash leaves either the old or the new file; an
 exclusive ``flock`` on the inventory's folder is held across
 load-generate-write, so concurrent runs serialise instead of losing updates;
-the backup archive (:mod:`osa_inventory.backends.filesystem_archive`) is
+the backup archive (:mod:`osa_inventory.backends.filesystem.archive`) is
 rewritten atomically with exactly the newest N versions, never one twice,
 never with looser permissions than the inventory (or with the configured
 ``group`` and ``mode``, which every file written gets); a corrupt inventory
@@ -33,7 +33,7 @@ it holds intact; and the inventory may be a symbolic link (to a shared
 disk), followed only when the link, its target and the target's folder pass
 the same checks: the target is then replaced, atomically, in its own folder.
 Who wrote each version and why is kept in ``openstack_inventory.changes.json``
-beside it (see :mod:`osa_inventory.backends.filesystem_records`), so the two
+beside it (see :mod:`osa_inventory.backends.filesystem.records`), so the two
 files OSA's tools read keep their exact format.
 """
 
@@ -51,9 +51,9 @@ from dataclasses import dataclass
 from typing import ContextManager, Iterator
 
 from osa_inventory.accounting import pending_change
-from osa_inventory.backends import filesystem_archive as archives
-from osa_inventory.backends import filesystem_records as records
-from osa_inventory.backends.filesystem_archive import BACKUP_NAME, Archive, version_of
+from osa_inventory.backends.filesystem import archive as archives
+from osa_inventory.backends.filesystem import records
+from osa_inventory.backends.filesystem.archive import BACKUP_NAME, Archive, version_of
 from osa_inventory.bounded import MAX_INVENTORY_BYTES, parse_json
 from osa_inventory.errors import InventoryError
 from osa_inventory.errors import StorageError as StorageFailure
@@ -328,7 +328,7 @@ class Storage:
 
     def _record_change(self, place: Place, data: bytes, kept: list | None, mode: int,
                        owner: tuple[int, int] | None) -> float:
-        """Keep the pending change's record for ``data`` (see :mod:`osa_inventory.backends.filesystem_records`).
+        """Keep the pending change's record for ``data`` (see :mod:`osa_inventory.backends.filesystem.records`).
 
         Returns the write time the new file must get: the record is keyed by it.
         """
