@@ -9,7 +9,7 @@ and dated by when that content was written (a copy an interrupted save
 already made is not made twice); the newest ``KEEP`` backups are kept. Change
 records are kept as the filesystem backend keeps them, in ``FILE``'s sidecar
 (``inv.json`` -> ``inv.changes.json``; see
-:mod:`osa_inventory.backends.filesystem.records`).
+:mod:`.records`).
 
 Every file is handled as the filesystem backend handles its own
 (:mod:`osa_inventory.storage.store_files`): named relative to the open
@@ -30,12 +30,12 @@ import stat
 import time
 from typing import ContextManager, Iterator
 
-from ..accounting import pending_change
-from ..backends.filesystem import records
-from ..bounded import MAX_INVENTORY_BYTES, describe_kind, parse_json
-from ..errors import StorageError
-from ..storage.safe_files import Reentrant
-from ..storage.store_files import DamagedFile, Folder
+from ...accounting import pending_change
+from ...bounded import MAX_INVENTORY_BYTES, describe_kind, parse_json
+from ...errors import StorageError
+from ...storage.safe_files import Reentrant
+from ...storage.store_files import DamagedFile, Folder
+from . import records
 
 KEEP = 15
 CURRENT = "current"
