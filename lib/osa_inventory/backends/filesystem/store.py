@@ -35,7 +35,7 @@ import shlex
 import stat
 import time
 from dataclasses import dataclass
-from typing import ContextManager, Iterator
+from typing import Callable, ContextManager, Iterator
 
 from ...accounting import pending_change
 from ...bounded import MAX_INVENTORY_BYTES, parse_json
@@ -102,6 +102,36 @@ def parsed(current: Current, place: Place) -> Current:
     return Current(st, data, value)
 
 
+def inventory_of(current: Current, place: Place, advice: Callable[[], str]) -> dict | None:
+    """The inventory ``current`` holds (None: there is no file), or one line saying why it cannot be used.
+
+    The line for a damaged file ends in ``advice()`` (what to restore), asked
+    only then: finding a good backup reads the backups.
+    """
+    if current.refused:
+        raise StorageFailure(current.refused)
+    if current.damage:
+        raise StorageFailure(f"{place.shown()} {current.damage}; it was left untouched; {advice()}")
+    return current.inventory
+
+
+def record_change(place: Place, data: bytes, kept: list[int] | None, keep: int, mode: int,
+                  owner: tuple[int, int] | None, on_corrupt_aside: Callable[[str], None] | None = None) -> float:
+    """Keep the pending change's record for ``data`` in the sidecar beside ``place`` (see :mod:`.records`).
+
+    ``kept``: the write times (whole seconds) of the versions kept after this
+    write, None when unknown. Returns the write time the new file must get:
+    the record is keyed by it. Called before the file is replaced, so a crash
+    leaves an orphan record, never a wrong one.
+    """
+    written = time.time()
+    record = pending_change()
+    if record is not None:
+        records.store(place.folder, records.sidecar_of(place.name), record, records.key_of(data, written),
+                      kept, keep, mode, owner, on_corrupt_aside=on_corrupt_aside)
+    return written
+
+
 def _without_path(message: str, path: str) -> str:
     return message[len(path) + 2:] if message.startswith(path + ": ") else message
 
@@ -128,12 +158,7 @@ class FolderStore:
     def load(self) -> dict | None:
         """The inventory, or None when there is none; a damaged one is one line with the backup to restore."""
         with self._opened() as (store, place):
-            current = read_current(place)
-            if current.refused:
-                raise StorageFailure(current.refused)
-            if current.damage:
-                raise StorageFailure(self._corrupt_message(store, place, current.damage))
-            return current.inventory
+            return inventory_of(read_current(place), place, lambda: self._restore_advice(store, place))
 
     def write(self, inventory: dict) -> None:
         """Archive the current file, keep the pending change's record, then replace the file atomically."""
@@ -163,7 +188,8 @@ class FolderStore:
                 place.folder.give(aside, self.access)
             elif current.st is not None and self.keep > 0:
                 kept = self._add_backup(store, current, found_mode, owner)
-            written = self._record_change(place, data, kept, mode, owner)
+            written = record_change(place, data, None if kept is None else [int(m.mtime) for m in kept], self.keep,
+                                    mode, owner, on_corrupt_aside=lambda aside: place.folder.give(aside, self.access))
             place.folder.replace(place.name, data, mode, owner, mtime=written)
 
     def describe(self) -> str:
@@ -238,14 +264,10 @@ class FolderStore:
             archive = archives.read(store, self.keep)
             current = read_current(place, parse=False)
             if version in (CURRENT, self._current_version(archive, current)):
-                current = parsed(current, place)
-                if current.refused:
-                    raise StorageFailure(current.refused)
-                if current.damage:
-                    raise StorageFailure(self._corrupt_message(store, place, current.damage))
-                if current.inventory is None:
+                inventory = inventory_of(parsed(current, place), place, lambda: self._restore_advice(store, place))
+                if inventory is None:
                     raise StorageFailure(f"{place.shown()} does not exist")
-                return current.inventory
+                return inventory
             backups = store.join(BACKUP_NAME)
             for member, data in archive.members:
                 if version in (member.name, version_of(member.name)):
@@ -293,21 +315,8 @@ class FolderStore:
         with Folder.open(self.folder) as store, locate(store, INVENTORY_NAME) as place:
             yield store, place
 
-    def _record_change(self, place: Place, data: bytes, kept: list | None, mode: int,
-                       owner: tuple[int, int] | None) -> float:
-        """Keep the pending change's record for ``data`` (see :mod:`osa_inventory.backends.filesystem.records`).
-
-        Returns the write time the new file must get: the record is keyed by it.
-        """
-        written = time.time()
-        record = pending_change()
-        if record is not None:
-            records.store(place.folder, records.sidecar_of(place.name), record, records.key_of(data, written),
-                          None if kept is None else [int(m.mtime) for m in kept], self.keep, mode, owner,
-                          on_corrupt_aside=lambda aside: place.folder.give(aside, self.access))
-        return written
-
-    def _corrupt_message(self, store: Folder, place: Place, what: str) -> str:
+    def _restore_advice(self, store: Folder, place: Place) -> str:
+        """What to do about a damaged inventory: the newest good backup and how to restore it."""
         archive = archives.read(store, self.keep)
         newest = None
         for member, data in reversed(archive.members):
@@ -328,7 +337,7 @@ class FolderStore:
                 hint += f" or 'tar -xOf {shlex.quote(backups)} {shlex.quote(newest)} > {shlex.quote(place.path)}'"
         else:
             hint = "no good backup exists; repair the file by hand or import a saved copy"
-        return f"{place.shown()} {what}; it was left untouched; {hint}"
+        return hint
 
     def _add_backup(self, store: Folder, current: Current, inventory_mode: int,
                     owner: tuple[int, int] | None) -> list:
