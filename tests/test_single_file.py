@@ -46,6 +46,20 @@ def test_a_damaged_file_names_the_backup_and_the_advice_restores_it(tmp_path):
     assert cut in kept and len(kept) == 2
 
 
+def test_a_damaged_file_without_backups_is_replaced_by_the_import_advised(tmp_path):
+    saved = tmp_path / "saved.json"
+    original = legacy_copy(saved)
+    path = tmp_path / "inv.json"
+    path.write_text(saved.read_text()[:100])
+    dep = Deployment(str(tmp_path / "dep"))
+    failed = dep.manage("-f", str(path), "-l", config=False)
+    assert_one_line_error(failed, f"{path} is not valid JSON", "it was left untouched", "with --import FILE --force")
+    advice = re.search(r"(--import FILE --force)", failed.stderr).group(1).replace("FILE", str(saved))
+    imported = dep.manage("-f", str(path), *advice.split(), config=False)
+    assert imported.returncode == 0, imported.stderr
+    assert json.loads(path.read_text()) == original
+
+
 def test_a_file_too_large_to_copy_is_set_aside_whole_when_replaced(tmp_path, monkeypatch):
     monkeypatch.setattr(store, "MAX_INVENTORY_BYTES", 64)
     path = tmp_path / "inv.json"

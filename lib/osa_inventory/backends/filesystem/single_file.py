@@ -99,7 +99,8 @@ class Storage:
         backups = self._backups(folder)
         if backups:
             return f"restore a backup with --restore {backups[-1][0]} (see --history) or import a saved copy"
-        return "repair it by hand or import a saved copy with --import"
+        # --force: a plain --import refuses to replace an inventory it cannot read.
+        return "repair it by hand or import a saved copy with --import FILE --force"
 
     def load(self) -> dict | None:
         """The inventory, or None when the file does not exist yet."""
