@@ -1,4 +1,9 @@
-"""Client code of the remote backends, and the change records of file-based stores.
+"""The engines of the built-in backends, one package each; the plugins in lib/plugins/ are thin adapters.
 
-The thin adapters live in lib/plugins/<name>.py.
+``filesystem/`` (the store folder, its archive and change records, and the
+store of ``inventory-manage -f FILE``), ``etcd/`` (client, read and commit
+protocols, lock) and ``craton/`` (client, region, full load and write
+protocol, cache). Each plugin file declares its options and hands the
+storage contract to its engine; tests import the engines directly.
+``tls.py`` explains TLS failures for both remote clients.
 """
