@@ -5,5 +5,6 @@ store of ``inventory-manage -f FILE``), ``etcd/`` (client, read and commit
 protocols, lock) and ``craton/`` (client, region, full load and write
 protocol, cache). Each plugin file declares its options and hands the
 storage contract to its engine; tests import the engines directly.
-``tls.py`` explains TLS failures for both remote clients.
+Both remote clients share ``tls`` (TLS failures explained) and
+``http_answer`` (every answer read with a size bound).
 """
