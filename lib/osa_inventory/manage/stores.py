@@ -11,12 +11,12 @@ import os
 import shlex
 from typing import Callable
 
+from ..backends.filesystem import single_file
 from ..errors import InventoryError
 from ..resources import inventory_command
 from ..storage.backend import Backend
 from ..storage.loader import open_backend
 from ..storage.settings import Settings, read_settings
-from . import single_file
 from .recording import Account
 
 INVENTORY_NAME = "openstack_inventory.json"
@@ -27,7 +27,8 @@ def open_file_backend(path: str) -> Backend:
 
     ``openstack_inventory.json`` goes through the built-in filesystem plugin
     on its folder (same lock, backups and history as the inventory script);
-    any other name through :mod:`single_file`, so saves go back to PATH.
+    any other name through
+    :mod:`osa_inventory.backends.filesystem.single_file`, so saves go back to PATH.
     """
     path = os.path.abspath(os.path.expanduser(path))
     folder = os.path.dirname(path)
