@@ -341,7 +341,7 @@ def test_a_stored_container_name_and_container_tech_are_kept(skel):
 
 
 def test_containers_of_a_host_gone_from_everywhere_keep_their_last_address(skel):
-    from osa_inventory.manage.edits import remove_hosts
+    from osa_inventory.inventory.edits import remove_hosts
     stored = generate(base_config(), skel)
     remove_hosts(stored, ["infra2"])  # the host only, its containers stay
     config = base_config()

@@ -32,9 +32,8 @@ from .errors import (AccessDenied, ConfigError, CorruptInventory, InventoryError
                      StorageError)
 from .inventory.document import hostvars_of, is_metal
 from .inventory.members import group_hosts, group_names
-from .manage.edits import containers_of, remove_hosts
-from .manage.recording import Account
-from .manage.stores import change_stored
+from .inventory.edits import containers_of, remove_hosts
+from .storage.change import Account, change_stored
 from .storage.backend import Backend
 from .storage.loader import open_backend
 from .storage.settings import read_settings

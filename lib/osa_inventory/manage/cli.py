@@ -39,9 +39,11 @@ from ..storage.backend import Backend
 from ..storage.settings import Settings, read_settings
 from ..commands.runner import DEFAULT_CONFIG_DIR, Parser, chosen_config_dir
 from ..terminal import escape, lines
-from . import edits, history_view, plan, recording, stale, transfer, versions, views
+from ..inventory import edits
+from . import history_view, plan, recording, stale, transfer, versions, views
 from .formatting import FORMATS, Lines, render_data, render_table
-from .stores import change_stored, load_required, open_configured_backend, open_file_backend
+from ..storage.change import change_stored, load_required
+from .stores import open_configured_backend, open_file_backend
 
 EXIT_STALE = 3
 NAMES_SHOWN = 20

@@ -17,7 +17,7 @@ from ..inventory.changes import addresses_of, compare
 from ..inventory.document import ALL, groups_of, hostvars_of
 from ..storage.backend import Backend
 from .inventory_file import check_inventory
-from .recording import Account
+from ..storage.change import Account
 
 def _show(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
