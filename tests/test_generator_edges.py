@@ -529,11 +529,13 @@ def test_a_dashed_container_group_of_env_d_is_fed_by_the_underscored_host_group(
     for name in placed:
         hv = hostvars(inv)[name]
         assert (hv["physical_host_group"], hv["component"]) == ("shared_infra_hosts", "legacy_api")
-        assert name in inv["shared_infra_all"]["hosts"] and name in inv[f"{hv['physical_host']}_host_containers"]["hosts"]
+        assert name in inv["shared_infra_all"]["hosts"]
+        assert name in inv[f"{hv['physical_host']}_host_containers"]["hosts"]
     assert inv["legacy_api"]["hosts"] == placed
     # A bare-metal entry in a dashed group: the hosts of storage_infra_hosts run it, with their container_vars.
     assert inv["legacy_agent"]["hosts"] == ["infra1", "infra2"]
-    assert {"infra1", "infra2"} <= set(inv["storage_infra_all"]["hosts"]) and hostvars(inv)["infra1"]["legacy_flag"] == 1
+    assert {"infra1", "infra2"} <= set(inv["storage_infra_all"]["hosts"])
+    assert hostvars(inv)["infra1"]["legacy_flag"] == 1
     # env.d's own groups keep their spelling, as in OSA; no dashed <X>_all is made.
     assert inv["shared-infra_containers"] == {"children": ["legacy_container"], "hosts": []}
     assert inv["shared-infra_hosts"] == {"children": [], "hosts": []}

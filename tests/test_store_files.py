@@ -544,9 +544,9 @@ def test_set_aside_gives_up_in_one_line_when_every_name_is_taken(store, monkeypa
     monkeypatch.setattr(store_files.os, "link", taken)
     with pytest.raises(StorageError) as failed:
         store.set_aside("inv.json", "corrupt", "T")
-    assert str(failed.value) == ("cannot move {0} aside: inv.json.corrupt-T and inv.json.corrupt-T-2 to "
-                                 "inv.json.corrupt-T-9999 all exist in {1}; remove old ones"
-                                 .format(store.join("inv.json"), store.path))
+    assert str(failed.value) == (f"cannot move {store.join('inv.json')} aside: inv.json.corrupt-T and "
+                                 "inv.json.corrupt-T-2 to inv.json.corrupt-T-9999 all exist in "
+                                 f"{store.path}; remove old ones")
     assert len(tried) == 9999 and tried[-1] == "inv.json.corrupt-T-9999"
     assert os.listdir(store.path) == ["inv.json"]
 
