@@ -112,6 +112,14 @@ def test_a_skeleton_without_containers_needs_no_network(skel, tmp_path):
     (lambda c: c["compute_hosts"]["compute1"].update(host_vars="x"), "compute1 in compute_hosts: host_vars must"),
     (lambda c: c["shared_infra_hosts"]["infra1"].update(affinity={"galera_container": "two"}),
      "affinity.galera_container = 'two' is not a number"),
+    # host_vars and container_vars become host variables, which the next run reads back.
+    (lambda c: c["compute_hosts"]["compute1"].update(container_vars={"physical_host": ["x"]}),
+     "host compute1 in compute_hosts: container_vars.physical_host is a list, not a name (a string); "
+     "correct it, or remove it"),
+    (lambda c: c["compute_hosts"]["compute1"].update(host_vars={"properties": [1]}),
+     "host compute1 in compute_hosts: host_vars.properties is a list, not a mapping; correct it, or remove it"),
+    (lambda c: c["compute_hosts"]["compute1"].update(host_vars={"container_networks": {"m": {"address": 5}}}),
+     "host_vars.container_networks.m.address is a int, not an address (a string)"),
 ])
 def test_malformed_config_is_named(skel, mutate, words):
     config = base_config()
