@@ -233,13 +233,14 @@ def test_generator_on_hostile_stored_inventories(edits):
         return
     json.dumps(inventory)
     assert all(isinstance(hv.get("physical_host"), (str, type(None))) for hv in inventory["_meta"]["hostvars"].values())
-    # What inventory-manage shows, compares and changes of an inventory that passed the check raises
-    # nothing either (any exception fails this test).
+    # What inventory-manage shows, compares (--diff, --history: versions are checked the same way) and
+    # changes of an inventory that passed the check raises nothing either (any exception fails this test).
     for column in HOST_COLUMNS:
         assert len(host_rows(stored, column)) == len(stored["_meta"]["hostvars"])
     groups_per_host(stored), hosts_per_group(stored), json.dumps(export(stored))
     clear_ips(copy.deepcopy(stored)), remove_hosts(copy.deepcopy(stored), ENTRIES[:2], with_containers=True)
-    compare(GENERATED, stored), diff_lines(GENERATED, stored), find_stale(stored, base_config(), SKELETON, checked=True)
+    compare(GENERATED, stored), diff_lines(GENERATED, stored), diff_lines(stored, GENERATED)
+    find_stale(stored, base_config(), SKELETON, checked=True)
 
 
 @SCRIPT_RUNS

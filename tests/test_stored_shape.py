@@ -190,3 +190,30 @@ def test_a_config_that_would_store_a_wrong_type_is_refused_and_its_advice_works(
     hostvars = d.generate()["_meta"]["hostvars"]
     containers = [hv for name, hv in hostvars.items() if hv["physical_host"] == host and name != host]
     assert containers and all(hv["kept"] == 1 and hv["physical_host"] == host for hv in containers)
+
+
+def test_a_version_of_the_wrong_shape_is_one_line_in_diff_history_and_restore(tmp_path):
+    # Versions are read back without the load path; a damaged one broke --diff with a TypeError.
+    d = Deployment(str(tmp_path))
+    first = d.generate()
+    config = d.config()
+    config["compute_hosts"]["compute9"] = {"ip": "172.29.236.99"}
+    d.save_config(config)
+    name = a_container(d.generate())
+    store_broken(d, d.stored(), name, "physical_host", ["infra1"])
+    older, damaged = (v["version"] for v in json.loads(d.manage("--history", "--format", "json").stdout))
+    defect = (f"version {damaged} of filesystem {d.inventory_path}: _meta.hostvars.{name}.physical_host is a list, "
+              "not a name (a string)")
+    history = d.manage("--history", "--format", "json")
+    assert history.returncode == 0 and history.stderr == ""
+    summaries = {v["version"]: v["summary"] for v in json.loads(history.stdout)}
+    assert summaries[damaged] == f"cannot be read: {defect}"
+    one_line(d.manage("--diff"), f"ERROR: {defect}; compare other versions (--history lists them)")
+    before = open(d.inventory_path, "rb").read()
+    one_line(d.manage("--restore", damaged), f"ERROR: {defect}; restore another version (--history lists them)")
+    assert open(d.inventory_path, "rb").read() == before
+    # The advice, as printed: another version is restored, and then compared with the first.
+    assert d.manage("--restore", older).returncode == 0 and d.stored() == first
+    restored = json.loads(d.manage("--history", "--format", "json").stdout)[-1]["version"]
+    diff = d.manage("--diff", older, restored)
+    assert (diff.returncode, diff.stdout.splitlines()[-1]) == (0, "no differences")

@@ -357,7 +357,8 @@ def _diff(ctx: Context) -> str:
     if isinstance(pair, str):
         return pair if ctx.args.format == "table" else render_data({"changes": None, "note": pair}, ctx.args.format)
     a, b = pair
-    old, new = backend.read_version(a), backend.read_version(b)
+    advice = "compare other versions (--history lists them)"
+    old, new = versions.read_checked(backend, a, advice), versions.read_checked(backend, b, advice)
     if ctx.args.format != "table":
         return render_data({"from": a, "to": b, "changes": asdict(versions.compare(old, new))}, ctx.args.format)
     lines = versions.diff_lines(old, new)
