@@ -127,6 +127,17 @@ def test_give_changes_a_checked_file_through_its_descriptor(store):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
+def test_give_leaves_a_file_it_may_not_change_as_found(store, monkeypatch):
+    # Only root or the file's owner may change it: anyone else would fail half way, so nothing is tried.
+    path = store.join("openstack_inventory.json.corrupt-x")
+    open(path, "wb").close()
+    os.chmod(path, 0o644)
+    owner = os.stat(path).st_uid
+    monkeypatch.setattr(store_files.os, "geteuid", lambda: 1 if owner == 0 else owner + 1)
+    store.give("openstack_inventory.json.corrupt-x", FileAccess.from_options("", "0600"), within=0o600)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+
+
 @pytest.mark.parametrize("errno_, words", [
     (errno.ENOSPC, "no space is left for it on the file system of"),
     (errno.EROFS, "is on a read-only file system; remount it read-write"),
@@ -345,6 +356,17 @@ def test_replace_writes_a_private_temp_file_beside_the_name(store, monkeypatch):
     assert mode == 0o600, "the data is written before anyone else may read it"
     assert len(names) == 1 and TEMP.fullmatch(names[0]), "a rename is atomic only within one folder"
     assert os.listdir(store.path) == ["inv.json"]
+
+
+def test_replace_takes_every_name_that_leaves_room_for_its_temp_name(store):
+    # The temp name adds 14 characters (".", ".", 8 hex digits, ".tmp") to the file's, within NAME_MAX (255).
+    longest = "n" * (255 - 14)
+    store.replace(longest, b"x", 0o600)
+    assert os.listdir(store.path) == [longest]
+    with pytest.raises(StorageError) as too_long:
+        store.replace(longest + "n", b"x", 0o600)
+    assert str(too_long.value) == f"{store.join(longest + 'n')} cannot be written (File name too long); {UNCHANGED}"
+    assert os.listdir(store.path) == [longest]
 
 
 def test_replace_writes_everything_through_short_writes(store, monkeypatch):
