@@ -23,11 +23,11 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "lib"), os.path.join(ROOT, "tests")]
+sys.path[:0] = [os.path.join(ROOT, "lib")]
 
 from osa_inventory.storage import loader  # noqa: E402
 from osa_inventory.storage.settings import Settings  # noqa: E402
-from plugin_contract import make_inventory  # noqa: E402
+from osa_inventory.testing import make_inventory  # noqa: E402
 
 SAMPLE = os.path.join(ROOT, "examples", "plugins", "sqlite_store.py")
 

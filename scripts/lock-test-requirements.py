@@ -28,6 +28,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from typing import Sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCK_DIR = os.path.join(ROOT, "constraints")
@@ -43,13 +44,16 @@ def lock_path(version: str) -> str:
     return os.path.join(LOCK_DIR, f"py{version}.txt")
 
 
-def resolve(python: str) -> dict[str, str]:
-    """{distribution: version} that pip of ``python`` would install today for INPUTS, nothing installed."""
+def resolve(python: str, requirements: Sequence[str] | None = None) -> dict[str, str]:
+    """{distribution: version} that pip of ``python`` would install today, nothing installed.
+
+    ``requirements`` are pip's requirement arguments (default: ``-r`` each of INPUTS)."""
+    if requirements is None:
+        requirements = [arg for name in INPUTS for arg in ("-r", os.path.join(ROOT, name))]
     with tempfile.TemporaryDirectory(prefix="osa-lock-") as scratch:
         venv = os.path.join(scratch, "venv")
         subprocess.run([python, "-m", "venv", venv], check=True)
         report = os.path.join(scratch, "report.json")
-        requirements = [arg for name in INPUTS for arg in ("-r", os.path.join(ROOT, name))]
         # A lock made under the lock would only repeat it.
         env = {k: v for k, v in os.environ.items() if k != "PIP_CONSTRAINT"}
         subprocess.run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q", "--dry-run",
@@ -60,11 +64,24 @@ def resolve(python: str) -> dict[str, str]:
 
 
 def render(version: str, pins: dict[str, str]) -> str:
-    lines = [f"# Exact versions the tests run with on Python {version}, as pip resolved {' and '.join(INPUTS)}.",
-             "# Made by scripts/lock-test-requirements.py; refresh with it, never by hand (README, Development).",
-             ""]
+    header = [f"# Exact versions the tests run with on Python {version}, as pip resolved {' and '.join(INPUTS)}.",
+              "# Made by scripts/lock-test-requirements.py; refresh with it, never by hand (README, Development)."]
+    return render_pins(header, pins)
+
+
+def render_pins(header: Sequence[str], pins: dict[str, str]) -> str:
+    """A lock file's text: the ``header`` comment lines, a blank line, then ``name==version`` sorted by name."""
+    lines = [*header, ""]
     lines += [f"{name}=={pins[name]}" for name in sorted(pins, key=canonical)]
     return "\n".join(lines) + "\n"
+
+
+def moved_pins(path: str, pins: dict[str, str]) -> list[str]:
+    """Each pin of the lock file ``path`` that ``pins`` would change, as "name old -> new" ("-": none)."""
+    old = read_pins(path) if os.path.exists(path) else {}
+    new = {canonical(k): v for k, v in pins.items()}
+    return sorted(f"{name} {old.get(name, '-')} -> {new.get(name, '-')}"
+                  for name in set(old) | set(new) if old.get(name) != new.get(name))
 
 
 def canonical(name: str) -> str:
@@ -101,10 +118,7 @@ def main(argv: list[str]) -> int:
         pins = resolve(python)
         path = lock_path(version)
         if opts.check:
-            old = read_pins(path) if os.path.exists(path) else {}
-            new = {canonical(k): v for k, v in pins.items()}
-            changes = sorted(f"{name} {old.get(name, '-')} -> {new.get(name, '-')}"
-                             for name in set(old) | set(new) if old.get(name) != new.get(name))
+            changes = moved_pins(path, pins)
             moved += len(changes)
             print(f"Python {version}: " + ("; ".join(changes) if changes else "up to date"))
             continue

@@ -92,6 +92,11 @@ def test_json_the_decoder_takes_but_deeper_than_the_bound_is_refused():
     assert parse_json(at_bound, shown="x.json") is not None
 
 
+def test_brackets_inside_strings_are_no_nesting():
+    shallow = json.dumps({"note": "[" * 500 + "{" * 500, "list": [[1], {"a": []}]})
+    assert parse_json(shallow, shown="x.json")["list"] == [[1], {"a": []}]
+
+
 def test_depth_counts_objects_and_lists_alike():
     value: object = 1
     for i in range(10):
@@ -105,3 +110,15 @@ def test_bad_text_and_bad_json_name_the_source():
     refused(lambda: parse_json(b"\xff{}", shown="f"), "f: is not UTF-8", "byte 0")
     refused(lambda: parse_json("{", shown="f"), "f: is not valid JSON")
     assert parse_json(json.dumps({"a": [1, {"b": None}]}).encode(), shown="f") == {"a": [1, {"b": None}]}
+
+
+def test_data_of_any_mapping_or_sequence_type_is_measured_by_check_nesting():
+    from collections import OrderedDict
+
+    from osa_inventory.bounded import check_nesting
+
+    value: object = "leaf"
+    for i in range(MAX_JSON_DEPTH):
+        value = OrderedDict(k=value) if i % 2 else (value,)
+    check_nesting(value, shown="plugin data")  # exactly the bound
+    refused(lambda: check_nesting([value], shown="plugin data"), "plugin data:", "levels deep")

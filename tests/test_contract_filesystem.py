@@ -17,14 +17,16 @@ import textwrap
 
 import pytest
 from helpers import run_script, write_ini
-from plugin_contract import StorageContract, make_inventory
+from osa_inventory.testing import StorageContract, make_inventory
 
 from osa_inventory.errors import StorageError
 from osa_inventory.storage.loader import load_plugin_module
 from osa_inventory.storage.settings import Settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONTRACT = os.path.join(ROOT, "tests", "plugin_contract.py")
+LIB = os.path.join(ROOT, "lib")
+#: The contract suite's command line (osa_inventory.testing), as a checkout runs it.
+CONTRACT = ["-m", "osa_inventory.testing"]
 SAMPLE = os.path.join(ROOT, "examples", "plugins", "sqlite_store.py")
 DOC = os.path.join(ROOT, "docs", "writing-plugins.md")
 FIXTURE_CONFIG = os.path.join(ROOT, "tests", "fixtures", "small_config")
@@ -143,8 +145,9 @@ def test_sqlite_sample_serves_the_real_script(tmp_path):
 # -- the command line of the contract suite -----------------------------------
 
 def run_contract(plugin: str, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OSA_")}
-    return subprocess.run([sys.executable, CONTRACT, plugin, *args, "-q", "-rfE", "-p", "no:randomly"],
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OSA_", "PYTHON"))}
+    env["PYTHONPATH"] = LIB
+    return subprocess.run([sys.executable, *CONTRACT, plugin, *args, "-q", "-rfE", "-p", "no:randomly"],
                           capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
 
 
@@ -314,6 +317,7 @@ def test_the_documented_contract_commands_work_as_written(tmp_path):
     They name the checkout's .venv; scripts/run-tests-pythons.py runs each Python version
     in a .venv-py3.X of its own instead, and then that one stands in for it."""
     venv_python = ".venv/bin/python"
+    prefix = f"PYTHONPATH=lib {venv_python} -m osa_inventory.testing "
     if not os.path.exists(os.path.join(ROOT, venv_python)):
         if sys.prefix == sys.base_prefix:
             pytest.skip("the commands use the checkout's .venv, which scripts/run-tests.sh creates")
@@ -322,8 +326,8 @@ def test_the_documented_contract_commands_work_as_written(tmp_path):
     block = re.search(r"<!-- contract-commands -->\s*```sh\n(.*?)```", text, re.S)
     assert block, "docs/writing-plugins.md lost its marked contract commands"
     commands = [c for c in block.group(1).replace("\\\n", " ").splitlines() if c.strip()]
-    assert len(commands) == 2 and all(c.startswith(".venv/bin/python ") for c in commands)
-    commands = [venv_python + c[len(".venv/bin/python"):] for c in commands]
+    assert len(commands) == 2 and all(c.startswith(prefix) for c in commands), commands
+    commands = [f"PYTHONPATH=lib {venv_python}" + c[len("PYTHONPATH=lib .venv/bin/python"):] for c in commands]
     # The first names where a deployer keeps the doc's example plugin; keep it in a folder of our own.
     plugin = plugin_folder(tmp_path, doc_example(), "json_folder")
     commands[0] = commands[0].replace("/etc/openstack_deploy/inventory_plugins/json_folder.py", plugin)

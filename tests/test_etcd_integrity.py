@@ -21,6 +21,7 @@ import pytest
 
 from etcd_server import EtcdCluster, build_inventory, etcd, skip_without_etcd  # noqa: F401  (etcd: the fixture)
 from helpers import ROOT, base_config, run_script, write_config
+from osa_inventory.backends.etcd.parts import digest, dumps
 from osa_inventory.errors import StorageError
 from test_etcd_plugin import _spawn, data_keys, expected_key_count, open_etcd, prefix  # noqa: F401
 
@@ -116,14 +117,15 @@ def changed(inventory: dict, mark) -> dict:
 
 # -- prefixes owned by one deployment ------------------------------------------------------
 
-def test_nested_deployment_is_never_deleted_and_both_are_refused(etcd, prefix, tmp_path):
+def test_nested_deployment_is_never_deleted_and_both_are_refused(etcd, prefix, tmp_path, monkeypatch):
     outer, inner = prefix + "/nest", prefix + "/nest/data/b"
     a, b = build_inventory(5, seed=1), build_inventory(3, seed=2)
     open_etcd(etcd.endpoints_text, outer).write(a)
     # B as a release without the nesting check stored it (this one refuses to, see below).
     nested = open_etcd(etcd.endpoints_text, inner)
-    nested.storage._deployments_around = lambda: []
-    nested.write(b)
+    with monkeypatch.context() as patch:
+        patch.setattr(sys.modules[type(nested.storage).__module__], "deployments_around", lambda client, prefix: [])
+        nested.write(b)
     b_keys = all_keys(etcd, inner)
 
     writer = open_etcd(etcd.endpoints_text, outer)
@@ -301,11 +303,20 @@ def _damage(etcd, prefix, what: str) -> None:
         put_raw(etcd, victim, b"{}")
     elif what == "missing-part":
         delete_raw(etcd, next(k for k in keys if b"/group/" in k))
+    elif what == "deep-manifest":      # 200 KB of brackets: past the JSON decoder's own recursion limit
+        put_raw(etcd, prefix + "/manifest", DEEP_BRACKETS)
+    elif what == "nested-manifest":    # JSON the decoder takes, but deeper than any manifest
+        put_raw(etcd, prefix + "/manifest", NESTED_JSON)
     else:
         put_raw(etcd, prefix + "/manifest", b"not json")
 
 
-@pytest.mark.parametrize("what", ["host", "index", "missing-part", "manifest"])
+DEEP_BRACKETS = b"[" * 100_000 + b"]" * 100_000
+NESTED_JSON = b'{"a":' * 150 + b"1" + b"}" * 150
+HAND_WRITTEN = ("manifest", "deep-manifest", "nested-manifest")
+
+
+@pytest.mark.parametrize("what", ["host", "index", "missing-part", *HAND_WRITTEN])
 def test_damaged_current_version_is_restored_as_the_error_says(etcd, prefix, tmp_path, what):
     first, second = _two_versions(etcd, prefix)
     _damage(etcd, prefix, what)
@@ -319,7 +330,7 @@ def test_damaged_current_version_is_restored_as_the_error_says(etcd, prefix, tmp
     # etcd keeps each version as it was written: a part changed by hand later does not
     # touch the listed versions; a hand-written manifest is a version of its own.
     assert versions[:-1] == readable[:len(versions) - 1]
-    assert (versions[-1] in readable) is (what != "manifest")
+    assert (versions[-1] in readable) is (what not in HAND_WRITTEN)
     restore = quoted_commands(message)[0]
     result = run_advice(restore, ini, {"VERSION": readable[-1]})
     assert result.returncode == 0, result.stderr
@@ -328,12 +339,145 @@ def test_damaged_current_version_is_restored_as_the_error_says(etcd, prefix, tmp
     assert len(data_keys(etcd, prefix)) == expected_key_count(first)
 
 
-@pytest.mark.parametrize("what", ["host", "index"])
+@pytest.mark.parametrize("what", ["host", "index", "deep-manifest"])
 def test_damaged_current_version_is_replaced_by_a_forced_import(etcd, prefix, tmp_path, what):
     _, second = _two_versions(etcd, prefix)
     _damage(etcd, prefix, what)
     message = error_of(open_etcd(etcd.endpoints_text, prefix).load)
     import_as_printed(etcd, prefix, tmp_path, quoted_commands(message)[1], second)
+
+
+def test_deep_manifest_is_one_line_for_every_command_and_the_repairs_work(etcd, prefix, tmp_path):
+    """Issue 22.2: a manifest of 200 KB of brackets once failed every run, --history, --restore and --import."""
+    _, second = _two_versions(etcd, prefix)
+    _damage(etcd, prefix, "deep-manifest")
+    before = all_keys(etcd, prefix)
+    revision = etcd.keys(prefix + "/manifest")[(prefix + "/manifest").encode()]["mod_revision"]
+    config_dir = str(tmp_path / "deploy")
+    write_config(config_dir, base_config())
+    ini = ini_for(tmp_path, etcd.endpoints_text, prefix)
+    run = run_script(config_dir, ini=ini)
+    assert run.returncode == 1 and run.stdout == "" and len(run.stderr.splitlines()) == 1, run.stderr
+    assert f"{prefix}/manifest on {etcd.endpoints_text} (revision {revision}): nests lists or objects more than " \
+        "100 levels deep" in run.stderr and "--restore VERSION" in run.stderr and "unexpected" not in run.stderr
+    assert all_keys(etcd, prefix) == before
+    table = manage(ini, "--history")
+    assert table.returncode == 0 and table.stderr == "", table.stderr
+    assert f"| {revision} " in table.stdout and "cannot be read" in table.stdout
+    listed = json.loads(manage(ini, "--history", "--format", "json").stdout)
+    assert listed[-1]["version"] == str(revision) and "nests lists or objects" in listed[-1]["summary"]
+    # The advice as printed, with the last readable version.
+    restore = quoted_commands(run.stderr)[0]
+    done = run_advice(restore, ini, {"VERSION": listed[-2]["version"]})
+    assert done.returncode == 0, done.stderr
+    assert open_etcd(etcd.endpoints_text, prefix).load() == second
+    assert run_script(config_dir, ini=ini).returncode == 0
+
+
+def test_deep_part_with_matching_digests_is_damage_and_restored(etcd, prefix, tmp_path):
+    """A writer that recomputes every digest (anyone with write access can) gets no further than damage."""
+    _, second = _two_versions(etcd, prefix)
+    keys = all_keys(etcd, prefix)
+    manifest = json.loads(keys[(prefix + "/manifest").encode()])
+    tag, _, chunks = manifest["index"]
+    index_key = (prefix + f"/data/{tag}/index/parts").encode()
+    index = json.loads(keys[index_key])
+    row = next(r for r in index["parts"] if r[0] == "host")
+    host_key = (prefix + f"/data/{row[2]}/host/{row[1]}").encode()
+    row[3] = digest(NESTED_JSON)
+    put_raw(etcd, host_key, NESTED_JSON)
+    new_index = dumps(index)
+    put_raw(etcd, index_key, new_index)
+    manifest["index"] = [tag, digest(new_index), chunks]
+    put_raw(etcd, prefix + "/manifest", dumps(manifest))
+    message = error_of(open_etcd(etcd.endpoints_text, prefix).load)
+    assert f"host {row[1]!r}: nests lists or objects more than 100 levels deep" in message
+    assert "--restore VERSION" in message
+    ini = ini_for(tmp_path, etcd.endpoints_text, prefix)
+    listed = json.loads(manage(ini, "--history", "--format", "json").stdout)
+    assert "nests lists or objects" in listed[-1]["summary"]
+    # Versions are etcd revisions: the one before the hand-made ones holds the second inventory.
+    good = [r["version"] for r in listed if not r["summary"].startswith("cannot")]
+    result = run_advice(quoted_commands(message)[0], ini, {"VERSION": good[-1]})
+    assert result.returncode == 0, result.stderr
+    assert open_etcd(etcd.endpoints_text, prefix).load() == second
+    assert len(data_keys(etcd, prefix)) == expected_key_count(second)
+
+
+def test_an_endpoint_answering_deep_json_is_one_line(prefix):
+    """Not etcd (or a hostile man in the middle of http://): its answer goes through the bounded reader too."""
+    import http.server
+    import threading
+
+    class Deep(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(DEEP_BRACKETS)))
+            self.end_headers()
+            self.wfile.write(DEEP_BRACKETS)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Deep)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        message = error_of(open_etcd(endpoint, prefix).load)
+        assert f"{endpoint} answered HTTP 200 without JSON etcd could have sent on /v3/kv/range" in message
+        assert "nests lists or objects more than 100 levels deep" in message and "etcd v3 client URL" in message
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_stored_inventory_of_the_wrong_shape_names_the_prefix_and_version(etcd, prefix, tmp_path):
+    """Issue 21.7: the refusal says where the inventory came from: etcd endpoints, prefix and version."""
+    config_dir = str(tmp_path / "deploy")
+    write_config(config_dir, base_config())
+    ini = ini_for(tmp_path, etcd.endpoints_text, prefix)
+    good = run_script(config_dir, ini=ini)
+    assert good.returncode == 0, good.stderr
+    open_etcd(etcd.endpoints_text, prefix).write({"_meta": {"hostvars": {"h1": "not a mapping"}}})
+    revision = etcd.keys(prefix + "/manifest")[(prefix + "/manifest").encode()]["mod_revision"]
+    before = all_keys(etcd, prefix)
+    run = run_script(config_dir, ini=ini)
+    assert run.returncode == 1 and run.stdout == "" and len(run.stderr.splitlines()) == 1, run.stderr
+    assert (f"storage backend etcd: the inventory loaded from etcd {etcd.endpoints_text} prefix {prefix} version "
+            f"{revision}: _meta.hostvars.h1 is a str") in run.stderr
+    assert all_keys(etcd, prefix) == before
+    # The advice as printed: the tool's --history, then --restore of the version before.
+    tool = re.search(r"\((\S+ --config \S+) --history, then --restore VERSION\)", run.stderr).group(1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OSA_", "ANSIBLE_"))}
+    env["OSA_INI"] = ini
+
+    def printed(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *shlex.split(tool), *args], capture_output=True, text=True,
+                              env=env, timeout=120)
+
+    listed = json.loads(printed("--history", "--format", "json").stdout)
+    assert listed[-1]["version"] == str(revision)
+    restored = printed("--restore", listed[-2]["version"])
+    assert restored.returncode == 0, restored.stderr
+    again = run_script(config_dir, ini=ini)
+    assert again.returncode == 0 and again.stderr == "" and again.stdout == good.stdout, again.stderr
+
+
+def test_current_is_a_version_name_on_etcd(etcd, prefix, tmp_path):
+    first, second = _two_versions(etcd, prefix)
+    ini = ini_for(tmp_path, etcd.endpoints_text, prefix)
+    oldest = json.loads(manage(ini, "--history", "--format", "json").stdout)[0]["version"]
+    diff = manage(ini, "--diff", oldest, "current", "--format", "json")
+    assert diff.returncode == 0, diff.stderr
+    assert json.loads(diff.stdout)["changes"]["all_vars_changed"] is True
+    same = manage(ini, "--restore", "current")
+    assert same.returncode == 0 and "is the current inventory already" in same.stdout, same.stderr
+    back = manage(ini, "--restore", oldest)
+    assert back.returncode == 0, back.stderr
+    assert json.loads(manage(ini, "--diff", "current", oldest, "--format", "json").stdout)["changes"] == \
+        json.loads(manage(ini, "--diff", oldest, oldest, "--format", "json").stdout)["changes"]
+    assert open_etcd(etcd.endpoints_text, prefix).load() == first
 
 
 # -- a deleted manifest ------------------------------------------------------------------------

@@ -16,10 +16,11 @@ import time
 import pytest
 
 from etcd_server import EtcdCluster, build_inventory, etcd, free_port, skip_without_etcd
-from plugin_contract import StorageContract
+from osa_inventory.testing import StorageContract
 from tls_certs import legacy_ca, make_pki, reissue_ca_as_advised
 from osa_inventory.backends.tls import CA_EXTENSIONS
 from osa_inventory.errors import SettingsError, StorageError
+from osa_inventory.commands.advice import error_lines
 from osa_inventory.storage.loader import Backend, open_backend
 from osa_inventory.storage.settings import Settings
 
@@ -751,5 +752,6 @@ def test_a_stored_inventory_of_the_wrong_shape_is_one_line_and_never_rewritten(e
         open_etcd(etcd.endpoints_text, prefix).load()
     text = str(caught.value)
     assert "\n" not in text and "container_networks" in text and "h1" in text
-    assert "nothing was written" in text and "--history, then --restore VERSION" in text
+    assert "nothing was written" in text and caught.value.versions  # etcd keeps versions: restore one
+    assert "--history, then --restore VERSION" in error_lines(caught.value)[0]
     assert etcd.keys(prefix + "/") == before

@@ -15,7 +15,7 @@ import yaml
 from test_manage_support import FIXTURES, INVENTORY_SCRIPT, Deployment, assert_one_line_error, clean_env
 
 from osa_inventory.manage import views
-from osa_inventory.manage.formatting import render_table
+from osa_inventory.manage.formatting import Lines, render_table
 
 LEGACY = os.path.join(FIXTURES, "legacy", "openstack_inventory.json")
 
@@ -209,7 +209,7 @@ def test_render_table_aligns_cells_and_shows_empty_for_none():
 
 
 def test_render_table_spreads_a_multi_line_cell_over_lines():
-    text = render_table(("groups", "container_name"), [["g1", "a\nbbbb"], ["g2", "c"]])
+    text = render_table(("groups", "container_name"), [["g1", Lines(["a", "bbbb"])], ["g2", "c"]])
     assert text.splitlines() == [
         "+--------+----------------+",
         "| groups | container_name |",

@@ -1,7 +1,7 @@
 """What the file-based stores share, in process: access options, crash-safe writes, locks, the stored shape.
 
 Fast tests of ``storage/file_access.py``, ``storage/safe_files.py`` and
-``storage/shape.py`` (``tox -e mutation-trust`` runs them against each
+``inventory/shape.py`` (``tox -e mutation-trust`` runs them against each
 mutant; the same rules through the real scripts are in
 test_filesystem_access.py, test_filesystem_integrity.py and
 test_stored_shape.py). Other users and groups are pretended (``os.geteuid``,
@@ -21,7 +21,7 @@ from osa_inventory.errors import InventoryError, StorageError
 from osa_inventory.storage import file_access, safe_files
 from osa_inventory.storage.file_access import FileAccess, group_id, parse_mode
 from osa_inventory.storage.safe_files import Reentrant, flock_wait
-from osa_inventory.storage.shape import check_inventory, hostvar_problem, string_list
+from osa_inventory.inventory.shape import check_inventory, hostvar_problem, string_list
 
 NOGROUP = 65534  # nogroup, in every Debian and Ubuntu group file
 UNKNOWN_ID = 54321

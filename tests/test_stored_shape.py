@@ -61,6 +61,7 @@ def test_filesystem_store_of_wrong_shape_is_refused_and_kept(tmp_path, config_di
         json.dump(data, fh)
     before = open(path, "rb").read()
     line = one_line(run_script(config_dir, ini=write_ini(str(tmp_path))), "storage backend filesystem", words)
+    assert f" {path}" in line, "the refusal does not name the file"
     assert "nothing was written" in line or "left untouched" in line
     assert open(path, "rb").read() == before
     assert not os.path.exists(os.path.join(config_dir, "backup_openstack_inventory.tar"))
@@ -138,8 +139,8 @@ def test_a_wrong_type_read_back_is_one_line_naming_entry_key_and_store(deployed,
     d, inventory = deployed
     name = a_container(inventory) if entry == "container" else "infra1"
     before = store_broken(d, inventory, name, key, value)
-    one_line(run_inventory(d, "--list"), f"ERROR: the inventory loaded from storage backend filesystem: "
-             f"_meta.hostvars.{name}.{what}; nothing was written: restore a good version (")
+    one_line(run_inventory(d, "--list"), f"ERROR: storage backend filesystem: the inventory loaded from filesystem "
+             f"{d.inventory_path}: _meta.hostvars.{name}.{what}; nothing was written: restore a good version (")
     assert open(d.inventory_path, "rb").read() == before
 
 
@@ -150,8 +151,8 @@ def test_every_command_refuses_a_wrong_physical_host_the_same_way(deployed, args
     name = a_container(inventory)
     before = store_broken(d, inventory, name, "physical_host", ["infra1"])
     result = d.manage(*args[1:]) if args[0] == "manage" else run_inventory(d, *args)
-    one_line(result, f"the inventory loaded from storage backend filesystem: _meta.hostvars.{name}.physical_host "
-             "is a list, not a name (a string)")
+    one_line(result, f"storage backend filesystem: the inventory loaded from filesystem {d.inventory_path}: "
+             f"_meta.hostvars.{name}.physical_host is a list, not a name (a string)")
     assert open(d.inventory_path, "rb").read() == before
 
 
@@ -217,3 +218,48 @@ def test_a_version_of_the_wrong_shape_is_one_line_in_diff_history_and_restore(tm
     restored = json.loads(d.manage("--history", "--format", "json").stdout)[-1]["version"]
     diff = d.manage("--diff", older, restored)
     assert (diff.returncode, diff.stdout.splitlines()[-1]) == (0, "no differences")
+
+
+DEEP_PLUGIN = """
+import copy, json
+from osa_inventory.errors import StorageError
+
+class Storage:
+    def register(self, args):
+        self.source = args['source']
+        self.depth = int(args['depth'])
+    def _deep(self):
+        data = json.load(open(self.source))
+        value = []
+        for _ in range(self.depth):  # built in memory: no JSON parser limits it
+            value = [value]
+        data['all']['vars']['deep'] = value
+        return data
+    def load(self):
+        return self._deep()
+    def write(self, inventory):
+        open(self.source + '.written', 'w').write('x')
+    def history(self):
+        return [{'version': '1', 'time': '2026-01-01T00:00:00Z'}, {'version': '2', 'time': '2026-01-02T00:00:00Z'}]
+    def read_version(self, version):
+        return self._deep()
+"""
+
+
+@pytest.mark.parametrize("depth", [150, 5000])
+def test_a_plugin_giving_deeply_nested_data_is_refused_in_one_line_naming_it(tmp_path, config_dir, depth):
+    """Data nested past what the project's recursive code can take, from a plugin's load() or read_version()."""
+    plugins = plugin_dir(tmp_path, {"deep.py": DEEP_PLUGIN})
+    source = tmp_path / "stored.json"
+    source.write_text(json.dumps({"_meta": {"hostvars": {}}, "all": {"vars": {}}}))
+    ini = write_ini(str(tmp_path), f"[inventory]\nbackend = deep\nplugin_paths = {plugins}\n"
+                                   f"[deep]\nsource = {source}\ndepth = {depth}\n")
+    one_line(run_script(config_dir, ini=ini), "storage backend deep: the inventory loaded: nests lists or objects "
+             "more than 100 levels deep", "nothing was written")
+    assert not os.path.exists(f"{source}.written")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OSA_", "ANSIBLE_"))}
+    env["OSA_INI"] = ini
+    for args, words in ((["-l"], "the inventory loaded: nests"), (["--diff", "1", "2"], "version 1: nests")):
+        result = subprocess.run([sys.executable, MANAGE, "--config", config_dir, *args],
+                                capture_output=True, text=True, env=env, timeout=120)
+        one_line(result, "storage backend deep", words)

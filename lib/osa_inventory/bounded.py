@@ -114,7 +114,9 @@ def parse_json(data: bytes | str, *, shown: str, error: type[InventoryError] = I
         raise error(_too_deep(shown, max_depth)) from None
     except ValueError as exc:
         raise error(f"{shown}: is not valid JSON ({exc})") from None
-    if nesting_exceeds(value, max_depth):
+    # A text with no more brackets than the bound cannot nest deeper (counting them is C-fast; the
+    # walk is not): most small values, an etcd part or a Craton page, skip the walk.
+    if text.count("[") + text.count("{") > max_depth and nesting_exceeds(value, max_depth):
         raise error(_too_deep(shown, max_depth))
     return value
 
@@ -146,3 +148,19 @@ def _too_deep(shown: str, max_depth: int) -> str:
 
 def _size(limit: int) -> str:
     return f"{limit // MiB} MiB" if limit >= MiB else f"{limit} bytes"
+
+
+def check_nesting(value: Any, *, shown: str, error: type[InventoryError] = InventoryError,
+                  max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Refuse, in one line naming ``shown``, data already in memory that nests deeper than ``max_depth``.
+
+    For data that did not come through :func:`parse_json` (a third-party plugin's ``load()``), which
+    may hold mappings and sequences of any type (an ``OrderedDict``, a tuple): all of them are walked.
+    """
+    level = [value]
+    for _ in range(max_depth + 1):
+        level = [child for item in level if isinstance(item, (dict, list, tuple))
+                 for child in (item.values() if isinstance(item, dict) else item)]
+        if not level:
+            return
+    raise error(_too_deep(shown, max_depth))

@@ -50,7 +50,7 @@ from osa_inventory.backends.craton import mapping, records, writers
 from osa_inventory.backends.craton.cache import Cache
 from osa_inventory.backends.craton.client import CratonClient, CratonError
 from osa_inventory.errors import StorageError
-from osa_inventory.storage import watchdog
+from osa_inventory.storage import read_only, watchdog
 from osa_inventory.storage.options import Option, closest, declare, read_options
 
 LOG = logging.getLogger(__name__)
@@ -237,7 +237,7 @@ class Storage:
         else:
             inventory = self._full_load(ids, region_vars, view)
         self._remember(view.revision, _host_names(inventory))
-        if view.marks and not any(writers.alive(m) for m in view.marks.values()):
+        if view.marks and not any(writers.alive(m) for m in view.marks.values()) and not read_only.active():
             self._roll_back(inventory, list(view.marks.values()))
         return inventory
 
@@ -694,6 +694,8 @@ class Storage:
                            bodies=True, variables=True, labels=True)
 
     def _save_cache(self, ids: tuple, revision: str, hosts: dict, inventory: dict) -> None:
+        if read_only.active():  # a read that must write nothing (--plan): the next load saves it
+            return
         mirror = {name: [h.id, h.parent, h.device_type, h.ip_address] for name, h in hosts.items()}
         self._cache.save(cloud_id=ids[0], region_id=ids[1], revision=revision, hosts=mirror, inventory=inventory)
 

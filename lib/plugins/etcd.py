@@ -39,7 +39,6 @@ write of any kind, changing or not, if the writer died first).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import secrets
@@ -49,20 +48,21 @@ from dataclasses import dataclass, field
 from typing import ContextManager, Iterator
 
 from osa_inventory.accounting import ChangeRecord, pending_change
-from osa_inventory.errors import AccessDenied, InventoryError, StorageError
+from osa_inventory.errors import AccessDenied, InventoryError, StorageError, one_line
 from osa_inventory.resources import manage_command
 from osa_inventory.storage.options import Option, declare, read_options
 from osa_inventory.storage.safe_files import Reentrant
-from osa_inventory.backends.etcd.client import (GRPC_PERMISSION_DENIED, EtcdClient, EtcdCompacted, EtcdError,
-                                                EtcdFutureRevision, EtcdRequestError, check_endpoint, cmp_create,
-                                                cmp_mod, op_delete, op_put, op_range, prefix_end)
+from osa_inventory.backends.etcd.client import (EtcdClient, EtcdCompacted, EtcdError, EtcdFutureRevision,
+                                                check_endpoint, cmp_create, cmp_mod, op_delete, op_put, op_range,
+                                                prefix_end)
 from osa_inventory.backends.etcd.access import read_only_message, write_denied
-from osa_inventory.backends.etcd.identity import check_identity, check_name, check_nesting, marker_value
+from osa_inventory.backends.etcd.identity import (check_identity, check_name, check_nesting, deployments_around,
+                                                  marker_value)
 from osa_inventory.backends.etcd.lease import LeaseKeeper
-from osa_inventory.backends.etcd.parts import (FORMAT, Part, chunked, digest, dumps, join_inventory, split_inventory,
-                                               utc_now)
-from osa_inventory.backends.etcd.layout import (STAGING, STORED, Keys, PrefixScan, ancestors, classify,
-                                                looks_like_manifest, marker_of, other_deployment_at)
+from osa_inventory.backends.etcd.parts import (FORMAT, Part, chunked, digest, dumps, index_parts, join_inventory,
+                                               loads, loads_or_none, split_inventory, utc_now)
+from osa_inventory.backends.etcd.layout import (STAGING, STORED, Keys, PrefixScan, classify, looks_like_manifest,
+                                                marker_of)
 
 DEFAULT_ENDPOINTS = "http://127.0.0.1:2379"
 DEFAULT_PREFIX = "/openstack-ansible/inventory/default"
@@ -201,14 +201,16 @@ class Storage:
             base = self._snapshot
             if base is None:
                 _, base = self._read(0, tolerant=True)
-            check_nesting(self.prefix, self._where, base.nested, self._deployments_around())
+            check_nesting(self.prefix, self._where, base.nested, deployments_around(self._client(), self.prefix),
+                          self._client().etcdctl())
             self._snapshot = self._commit(base, inventory)
 
     # -- optional extras --------------------------------------------------
 
     def describe(self) -> str:
-        """Where the inventory lives, for messages."""
-        return f"etcd {','.join(self.endpoints)} prefix {self.prefix}"
+        """Where the inventory lives, for messages; once a version was read or stored, which one."""
+        version = self._snapshot.manifest_rev if self._snapshot is not None else 0
+        return f"etcd {','.join(self.endpoints)} prefix {self.prefix}" + (f" version {version}" if version else "")
 
     def lock(self) -> ContextManager[None]:
         """Exclusive across hosts via a lease-bound key; re-entrant within this object.
@@ -381,21 +383,21 @@ class Storage:
         if kv is scan.manifest:
             snapshot.manifest_rev, snapshot.manifest = kv["mod_revision"], manifest
         values = {key: item["value"] for key, item in scan.data.items()}
-        index_part = Part("index", "parts", *manifest["index"])
+        index_part = Part.from_row(manifest["index"], "index", "parts")
         snapshot.owned.update(index_part.keys(self.keys.data))
         try:
-            index = json.loads(self._payload(index_part, values, scan.revision))
+            index = self._decode(index_part, values, scan.revision)
+            rows = self._index_parts(index, scan.revision)
         except Damage:
             if not tolerant:
                 raise
             return None, snapshot
         decoded: dict[tuple[str, str], object] = {}
         damaged = False
-        for row in index["parts"]:
-            part = Part(*row)
+        for part in rows:
             snapshot.owned.update(part.keys(self.keys.data))
             try:
-                decoded[(part.kind, part.name)] = json.loads(self._payload(part, values, scan.revision))
+                decoded[(part.kind, part.name)] = self._decode(part, values, scan.revision)
             except Damage:
                 if not tolerant:
                     raise
@@ -406,21 +408,48 @@ class Storage:
         if damaged or kv is not scan.manifest:
             return None, snapshot
         snapshot.index_part = index_part
-        return join_inventory(index, decoded), snapshot
+        try:
+            return join_inventory(index, decoded), snapshot
+        except (KeyError, TypeError):
+            if not tolerant:
+                raise Damage(self._index_damage(scan.revision)) from None
+            snapshot.index_part = None  # its parts do not make an inventory: never "unchanged"
+            return None, snapshot
+
+    def _decode(self, part: Part, values: dict[bytes, bytes], revision: int) -> object:
+        """A part's JSON, through the bounded reader: a part too deep to read is damage, like a changed one."""
+        try:
+            return loads(self._payload(part, values, revision), f"the inventory at {self.prefix} on {self._where} "
+                         f"(revision {revision}): {part.kind} {part.name!r}")
+        except Damage:
+            raise
+        except StorageError as exc:
+            raise Damage(f"{one_line(exc)}; {self._repair}") from None
+
+    def _index_parts(self, index: object, revision: int) -> list[Part]:
+        try:
+            return index_parts(index)
+        except ValueError:
+            raise Damage(self._index_damage(revision)) from None
+
+    def _index_damage(self, revision: int) -> str:
+        return (f"the inventory at {self.prefix} on {self._where} (revision {revision}): its index does not list "
+                f"parts as this program writes them; it was changed outside this program; {self._repair}")
 
     def _parse_manifest(self, kv: dict, scan: PrefixScan) -> dict:
+        shown = f"{self.keys.manifest.decode()} on {self._where} (revision {kv['mod_revision']})"
         try:
-            manifest = json.loads(kv["value"])
+            manifest = loads(kv["value"], shown)
             fmt = manifest["format"]
-            manifest["index"] = list(manifest["index"])
-        except (ValueError, KeyError, TypeError):
+            Part.from_row(manifest["index"], "index", "parts")
+        except (StorageError, KeyError, TypeError, ValueError) as exc:
             if scan.marker is None:
                 raise StorageError(
                     f"{self.keys.manifest.decode()} on {self._where} is not an inventory manifest; "
                     "it was changed by hand or belongs to another program; choose another prefix") from None
-            raise Damage(
-                f"{self.keys.manifest.decode()} on {self._where} (revision {kv['mod_revision']}) is damaged; it "
-                f"was changed outside this program; {self._repair}") from None
+            # Not JSON, or nested past the bounded reader's limit: its line says which.
+            damage = one_line(exc) if isinstance(exc, StorageError) else f"{shown} is damaged"
+            raise Damage(f"{damage}; it was changed outside this program; {self._repair}") from None
         if fmt != FORMAT:
             raise StorageError(
                 f"{self.keys.manifest.decode()} on {self._where} has format {fmt}, this program "
@@ -499,32 +528,9 @@ class Storage:
         return (f"{head}; put its last version back with '{self._manage} --restore "
                 f"{last['mod_revision']}', or replace it with {replace}")
 
-    def _deployments_around(self) -> list[str]:
-        """Prefixes of other deployments that contain this one (those this user may read)."""
-        checks = [key for other in ancestors(self.prefix) for key in
-                  (Keys(other).manifest, Keys(other).marker)]
-        if not checks:
-            return []
-        try:
-            answer = self._client().txn([], [op_range(key) for key in checks])
-        except EtcdRequestError as exc:
-            if exc.code == GRPC_PERMISSION_DENIED:
-                return []  # a user kept to its own prefix cannot see (nor harm) the others
-            raise
-        found = []
-        for response in answer["responses"]:
-            for kv in response.get("kvs", []):
-                other = other_deployment_at(kv["key"], kv["value"])
-                if other is not None and other not in found:
-                    found.append(other)
-        return found
-
     def _history_entry(self, kv: dict) -> dict:
         entry = {"version": str(kv["mod_revision"]), "time": "", "generation": None}
-        try:
-            manifest = json.loads(kv["value"])
-        except ValueError:
-            return entry
+        manifest = loads_or_none(kv["value"])  # unreadable: listed, and read_version says why
         if isinstance(manifest, dict):
             entry.update({"time": manifest.get("time", ""), "generation": manifest.get("generation"),
                           "writer": manifest.get("writer", ""), "hosts": manifest.get("hosts"),
@@ -705,12 +711,9 @@ class Storage:
         current_rev = current["mod_revision"] if current else 0
         if current_rev != base.manifest_rev:
             writer = ""
-            if current is not None:
-                try:
-                    info = json.loads(current["value"])
-                    writer = f" by {info.get('writer', 'another run')} at {info.get('time', '?')}"
-                except ValueError:
-                    pass
+            info = loads_or_none(current["value"]) if current is not None else None
+            if isinstance(info, dict):
+                writer = f" by {info.get('writer', 'another run')} at {info.get('time', '?')}"
             raise StorageError(
                 f"the inventory at {self.prefix} on {self._where} was changed{writer} (revision "
                 f"{current_rev}) after this run read it (revision {base.manifest_rev}); nothing was "
@@ -850,20 +853,17 @@ def _generation(tag: str) -> int:
 
 
 def _manifest_tag(kv: dict) -> str | None:
-    try:
-        manifest = json.loads(kv["value"])
-    except ValueError:
-        return None
+    manifest = loads_or_none(kv["value"])
     return manifest.get("tag") if isinstance(manifest, dict) else None
 
 
 def _holder(kvs: list[dict]) -> str:
     if not kvs:
         return "another run"
+    info = loads_or_none(kvs[0]["value"])
     try:
-        info = json.loads(kvs[0]["value"])
         return f"{info['holder']} since {info['since']}"
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         return "another program"
 
 

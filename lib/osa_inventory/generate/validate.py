@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .config import Skeleton
 from ..errors import ConfigError
-from ..storage.shape import hostvar_problem
+from ..inventory.shape import hostvar_problem
 
 
 

@@ -7,7 +7,13 @@ from typing import Any, Sequence
 
 import yaml
 
+from ..terminal import Shown, escape
+
 FORMATS = ("table", "json", "yaml")
+
+
+class Lines(tuple):
+    """A table cell shown one item per line (OSA's ``-G`` puts one group member per line)."""
 
 
 def cell(value: Any) -> str:
@@ -21,14 +27,21 @@ def cell(value: Any) -> str:
     return str(value)
 
 
-def render_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def _cell_lines(value: Any) -> list[str]:
+    """The escaped lines of one cell: one, or one per item of :class:`Lines`."""
+    items = value if isinstance(value, Lines) else (value,)
+    return [escape(cell(item)) for item in items] or [""]
+
+
+def render_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Shown:
     """A table with a header and ``+---+`` borders, left-aligned as OSA's tool prints it.
 
-    A cell whose text holds newlines spans that many lines (OSA's ``-G`` puts
-    one group member per line); the other cells of its row are blank below
-    their first line.
+    Every cell is escaped for the terminal (:mod:`osa_inventory.terminal`), so a
+    line break or control character inside a value shows as an escape in its
+    cell and the borders stay aligned. A :class:`Lines` cell spans one line per
+    item; the other cells of its row are blank below their first line.
     """
-    texts = [[cell(v).split("\n") for v in row] for row in rows]
+    texts = [[_cell_lines(v) for v in row] for row in rows]
     widths = [len(c) for c in columns]
     for row in texts:
         for i, lines in enumerate(row):
@@ -43,7 +56,7 @@ def render_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         for n in range(max(len(lines) for lines in row)):
             out.append(line([lines[n] if n < len(lines) else "" for lines in row]))
     out.append(rule)
-    return "\n".join(out)
+    return Shown("\n".join(out))
 
 
 def render_data(data: Any, fmt: str) -> str:

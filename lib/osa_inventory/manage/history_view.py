@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..accounting import FIELDS
+from ..terminal import Shown
 from .formatting import render_table
 from .versions import Version
 
@@ -38,10 +39,10 @@ def _cell(value: str, width: int) -> tuple[str, bool]:
     return value[:width - len(CUT)] + CUT, True
 
 
-def as_table(rows: Sequence[Version]) -> str:
+def as_table(rows: Sequence[Version]) -> Shown:
     """The bordered table, one line per version, with a line below it when fields were cut short."""
     if not rows:
-        return "no versions stored yet"
+        return Shown("no versions stored yet")
     cut_any = False
     table = []
     for v in rows:
@@ -53,7 +54,7 @@ def as_table(rows: Sequence[Version]) -> str:
         table.append(cells)
     out = render_table(COLUMNS, table)
     if cut_any:
-        out += f"\nlong fields end in '{CUT}' here; --format json shows them whole"
+        return Shown(f"{out}\nlong fields end in '{CUT}' here; --format json shows them whole")
     return out
 
 

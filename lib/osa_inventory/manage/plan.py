@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..changes import Changes, assigned_addresses, compare
+from ..inventory.changes import Changes, assigned_addresses, compare
 from ..deployment_config import DeploymentConfig
-from ..storage.loader import Backend
+from ..storage.backend import Backend
 from .stale import StaleEntry, find_stale
 from .versions import diff_lines
-from .views import groups_of, hostvars_of
+from ..inventory.document import groups_of, hostvars_of
 
 #: Exit status of ``--plan``: as ``terraform plan -detailed-exitcode`` (1 is any error).
 NO_CHANGE, CHANGES = 0, 2
@@ -58,8 +58,8 @@ class Plan:
 
 
 def make_plan(backend: Backend, deployment: DeploymentConfig) -> Plan:
-    """Generate from ``deployment`` against what ``backend`` holds now; write nothing."""
-    stored = backend.load()
+    """Generate from ``deployment`` against what ``backend`` holds now; write nothing, not even a backend's cache."""
+    stored = backend.load(read_only=True)
     generated = deployment.generate(stored)
     old = stored or {}
     # Entries the config dropped are kept by every run (the generator never deletes): say so.
@@ -71,8 +71,8 @@ def make_plan(backend: Backend, deployment: DeploymentConfig) -> Plan:
                 hosts=len(hostvars_of(generated)), groups=len(groups_of(generated)))
 
 
-def plan_text(plan: Plan, manage: str) -> str:
-    """The plan for people: a verdict line, one fact per line, then notes. ``manage`` names this tool."""
+def plan_text(plan: Plan, manage: str) -> list[str]:
+    """The plan for people, line by line: a verdict, one fact per line, then notes. ``manage`` names this tool."""
     if not plan.changed:
         out = [f"no changes: the config in {plan.config_dir} gives exactly the inventory stored in "
                f"{plan.backend}; the next inventory run stores nothing"]
@@ -92,4 +92,4 @@ def plan_text(plan: Plan, manage: str) -> str:
     if plan.changed:
         out.append("note: a plan is advice: it describes the inventory stored now, and a run or edit before the "
                    "next inventory run changes what that run starts from")
-    return "\n".join(out)
+    return out

@@ -15,7 +15,7 @@ import shlex
 from dataclasses import dataclass
 
 from ..accounting import ChangeRecord
-from ..changes import compare
+from ..inventory.changes import compare
 
 COMMAND = "inventory-manage"
 

@@ -13,7 +13,8 @@ from typing import Callable
 
 from ..errors import InventoryError
 from ..resources import inventory_command
-from ..storage.loader import Backend, open_backend
+from ..storage.backend import Backend
+from ..storage.loader import open_backend
 from ..storage.settings import Settings, read_settings
 from . import single_file
 from .recording import Account

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import AccessDenied, InventoryError
-from ..storage.loader import Backend
+from ..storage.backend import Backend
 from .inventory_file import check_inventory, load_inventory_file
 from .recording import Account
 from .stores import load_required
-from .views import groups_of, hostvars_of
+from ..inventory.document import groups_of, hostvars_of
 
 
 @dataclass

@@ -13,11 +13,11 @@ from typing import Any, Iterator
 
 from ..accounting import ChangeRecord
 from ..errors import InventoryError
-from ..storage.loader import Backend
+from ..inventory.changes import addresses_of, compare
+from ..inventory.document import ALL, groups_of, hostvars_of
+from ..storage.backend import Backend
 from .inventory_file import check_inventory
 from .recording import Account
-from ..changes import ADDRESS_VARS, Changes, addresses_of, compare  # noqa: F401 (re-exported)
-from .views import ALL, groups_of, hostvars_of
 
 def _show(value: Any) -> str:
     return json.dumps(value, sort_keys=True)

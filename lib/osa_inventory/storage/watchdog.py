@@ -19,6 +19,7 @@ import time
 from typing import Callable, Iterator
 
 from ..errors import one_line
+from ..terminal import error_line
 
 DEFAULT_TIMEOUT = 600.0
 MAX_TIMEOUT = 86400.0
@@ -29,7 +30,7 @@ _LOCAL = threading.local()
 def _exit_now(line: str) -> None:
     # os.write: the main thread may be stuck inside sys.stderr's own lock.
     with contextlib.suppress(OSError):
-        os.write(2, f"ERROR: {line}\n".encode("utf-8", "replace"))
+        os.write(2, f"{error_line(line)}\n".encode("utf-8", "replace"))
     os._exit(1)
 
 

@@ -16,6 +16,9 @@ import os
 import tempfile
 from typing import Any
 
+from ...bounded import MAX_INVENTORY_BYTES, parse_json, read_file
+from ...errors import InventoryError
+
 LOG = logging.getLogger(__name__)
 FORMAT = 1
 
@@ -35,12 +38,13 @@ class Cache:
         if not self.enabled:
             return None
         try:
-            with open(self.path, encoding="utf-8") as fh:
-                data = json.load(fh)
+            # Through the bounded reader: a FIFO, a link, a huge or deeply nested file planted in the
+            # cache's place costs a full load, never a hang or a crash.
+            data = parse_json(read_file(self.path, limit=MAX_INVENTORY_BYTES, follow_links=False), shown=self.path)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
-            LOG.info("ignoring unreadable Craton cache %s: %s", self.path, exc)
+        except InventoryError as exc:
+            LOG.info("ignoring unreadable Craton cache: %s", exc)
             return None
         if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("key") != self.key:
             return None

@@ -24,7 +24,8 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from ...errors import AccessDenied, StorageError
+from ...bounded import parse_json
+from ...errors import AccessDenied, InventoryError, StorageError, one_line
 from ..tls import strict_ca_advice, tls_reason
 
 LOG = logging.getLogger(__name__)
@@ -114,10 +115,11 @@ class CratonClient:
         if not response.content:
             return None
         try:
-            return response.json()
-        except ValueError:
-            raise CratonError(f"{method} {full} answered {response.status_code} with a body that is not "
-                              "JSON; check that [craton] url points at the Craton API") from None
+            return parse_json(response.content, shown=f"the answer to {method} {full}", error=CratonError)
+        except CratonError as exc:
+            raise CratonError(f"{method} {full} answered {response.status_code} with a body that is not JSON "
+                              f"Craton could have sent ({one_line(exc)}); check that [craton] url points at the "
+                              "Craton API") from None
 
     def get(self, path: str, params: dict | None = None) -> Any:
         return self.request("GET", path, params=params)
@@ -216,8 +218,8 @@ def _short(value: Any) -> str:
 
 def _server_message(response: requests.Response) -> str:
     try:
-        data = response.json()
-    except ValueError:
+        data = parse_json(response.content, shown="an error answer")
+    except InventoryError:
         data = None
     if isinstance(data, dict) and isinstance(data.get("message"), str):
         return " ".join(data["message"].split())[:300]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import shlex
 import time
 from typing import Any, Iterable
 from urllib.parse import urlsplit
@@ -23,7 +24,8 @@ from urllib.parse import urlsplit
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from ...errors import AccessDenied, StorageError
+from ...bounded import parse_json
+from ...errors import AccessDenied, InventoryError, StorageError, one_line
 from ..tls import strict_ca_advice, tls_reason
 
 # gRPC status codes the gateway puts in its error bodies.
@@ -64,6 +66,10 @@ class EtcdRequestError(EtcdError):
         super().__init__(message)
         self.code = code
         self.etcd_message = etcd_message
+
+
+class _NotJson(InventoryError):
+    """An answer that is not JSON, or nests deeper than any answer of etcd's."""
 
 
 class EtcdCompacted(EtcdRequestError):
@@ -213,6 +219,18 @@ class EtcdClient:
     def endpoints_text(self) -> str:
         return ",".join(self.endpoints)
 
+    def etcdctl(self) -> str:
+        """The ``etcdctl`` command line that reaches the cluster as this client does, for advice.
+
+        It names the user (etcdctl then asks for the password) and the TLS files, never a secret."""
+        words = ["etcdctl", "--endpoints", self.endpoints_text]
+        if self.username:
+            words += ["--user", self.username]
+        for flag, path in (("--cacert", self.ca_cert), ("--cert", self.cert), ("--key", self.key)):
+            if path:
+                words += [flag, path]
+        return shlex.join(words)
+
     # -- the one way requests go out ----------------------------------------
 
     def call(self, path: str, body: dict, *, timeout: float | None = None) -> dict:
@@ -288,13 +306,13 @@ class EtcdClient:
         except requests.exceptions.RequestException as exc:
             raise _Unanswered(type(exc).__name__) from None
         try:
-            data = resp.json()
-        except ValueError:
+            data = parse_json(resp.content, shown=f"{endpoint} answer to {path}", error=_NotJson)
+        except _NotJson as exc:
             if resp.status_code >= 500:
                 raise _Unanswered(f"HTTP {resp.status_code}") from None
             raise EtcdRequestError(
-                f"{endpoint} answered HTTP {resp.status_code} without JSON on {path}; "
-                "is it an etcd v3 client URL?", 0, "") from None
+                f"{endpoint} answered HTTP {resp.status_code} without JSON etcd could have sent on {path} "
+                f"({one_line(exc)}); is it an etcd v3 client URL?", 0, "") from None
         if not isinstance(data, dict):
             raise EtcdRequestError(f"{endpoint} answered {path} with something that is not a JSON object", 0, "")
         error = data.get("error")

@@ -5,6 +5,11 @@ deployment`` option of the run that created it; empty when that was unset). A ru
 whose own name differs is refused before it reads or writes anything, so two
 deployments pointed at one prefix by mistake never merge. A prefix that contains,
 or lies inside, another deployment's prefix is refused for writing, naming both.
+
+Which deployments lie around a prefix is read prefix by prefix where the user
+may not read them all: etcd refuses a whole transaction for one key outside
+the user's permission, so one request for every parent would tell nothing
+to a writer kept to its own prefix, even about a parent inside that prefix.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 import json
 
 from ...errors import StorageError
-from .layout import MARKER_KIND, PrefixScan, marker_of
+from .client import GRPC_PERMISSION_DENIED, EtcdClient, EtcdRequestError, op_range
+from .layout import MARKER_KIND, Keys, PrefixScan, ancestors, marker_of, other_deployment_at
 
 MAX_NAME = 200
 
@@ -69,8 +75,48 @@ def check_identity(scan: PrefixScan, name: str, where: str, adopt: str) -> None:
     raise StorageError(f"{head}; nothing was read or written; {advice}")
 
 
-def check_nesting(prefix: str, where: str, inside: list[str], around: list[str]) -> None:
-    """Refuse a write at ``prefix`` when other deployments are ``inside`` it or ``around`` it."""
+def _deployments_at(client: EtcdClient, prefixes: list[str]) -> list[str]:
+    """The prefixes among ``prefixes`` that hold a deployment (a manifest or marker of this program), in one request."""
+    answer = client.txn([], [op_range(key) for other in prefixes for key in (Keys(other).manifest, Keys(other).marker)])
+    found: list[str] = []
+    for response in answer["responses"]:
+        for kv in response.get("kvs", []):
+            other = other_deployment_at(kv["key"], kv["value"])
+            if other is not None and other not in found:
+                found.append(other)
+    return found
+
+
+def deployments_around(client: EtcdClient, prefix: str) -> list[str]:
+    """Prefixes of other deployments that contain ``prefix``, nearest first, among those this user may read.
+
+    One request when every parent prefix may be read; else one per parent, and a
+    parent the user may not read is left to the deployment there (if any), which
+    sees this one under its own prefix and refuses to write.
+    """
+    around = ancestors(prefix)
+    if not around:
+        return []
+    try:
+        return _deployments_at(client, around)
+    except EtcdRequestError as exc:
+        if exc.code != GRPC_PERMISSION_DENIED:
+            raise
+    found: list[str] = []
+    for other in around:
+        try:
+            found += _deployments_at(client, [other])
+        except EtcdRequestError as exc:
+            if exc.code != GRPC_PERMISSION_DENIED:
+                raise
+    return found
+
+
+def check_nesting(prefix: str, where: str, inside: list[str], around: list[str], etcdctl: str) -> None:
+    """Refuse a write at ``prefix`` when other deployments are ``inside`` it or ``around`` it.
+
+    ``etcdctl`` is the command line that reaches the cluster as this run does (endpoints, user,
+    certificates), for the advice to delete the moved deployment's old keys."""
     if inside:
         other = inside[0]
         more = f" (and {len(inside) - 1} more)" if len(inside) > 1 else ""
@@ -78,11 +124,11 @@ def check_nesting(prefix: str, where: str, inside: list[str], around: list[str])
             f"etcd prefix {prefix} on {where} contains the prefix {other} of another deployment{more}; "
             "deployments must not nest, and nothing was written; move that deployment to a prefix of its "
             f"own (docs/etcd.md, 'Deployments kept apart'), then delete its old keys with "
-            f"'etcdctl --endpoints {where} del --prefix {other}/'")
+            f"'{etcdctl} del --prefix {other}/'")
     if around:
         other = around[0]
         raise StorageError(
             f"etcd prefix {prefix} on {where} lies inside the prefix {other} of another deployment; "
             "deployments must not nest, and nothing was written; move this deployment to a prefix outside "
             f"{other}/ (docs/etcd.md, 'Deployments kept apart'), then delete its old keys with "
-            f"'etcdctl --endpoints {where} del --prefix {prefix}/'")
+            f"'{etcdctl} del --prefix {prefix}/'")

@@ -11,8 +11,9 @@ inside is reported.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
+
+from .parts import loads_or_none
 
 MARKER_KIND = "osa-inventory-deployment"
 STAGING, STORED = "staging", "stored"
@@ -53,16 +54,9 @@ def ancestors(prefix: str) -> list[str]:
     return out
 
 
-def _json(value: bytes):
-    try:
-        return json.loads(value)
-    except ValueError:
-        return None
-
-
 def marker_of(value: bytes) -> dict | None:
     """The marker ``value`` holds, or None if it is not one of this program's markers."""
-    data = _json(value)
+    data = loads_or_none(value)
     if isinstance(data, dict) and data.get("kind") == MARKER_KIND and isinstance(data.get("deployment"), str):
         return data
     return None
@@ -70,7 +64,7 @@ def marker_of(value: bytes) -> dict | None:
 
 def looks_like_manifest(value: bytes) -> bool:
     """Whether ``value`` is an inventory manifest of this program (any format)."""
-    data = _json(value)
+    data = loads_or_none(value)
     return isinstance(data, dict) and "format" in data and "index" in data and "generation" in data
 
 
@@ -125,7 +119,7 @@ def classify(keys: Keys, kvs: list[dict], revision: int) -> PrefixScan:
         elif key == keys.lock:
             continue
         elif key.startswith(keys.tags) and b"/" not in key[len(keys.tags):]:
-            record = _json(kv["value"])
+            record = loads_or_none(kv["value"])
             state = record.get("state") if isinstance(record, dict) else None
             tag = key[len(keys.tags):].decode("utf-8", "replace")
             scan.tags[tag] = state if state == STORED else STAGING

@@ -11,8 +11,10 @@ import datetime as _dt
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
-from ...errors import StorageError
+from ...bounded import parse_json
+from ...errors import InventoryError, StorageError
 
 FORMAT = 1
 CHUNK_BYTES = 512 * 1024          # etcd refuses requests over 1.5 MiB by default
@@ -22,6 +24,20 @@ DIGEST_CHARS = 32
 def dumps(value) -> bytes:
     """Compact JSON that keeps key order, so a load gives back the very same dict."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def loads(value: bytes, shown: str, error: type[InventoryError] = StorageError) -> Any:
+    """A stored value read back as JSON through the bounded reader: too deep or not JSON is ``error``,
+    one line naming ``shown``."""
+    return parse_json(value, shown=shown, error=error)
+
+
+def loads_or_none(value: bytes) -> Any:
+    """A stored value as JSON, or None when it is not JSON this program could have written."""
+    try:
+        return loads(value, "an etcd value")
+    except StorageError:
+        return None
 
 
 def digest(payload: bytes) -> str:
@@ -54,6 +70,25 @@ class Part:
     def to_json(self) -> list:
         """The part as an index row."""
         return [self.kind, self.name, self.tag, self.digest, self.chunks]
+
+    @classmethod
+    def from_row(cls, row: Any, kind: str | None = None, name: str | None = None) -> Part:
+        """The part an index row (or, with ``kind`` and ``name``, a manifest's index field) names.
+
+        Raises ValueError for anything this program could not have written."""
+        fields = ([kind, name] if kind is not None else []) + (list(row) if isinstance(row, list) else [])
+        if len(fields) != 5 or not all(isinstance(f, str) for f in fields[:4]) \
+                or not isinstance(fields[4], int) or isinstance(fields[4], bool) or fields[4] < 1:
+            raise ValueError(f"not a part reference: {str(row)[:80]}")
+        return cls(*fields)
+
+
+def index_parts(index: Any) -> list[Part]:
+    """The parts a decoded index lists, checked (ValueError for an index this program could not have written)."""
+    if not isinstance(index, dict) or not isinstance(index.get("parts"), list) \
+            or not isinstance(index.get("top"), list):
+        raise ValueError("not an index of parts")
+    return [Part.from_row(row) for row in index["parts"]]
 
 
 def chunked(payload: bytes) -> list[bytes]:

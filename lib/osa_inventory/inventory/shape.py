@@ -11,9 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InventoryError
-
-META = "_meta"
-ALL = "all"
+from .document import META
 NOT_INVENTORY = "it is not an inventory written by OpenStack-Ansible, by this project or by --export"
 # Host variables the generator and inventory-manage read back from a stored inventory that hold a name
 # or an address: a string, or null where OSA leaves one unset.
