@@ -306,7 +306,8 @@ def _diff(ctx: Context) -> str | list[str]:
         return [pair] if ctx.args.format == "table" else render_data({"changes": None, "note": pair},
                                                                      ctx.args.format)
     a, b = pair
-    old, new = backend.read_version(a), backend.read_version(b)
+    advice = "compare other versions (--history lists them)"
+    old, new = versions.read_checked(backend, a, advice), versions.read_checked(backend, b, advice)
     if ctx.args.format != "table":
         return render_data({"from": a, "to": b, "changes": asdict(compare(old, new))}, ctx.args.format)
     head = [f"--- version {a}", f"+++ version {b}"]
