@@ -25,7 +25,7 @@ from osa_inventory.errors import ConfigError, InventoryError
 from osa_inventory.generate.config import load_skeleton
 from osa_inventory.generate.pipeline import generate
 from osa_inventory.inventory.changes import compare
-from osa_inventory.manage.edits import clear_ips, remove_hosts
+from osa_inventory.inventory.edits import clear_ips, remove_hosts
 from osa_inventory.manage.stale import find_stale
 from osa_inventory.manage.versions import diff_lines
 from osa_inventory.manage.views import HOST_COLUMNS, export, groups_per_host, host_rows, hosts_per_group
