@@ -74,6 +74,9 @@ def stage(where: Path, scope: Scope) -> None:
     shutil.copytree(ROOT / "tests", where / "tests", ignore=ignore)
     shutil.copytree(ROOT / "playbooks" / "inventory" / "env.d", where / "playbooks" / "inventory" / "env.d")
     shutil.copytree(ROOT / "lib" / "plugins", where / "lib" / "plugins", ignore=ignore)  # the built-in plugins
+    # tests/conftest.py registers the NetBox fixtures, whose module loads the script that runs NetBox (and
+    # the lock-file script that one loads).
+    shutil.copytree(ROOT / "scripts", where / "scripts", ignore=ignore)
     shutil.copy2(scope.settings / "setup.cfg", where / "setup.cfg")
     if (scope.settings / "conftest.py").exists():
         shutil.copy2(scope.settings / "conftest.py", where / "conftest.py")

@@ -26,10 +26,10 @@ from test_manage_support import (BACKUPS, FIXTURES, INVENTORY, INVENTORY_SCRIPT,
                                  assert_one_line_error, clean_env, snapshot)
 
 from osa_inventory.accounting import FIELDS, current_host
-from osa_inventory.backends import filesystem_records as records
+from osa_inventory.backends.filesystem import records
 from osa_inventory.manage import history_view, versions
 from osa_inventory.manage.formatting import render_data
-from osa_inventory.manage.recording import Account
+from osa_inventory.storage.change import Account
 from osa_inventory.storage.loader import open_backend
 from osa_inventory.storage.settings import Settings
 

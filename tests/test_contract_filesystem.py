@@ -1,4 +1,4 @@
-"""The storage contract applied to the built-in filesystem plugin and the sample SQLite plugin.
+"""The storage contract applied to the built-in filesystem plugin, inventory-manage's ``-f FILE`` and the SQLite sample.
 
 Also checks that the contract suite itself can fail: its command line is run
 against deliberately broken plugins and must report the matching tests.
@@ -19,7 +19,9 @@ import pytest
 from helpers import run_script, write_ini
 from osa_inventory.testing import StorageContract, make_inventory
 
+from osa_inventory.backends.filesystem import single_file
 from osa_inventory.errors import StorageError
+from osa_inventory.manage.stores import open_file_backend
 from osa_inventory.storage.loader import load_plugin_module
 from osa_inventory.storage.settings import Settings
 
@@ -73,6 +75,47 @@ class TestFilesystemContractWithPathOption(TestFilesystemContract):
         def make():
             storage = filesystem.Storage()
             storage.register({"config_dir": str(tmp_path / "unused"), "path": str(store), "backups": "4"})
+            return storage
+        return make
+
+
+class TestFileContract(StorageContract):
+    """``inventory-manage -f FILE`` for a file of another name than openstack_inventory.json: FILE.<time>.bak copies."""
+
+    @pytest.fixture
+    def make_storage(self, tmp_path):
+        path = str(tmp_path / "inventory-copy.json")
+
+        def make():
+            storage = open_file_backend(path).storage
+            assert isinstance(storage, single_file.Storage)
+            return storage
+        return make
+
+    @pytest.fixture
+    def register_failures(self, tmp_path):
+        (tmp_path / "folder.json").mkdir()
+        os.mkfifo(tmp_path / "pipe.json")
+        (tmp_path / "real.json").write_text("{}")
+        os.symlink(tmp_path / "real.json", tmp_path / "link.json")
+
+        def attempt(**args):
+            return lambda: single_file.Storage().register(args)
+        return [attempt(), attempt(file=""), attempt(file=str(tmp_path / "missing" / "inv.json")),
+                attempt(file=str(tmp_path / "folder.json")), attempt(file=str(tmp_path / "pipe.json")),
+                attempt(file=str(tmp_path / "link.json"))]
+
+
+class TestFileContractOfTheInventoryName(TestFilesystemContract):
+    """``-f .../openstack_inventory.json``: the filesystem plugin on the file's folder, as inventory-manage opens it."""
+
+    @pytest.fixture
+    def make_storage(self, tmp_path):
+        path = str(tmp_path / "openstack_inventory.json")
+
+        def make():
+            storage = open_file_backend(path).storage
+            assert storage.manage_target == f"-f {path}"
             return storage
         return make
 

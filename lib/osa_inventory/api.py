@@ -33,11 +33,10 @@ from .errors import (AccessDenied, ConfigError, CorruptInventory, InventoryError
 from .inventory.document import hostvars_of, is_metal
 from .inventory.members import group_hosts, group_names
 from .deployment_config import DeploymentConfig, read_config
-from .manage.edits import containers_of, remove_hosts
-from .manage.entry_edits import EditRefused, parse_assignment, rename, set_addresses
-from .manage.move import move
-from .manage.recording import Account
-from .manage.stores import change_checked
+from .inventory.edits import containers_of, remove_hosts
+from .inventory.entry_edits import EditRefused, parse_assignment, rename, set_addresses
+from .inventory.move import move
+from .storage.change import Account, change_checked
 from .storage.backend import Backend
 from .storage.loader import open_backend
 from .resources import environment_dir

@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 from .errors import ConfigErrors
 from .generate.config import Skeleton, config_signature, load_skeleton, load_user_config
 from .generate.group_names import user_defined_groups
-from .generate.pipeline import generate
+from .generate.pipeline import generate_checked
 from .generate.validate import config_problems
 
 
 @dataclass
 class DeploymentConfig:
-    """The user config and skeleton of one config folder, checked, with what they were read from."""
+    """The user config and skeleton of one config folder, checked, with what they were read from.
+
+    Made by :func:`read_config`, which checks them: :meth:`generate` does not check them again.
+    """
 
     config_dir: str
     environment: str
@@ -32,7 +35,7 @@ class DeploymentConfig:
 
     def generate(self, stored: dict | None) -> dict:
         """The inventory this config gives, starting from ``stored`` (what a run would store)."""
-        return generate(self.config, self.skeleton, stored, self.unknown_groups)
+        return generate_checked(self.config, self.skeleton, stored)
 
     def user_defined_groups(self) -> dict[str, list[str]]:
         """The config's host groups env.d does not know, with their hosts (see generate.group_names)."""

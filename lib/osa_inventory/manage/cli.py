@@ -39,10 +39,11 @@ from ..storage.backend import Backend
 from ..storage.settings import Settings, read_settings
 from ..commands.runner import DEFAULT_CONFIG_DIR, Parser, chosen_config_dir
 from ..terminal import escape, lines
-from . import edits, entry_edits, history_view, move, plan, recording, stale, transfer, versions, views
+from ..inventory import edits, entry_edits, move
+from . import history_view, plan, recording, stale, transfer, versions, views
 from .formatting import FORMATS, Lines, render_data, render_table
-from .stores import (change_checked, change_stored, load_required, open_configured_backend, open_file_backend,
-                     preview_change)
+from ..storage.change import change_checked, change_stored, load_required, preview_change
+from .stores import open_configured_backend, open_file_backend
 
 EXIT_STALE = 3
 NAMES_SHOWN = 20
@@ -348,7 +349,8 @@ def _diff(ctx: Context) -> str | list[str]:
         return [pair] if ctx.args.format == "table" else render_data({"changes": None, "note": pair},
                                                                      ctx.args.format)
     a, b = pair
-    old, new = backend.read_version(a), backend.read_version(b)
+    advice = "compare other versions (--history lists them)"
+    old, new = versions.read_checked(backend, a, advice), versions.read_checked(backend, b, advice)
     if ctx.args.format != "table":
         return render_data({"from": a, "to": b, "changes": asdict(compare(old, new))}, ctx.args.format)
     head = [f"--- version {a}", f"+++ version {b}"]

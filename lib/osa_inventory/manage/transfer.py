@@ -16,8 +16,7 @@ from typing import Callable
 from ..errors import AccessDenied, InventoryError
 from ..storage.backend import Backend
 from .inventory_file import check_inventory, load_inventory_file
-from .recording import Account
-from .stores import load_required
+from ..storage.change import Account, load_required
 from ..inventory.document import groups_of, hostvars_of
 
 

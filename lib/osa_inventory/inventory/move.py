@@ -21,10 +21,10 @@ from ..generate.containers import MAX_NAME_BEFORE_SUFFIX, container_suffix
 from ..generate.networks import network_key
 from ..generate.pipeline import generate
 from ..generate.validate import provider_networks
-from ..inventory.document import groups_of, hostvars_of, is_metal
+from .document import groups_of, hostvars_of, is_metal
 from .edits import ADDRESS_KEYS, containers_of
 from .entry_edits import EditRefused, UnknownEntry, shown
-from .stale import expected_counts
+from ..generate.placement import expected_counts
 
 
 def _norm(name: str) -> str:

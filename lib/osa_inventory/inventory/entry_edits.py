@@ -22,7 +22,7 @@ from ..generate.containers import MAX_NAME_BEFORE_SUFFIX
 from ..generate.hosts import config_host_groups
 from ..generate.networks import network_key
 from ..generate.validate import is_management, provider_networks
-from ..inventory.document import groups_of, hostvars_of, is_metal
+from .document import groups_of, hostvars_of, is_metal
 from .edits import ADDRESS_KEYS, containers_of
 
 #: Longest value a refusal quotes in full.
