@@ -27,7 +27,10 @@ from helpers import ENVIRONMENT, ROOT, SCRIPT
 from ansible_cli import ANSIBLE_INVENTORY
 from test_osa_wiring import assert_failure_reported_once, assert_wired_like_osa
 
-pytestmark = pytest.mark.slow
+# The wheel is pure Python (py3-none-any): the same files, metadata and entry points whichever Python
+# builds or installs it, and the code it installs is the checkout's, which every version's suite tests. The
+# fresh virtualenvs and pip installs here are the suite's heaviest CPU: one version's suite runs them.
+pytestmark = [pytest.mark.slow, pytest.mark.once]
 
 EXAMPLE = os.path.join(ROOT, "etc", "openstack_deploy", "aio")
 COPY_IGNORE = shutil.ignore_patterns(".venv", ".venv-py3.*", ".git", "__pycache__", "build", "*.egg-info",
