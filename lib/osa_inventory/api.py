@@ -28,8 +28,8 @@ import shlex
 import sys
 from typing import Iterator
 
-from .errors import (AccessDenied, ConfigError, CorruptInventory, InventoryError, PluginError, SettingsError,
-                     StorageError)
+from .errors import (AccessDenied, ConfigError, CorruptInventory, InventoryError, NothingStored, PluginError,
+                     SettingsError, StorageError)
 from .inventory.document import hostvars_of, is_metal
 from .inventory.members import group_hosts, group_names
 from .inventory.edits import containers_of, remove_hosts
@@ -56,10 +56,6 @@ COMMAND = "osa_inventory.api"
 
 # A library does not print: warnings the storage layer logs go to the caller's logging set-up, if any.
 logging.getLogger("osa_inventory").addHandler(logging.NullHandler())
-
-
-class NothingStored(InventoryError):
-    """The backend holds no inventory yet (the inventory script has not stored one)."""
 
 
 class UnknownGroup(InventoryError, LookupError):
