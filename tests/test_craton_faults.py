@@ -163,6 +163,7 @@ def test_change_cut_at_every_request_then_the_next_run_completes_it(server, vers
             check_recovered(deployment, tmp_path, v2)  # the next run on the writing machine finishes it
 
 
+@pytest.mark.once
 @pytest.mark.parametrize("cache", [True, False], ids=["cache", "no-cache"])
 def test_every_answer_of_a_change_lost_once_is_retried_to_the_end(server, versions, tmp_path, cache):
     v1, v2, _, _ = versions[cache]
@@ -229,6 +230,7 @@ def finish(procs: list) -> list:
     return results
 
 
+@pytest.mark.once
 def test_two_deploy_hosts_writing_at_once_never_mix(server, tmp_path):
     one_config, two_config = base_config(), base_config()
     one_config["compute_hosts"]["compute-a"] = {"ip": "172.29.236.61"}

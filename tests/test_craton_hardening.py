@@ -69,6 +69,7 @@ def test_plan_after_a_full_load_writes_no_cache(server, tmp_path):
     assert cache_files(deployment)
 
 
+@pytest.mark.once
 def test_plan_over_an_abandoned_write_commits_no_roll_back(server, tmp_path):
     deployment = Deployment(server, str(tmp_path), "plan-rollback", base_config())
     v1 = ok(deployment.run())

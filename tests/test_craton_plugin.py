@@ -129,6 +129,10 @@ class TestCratonContract(StorageContract):
     def make_storage(self, server, tmp_path):
         return lambda: make(server, tmp_path)
 
+    @pytest.mark.once  # thousands of requests to the test server; the contract's small tests run everywhere
+    def test_large_inventory(self, make_storage):
+        super().test_large_inventory(make_storage)
+
     @pytest.fixture
     def register_failures(self, server, tmp_path):
         def attempt(**options):

@@ -597,6 +597,7 @@ def test_interrupted_first_write_is_not_mistaken_for_a_deleted_manifest(etcd, pr
     assert len(data_keys(etcd, prefix)) == expected_key_count(build_inventory(2))
 
 
+@pytest.mark.once
 def test_store_of_an_earlier_release_is_cleaned_as_it_is_replaced(etcd, prefix):
     """Without tag records or marker (as an earlier release stored it), the parts the index
     references are still known to be ours: replaced ones are deleted, nothing else."""

@@ -28,14 +28,16 @@ import shlex
 import sys
 from typing import Iterator
 
-from .errors import (AccessDenied, ConfigError, CorruptInventory, InventoryError, PluginError, SettingsError,
-                     StorageError)
+from .errors import (AccessDenied, ConfigError, CorruptInventory, InventoryError, NothingStored, PluginError,
+                     SettingsError, StorageError)
 from .inventory.document import hostvars_of, is_metal
 from .inventory.members import group_hosts, group_names
 from .deployment_config import DeploymentConfig, read_config
 from .inventory.edits import containers_of, remove_hosts
 from .inventory.entry_edits import EditRefused, parse_assignment, rename, set_addresses
 from .inventory.move import move
+from .refresh import Checked, Refreshed, check, config_folder
+from .refresh import refresh as _refresh
 from .storage.change import Account, change_checked
 from .storage.backend import Backend
 from .storage.loader import open_backend
@@ -43,23 +45,20 @@ from .resources import environment_dir
 from .storage.settings import Settings, read_settings
 
 __all__ = [
-    "API_VERSION", "AccessDenied", "ConfigError", "CorruptInventory", "EditRefused", "Inventory", "InventoryClosed",
-    "InventoryError", "NothingStored", "PluginError", "ReadOnlyInventory", "SettingsError", "StorageError",
-    "UnknownGroup", "UnknownHost", "open_inventory",
+    "API_VERSION", "AccessDenied", "Checked", "ConfigError", "CorruptInventory", "EditRefused", "Inventory",
+    "InventoryClosed", "InventoryError", "NothingStored", "PluginError", "ReadOnlyInventory", "Refreshed",
+    "SettingsError", "StorageError", "UnknownGroup", "UnknownHost", "check_config", "open_inventory", "refresh",
 ]
 
 #: Raised (major) when a change breaks callers; the minor part grows with additions.
-API_VERSION = (1, 1)  # 1.1: set_address(), rename(), move(), EditRefused
+API_VERSION = (1, 2)  # 1.1: set_address(), rename(), move(), EditRefused; 1.2: refresh(), check_config()
 DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
+NAME_ANOTHER = "pass config_dir= or set OSA_CONFIG_DIR"
 #: The command a change made through the API records (``--history``), before the method and its arguments.
 COMMAND = "osa_inventory.api"
 
 # A library does not print: warnings the storage layer logs go to the caller's logging set-up, if any.
 logging.getLogger("osa_inventory").addHandler(logging.NullHandler())
-
-
-class NothingStored(InventoryError):
-    """The backend holds no inventory yet (the inventory script has not stored one)."""
 
 
 class UnknownGroup(InventoryError, LookupError):
@@ -80,6 +79,14 @@ class InventoryClosed(InventoryError):
 
 def _default_config_dir() -> str:
     return os.environ.get("OSA_CONFIG_DIR") or DEFAULT_CONFIG_DIR
+
+
+def _environ(osa_ini: str | None) -> dict[str, str]:
+    """The environment the storage settings are read from, ``osa_ini`` (if given) in place of ``$OSA_INI``."""
+    environ = dict(os.environ)
+    if osa_ini is not None:
+        environ["OSA_INI"] = os.path.abspath(osa_ini)
+    return environ
 
 
 def _program() -> str:
@@ -244,13 +251,8 @@ def open_inventory(osa_ini: str | None = None, config_dir: str | None = None,
     holds no inventory yet, and the storage layer's errors (:class:`SettingsError`,
     :class:`PluginError`, :class:`StorageError`, :class:`AccessDenied`, :class:`CorruptInventory`).
     """
-    config_dir = os.path.abspath(config_dir or _default_config_dir())
-    if not os.path.isdir(config_dir):
-        raise ConfigError(f"config folder {config_dir} does not exist; pass config_dir= or set OSA_CONFIG_DIR")
-    environ = dict(os.environ)
-    if osa_ini is not None:
-        environ["OSA_INI"] = os.path.abspath(osa_ini)
-    settings = read_settings(environ)
+    config_dir = config_folder(config_dir or _default_config_dir(), NAME_ANOTHER)
+    settings = read_settings(_environ(osa_ini))
     backend = open_backend(settings, config_dir)
     inventory = None
     try:
@@ -265,3 +267,33 @@ def open_inventory(osa_ini: str | None = None, config_dir: str | None = None,
             inventory._open = False
         with contextlib.suppress(InventoryError):
             backend.close()
+
+
+def refresh(osa_ini: str | None = None, config_dir: str | None = None, environment: str | None = None,
+            *, command: str | None = None) -> Refreshed:
+    """Run the inventory as the inventory script does: generate, store if changed, return it.
+
+    The same reading, checks, lock, write and change record as ``dynamic_inventory.py``
+    (:mod:`osa_inventory.refresh`); the record names ``command`` (default: this API and the
+    helper script that runs). ``environment`` is the folder holding the base ``env.d/``
+    (default: the one shipped with this library). ``osa_ini`` and ``config_dir`` default as in
+    :func:`open_inventory`. Returns a :class:`Refreshed`: ``inventory`` (the dict),
+    ``text`` (the script's ``--list`` output) and ``changed``. Config problems raise
+    :class:`ConfigError` before the backend is opened.
+    """
+    config_dir = config_folder(config_dir or _default_config_dir(), NAME_ANOTHER)
+    if command is None:
+        program = _program()
+        command = f"{COMMAND} refresh" + (f" (from {program})" if program else "")
+    return _refresh(config_dir, environment or environment_dir(), command, _environ(osa_ini))
+
+
+def check_config(osa_ini: str | None = None, config_dir: str | None = None,
+                 environment: str | None = None) -> Checked:
+    """Check the config as ``dynamic_inventory.py --check`` does; nothing is written.
+
+    Raises :class:`ConfigError` (every problem, one per line in its ``lines``) or a storage
+    error; returns a :class:`Checked` with the user-defined host groups and the warnings.
+    """
+    config_dir = config_folder(config_dir or _default_config_dir(), NAME_ANOTHER)
+    return check(config_dir, environment or environment_dir(), _environ(osa_ini))

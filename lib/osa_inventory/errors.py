@@ -73,6 +73,18 @@ class NoVersions(StorageError):
         self.config_dir = config_dir
 
 
+class NothingStored(InventoryError):
+    """The backend holds no inventory yet (no inventory run has stored one).
+
+    ``config_dir`` is the config folder the command works on: a command adds how to store a first
+    inventory, named the way its user runs it; the Python API raises it as it is.
+    """
+
+    def __init__(self, message: str, config_dir: str | None = None):
+        super().__init__(message)
+        self.config_dir = config_dir
+
+
 def one_line(exc: BaseException) -> str:
     """An exception's message folded onto one line (its type name if it has none)."""
     text = str(exc).strip() or type(exc).__name__

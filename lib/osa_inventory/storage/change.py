@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..accounting import ChangeRecord
-from ..errors import InventoryError
+from ..errors import NothingStored
 from ..inventory.changes import compare
-from ..resources import inventory_command
 from .backend import Backend
 
 
@@ -37,12 +36,10 @@ def copy_of(inventory: dict) -> dict:
 
 
 def load_required(backend: Backend) -> dict:
-    """The stored inventory, or one line saying nothing is stored yet."""
+    """The stored inventory; :class:`~osa_inventory.errors.NothingStored` when there is none yet."""
     data = backend.load()
     if data is None:
-        raise InventoryError(
-            f"{backend.describe()} holds no inventory yet; run {inventory_command(backend.config_dir)} first "
-            "or bring one in with --import FILE")
+        raise NothingStored(f"{backend.describe()} holds no inventory yet", backend.config_dir)
     return data
 
 
