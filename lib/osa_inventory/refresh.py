@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Mapping
 from . import reuse
 from .accounting import ChangeRecord
 from .errors import ConfigError, InventoryError
-from .inventory.changes import compare
 from .storage.loader import open_backend
 from .storage.settings import Settings, read_settings
 
@@ -149,6 +148,8 @@ def refresh(config_dir: str, environment: str, command: str,
                 changed = inventory != stored
                 how = "stored" if changed else "unchanged"
                 if changed:
+                    from .inventory.changes import compare  # only a run that stores says what changed
+
                     record = ChangeRecord.now(command, compare(stored or {}, inventory).summary())
                     backend.write(inventory, as_json=text, record=record)
                 else:
