@@ -440,3 +440,19 @@ def test_a_reused_run_imports_no_yaml_no_generator_and_no_tarfile(dep):
     assert "osa_inventory.reuse" in modules
     assert not [m for m in modules if m.startswith(NOT_FOR_REUSE)]
     assert not [m for m in imported(dep, "--host", "compute1") if m.startswith(NOT_FOR_REUSE)]
+
+
+def test_a_stored_inventory_nested_too_deeply_is_refused_when_a_record_exists(dep):
+    """A run that may be reused skips the depth walk only for the stored inventory its record names."""
+    dep.settle()
+    stored = json.loads(dep.stored())
+    deep = inner = {}
+    for _ in range(150):
+        inner["x"] = {}
+        inner = inner["x"]
+    stored["all"]["vars"]["deep"] = deep
+    with open(os.path.join(dep.config_dir, INVENTORY), "w") as fh:
+        json.dump(stored, fh, indent=4, sort_keys=True)
+    refused = dep.run(expect_ok=False)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert len(refused.stderr.strip().splitlines()) == 1 and "levels deep" in refused.stderr
