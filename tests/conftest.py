@@ -26,6 +26,12 @@ except ImportError:  # pragma: no cover - test-requirements.txt installs it
     pass
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache_folder(tmp_path_factory):
+    """Runs keep their reuse records (osa_inventory.reuse) in a cache folder of this session, not the user's."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+
+
 # Set by scripts/run-tests-pythons.py in every version's suite but one: the version that runs the tests
 # marked ``once`` (see tox.ini's [pytest] markers).
 ONCE_ELSEWHERE = "OSA_TEST_ONCE_ELSEWHERE"

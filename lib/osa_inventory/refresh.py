@@ -19,14 +19,16 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
+from . import reuse
 from .accounting import ChangeRecord
-from .deployment_config import DeploymentConfig, read_config
 from .errors import ConfigError, InventoryError
-from .inventory.changes import compare
 from .storage.loader import open_backend
 from .storage.settings import Settings, read_settings
+
+if TYPE_CHECKING:  # imported when a run reads the config: a reused run needs neither YAML nor the generator
+    from .deployment_config import DeploymentConfig
 
 LOG = logging.getLogger("osa_inventory")
 
@@ -66,6 +68,8 @@ def config_folder(config_dir: str, name_another: str = NAME_ANOTHER) -> str:
 
 
 def _read(config_dir: str, environment: str, settings: Settings, every_problem: bool = False) -> DeploymentConfig:
+    from .deployment_config import read_config
+
     deployment = read_config(config_dir, environment, str(settings.inventory["unknown_host_groups"]),
                              every_problem)
     for warning in deployment.warnings:
@@ -101,12 +105,22 @@ def refresh(config_dir: str, environment: str, command: str,
     waited), generated over, and written only if the result differs, with a change record
     naming ``command``. ``environ`` (default ``os.environ``) supplies ``$OSA_INI`` and the
     ``OSA_INVENTORY_*`` overrides.
+
+    A run whose inputs (every config byte, the settings, the project's code and the stored
+    inventory) are those of an earlier run that generated the stored inventory unchanged
+    skips reading the config, checking and generating (:mod:`osa_inventory.reuse`): it
+    prints the stored inventory it loaded, which is what the full run would print.
     """
     config_dir = config_folder(config_dir)
     environment = os.path.abspath(environment)
     started = time.perf_counter()
     settings = read_settings(environ)
-    deployment = _read(config_dir, environment, settings)  # a config error costs no storage access
+    key = reuse.config_key(config_dir, environment, settings)
+    place = reuse.record_place(config_dir, environment, os.environ if environ is None else environ)
+    remembered = reuse.read_record(place) if key else None
+    # A config seen in a record passed its checks then: it is read only if what is stored changed.
+    seen = remembered if remembered is not None and remembered.config == key else None
+    deployment = None if seen else _read(config_dir, environment, settings)  # a config error costs no storage access
     backend = open_backend(settings, config_dir)
     try:
         # Plugin calls that can fail come before anything is stored; describe() only when logged.
@@ -114,22 +128,51 @@ def refresh(config_dir: str, environment: str, command: str,
         has_lock = backend.has_lock
         with backend.lock():
             locked = time.perf_counter()
-            if deployment.changed_on_disk():
-                # Changed while this run waited for the lock: store what the config says now.
+            # Changed while this run waited for the lock: store what the config says now.
+            if deployment is None:
+                if reuse.config_key(config_dir, environment, settings) != key:
+                    seen, deployment = None, _read(config_dir, environment, settings)
+            elif deployment.changed_on_disk():
                 deployment = _read(config_dir, environment, settings)
-            stored = backend.load()
-            inventory = deployment.generate(stored)
-            # Serialised once, before the plugin sees the inventory (write() gets a private copy).
-            text = json.dumps(inventory, sort_keys=True)
-            changed = inventory != stored
-            if changed:
-                record = ChangeRecord.now(command, compare(stored or {}, inventory).summary())
-                backend.write(inventory, as_json=text, record=record)
+            printed = reuse.Printed(seen.stored if seen else None)
+            stored = backend.load(known=printed.matches if seen else None)
+            if printed.matched:
+                inventory, text, changed, how = stored, printed.text, False, "reused"
+                for warning in seen.warnings:
+                    LOG.warning("%s", warning)
+            else:
+                deployment = deployment or _read(config_dir, environment, settings)
+                inventory = deployment.generate(stored)
+                # Serialised once, before the plugin sees the inventory (write() gets a private copy).
+                text = json.dumps(inventory, sort_keys=True)
+                changed = inventory != stored
+                how = "stored" if changed else "unchanged"
+                if changed:
+                    from .inventory.changes import compare  # only a run that stores says what changed
+
+                    record = ChangeRecord.now(command, compare(stored or {}, inventory).summary())
+                    backend.write(inventory, as_json=text, record=record)
+                else:
+                    _remember(place, deployment, settings, stored, text)
             LOG.debug("%s: %d hosts, %s; %s %.3f s, run %.3f s", where,
-                      len(inventory["_meta"]["hostvars"]), "stored" if changed else "unchanged",
+                      len(inventory["_meta"]["hostvars"]), how,
                       "lock held" if has_lock else "unlocked work",
                       time.perf_counter() - locked, time.perf_counter() - started)
     finally:
         with contextlib.suppress(InventoryError):
             backend.close()
     return Refreshed(inventory, text, changed)
+
+
+def _remember(place: tuple[str, str], deployment: DeploymentConfig, settings: Settings, stored: dict | None,
+              text: str) -> None:
+    """Record that ``deployment`` over ``stored`` generated it again, so the next such run may skip the work.
+
+    Only when the stored inventory prints exactly as the generated one (equal dicts can differ
+    in print: 1 and 1.0), since a reused run prints the stored one.
+    """
+    if stored is None or json.dumps(stored, sort_keys=True) != text:
+        return
+    key = reuse.config_key(deployment.config_dir, deployment.environment, settings, deployment.inputs)
+    if key is not None:
+        reuse.write_record(place, reuse.Record(key, reuse.stored_key(text), deployment.warnings))

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import json
 import logging
 import os
 import shlex
@@ -37,6 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, ContextManager, Iterator
 
+from ... import indented_json
 from ...accounting import pending_change
 from ...bounded import MAX_INVENTORY_BYTES, parse_json
 from ...errors import InventoryError
@@ -56,8 +56,8 @@ LOG = logging.getLogger("osa_inventory.filesystem")  # the script's inventory.lo
 
 
 def dumps(inventory: dict) -> str:
-    """The exact text OSA writes: sorted keys, four-space indent."""
-    return json.dumps(inventory, indent=4, sort_keys=True)
+    """The exact text OSA writes: sorted keys, four-space indent (``json.dumps``'s text, made faster)."""
+    return indented_json.dumps(inventory)
 
 
 @dataclass
