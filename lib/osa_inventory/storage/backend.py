@@ -30,6 +30,7 @@ from ..errors import (AccessDenied, CorruptInventory, InventoryError, NoVersions
 from ..inventory.shape import check_inventory
 from . import read_only as read_only_reads
 from . import watchdog
+from .protocol import accepts_record
 from .watchdog import DEFAULT_TIMEOUT, EXIT, TIMEOUT_CHOICES
 
 LOG = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class Backend:
         # The built-in plugins parse through osa_inventory.bounded, which refuses deep nesting already;
         # what any other plugin gives back is checked here, before recursive code meets it.
         self.bounded = bounded
+        self._write_takes_record: bool | None = None  # asked once, at the first write
 
     @property
     def label(self) -> str:
@@ -158,12 +160,20 @@ class Backend:
         """Store ``inventory``; the plugin gets its own copy, so whatever it does to it stays its own.
 
         ``as_json``, the inventory already serialised by the caller, saves a second serialisation.
-        ``record`` says who writes it and why; it is the :func:`~osa_inventory.accounting.pending_change`
-        while the plugin's ``write()`` runs, for plugins that keep records.
+        ``record`` says who writes it and why: passed as ``write(inventory, record=record)`` to a
+        plugin whose ``write()`` has that parameter, and in any case the
+        :func:`~osa_inventory.accounting.pending_change` while the plugin's ``write()`` runs
+        (plugins written before the parameter existed read it there).
         """
         private = json.loads(as_json if as_json is not None else json.dumps(inventory))
+        if self._write_takes_record is None:
+            # A hostile __signature__ or __getattr__ is plugin code too: bounded, and one line.
+            self._write_takes_record = self._call("look up write()", lambda: accepts_record(self.storage.write))
         with accounting.pending(record):
-            self._call("store the inventory", self.storage.write, private)
+            if self._write_takes_record:
+                self._call("store the inventory", lambda: self.storage.write(private, record=record))
+            else:
+                self._call("store the inventory", self.storage.write, private)
 
     @property
     def has_lock(self) -> bool:
