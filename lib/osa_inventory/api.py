@@ -37,7 +37,7 @@ from .inventory.edits import containers_of, remove_hosts
 from .refresh import Checked, Refreshed, check, config_folder
 from .refresh import refresh as _refresh
 from .resources import environment_dir
-from .storage.change import Account, change_stored
+from .storage.change import Account, change_stored, load_required
 from .storage.backend import Backend
 from .storage.loader import open_backend
 from .storage.settings import read_settings
@@ -194,10 +194,8 @@ def open_inventory(osa_ini: str | None = None, config_dir: str | None = None,
     backend = open_backend(read_settings(_environ(osa_ini)), config_dir, on_timeout=RAISE)
     inventory = None
     try:
-        data = backend.load(read_only=not write)
-        if data is None:
-            raise NothingStored(f"{backend.describe()} holds no inventory yet; the inventory script stores "
-                                "one on its first run")
+        data = load_required(backend, read_only=not write, missing=lambda b: NothingStored(
+            f"{b.describe()} holds no inventory yet; the inventory script stores one on its first run"))
         inventory = Inventory(backend, data, write)
         yield inventory
     finally:

@@ -36,10 +36,18 @@ def copy_of(inventory: dict) -> dict:
     return json.loads(json.dumps(inventory))
 
 
-def load_required(backend: Backend) -> dict:
-    """The stored inventory, or one line saying nothing is stored yet."""
-    data = backend.load()
+def load_required(backend: Backend, read_only: bool = False,
+                  missing: Callable[[Backend], InventoryError] | None = None) -> dict:
+    """The stored inventory, or one line saying nothing is stored yet: what inventory-manage and the API read.
+
+    ``read_only``: the plugin writes nothing, not even on the side (:meth:`Backend.load`).
+    ``missing`` makes the error for an empty store, in the caller's words; by default
+    inventory-manage's, which names the inventory command to run.
+    """
+    data = backend.load(read_only=read_only)
     if data is None:
+        if missing is not None:
+            raise missing(backend)
         raise InventoryError(
             f"{backend.describe()} holds no inventory yet; run {inventory_command(backend.config_dir)} first "
             "or bring one in with --import FILE")
