@@ -25,6 +25,7 @@ from craton_server import CratonServer
 from etcd_server import etcd  # noqa: F401  (fixture)
 from helpers import ENVIRONMENT, ROOT, SCRIPT
 from ansible_cli import ANSIBLE_INVENTORY
+
 from test_osa_wiring import assert_failure_reported_once, assert_wired_like_osa
 
 from osa_inventory import api

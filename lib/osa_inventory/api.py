@@ -11,7 +11,8 @@
         inv.remove("aio1-galera-container-1a2b3c4d", reason="host retired")
 
 Everything that goes wrong is raised as an :class:`~osa_inventory.errors.InventoryError`
-(one line naming what is at fault); nothing is printed and nothing exits.
+(one line naming what is at fault); nothing is printed and nothing exits, not even a
+plugin step past ``[inventory] timeout`` (:class:`StorageTimeout`).
 Reading writes nothing; :meth:`Inventory.remove` takes the backend's lock,
 reads the stored inventory again, removes and writes with a change record,
 as ``inventory-manage -r`` does (``--history`` shows who, from where and
@@ -29,7 +30,7 @@ import sys
 from typing import Iterator
 
 from .errors import (AccessDenied, ConfigError, CorruptInventory, InventoryError, NothingStored, PluginError,
-                     SettingsError, StorageError)
+                     SettingsError, StorageError, StorageTimeout)
 from .inventory.document import hostvars_of, is_metal
 from .inventory.members import group_hosts, group_names
 from .deployment_config import DeploymentConfig, read_config
@@ -38,20 +39,23 @@ from .inventory.entry_edits import EditRefused, parse_assignment, rename, set_ad
 from .inventory.move import move
 from .refresh import Checked, Refreshed, check, config_folder
 from .refresh import refresh as _refresh
-from .storage.change import Account, change_checked
+from .resources import environment_dir
+from .storage.change import Account, change_checked, load_required
 from .storage.backend import Backend
 from .storage.loader import open_backend
-from .resources import environment_dir
 from .storage.settings import Settings, read_settings
+from .storage.watchdog import RAISE
 
 __all__ = [
     "API_VERSION", "AccessDenied", "Checked", "ConfigError", "CorruptInventory", "EditRefused", "Inventory",
     "InventoryClosed", "InventoryError", "NothingStored", "PluginError", "ReadOnlyInventory", "Refreshed",
-    "SettingsError", "StorageError", "UnknownGroup", "UnknownHost", "check_config", "open_inventory", "refresh",
+    "SettingsError", "StorageError", "StorageTimeout", "UnknownGroup", "UnknownHost", "check_config",
+    "open_inventory", "refresh",
 ]
 
 #: Raised (major) when a change breaks callers; the minor part grows with additions.
-API_VERSION = (1, 2)  # 1.1: set_address(), rename(), move(), EditRefused; 1.2: refresh(), check_config()
+API_VERSION = (1, 3)  # 1.1: set_address(), rename(), move(), EditRefused; 1.2: refresh(), check_config();
+# 1.3: StorageTimeout instead of the end of the process
 DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
 NAME_ANOTHER = "pass config_dir= or set OSA_CONFIG_DIR"
 #: The command a change made through the API records (``--history``), before the method and its arguments.
@@ -249,17 +253,16 @@ def open_inventory(osa_ini: str | None = None, config_dir: str | None = None,
     ``/etc/openstack_deploy``). Without ``write`` nothing is ever written, so a read-only
     account (an etcd reader role) is enough. Raises :class:`NothingStored` when the backend
     holds no inventory yet, and the storage layer's errors (:class:`SettingsError`,
-    :class:`PluginError`, :class:`StorageError`, :class:`AccessDenied`, :class:`CorruptInventory`).
+    :class:`PluginError`, :class:`StorageError`, :class:`StorageTimeout`, :class:`AccessDenied`,
+    :class:`CorruptInventory`).
     """
     config_dir = config_folder(config_dir or _default_config_dir(), NAME_ANOTHER)
     settings = read_settings(_environ(osa_ini))
-    backend = open_backend(settings, config_dir)
+    backend = open_backend(settings, config_dir, on_timeout=RAISE)
     inventory = None
     try:
-        data = backend.load(read_only=not write)
-        if data is None:
-            raise NothingStored(f"{backend.describe()} holds no inventory yet; the inventory script stores "
-                                "one on its first run")
+        data = load_required(backend, read_only=not write, missing=lambda b: NothingStored(
+            f"{b.describe()} holds no inventory yet; the inventory script stores one on its first run"))
         inventory = Inventory(backend, data, write, settings)
         yield inventory
     finally:
@@ -285,7 +288,7 @@ def refresh(osa_ini: str | None = None, config_dir: str | None = None, environme
     if command is None:
         program = _program()
         command = f"{COMMAND} refresh" + (f" (from {program})" if program else "")
-    return _refresh(config_dir, environment or environment_dir(), command, _environ(osa_ini))
+    return _refresh(config_dir, environment or environment_dir(), command, _environ(osa_ini), on_timeout=RAISE)
 
 
 def check_config(osa_ini: str | None = None, config_dir: str | None = None,
@@ -296,4 +299,4 @@ def check_config(osa_ini: str | None = None, config_dir: str | None = None,
     error; returns a :class:`Checked` with the user-defined host groups and the warnings.
     """
     config_dir = config_folder(config_dir or _default_config_dir(), NAME_ANOTHER)
-    return check(config_dir, environment or environment_dir(), _environ(osa_ini))
+    return check(config_dir, environment or environment_dir(), _environ(osa_ini), on_timeout=RAISE)

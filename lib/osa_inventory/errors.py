@@ -39,6 +39,14 @@ class StorageError(InventoryError):
     """
 
 
+class StorageTimeout(StorageError):
+    """A step of plugin code (import, lock, load, write) ran past ``[inventory] timeout``.
+
+    Raised where the caller must survive it (the Python API); the commands end
+    the process instead. The message names the backend, the step and the advice.
+    """
+
+
 class AccessDenied(StorageError):
     """The backend refused these credentials: wrong ones, or too few rights (e.g. read-only).
 

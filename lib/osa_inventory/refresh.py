@@ -26,6 +26,7 @@ from .accounting import ChangeRecord
 from .errors import ConfigError, InventoryError
 from .storage.loader import open_backend
 from .storage.settings import Settings, read_settings
+from .storage.watchdog import EXIT
 
 if TYPE_CHECKING:  # imported when a run reads the config: a reused run needs neither YAML nor the generator
     from .deployment_config import DeploymentConfig
@@ -77,16 +78,17 @@ def _read(config_dir: str, environment: str, settings: Settings, every_problem: 
     return deployment
 
 
-def check(config_dir: str, environment: str, environ: Mapping[str, str] | None = None) -> Checked:
+def check(config_dir: str, environment: str, environ: Mapping[str, str] | None = None,
+          on_timeout: str = EXIT) -> Checked:
     """Read and check the config of ``config_dir`` and generate over the stored inventory; write nothing.
 
     Every problem of the config is raised at once (:class:`~osa_inventory.errors.ConfigErrors`),
-    before the backend is opened.
+    before the backend is opened. ``on_timeout`` as in :func:`refresh`.
     """
     config_dir = config_folder(config_dir)
     settings = read_settings(environ)
     deployment = _read(config_dir, os.path.abspath(environment), settings, every_problem=True)
-    backend = open_backend(settings, config_dir)
+    backend = open_backend(settings, config_dir, on_timeout=on_timeout)
     try:
         deployment.generate(backend.load())
         warnings = deployment.warnings + [backend.no_lock_warning()]
@@ -97,14 +99,15 @@ def check(config_dir: str, environment: str, environ: Mapping[str, str] | None =
 
 
 def refresh(config_dir: str, environment: str, command: str,
-            environ: Mapping[str, str] | None = None) -> Refreshed:
+            environ: Mapping[str, str] | None = None, on_timeout: str = EXIT) -> Refreshed:
     """Generate the inventory of ``config_dir`` over the stored one and store it if it changed.
 
     The config is read and checked before the backend is opened; under the backend's lock
     the stored inventory is loaded (the config read again if it changed while the run
     waited), generated over, and written only if the result differs, with a change record
     naming ``command``. ``environ`` (default ``os.environ``) supplies ``$OSA_INI`` and the
-    ``OSA_INVENTORY_*`` overrides.
+    ``OSA_INVENTORY_*`` overrides. ``on_timeout``: what a plugin step past ``[inventory] timeout``
+    does, ``"exit"`` (the script: end the process) or ``"raise"`` (a library: StorageTimeout).
 
     A run whose inputs (every config byte, the settings, the project's code and the stored
     inventory) are those of an earlier run that generated the stored inventory unchanged
@@ -121,7 +124,7 @@ def refresh(config_dir: str, environment: str, command: str,
     # A config seen in a record passed its checks then: it is read only if what is stored changed.
     seen = remembered if remembered is not None and remembered.config == key else None
     deployment = None if seen else _read(config_dir, environment, settings)  # a config error costs no storage access
-    backend = open_backend(settings, config_dir)
+    backend = open_backend(settings, config_dir, on_timeout=on_timeout)
     try:
         # Plugin calls that can fail come before anything is stored; describe() only when logged.
         where = backend.describe() if LOG.isEnabledFor(logging.DEBUG) else ""

@@ -437,6 +437,8 @@ def run(args: argparse.Namespace, action: Action) -> Result:
 
 def _listed(name: str) -> Callable[[Context], Result]:
     def listing(ctx: Context) -> Result:
+        # Read as api.open_inventory reads (one function), but not read-only: a listing may finish an
+        # abandoned Craton write, as docs/craton.md says; only --plan promises to write nothing.
         return _listing(name, load_required(ctx.open_work()), ctx.args), 0
     return listing
 

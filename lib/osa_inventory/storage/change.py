@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..accounting import ChangeRecord
-from ..errors import NothingStored
+from ..errors import InventoryError, NothingStored
 from ..inventory.changes import compare
 from .backend import Backend
 
@@ -35,10 +35,19 @@ def copy_of(inventory: dict) -> dict:
     return json.loads(json.dumps(inventory))
 
 
-def load_required(backend: Backend) -> dict:
-    """The stored inventory; :class:`~osa_inventory.errors.NothingStored` when there is none yet."""
-    data = backend.load()
+def load_required(backend: Backend, read_only: bool = False,
+                  missing: Callable[[Backend], InventoryError] | None = None) -> dict:
+    """The stored inventory: what inventory-manage and the API read.
+
+    ``read_only``: the plugin writes nothing, not even on the side (:meth:`Backend.load`).
+    An empty store raises :class:`~osa_inventory.errors.NothingStored` (the commands add how to
+    store a first inventory, :mod:`osa_inventory.commands.advice`); ``missing`` makes the error
+    in the caller's own words instead.
+    """
+    data = backend.load(read_only=read_only)
     if data is None:
+        if missing is not None:
+            raise missing(backend)
         raise NothingStored(f"{backend.describe()} holds no inventory yet", backend.config_dir)
     return data
 
