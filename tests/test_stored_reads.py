@@ -41,7 +41,8 @@ def test_an_empty_store_is_one_line_in_the_callers_words():
     assert type(caught.value) is api.NothingStored and caught.value.config_dir == "/etc/openstack_deploy"
     assert str(caught.value) == "backend watched holds no inventory yet"
     (line,) = error_lines(caught.value)
-    assert line.startswith("backend watched holds no inventory yet; run ") and " --config /etc/openstack_deploy " in line
+    assert line.startswith("backend watched holds no inventory yet; run ")
+    assert " --config /etc/openstack_deploy " in line
     assert line.endswith(" --import FILE")
     with pytest.raises(api.NothingStored, match=r"^backend watched: nothing$"):
         load_required(backend, missing=lambda b: api.NothingStored(f"{b.describe()}: nothing"))
