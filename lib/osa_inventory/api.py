@@ -26,8 +26,9 @@ import logging
 import os
 import shlex
 import sys
-from typing import Iterator
+from typing import Iterator, Mapping
 
+from . import fingerprint
 from .errors import (AccessDenied, ConfigError, CorruptInventory, InventoryError, PluginError, SettingsError,
                      StorageError)
 from .inventory.document import hostvars_of, is_metal
@@ -44,11 +45,11 @@ from .storage.settings import read_settings
 __all__ = [
     "API_VERSION", "AccessDenied", "Checked", "ConfigError", "CorruptInventory", "Inventory", "InventoryClosed",
     "InventoryError", "NothingStored", "PluginError", "ReadOnlyInventory", "Refreshed", "SettingsError",
-    "StorageError", "UnknownGroup", "UnknownHost", "check_config", "open_inventory", "refresh",
+    "StorageError", "UnknownGroup", "UnknownHost", "check_config", "inputs_digest", "open_inventory", "refresh",
 ]
 
 #: Raised (major) when a change breaks callers; the minor part grows with additions.
-API_VERSION = (1, 0)
+API_VERSION = (1, 1)
 DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
 NAME_ANOTHER = "pass config_dir= or set OSA_CONFIG_DIR"
 #: The command a change made through the API records (``--history``), before the method and its arguments.
@@ -78,13 +79,16 @@ class InventoryClosed(InventoryError):
     """A change asked after the ``with`` block of :func:`open_inventory` ended."""
 
 
-def _default_config_dir() -> str:
-    return os.environ.get("OSA_CONFIG_DIR") or DEFAULT_CONFIG_DIR
+def _config_dir(config_dir: str | None, environ: Mapping[str, str] | None) -> str:
+    """``config_dir``, else ``$OSA_CONFIG_DIR`` (of ``environ`` when given), else the default; checked."""
+    chosen = config_dir or (os.environ if environ is None else environ).get("OSA_CONFIG_DIR") or DEFAULT_CONFIG_DIR
+    return config_folder(chosen, NAME_ANOTHER)
 
 
-def _environ(osa_ini: str | None) -> dict[str, str]:
-    """The environment the storage settings are read from, ``osa_ini`` (if given) in place of ``$OSA_INI``."""
-    environ = dict(os.environ)
+def _environ(osa_ini: str | None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables the storage settings are read from (``environ``, default ``os.environ``), ``osa_ini``
+    (if given) in place of ``$OSA_INI``."""
+    environ = dict(os.environ if environ is None else environ)
     if osa_ini is not None:
         environ["OSA_INI"] = os.path.abspath(osa_ini)
     return environ
@@ -177,7 +181,7 @@ def _copy(data: dict) -> dict:
 
 @contextlib.contextmanager
 def open_inventory(osa_ini: str | None = None, config_dir: str | None = None,
-                   write: bool = False) -> Iterator[Inventory]:
+                   write: bool = False, *, environ: Mapping[str, str] | None = None) -> Iterator[Inventory]:
     """The stored inventory of the backend osa.ini selects, for the ``with`` block.
 
     ``osa_ini`` defaults as the commands do (``$OSA_INI``, else ``/etc/ansible/osa.ini``, whose
@@ -186,9 +190,11 @@ def open_inventory(osa_ini: str | None = None, config_dir: str | None = None,
     account (an etcd reader role) is enough. Raises :class:`NothingStored` when the backend
     holds no inventory yet, and the storage layer's errors (:class:`SettingsError`,
     :class:`PluginError`, :class:`StorageError`, :class:`AccessDenied`, :class:`CorruptInventory`).
+    ``environ`` replaces ``os.environ`` as the source of ``$OSA_INI``, ``$OSA_CONFIG_DIR`` and the
+    ``OSA_INVENTORY_*`` settings overrides (the Ansible plugin passes its options this way).
     """
-    config_dir = config_folder(config_dir or _default_config_dir(), NAME_ANOTHER)
-    backend = open_backend(read_settings(_environ(osa_ini)), config_dir)
+    config_dir = _config_dir(config_dir, environ)
+    backend = open_backend(read_settings(_environ(osa_ini, environ)), config_dir)
     inventory = None
     try:
         data = backend.load(read_only=not write)
@@ -205,7 +211,7 @@ def open_inventory(osa_ini: str | None = None, config_dir: str | None = None,
 
 
 def refresh(osa_ini: str | None = None, config_dir: str | None = None, environment: str | None = None,
-            *, command: str | None = None) -> Refreshed:
+            *, command: str | None = None, environ: Mapping[str, str] | None = None) -> Refreshed:
     """Run the inventory as the inventory script does: generate, store if changed, return it.
 
     The same reading, checks, lock, write and change record as ``dynamic_inventory.py``
@@ -214,21 +220,35 @@ def refresh(osa_ini: str | None = None, config_dir: str | None = None, environme
     (default: the one shipped with this library). ``osa_ini`` and ``config_dir`` default as in
     :func:`open_inventory`. Returns a :class:`Refreshed`: ``inventory`` (the dict),
     ``text`` (the script's ``--list`` output) and ``changed``. Config problems raise
-    :class:`ConfigError` before the backend is opened.
+    :class:`ConfigError` before the backend is opened. ``environ`` as in :func:`open_inventory`.
     """
-    config_dir = config_folder(config_dir or _default_config_dir(), NAME_ANOTHER)
+    config_dir = _config_dir(config_dir, environ)
     if command is None:
         program = _program()
         command = f"{COMMAND} refresh" + (f" (from {program})" if program else "")
-    return _refresh(config_dir, environment or environment_dir(), command, _environ(osa_ini))
+    return _refresh(config_dir, environment or environment_dir(), command, _environ(osa_ini, environ))
+
+
+def inputs_digest(osa_ini: str | None = None, config_dir: str | None = None, environment: str | None = None,
+                  *, environ: Mapping[str, str] | None = None) -> str:
+    """A digest of everything :func:`refresh` with the same arguments depends on, but the stored inventory.
+
+    The config files, osa.ini, the settings variables, the folders and this library's code, each by
+    content (:mod:`osa_inventory.fingerprint`). A cached result of a refresh whose inputs had this
+    digest is what a refresh now gives if the stored inventory still equals that result (see
+    docs/ansible.md, "Caching"). Take the digest *before* that refresh: a config changed during it then
+    shows as a changed digest. Raises the :class:`InventoryError` of a file that cannot be read.
+    """
+    environ = _environ(osa_ini, environ)
+    return fingerprint.run_inputs(_config_dir(config_dir, environ), environment or environment_dir(), environ)
 
 
 def check_config(osa_ini: str | None = None, config_dir: str | None = None,
-                 environment: str | None = None) -> Checked:
+                 environment: str | None = None, *, environ: Mapping[str, str] | None = None) -> Checked:
     """Check the config as ``dynamic_inventory.py --check`` does; nothing is written.
 
     Raises :class:`ConfigError` (every problem, one per line in its ``lines``) or a storage
     error; returns a :class:`Checked` with the user-defined host groups and the warnings.
     """
-    config_dir = config_folder(config_dir or _default_config_dir(), NAME_ANOTHER)
-    return check(config_dir, environment or environment_dir(), _environ(osa_ini))
+    config_dir = _config_dir(config_dir, environ)
+    return check(config_dir, environment or environment_dir(), _environ(osa_ini, environ))

@@ -195,17 +195,21 @@ def load_user_config(config_dir: str) -> dict:
     return config
 
 
+def config_files(config_dir: str, environment_dir: str) -> list[str]:
+    """Every file a run reads the config from: the user config, conf.d, the base env.d, the config's env.d."""
+    paths = [os.path.join(config_dir, USER_CONFIG)]
+    paths += _yaml_files(os.path.join(config_dir, "conf.d"))
+    return paths + _yaml_files(os.path.join(environment_dir, "env.d")) + _yaml_files(os.path.join(config_dir, "env.d"))
+
+
 def config_signature(config_dir: str, environment_dir: str) -> list[tuple]:
     """Name, size, mtime and inode of every file the config is read from: equal means unchanged.
 
     Costs only stat calls, so a run that waited for the storage lock can tell whether
     the config changed meanwhile without parsing it again.
     """
-    paths = [os.path.join(config_dir, USER_CONFIG)]
-    paths += _yaml_files(os.path.join(config_dir, "conf.d"))
-    paths += _yaml_files(os.path.join(environment_dir, "env.d")) + _yaml_files(os.path.join(config_dir, "env.d"))
     out = []
-    for path in paths:
+    for path in config_files(config_dir, environment_dir):
         try:
             st = os.stat(path)
         except OSError:
