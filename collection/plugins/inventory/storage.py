@@ -29,6 +29,7 @@ except ImportError:  # 2.17 and 2.18: plain values are templated as they are
 try:
     from osa_inventory import api
     from osa_inventory.commands.stdout_guard import stdout_diverted
+    from osa_inventory.storage.options import closest
 except ImportError as exc:  # reported by parse(), for a source file of this plugin only
     api = None
     MISSING_LIBRARY = str(exc)
@@ -503,18 +504,25 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     NAME = "osa.inventory.storage"
 
     def verify_file(self, path):
-        """Only ``*.osa.yml`` / ``*.osa.yaml`` files: other YAML files belong to other plugins."""
-        return str(path).endswith(SUFFIXES) and super().verify_file(path)
+        """Only regular files named ``*.osa.yml`` / ``*.osa.yaml``: other YAML files belong to other plugins."""
+        return str(path).endswith(SUFFIXES) and os.path.isfile(path) and super().verify_file(path)
 
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
-        self._read_config_data(path)
+        written = self._read_config_data(path)
         if api is None:
             raise AnsibleParserError(
                 f"{path}: the osa_inventory library is not importable by Ansible's Python ({MISSING_LIBRARY}); "
                 "install it into that Python or put its lib/ folder on PYTHONPATH (docs/ansible.md)")
+        # Ansible ignores keys it does not know: a misspelt option would silently leave osa.ini's value.
+        for key in written:
+            if key not in self._options:
+                raise AnsibleParserError(
+                    f"{path}: unknown option {key}{closest(str(key), self._options)}; the options are listed by "
+                    f"ansible-doc -t inventory {self.NAME}")
+        environ, passed = self._environ()
         where = {"osa_ini": self.get_option("osa_ini"), "config_dir": self.get_option("config_dir"),
-                 "environment": self.get_option("environment"), "environ": self._environ()}
+                 "environment": self.get_option("environment"), "environ": environ}
         handler = _ToAnsible(self.display)
         library_log = logging.getLogger("osa_inventory")
         library_log.addHandler(handler)
@@ -523,20 +531,26 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             with stdout_diverted():
                 text = self._inventory_text(path, cache, where)
         except api.InventoryError as exc:
-            raise AnsibleParserError(str(exc)) from None
+            message = str(exc)
+            for variable, name in passed.items():  # named as the user wrote it, not as it was passed on
+                message = message.replace(f"environment variable {variable}", f"option {name} of {path}")
+            raise AnsibleParserError(message) from None
         finally:
             library_log.removeHandler(handler)
         self._populate(json.loads(text))
 
-    def _environ(self) -> dict:
-        """The environment the library reads its settings from, with the osa.ini options set here."""
-        environ = dict(os.environ)
+    def _environ(self) -> tuple[dict, dict]:
+        """The environment the library reads its settings from, with the osa.ini options set for this source;
+        and ``variable: option`` for each variable set from the source file or ansible.cfg."""
+        environ, passed = dict(os.environ), {}
         for name, option in _OPTIONS.items():
             variables = [entry.get("name", "") for entry in option.get("env") or []]
             value = self.get_option(name)
             if value is not None and variables and variables[0].startswith(PASSED_PREFIX):
                 environ[variables[0]] = _as_variable(value)
-        return environ
+                if os.environ.get(variables[0]) != environ[variables[0]]:
+                    passed[variables[0]] = name
+        return environ, passed
 
     def _inventory_text(self, path: str, cache: bool, where: dict) -> str:
         """The inventory as the script prints it: from the cache when provably current, else a refresh."""
