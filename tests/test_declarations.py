@@ -142,4 +142,5 @@ def test_the_ansible_block_offers_every_declared_option_as_its_environment_varia
     assert {name: entry["env"] for name, entry in offered.items()} == {
         name: [{"name": variable}] for name, variable in expected.items()}
     assert all("default" not in entry for entry in offered.values())  # unset leaves osa.ini's value in force
-    assert offered["craton_verify"]["type"] == "str" and offered["craton_create"]["type"] == "bool" and offered["filesystem_backups"]["type"] == "int"
+    assert [offered[name]["type"] for name in ("craton_verify", "craton_create", "filesystem_backups", "timeout")] \
+        == ["str", "bool", "int", "float"]
