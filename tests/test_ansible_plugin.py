@@ -79,6 +79,17 @@ def run(cmd: list[str], env: dict, cwd: str | None = None) -> subprocess.Complet
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=cwd)
 
 
+def packed(text: str) -> str:
+    """``text`` without white space: 2.17 wraps warnings at 80 columns, breaking lines even inside paths."""
+    return "".join(text.split())
+
+
+def failure_of(result: subprocess.CompletedProcess) -> str:
+    """The failed run's stderr, :func:`packed`; no traceback, nothing on stdout."""
+    assert result.returncode != 0 and result.stdout == "" and "Traceback" not in result.stderr, result.stderr
+    return packed(result.stderr)
+
+
 def deployment(tmp_path, example: str = AIO) -> str:
     """A copy of an example config whose global_overrides hold a template (every host gets it)."""
     config_dir = tmp_path / "deploy"
@@ -150,13 +161,13 @@ def test_a_broken_config_fails_the_source_with_one_line_once(collections, tmp_pa
     src = source(tmp_path, config_dir, ini)
     result = run([ANSIBLE_INVENTORY, "-i", src, "--list"], plugin_env(collections, tmp_path))
     assert result.returncode != 0 and result.stdout == ""
-    # One warning per plugin that took the source and failed; 2.17 wraps them at 80 columns, even in paths.
+    # One warning per plugin that took the source and failed.
     ours = re.compile(re.escape(f"{config_dir}/openstack_user_config.yml:") + r"\d+:\d+:YAMLsyntaxerror")
     failed_with = []
     for warning in result.stderr.split("[WARNING]:")[1:]:
-        packed = "".join(warning.split())
-        if ours.search(packed):
-            failed_with += re.findall(r"^\*?Failedtoparse(?:\S+?with(\w+)|inventorywith'(\w+)')plugin:", packed)
+        if ours.search(packed(warning)):
+            failed_with += re.findall(r"^\*?Failedtoparse(?:\S+?with(\w+)|inventorywith'(\w+)')plugin:",
+                                      packed(warning))
     assert [name or name_219 for name, name_219 in failed_with] == ["auto"], result.stderr
     assert "Traceback" not in result.stderr
     assert not os.path.exists(os.path.join(config_dir, "openstack_inventory.json"))
@@ -280,11 +291,9 @@ def test_templates_render_through_the_plugin_as_through_the_script(collections, 
 def test_without_the_library_the_source_fails_naming_the_fix(collections, tmp_path):
     config_dir, ini = deployment(tmp_path), filesystem_ini(tmp_path)
     src = source(tmp_path, config_dir, ini)
-    result = run([ANSIBLE_INVENTORY, "-i", src, "--list"], plugin_env(collections, tmp_path, library=False))
-    assert result.returncode != 0 and result.stdout == ""
-    text = " ".join(result.stderr.split())
-    assert "the osa_inventory library is not importable by Ansible's Python" in text
-    assert "put its lib/ folder on PYTHONPATH" in text
+    text = failure_of(run([ANSIBLE_INVENTORY, "-i", src, "--list"], plugin_env(collections, tmp_path, library=False)))
+    assert packed(f"{src}: the osa_inventory library is not importable by Ansible's Python") in text
+    assert packed("put its lib/ folder on PYTHONPATH") in text
     # The advice, as printed: the checkout's lib/ on PYTHONPATH.
     assert list_through(src, plugin_env(collections, tmp_path))["_meta"]["hostvars"]
 
@@ -307,10 +316,6 @@ def test_only_osa_source_files_are_taken(tmp_path):
     assert not plugin.verify_file(str(tmp_path / "missing.osa.yml"))
 
 
-def failure_of(result: subprocess.CompletedProcess) -> str:
-    """The failed run's stderr, unwrapped (2.17 wraps at 80 columns), no traceback, nothing on stdout."""
-    assert result.returncode != 0 and result.stdout == "" and "Traceback" not in result.stderr, result.stderr
-    return " ".join(result.stderr.split())
 
 
 @pytest.mark.once
@@ -320,12 +325,31 @@ def test_source_file_mistakes_are_named_as_written_and_the_advice_works(collecti
     env = plugin_env(collections, tmp_path)
     misspelt = source(tmp_path, config_dir, ini, backnd="etcd")
     text = failure_of(run([ANSIBLE_INVENTORY, "-i", misspelt, "--list"], env))
-    assert f"{misspelt}: unknown option backnd (did you mean backend?); the options are listed by " \
-           f"ansible-doc -t inventory {PLUGIN}" in text
+    assert packed(f"{misspelt}: unknown option backnd (did you mean backend?); the options are listed by "
+                  f"ansible-doc -t inventory {PLUGIN}") in text
     wrong = source(tmp_path, config_dir, ini, backend="no such")  # the advice taken, with a bad value
     text = failure_of(run([ANSIBLE_INVENTORY, "-i", wrong, "--list"], env))
-    assert f"option backend of {wrong}: backend 'no such' is not a plain module name" in text
+    assert packed(f"option backend of {wrong}: backend 'no such' is not a plain module name") in text
     assert "OSA_INVENTORY_BACKEND" not in text
     assert not os.path.exists(os.path.join(config_dir, "openstack_inventory.json"))
     fixed = source(tmp_path, config_dir, ini, backend="filesystem")
     assert list_through(fixed, env)["_meta"]["hostvars"]
+
+
+@pytest.mark.once
+def test_a_storage_plugin_printing_to_stdout_never_reaches_the_listing(collections, tmp_path):
+    """print, os.write(1), a child process, an exit handler: all go to stderr, --list stays pure JSON."""
+    from plugin_fixtures import ini_for, plugin_dir
+    from test_plugin_isolation import NOISE, NOISY
+
+    config_dir = deployment(tmp_path)
+    target = str(tmp_path / "noisy-store.json")
+    ini = ini_for(tmp_path, "noisy", plugin_dir(tmp_path, {"noisy.py": NOISY}), f"[noisy]\ntarget = {target}\n")
+    result = run([ANSIBLE_INVENTORY, "-i", source(tmp_path, config_dir, ini), "--list"],
+                 plugin_env(collections, tmp_path))
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)  # any stray byte would break this
+    with open(target, encoding="utf-8") as fh:
+        assert set(listed["_meta"]["hostvars"]) == set(json.load(fh)["_meta"]["hostvars"])
+    for word in NOISE:
+        assert word in result.stderr and word not in result.stdout, word

@@ -587,14 +587,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _populate(self, data: dict) -> None:
         """Add the script's output to the inventory as ansible-core's script plugin adds it, then construct."""
         hostvars = data.get("_meta", {}).get("hostvars", {})
-        hosts = []
+        hosts: dict[str, None] = {}  # every host of a group, once, in order
         for name, group in data.items():
             if name == "_meta":
                 continue
             self.inventory.add_group(name)
             for host in group.get("hosts", []):
-                if host not in hosts:
-                    hosts.append(host)
+                hosts[host] = None
                 self.inventory.add_host(host, group=name)
             for key, value in group.get("vars", {}).items():
                 self.inventory.set_variable(name, key, _trusted(value))

@@ -22,6 +22,7 @@ what the trust rules on plugin files are for).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import os
@@ -123,12 +124,24 @@ def stdout_for_result_only() -> Iterator[Callable[[str], None]]:
             os.close(real)
 
 
+def _stdout_to_stderr_at_exit() -> None:
+    """At exit, after the caller's output: what exit handlers registered before this one print goes to stderr."""
+    for stream in (sys.stdout, sys.__stdout__):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    _point_fd1_at_stderr()
+    sys.stdout = sys.stderr
+
+
 @contextlib.contextmanager
 def stdout_diverted() -> Iterator[None]:
     """While the body runs, fd 1 and ``sys.stdout`` lead to stderr; both are restored afterwards.
 
     For a caller that prints its own result later on the same stdout (Ansible, running the
     inventory plugin): storage plugin code run in the body cannot put text into that result.
+    Nor can its exit handlers (``atexit``), which run after the caller printed: a handler
+    registered after the body runs before them (last registered, first run) and diverts fd 1
+    for good.
     """
     with contextlib.suppress(Exception):
         sys.stdout.flush()
@@ -147,3 +160,5 @@ def stdout_diverted() -> Iterator[None]:
         if saved is not None:
             os.dup2(saved, 1)
             os.close(saved)
+        atexit.unregister(_stdout_to_stderr_at_exit)  # registered again: after any handler the body added
+        atexit.register(_stdout_to_stderr_at_exit)
