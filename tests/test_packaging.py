@@ -296,7 +296,7 @@ def test_the_api_and_a_ported_helper_run_from_the_installed_package(venv, tmp_pa
                 "with api.open_inventory() as inv: print(json.dumps([api.API_VERSION, inv.to_ansible()]))"],
                env={**env, "OSA_CONFIG_DIR": config}, cwd=str(tmp_path))
     assert read.returncode == 0 and read.stderr == "", read.stderr
-    assert json.loads(read.stdout) == [[1, 0], inventory]
+    assert json.loads(read.stdout) == [[1, 1], inventory]
     helper = run([os.path.join(venv, "python"), os.path.join(ROOT, "examples", "helpers", "inventory_stored.py"),
                   "--config", config], env=env, cwd=str(tmp_path))
     assert helper.returncode == 0 and helper.stderr == "", helper.stderr
