@@ -307,8 +307,8 @@ def test_a_corrupt_inventory_is_refused_never_rewritten(aio, capfd):
 
 
 def test_the_public_names():
-    assert api.API_VERSION == (1, 3)  # 1.1: set_address, rename, move, EditRefused; 1.2: refresh, check_config;
-    # 1.3: StorageTimeout
+    assert api.API_VERSION == (1, 4)  # 1.1: set_address, rename, move, EditRefused; 1.2: refresh, check_config;
+    # 1.3: StorageTimeout; 1.4: environ=, inputs_digest()
     for name in api.__all__:
         assert hasattr(api, name), name
     errors = [getattr(api, n) for n in api.__all__ if isinstance(getattr(api, n), type)

@@ -14,13 +14,12 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT, run_script, write_ini
+from helpers import ROOT, history, run_script, write_ini
 
 from osa_inventory import api
 from osa_inventory.errors import ConfigErrors
 
 AIO = os.path.join(ROOT, "etc", "openstack_deploy", "aio")
-MANAGE = os.path.join(ROOT, "scripts", "inventory-manage.py")
 ENVIRONMENT = os.path.join(ROOT, "playbooks", "inventory")
 
 
@@ -29,15 +28,6 @@ def deployment(tmp_path):
     config_dir = str(tmp_path / "config")
     shutil.copytree(AIO, config_dir)
     return config_dir, write_ini(str(tmp_path))
-
-
-def history(config_dir: str, ini: str) -> list[dict]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OSA_")}
-    env.update(OSA_INI=ini, PYTHONPATH=os.path.join(ROOT, "lib"))
-    result = subprocess.run([sys.executable, MANAGE, "--config", config_dir, "--history", "--format", "json"],
-                            env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def stored_file(config_dir: str) -> bytes:
@@ -122,3 +112,65 @@ def test_the_documented_example_runs_as_printed(deployment):
     hosts = len(json.loads(run_script(config_dir, ini=ini).stdout)["_meta"]["hostvars"])
     assert outputs == [f"stored a new version {hosts}\n", f"unchanged {hosts}\n"]
     assert history(config_dir, ini)[-1]["command"] == "nightly-sync"
+
+
+def test_environ_replaces_the_process_environment_for_the_settings(deployment, tmp_path, monkeypatch):
+    config_dir, ini = deployment
+    monkeypatch.setenv("OSA_INVENTORY_BACKEND", "no_such_backend")  # the process's, which environ replaces
+    monkeypatch.setenv("OSA_CONFIG_DIR", str(tmp_path / "missing"))
+    environ = {"OSA_INI": ini, "OSA_CONFIG_DIR": config_dir, "OSA_INVENTORY_FILESYSTEM_BACKUPS": "2"}
+    done = api.refresh(environment=ENVIRONMENT, command="with environ", environ=environ)
+    assert done.changed and history(config_dir, ini)[-1]["command"] == "with environ"
+    with api.open_inventory(environ=environ) as inv:
+        assert inv.to_ansible() == done.inventory
+    assert api.check_config(environment=ENVIRONMENT, environ=environ).warnings == []
+    environ["OSA_INVENTORY_FILESYSTEM_BACKUPS"] = "many"  # an override read from environ, not from os.environ
+    with pytest.raises(api.SettingsError, match="OSA_INVENTORY_FILESYSTEM_BACKUPS"):
+        api.refresh(environment=ENVIRONMENT, environ=environ)
+
+
+def test_the_inputs_digest_changes_with_every_input_and_only_then(deployment, tmp_path):
+    config_dir, ini = deployment
+    env_d = tmp_path / "environment"
+    shutil.copytree(ENVIRONMENT, env_d, ignore=shutil.ignore_patterns("*.py"))
+    environ = {"OSA_INI": ini, "PATH": "/usr/bin"}
+
+    def digest(**changes) -> str:
+        return api.inputs_digest(config_dir=config_dir, environment=str(env_d), environ={**environ, **changes})
+
+    first = digest()
+    user_config = os.path.join(config_dir, "openstack_user_config.yml")
+    os.utime(user_config, (1, 1))  # touched, not changed: the digest is of content
+    assert digest() == first and digest(PATH="/bin", HOME="/root") == first  # not settings variables
+    seen = {first}
+
+    def changed(**changes) -> None:
+        now = digest(**changes)
+        assert now not in seen, changes
+        seen.add(now)
+
+    changed(OSA_INVENTORY_TIMEOUT="30")
+    changed(OSA_INVENTORY_FILESYSTEM_BACKUPS="4")
+    # The settings as the run takes them: another backend's options cannot change this one's result.
+    assert digest(OSA_INVENTORY_ETCD_PREFIX="/other") == first
+    for path, text in ((ini, "\n[filesystem]\nbackups = 3\n"), (user_config, "\n# a comment is a change\n")):
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(text)
+        changed()
+    os.makedirs(os.path.join(config_dir, "conf.d"), exist_ok=True)
+    for folder in (os.path.join(config_dir, "conf.d"), os.path.join(config_dir, "env.d"), str(env_d / "env.d")):
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "zz_added.yml"), "w", encoding="utf-8") as fh:
+            fh.write("{}\n")
+        changed()
+    os.remove(os.path.join(config_dir, "conf.d", "zz_added.yml"))
+    changed()
+    assert api.inputs_digest(config_dir=config_dir, environment=ENVIRONMENT, environ=environ) not in seen
+
+
+def test_the_inputs_digest_of_an_unreadable_config_is_the_config_error(deployment):
+    config_dir, ini = deployment
+    os.remove(os.path.join(config_dir, "openstack_user_config.yml"))
+    os.mkdir(os.path.join(config_dir, "openstack_user_config.yml"))
+    with pytest.raises(api.ConfigError, match="openstack_user_config.yml: is a folder, not a regular file"):
+        api.inputs_digest(config_dir=config_dir, environment=ENVIRONMENT, environ={"OSA_INI": ini})

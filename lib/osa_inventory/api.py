@@ -27,8 +27,9 @@ import logging
 import os
 import shlex
 import sys
-from typing import Iterator
+from typing import Iterator, Mapping
 
+from . import fingerprint
 from .errors import (AccessDenied, ConfigError, CorruptInventory, InventoryError, NothingStored, PluginError,
                      SettingsError, StorageError, StorageTimeout)
 from .inventory.document import hostvars_of, is_metal
@@ -50,12 +51,12 @@ __all__ = [
     "API_VERSION", "AccessDenied", "Checked", "ConfigError", "CorruptInventory", "EditRefused", "Inventory",
     "InventoryClosed", "InventoryError", "NothingStored", "PluginError", "ReadOnlyInventory", "Refreshed",
     "SettingsError", "StorageError", "StorageTimeout", "UnknownGroup", "UnknownHost", "check_config",
-    "open_inventory", "refresh",
+    "inputs_digest", "open_inventory", "refresh",
 ]
 
 #: Raised (major) when a change breaks callers; the minor part grows with additions.
-API_VERSION = (1, 3)  # 1.1: set_address(), rename(), move(), EditRefused; 1.2: refresh(), check_config();
-# 1.3: StorageTimeout instead of the end of the process
+API_VERSION = (1, 4)  # 1.1: set_address(), rename(), move(), EditRefused; 1.2: refresh(), check_config();
+# 1.3: StorageTimeout instead of the end of the process; 1.4: environ=, inputs_digest()
 DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
 NAME_ANOTHER = "pass config_dir= or set OSA_CONFIG_DIR"
 #: The command a change made through the API records (``--history``), before the method and its arguments.
@@ -81,13 +82,16 @@ class InventoryClosed(InventoryError):
     """A change asked after the ``with`` block of :func:`open_inventory` ended."""
 
 
-def _default_config_dir() -> str:
-    return os.environ.get("OSA_CONFIG_DIR") or DEFAULT_CONFIG_DIR
+def _config_dir(config_dir: str | None, environ: Mapping[str, str] | None) -> str:
+    """``config_dir``, else ``$OSA_CONFIG_DIR`` (of ``environ`` when given), else the default; checked."""
+    chosen = config_dir or (os.environ if environ is None else environ).get("OSA_CONFIG_DIR") or DEFAULT_CONFIG_DIR
+    return config_folder(chosen, NAME_ANOTHER)
 
 
-def _environ(osa_ini: str | None) -> dict[str, str]:
-    """The environment the storage settings are read from, ``osa_ini`` (if given) in place of ``$OSA_INI``."""
-    environ = dict(os.environ)
+def _environ(osa_ini: str | None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables the storage settings are read from (``environ``, default ``os.environ``), ``osa_ini``
+    (if given) in place of ``$OSA_INI``."""
+    environ = dict(os.environ if environ is None else environ)
     if osa_ini is not None:
         environ["OSA_INI"] = os.path.abspath(osa_ini)
     return environ
@@ -245,7 +249,7 @@ def _copy(data: dict) -> dict:
 
 @contextlib.contextmanager
 def open_inventory(osa_ini: str | None = None, config_dir: str | None = None,
-                   write: bool = False) -> Iterator[Inventory]:
+                   write: bool = False, *, environ: Mapping[str, str] | None = None) -> Iterator[Inventory]:
     """The stored inventory of the backend osa.ini selects, for the ``with`` block.
 
     ``osa_ini`` defaults as the commands do (``$OSA_INI``, else ``/etc/ansible/osa.ini``, whose
@@ -254,10 +258,12 @@ def open_inventory(osa_ini: str | None = None, config_dir: str | None = None,
     account (an etcd reader role) is enough. Raises :class:`NothingStored` when the backend
     holds no inventory yet, and the storage layer's errors (:class:`SettingsError`,
     :class:`PluginError`, :class:`StorageError`, :class:`StorageTimeout`, :class:`AccessDenied`,
-    :class:`CorruptInventory`).
+    :class:`CorruptInventory`). ``environ`` replaces ``os.environ`` as the source of ``$OSA_INI``,
+    ``$OSA_CONFIG_DIR`` and the ``OSA_INVENTORY_*`` settings overrides (the Ansible plugin passes its
+    options this way).
     """
-    config_dir = config_folder(config_dir or _default_config_dir(), NAME_ANOTHER)
-    settings = read_settings(_environ(osa_ini))
+    config_dir = _config_dir(config_dir, environ)
+    settings = read_settings(_environ(osa_ini, environ))
     backend = open_backend(settings, config_dir, on_timeout=RAISE)
     inventory = None
     try:
@@ -273,7 +279,7 @@ def open_inventory(osa_ini: str | None = None, config_dir: str | None = None,
 
 
 def refresh(osa_ini: str | None = None, config_dir: str | None = None, environment: str | None = None,
-            *, command: str | None = None) -> Refreshed:
+            *, command: str | None = None, environ: Mapping[str, str] | None = None) -> Refreshed:
     """Run the inventory as the inventory script does: generate, store if changed, return it.
 
     The same reading, checks, lock, write and change record as ``dynamic_inventory.py``
@@ -282,21 +288,38 @@ def refresh(osa_ini: str | None = None, config_dir: str | None = None, environme
     (default: the one shipped with this library). ``osa_ini`` and ``config_dir`` default as in
     :func:`open_inventory`. Returns a :class:`Refreshed`: ``inventory`` (the dict),
     ``text`` (the script's ``--list`` output) and ``changed``. Config problems raise
-    :class:`ConfigError` before the backend is opened.
+    :class:`ConfigError` before the backend is opened. ``environ`` as in :func:`open_inventory`.
     """
-    config_dir = config_folder(config_dir or _default_config_dir(), NAME_ANOTHER)
+    config_dir = _config_dir(config_dir, environ)
     if command is None:
         program = _program()
         command = f"{COMMAND} refresh" + (f" (from {program})" if program else "")
-    return _refresh(config_dir, environment or environment_dir(), command, _environ(osa_ini), on_timeout=RAISE)
+    return _refresh(config_dir, environment or environment_dir(), command, _environ(osa_ini, environ),
+                    on_timeout=RAISE)
+
+
+def inputs_digest(osa_ini: str | None = None, config_dir: str | None = None, environment: str | None = None,
+                  *, environ: Mapping[str, str] | None = None) -> str:
+    """A digest of everything :func:`refresh` with the same arguments depends on, but the stored inventory.
+
+    The bytes of every config, conf.d and env.d file, the settings osa.ini and the
+    ``OSA_INVENTORY_*`` variables give, the folders and this library's code
+    (:mod:`osa_inventory.fingerprint`: the key the script's own reuse of unchanged runs is
+    kept under). A cached result of a refresh whose inputs had this digest is what a refresh
+    now gives if the stored inventory still equals that result (see docs/ansible.md,
+    "Caching"). Take the digest *before* that refresh: a config changed during it then shows
+    as a changed digest. Raises the :class:`InventoryError` of a file that cannot be read.
+    """
+    environ = _environ(osa_ini, environ)
+    return fingerprint.run_inputs(_config_dir(config_dir, environ), environment or environment_dir(), environ)
 
 
 def check_config(osa_ini: str | None = None, config_dir: str | None = None,
-                 environment: str | None = None) -> Checked:
+                 environment: str | None = None, *, environ: Mapping[str, str] | None = None) -> Checked:
     """Check the config as ``dynamic_inventory.py --check`` does; nothing is written.
 
     Raises :class:`ConfigError` (every problem, one per line in its ``lines``) or a storage
     error; returns a :class:`Checked` with the user-defined host groups and the warnings.
     """
-    config_dir = config_folder(config_dir or _default_config_dir(), NAME_ANOTHER)
-    return check(config_dir, environment or environment_dir(), _environ(osa_ini), on_timeout=RAISE)
+    config_dir = _config_dir(config_dir, environ)
+    return check(config_dir, environment or environment_dir(), _environ(osa_ini, environ), on_timeout=RAISE)
