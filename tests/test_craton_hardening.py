@@ -26,6 +26,10 @@ from osa_inventory.testing import assert_same
 from test_craton_faults import MANAGE, Deployment, changed_config, ok, one_line_error
 from test_craton_plugin import marks
 
+# Once per CI run: the Craton backend's hardening against the test server.
+# The same code on every Python; the other versions' suites keep their own tests of each backend.
+pytestmark = pytest.mark.once
+
 DEEP_BRACKETS = b"[" * 100_000 + b"]" * 100_000
 
 
