@@ -354,6 +354,28 @@ def test_a_plugin_without_lock_is_warned_about_once(tmp_path, config_dir):
     assert lines[1].startswith("WARNING: storage backend lockless has no lock()"), lines
 
 
+def test_a_lockless_plugin_that_says_what_overlapping_runs_get_is_a_note_not_a_warning(tmp_path, config_dir):
+    """concurrency() means the plugin guards its writes another way: no warning on every run (Ansible shows
+    each one to the operator), the note in the --debug log and in --check's report."""
+    guarded = _lockless().replace("    def close(self):", "    def concurrency(self):\n"
+                                  "        return 'the second writer is refused: run it again'\n\n"
+                                  "    def close(self):")
+    _, _, ini = _setup(tmp_path, "guarded", guarded)
+    note = ("storage backend guarded has no lock(): concurrent runs are not serialised, and the second writer "
+            "is refused: run it again")
+    log_path = os.path.join(config_dir, "inventory.log")
+    result = run_script(config_dir, ini=ini)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert not os.path.exists(log_path) or "no lock()" not in open(log_path).read()
+    result = run_script(config_dir, "--debug", ini=ini)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    with open(log_path) as fh:
+        logged = [line for line in fh if "no lock()" in line]
+    assert len(logged) == 1 and " INFO " in logged[0] and note in logged[0], logged
+    check = run_script(config_dir, "--check", ini=ini)
+    assert check.returncode == 0 and check.stdout.splitlines() == ["Configuration ok!", f"WARNING: {note}"]
+
+
 def test_a_plugin_with_a_lock_gets_no_warning(tmp_path, config_dir):
     _, _, ini = _setup(tmp_path, "locked", RECORDER)
     check = run_script(config_dir, "--check", ini=ini)

@@ -488,14 +488,21 @@ def _as_variable(value) -> str:
 
 
 class _ToAnsible(logging.Handler):
-    """The library's warnings, shown as Ansible warnings (the script logs them to inventory.log)."""
+    """The library's warnings as Ansible warnings, its notes at ``-vvv``.
+
+    The script logs the same to inventory.log, the notes only with ``--debug``.
+    """
 
     def __init__(self, display):
-        super().__init__(logging.WARNING)
+        super().__init__(logging.INFO)
         self._display = display
 
     def emit(self, record: logging.LogRecord) -> None:
-        self._display.warning(" ".join(record.getMessage().split()))
+        message = " ".join(record.getMessage().split())
+        if record.levelno >= logging.WARNING:
+            self._display.warning(message)
+        else:
+            self._display.vvv(f"osa_inventory: {message}")
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -525,6 +532,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                  "environment": self.get_option("environment"), "environ": environ}
         handler = _ToAnsible(self.display)
         library_log = logging.getLogger("osa_inventory")
+        level = library_log.level
+        if self.display.verbosity >= 3:
+            library_log.setLevel(logging.INFO)
         library_log.addHandler(handler)
         try:
             # Storage plugin code runs in here: nothing it prints may reach the --list Ansible prints later.
@@ -537,6 +547,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             raise AnsibleParserError(message) from None
         finally:
             library_log.removeHandler(handler)
+            library_log.setLevel(level)
         self._populate(json.loads(text))
 
     def _environ(self) -> tuple[dict, dict]:

@@ -196,7 +196,10 @@ class Backend:
         """For a plugin without ``lock()``: what that means, logged once per process; else None.
 
         A plugin that guards its writes another way says what overlapping runs get with
-        ``concurrency()``; without it, they may overwrite each other's changes.
+        ``concurrency()``; without it, they may overwrite each other's changes. Only that
+        hazard is a warning: a guarded plugin's note is logged at INFO, since a warning
+        repeated on every run (every ``ansible-playbook`` through the Ansible plugin) asks
+        for an action there is none to take. The text is returned either way, for ``--check``.
         """
         if self.has_lock:
             return None
@@ -208,7 +211,7 @@ class Backend:
         text = f"storage backend {self.label} has no lock(): concurrent runs are not serialised, and {outcome}"
         if self.label not in _WARNED_NO_LOCK:
             _WARNED_NO_LOCK.add(self.label)
-            LOG.warning("%s", text)
+            LOG.log(logging.WARNING if concurrency is None else logging.INFO, "%s", text)
         return text
 
     @contextlib.contextmanager
