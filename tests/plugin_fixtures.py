@@ -51,6 +51,27 @@ class Storage:
         self._log("close")
 '''
 
+# Where recording_plugin puts the code run at each step: after these lines of RECORDER.
+_STEP_LINES = {"register": '        self.target = args["target"]\n', "load": '        self._log("load")\n',
+               "write": '        self._log("write")\n', "lock": "    def lock(self):\n"}
+_LOCK_START, _LOCK_END = "    @contextlib.contextmanager\n", "    def close(self):"
+
+
+def recording_plugin(imports: tuple[str, ...] = (), preamble: str = "", at: dict[str, str] | None = None,
+                     lock: str | None = None) -> str:
+    """RECORDER with more modules imported, ``preamble`` at module level, code run at the start of each step
+    (``at``: register, load, write, lock) and another ``lock`` method (its whole source, 4-space indented)."""
+    source = RECORDER
+    if lock is not None:
+        start, end = source.index(_LOCK_START), source.index(_LOCK_END)
+        source = source[:start] + lock.rstrip("\n") + "\n\n" + source[end:]
+    for step, code in (at or {}).items():
+        line = _STEP_LINES[step]
+        assert source.count(line) == 1, f"no single place for code at {step}"
+        source = source.replace(line, line + textwrap.indent(code.rstrip("\n"), " " * 8) + "\n")
+    modules = ", ".join(sorted({"contextlib", "json", "os", *imports}))
+    return source.replace("import contextlib, json, os\n", f"import {modules}\n{preamble}", 1)
+
 
 @pytest.fixture
 def config_dir(tmp_path) -> str:

@@ -22,18 +22,16 @@ import time
 
 import pytest
 from helpers import ENVIRONMENT, ROOT
-from plugin_fixtures import config_dir, ini_for, plugin_dir  # noqa: F401
+from plugin_fixtures import calls, config_dir, ini_for, plugin_dir, recording_plugin  # noqa: F401
 
 from osa_inventory.errors import StorageError, StorageTimeout
 from osa_inventory.storage import watchdog
 
 LIB = os.path.join(ROOT, "lib")
 
-# A plugin storing into [section] target, with a real flock lock, logging its calls; HANG marks where a step
-# waits (while MARKER exists), filled in per case.
-PLUGIN = '''
-import contextlib, fcntl, json, os, socket, time
-
+# The recording plugin (plugin_fixtures) with a real flock lock; hang() is where a step waits (while MARKER
+# exists), put at one step per case.
+PREAMBLE = '''
 MARKER = {marker!r}
 HELD = {held!r}
 
@@ -46,33 +44,10 @@ def hang():
 
 {at_import}
 
+'''
 
-class Storage:
-    def register(self, args):
-        self.target = args["target"]
-        {at_register}
-
-    def _log(self, line):
-        with open(self.target + ".calls", "a") as fh:
-            fh.write(line + "\\n")
-
-    def load(self):
-        self._log("load")
-        {at_load}
-        if not os.path.exists(self.target):
-            return None
-        with open(self.target) as fh:
-            return json.load(fh)
-
-    def write(self, inventory):
-        self._log("write")
-        {at_write}
-        with open(self.target, "w") as fh:
-            json.dump(inventory, fh)
-
-    @contextlib.contextmanager
+FLOCK = '''    @contextlib.contextmanager
     def lock(self):
-        {at_lock}
         fd = os.open(self.target + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)   # blocking: a lock left held would hang the next call
@@ -84,6 +59,8 @@ class Storage:
         finally:
             os.close(fd)
 '''
+#: The calls the cases follow (the recording plugin also logs register and close).
+STEPS = ("lock", "load", "write", "unlock")
 
 HANGS = {
     "sleep": "    time.sleep(3600)",
@@ -158,9 +135,10 @@ class Case:
         self.held = str(tmp_path / "held-by-the-test")
         for path in (self.marker, self.held):
             open(path, "w").close()
-        slots = {f"at_{name}": "" for name in STEP_WORDS}
-        slots[f"at_{step}"] = "hang()"
-        source = PLUGIN.format(marker=self.marker, held=self.held, hang=HANGS[how], **slots)
+        preamble = PREAMBLE.format(marker=self.marker, held=self.held, hang=HANGS[how],
+                                   at_import="hang()" if step == "import" else "")
+        source = recording_plugin(imports=("fcntl", "socket", "time"), preamble=preamble, lock=FLOCK,
+                                  at={} if step == "import" else {step: "hang()"})
         folder = plugin_dir(tmp_path, {"hanging.py": source})
         self.target = str(tmp_path / "hanging.json")
         self.ini = ini_for(tmp_path, "hanging", folder, f"[hanging]\ntarget = {self.target}\n")
@@ -188,8 +166,7 @@ class Case:
         return json.loads(result.stdout)
 
     def calls(self) -> list[str]:
-        with open(self.target + ".calls") as fh:
-            return fh.read().split()
+        return [call for call in calls(self.target) if call in STEPS]
 
 
 def assert_timed_out(report: dict, step: str) -> str:
