@@ -24,7 +24,7 @@ def expected_counts(config: dict, skeleton: Skeleton) -> dict[tuple[str, str], t
             continue
         metal = bool((entry.get("properties") or {}).get("is_metal"))
         for container_group in entry["belongs_to"]:
-            for host, settings in (groups.get(host_group_for(str(container_group)) or "") or {}).items():
+            for host, settings in (groups.get(host_group_for(str(container_group))) or {}).items():
                 on_host = bool(metal or global_no or settings.get("no_containers"))
                 wanted = 0 if on_host else int((settings.get("affinity") or {}).get(key, 1))
                 before = counts.get((host, key), (0, True))
