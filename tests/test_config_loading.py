@@ -414,3 +414,31 @@ def test_only_env_d_of_the_config_folder_is_read_as_env_d(tmp_path):
     write_config(str(tmp_path / "conf.d"), {"container_skel": {"galera_container": {}}}, "odd.yml")
     skel = load_skeleton(ENVIRONMENT, str(tmp_path))
     assert skel.container_skel["galera_container"]["contains"] == ["galera"]
+
+
+def test_what_the_reader_parses_is_what_the_reuse_key_reads(tmp_path):
+    """The reuse record (osa_inventory.reuse) is keyed by config_files.read_inputs, which reads without
+    parsing; the reader given ``inputs`` collects every byte it parses, and the two must agree, file for
+    file and in order, or a change the generator sees could leave the key unchanged."""
+    from osa_inventory.config_files import LISTING, listing_bytes, read_inputs
+    config_dir = str(tmp_path / "config")
+    write_config(config_dir, base_config())
+    write_config(os.path.join(config_dir, "conf.d"), {"extra_hosts": {"x1": {"ip": "172.29.236.50"}}}, "x.yml")
+    write_config(os.path.join(config_dir, "env.d"), {"container_skel": {"galera_container": {
+        "properties": {"is_metal": True}}}}, "galera.yml")
+    inputs: list = []
+    load_user_config(config_dir, inputs)
+    load_skeleton(ENVIRONMENT, config_dir, inputs)
+    assert inputs == read_inputs(config_dir, ENVIRONMENT)
+    paths = [path for path, _data in inputs]
+    assert paths[:2] == [os.path.join(config_dir, "openstack_user_config.yml"),
+                         os.path.join(config_dir, "conf.d", "x.yml")]
+    assert paths[-2:] == [os.path.join(config_dir, "env.d", "galera.yml"), LISTING]
+    assert all(isinstance(data, bytes) and data for _path, data in inputs)
+    for path, data in inputs[:-1]:
+        with open(path, "rb") as fh:
+            assert fh.read() == data, path
+    base = os.path.join(ENVIRONMENT, "env.d")
+    listed = [path for path in paths if path.startswith(base + os.sep)]
+    assert len(listed) > 10 and inputs[-1][1] == listing_bytes(config._yaml_files(base, listing_order=True))
+    assert sorted(listed) == sorted(config._yaml_files(base, listing_order=True))
