@@ -505,13 +505,12 @@ def test_without_libyaml_the_pure_python_loader_reads_the_same(tmp_path):
     import subprocess
     import sys
 
-    from helpers import ROOT
-
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(config.__file__)))  # lib/, or a stage's src/
     path = tmp_path / "case.yml"
     path.write_text(LOADER_CASES["merges"] + "dup: 1\ndup: 2\n")
     code = ("import sys, yaml\n"
             "del yaml.CSafeLoader\n"  # as PyYAML built without libyaml has it
-            f"sys.path.insert(0, {os.path.join(ROOT, 'lib')!r})\n"
+            f"sys.path.insert(0, {package_parent!r})\n"
             "from osa_inventory.generate import config\n"
             "from osa_inventory.errors import ConfigError\n"
             "assert config._Base is yaml.SafeLoader, config._Base\n"
