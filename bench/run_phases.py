@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """What one inventory run costs, phase by phase, in CPU time.
 
-Each sample is a fresh interpreter that runs the real script's ``main`` (the run
-is :func:`osa_inventory.refresh.refresh`, as for every front end) with the
-functions it calls wrapped, each wrapper charging the CPU time spent inside it
-(``time.process_time()``, not counting the wrapped calls it makes in turn) to
-its phase: imports (every module imported, wherever the import happens, the
-storage plugin's too), settings (osa.ini and
+Each sample is a fresh interpreter that runs the real script (the run is
+:func:`osa_inventory.refresh.refresh`, as for every front end) with the
+functions it calls wrapped as their modules are imported, each wrapper charging
+the CPU time spent inside it (``time.process_time()``, not counting the wrapped
+calls it makes in turn) to its phase: imports (every module the run imports,
+wherever the import happens, the storage plugin's too; the wrapper adds a few
+microseconds to each import statement), settings (osa.ini and
 the log set-up), reuse key (the digest of the inputs and the reuse record),
 signature (the stat calls that tell a run whether the config changed while it
 waited for the lock), config read (the bytes of every YAML file, and the
@@ -43,6 +44,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+SCRIPT = os.path.join(ROOT, "playbooks", "inventory", "dynamic_inventory.py")
 PHASES = ("imports", "settings", "reuse key", "signature", "config read", "YAML parse", "validation",
           "storage open", "storage load", "generation", "serialise", "change record", "copy for write",
           "indented dump", "store", "print", "other")
@@ -95,61 +97,7 @@ class _JsonIn:
             clock.wrap(self, attr, name)
 
 
-def child(config_dir: str, environment: str) -> None:
-    """One run of the script's main, phase by phase; the times go to fd 2 as JSON (stdout gets the inventory)."""
-    import builtins
-
-    clock = Clock()
-    clock.wrap(builtins, "__import__", "imports")
-    clock.enter("imports")
-    sys.path.insert(0, os.path.join(ROOT, "lib"))
-    import importlib
-
-    from osa_inventory import deployment_config, refresh
-    from osa_inventory.backends.filesystem import store
-    from osa_inventory.commands import runner, script
-    from osa_inventory.generate import config as config_files
-    from osa_inventory.storage import backend
-    clock.leave()
-    # importlib.import_module (pluginbase, the entry point) does not go through __import__.
-    clock.wrap(importlib, "import_module", "imports")
-    for owner, attr, name in (
-            (script, "_setup_logging", "settings"), (refresh, "read_settings", "settings"),
-            (refresh.reuse, "config_key", "reuse key"), (refresh.reuse, "read_record", "reuse key"),
-            (refresh.reuse, "record_place", "reuse key"),
-            (deployment_config, "config_signature", "signature"),
-            (deployment_config.DeploymentConfig, "changed_on_disk", "signature"),
-            (deployment_config, "load_config", "config read"), (config_files.yaml, "load", "YAML parse"),
-            (config_files, "_expanded_size", "YAML parse"), (config_files, "read_file", "config read"),
-            (deployment_config, "config_problems", "validation"),
-            (refresh, "open_backend", "storage open"),
-            (backend.Backend, "load", "storage load"),
-            (backend.Backend, "close", "storage load"),
-            (deployment_config, "generate_checked", "generation"),
-            (refresh.ChangeRecord, "now", "change record"), (backend.Backend, "write", "store"),
-            (store, "dumps", "indented dump")):
-        if hasattr(owner, attr):  # a phase the code no longer has is simply not measured
-            clock.wrap(owner, attr, name)
-    refresh.json = _JsonIn(clock, dumps="serialise")  # type: ignore[attr-defined]
-    backend.json = _JsonIn(clock, loads="copy for write")  # type: ignore[attr-defined]
-    _wrap_compare(clock)
-    _wrap_print(clock, runner)
-    status = script.main(["--config", config_dir, "--list", "--environment", environment])
-    sys.stdout.flush()
-    clock.leave()  # "other": the start of the child to here, less what the phases took
-    if status:
-        sys.exit(status)
-    os.write(2, json.dumps(clock.times).encode())
-
-
-def _wrap_compare(clock: Clock) -> None:
-    """The comparison a storing run makes for its change record (imported when such a run needs it)."""
-    from osa_inventory.inventory import changes
-
-    clock.wrap(changes, "compare", "change record")
-
-
-def _wrap_print(clock: Clock, runner) -> None:
+def _print_phase(clock: Clock, runner) -> None:
     """The printing: the ``emit`` the command runner writes its result with."""
     import contextlib
 
@@ -170,6 +118,85 @@ def _wrap_print(clock: Clock, runner) -> None:
     runner.stdout_for_result_only = timed_guard
 
 
+#: Per module, once the run imports it: (where the run looks the function up, its name there, phase).
+#: A name is wrapped where the caller looks it up: its module's global, or a class's attribute.
+WRAPPED = {
+    "osa_inventory.commands.script": [("", "_setup_logging", "settings")],
+    "osa_inventory.refresh": [("", "read_settings", "settings"), ("", "open_backend", "storage open")],
+    "osa_inventory.reuse": [("", "config_key", "reuse key"), ("", "read_record", "reuse key"),
+                            ("", "record_place", "reuse key"), ("", "write_record", "reuse key")],
+    "osa_inventory.deployment_config": [("", "config_signature", "signature"),
+                                        ("DeploymentConfig", "changed_on_disk", "signature"),
+                                        ("", "load_config", "config read"), ("", "config_problems", "validation"),
+                                        ("", "generate_checked", "generation")],
+    "osa_inventory.generate.config": [("", "read_file", "config read"), ("", "_expanded_size", "YAML parse")],
+    "yaml": [("", "load", "YAML parse")],
+    "osa_inventory.storage.backend": [("Backend", "load", "storage load"), ("Backend", "close", "storage load"),
+                                      ("Backend", "write", "store")],
+    "osa_inventory.accounting": [("ChangeRecord", "now", "change record")],
+    "osa_inventory.inventory.changes": [("", "compare", "change record")],
+    "osa_inventory.backends.filesystem.store": [("", "dumps", "indented dump")],
+}
+SPECIAL = {
+    "osa_inventory.refresh": lambda clock, module: setattr(module, "json", _JsonIn(clock, dumps="serialise")),
+    "osa_inventory.storage.backend":
+        lambda clock, module: setattr(module, "json", _JsonIn(clock, loads="copy for write")),
+    "osa_inventory.commands.runner": _print_phase,
+}
+
+
+def _wrap_imported(clock: Clock, pending: set[str]) -> None:
+    """Wrap the functions of every module of WRAPPED or SPECIAL that is imported by now (each once)."""
+    for name in [n for n in pending if n in sys.modules and getattr(sys.modules[n], "__spec__", None)]:
+        module = sys.modules[name]
+        if getattr(module.__spec__, "_initializing", False):
+            continue  # still running its own body: wrapped when its import returns
+        pending.discard(name)
+        for owner, attr, phase in WRAPPED.get(name, ()):
+            clock.wrap(getattr(module, owner) if owner else module, attr, phase)
+        if name in SPECIAL:
+            SPECIAL[name](clock, module)
+
+
+def child(config_dir: str, environment: str) -> None:
+    """One run of the real script, phase by phase; the times go to fd 2 as JSON (stdout gets the inventory).
+
+    Only what the run itself imports is imported (a reused run imports neither YAML nor the
+    generator), and each module's functions are wrapped as soon as its import returns.
+    """
+    import builtins
+    import importlib
+    import runpy
+
+    clock = Clock()
+    pending = set(WRAPPED) | set(SPECIAL)
+
+    def importing(real):
+        def timed(*args, **kwargs):
+            clock.enter("imports")
+            try:
+                return real(*args, **kwargs)
+            finally:
+                clock.leave()
+                if pending:
+                    _wrap_imported(clock, pending)
+        return timed
+
+    builtins.__import__ = importing(builtins.__import__)
+    importlib.import_module = importing(importlib.import_module)  # the entry point's; pluginbase's own
+    sys.argv = [SCRIPT, "--config", config_dir, "--list", "--environment", environment]
+    try:
+        runpy.run_path(SCRIPT, run_name="__main__")
+        status = 0
+    except SystemExit as exc:
+        status = exc.code
+    sys.stdout.flush()
+    clock.leave()  # "other": the start of the child to here, less what the phases took
+    if status:
+        sys.exit(status)
+    os.write(2, json.dumps(clock.times).encode())
+
+
 if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:
     child(*sys.argv[2:4])
     sys.exit(0)
@@ -181,7 +208,7 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 
 sys.path.insert(0, HERE)
-from generate_bench import (OSA_POOLS, SCRIPT, bench_args, bench_env, child_cpu, floor_command,  # noqa: E402
+from generate_bench import (OSA_POOLS, bench_args, bench_env, child_cpu, floor_command,  # noqa: E402
                             write_config, write_ini)
 
 RUNS = ("fresh", "unchanged", "reused")
