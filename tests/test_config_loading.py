@@ -445,6 +445,7 @@ LOADER_CASES = {
     "local tag": "a: !custom 1\n",
     "loop": "loop: &l [*l]\n",
     "two documents": "a: 1\n---\nb: 2\n",
+    "set of a sequence": "a: !!set [x, y]\n",
     "unknown alias": "a: *nowhere\n",
     "unclosed list": "a: [1, 2\nb: 3\n",
     "mapping in a plain scalar": "a: b: c\n",
@@ -496,6 +497,7 @@ def test_the_loaders_cases_cover_acceptance_and_every_kind_of_refusal(tmp_path, 
     assert refused == set(LOADER_CASES) - {"scalars", "collections", "merges", "same line", "empty",
                                            "document markers", "unicode"}
     assert "duplicate key 'b' (first at line 3)" in answers["duplicate after unhashable key"]
+    assert "expected a mapping node, but found sequence" in answers["set of a sequence"]
     assert "duplicate key True (first at line 1)" in answers["true is 1"]
     assert "could not determine a constructor for the tag 'tag:yaml.org,2002:python/object:os.system'" \
         in answers["python object"]
@@ -518,3 +520,38 @@ def test_without_libyaml_the_pure_python_loader_reads_the_same(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout == duplicate(path, "9:1", "dup", 8) + "\n"
+
+
+def test_a_mapping_without_merge_keys_is_built_in_one_pass(tmp_path, monkeypatch):
+    # SafeConstructor's own construct_mapping (which looks for merge keys and builds every key again)
+    # only for mappings that have merge keys: what makes reading a large config cheaper, same result.
+    import yaml
+
+    calls = []
+    own = yaml.constructor.SafeConstructor.construct_mapping
+    monkeypatch.setattr(yaml.constructor.SafeConstructor, "construct_mapping",
+                        lambda self, node, deep=False: calls.append(node) or own(self, node, deep))
+    path = tmp_path / "plain.yml"
+    path.write_text("hosts:\n  h1: {ip: 10.0.0.1}\n  h2: {ip: 10.0.0.2}\n")
+    assert read_yaml(str(path)) == {"hosts": {"h1": {"ip": "10.0.0.1"}, "h2": {"ip": "10.0.0.2"}}}
+    assert calls == []
+    path.write_text("base: &b {x: 1}\nuse: {<<: *b, y: 2}\n")
+    assert read_yaml(str(path)) == {"base": {"x": 1}, "use": {"x": 1, "y": 2}}
+    assert len(calls) == 1
+
+
+def test_reading_records_every_file_parsed_with_its_bytes_and_the_base_listing(tmp_path):
+    from osa_inventory.config_files import LISTING, _yaml_files, listing_bytes
+
+    write_config(str(tmp_path), base_config())
+    write_config(str(tmp_path / "conf.d"), {"extra_hosts": {}}, "10-extra.yml")
+    write_config(str(tmp_path / "env.d"), {"container_skel": {}}, "mine.yml")
+    inputs: list = []
+    load_user_config(str(tmp_path), inputs)
+    user = [str(tmp_path / "openstack_user_config.yml"), str(tmp_path / "conf.d" / "10-extra.yml")]
+    assert inputs == [(path, open(path, "rb").read()) for path in user]
+    load_skeleton(ENVIRONMENT, str(tmp_path), inputs)
+    base_dir = os.path.join(ENVIRONMENT, "env.d")
+    files = user + _yaml_files(base_dir) + [str(tmp_path / "env.d" / "mine.yml")]
+    listing = (LISTING, listing_bytes(_yaml_files(base_dir, listing_order=True)))
+    assert inputs == [(path, open(path, "rb").read()) for path in files] + [listing]
