@@ -74,3 +74,15 @@ def test_address_value_parses_both_families_and_rejects_junk():
     assert address_value(" fd00::2 ") == (6, (0xFD00 << 112) + 2)
     assert address_value("10.0.0.256") is None
     assert address_value(None) is None
+
+
+def test_is_reserved_answers_for_every_address_at_and_around_each_reserved_range():
+    pool = AddressPool("q", ipaddress.ip_network("10.3.0.0/28"))  # .0 and .15 reserved by the pool itself
+    base = int(ipaddress.ip_address("10.3.0.0"))
+    pool.reserve_range(base + 4, base + 6)
+    pool.reserve("10.3.0.9")
+    reserved = {0, 4, 5, 6, 9, 15}
+    assert [n for n in range(16) if pool.is_reserved(base + n)] == sorted(reserved)
+    assert not pool.is_reserved(base - 1)  # below the first range: nothing before it
+    empty = AddressPool("q", ipaddress.ip_network("10.4.0.0/31"))  # a /31 reserves nothing
+    assert not empty.is_reserved(int(ipaddress.ip_address("10.4.0.0")))

@@ -416,29 +416,146 @@ def test_only_env_d_of_the_config_folder_is_read_as_env_d(tmp_path):
     assert skel.container_skel["galera_container"]["contains"] == ["galera"]
 
 
-def test_what_the_reader_parses_is_what_the_reuse_key_reads(tmp_path):
-    """The reuse record (osa_inventory.reuse) is keyed by config_files.read_inputs, which reads without
-    parsing; the reader given ``inputs`` collects every byte it parses, and the two must agree, file for
-    file and in order, or a change the generator sees could leave the key unchanged."""
-    from osa_inventory.config_files import LISTING, listing_bytes, read_inputs
-    config_dir = str(tmp_path / "config")
-    write_config(config_dir, base_config())
-    write_config(os.path.join(config_dir, "conf.d"), {"extra_hosts": {"x1": {"ip": "172.29.236.50"}}}, "x.yml")
-    write_config(os.path.join(config_dir, "env.d"), {"container_skel": {"galera_container": {
-        "properties": {"is_metal": True}}}}, "galera.yml")
+# Documents for the two loaders (libyaml's parser and PyYAML's own): accepted values of every
+# implicit type, sets, ordered maps, merges, aliases, keys that are not strings, and what is refused
+# (duplicates, unhashable keys, tags that build objects, bad merges, loops, syntax errors).
+LOADER_CASES = {
+    "scalars": "a: 1\nb: yes\nc: no\nd: on\ne: Off\nf: TRUE\ng: ~\nh: null\ni: 0x1F\nj: 0o17\nk: 1_000\n"
+               "l: 1:30\nm: .inf\nn: -.Inf\no: .nan\np: 1e3\nq: 2001-12-14t21:59:43.10-05:00\nr: 2002-12-14\n"
+               "s: !!binary aGVsbG8=\nt: '010'\nu: 010\nv: +12\nw: 0b101\nx: 'yes'\ny: !!str 1\nz: !!float 1\n",
+    "collections": "s: !!set {a, b}\no: !!omap [a: 1, b: 2]\np: !!pairs [a: 1, a: 2]\nl: [1, [2, {c: d}]]\n"
+                   "e: {}\nf: []\n1: int key\n2.5: float key\n~: null key\n",
+    "true is 1": "1: int key\ntrue: bool key\n",
+    "merges": "base: &b {x: 1, y: 2}\nother: &o {z: 9}\nuse:\n  <<: [*b, *o]\n  y: 3\none: {<<: *b, w: 0}\n"
+              "list: [*b, *b]\n",
+    "same line": "{a: 1, a: 2}\n",
+    "empty": "",
+    "document markers": "---\na: 1\n...\n",
+    "unicode": "\ufeffclé: \"ü\\u00e9\"\nquoted: '='\n",
+    "duplicate": "a: 1\nb: 2\na: 3\n",
+    "nested duplicate": "x:\n  a: 1\n  a: 2\n",
+    "duplicate after merge": "base: &b {x: 1}\nuse:\n  <<: *b\n  z: 1\n  z: 2\n",
+    "duplicate after unhashable key": "? [a]\n: 1\nb: 1\nb: 2\n",
+    "unhashable key": "? [a]\n: 1\nb: 1\n",
+    "value key": "=: 1\n",
+    "merge of a scalar": "a: {<<: 1}\n",
+    "merge of a list of scalars": "a: {<<: [1]}\n",
+    "python object": "a: !!python/object:os.system {}\n",
+    "python name": "a: !!python/name:os.system\n",
+    "local tag": "a: !custom 1\n",
+    "loop": "loop: &l [*l]\n",
+    "two documents": "a: 1\n---\nb: 2\n",
+    "set of a sequence": "a: !!set [x, y]\n",
+    "unknown alias": "a: *nowhere\n",
+    "unclosed list": "a: [1, 2\nb: 3\n",
+    "mapping in a plain scalar": "a: b: c\n",
+    "tab indent": "a:\n\tb: 1\n",
+}
+
+
+def _both_loaders(tmp_path, name: str, monkeypatch) -> list[str]:
+    """``read_yaml`` of LOADER_CASES[name] with the project's loader, then with one over PyYAML's own parser."""
+    import yaml
+
+    path = tmp_path / "case.yml"
+    path.write_text(LOADER_CASES[name], encoding="utf-8")
+    answers = []
+    for base in (config._Loader, type("PurePythonLoader", (config._NoDuplicateKeys, yaml.SafeLoader), {})):
+        monkeypatch.setattr(config, "_Loader", base)
+        try:
+            answers.append(repr(read_yaml(str(path))))  # repr: types, NaN and key order compared too
+        except ConfigError as exc:
+            answers.append(f"refused: {exc}")
+    return answers
+
+
+@pytest.mark.parametrize("name", sorted(LOADER_CASES))
+def test_libyaml_and_pure_python_loaders_give_the_same_answers(tmp_path, name, monkeypatch):
+    import yaml
+
+    if not getattr(yaml, "__with_libyaml__", False):
+        pytest.skip("PyYAML without libyaml: the project's loader is the pure-Python one")
+    ours, pure = _both_loaders(tmp_path, name, monkeypatch)
+    assert config._Base is yaml.CSafeLoader
+    if ours.startswith("refused: ") and "YAML syntax error" in ours and "duplicate key" not in ours:
+        # The two parsers word a syntax error their own way; both refuse it, naming the file and line.
+        assert pure.startswith(f"refused: {tmp_path / 'case.yml'}:"), pure
+        assert ours.startswith(f"refused: {tmp_path / 'case.yml'}:"), ours
+    else:
+        assert ours == pure
+
+
+def test_the_loaders_cases_cover_acceptance_and_every_kind_of_refusal(tmp_path, monkeypatch):
+    answers = {name: _both_loaders(tmp_path, name, monkeypatch)[0] for name in LOADER_CASES}
+    assert answers["scalars"].startswith("{'a': 1, 'b': True, 'c': False, 'd': True, 'e': False, 'f': True, "
+                                         "'g': None, 'h': None, 'i': 31, 'j': '0o17', 'k': 1000, 'l': 90, 'm': inf, "
+                                         "'n': -inf, 'o': nan, 'p': '1e3', 'q': datetime.datetime(2001, 12, 14, 21")
+    assert answers["same line"] == "{'a': 2}"
+    assert answers["merges"].endswith("'use': {'x': 1, 'y': 3, 'z': 9}, 'one': {'x': 1, 'y': 2, 'w': 0}, "
+                                      "'list': [{'x': 1, 'y': 2}, {'x': 1, 'y': 2}]}")
+    refused = {name for name, answer in answers.items() if answer.startswith("refused: ")}
+    assert refused == set(LOADER_CASES) - {"scalars", "collections", "merges", "same line", "empty",
+                                           "document markers", "unicode"}
+    assert "duplicate key 'b' (first at line 3)" in answers["duplicate after unhashable key"]
+    assert "expected a mapping node, but found sequence" in answers["set of a sequence"]
+    assert "duplicate key True (first at line 1)" in answers["true is 1"]
+    assert "could not determine a constructor for the tag 'tag:yaml.org,2002:python/object:os.system'" \
+        in answers["python object"]
+
+
+def test_without_libyaml_the_pure_python_loader_reads_the_same(tmp_path):
+    import subprocess
+    import sys
+
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(config.__file__)))  # lib/, or a stage's src/
+    path = tmp_path / "case.yml"
+    path.write_text(LOADER_CASES["merges"] + "dup: 1\ndup: 2\n")
+    code = ("import sys, yaml\n"
+            "del yaml.CSafeLoader\n"  # as PyYAML built without libyaml has it
+            f"sys.path.insert(0, {package_parent!r})\n"
+            "from osa_inventory.generate import config\n"
+            "from osa_inventory.errors import ConfigError\n"
+            "assert config._Base is yaml.SafeLoader, config._Base\n"
+            "try:\n    config.read_yaml(sys.argv[1])\nexcept ConfigError as exc:\n    print(exc)\n")
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == duplicate(path, "9:1", "dup", 8) + "\n"
+
+
+def test_a_mapping_without_merge_keys_is_built_in_one_pass(tmp_path, monkeypatch):
+    # SafeConstructor's own construct_mapping (which looks for merge keys and builds every key again)
+    # only for mappings that have merge keys: what makes reading a large config cheaper, same result.
+    import yaml
+
+    calls = []
+    own = yaml.constructor.SafeConstructor.construct_mapping
+    monkeypatch.setattr(yaml.constructor.SafeConstructor, "construct_mapping",
+                        lambda self, node, deep=False: calls.append(node) or own(self, node, deep))
+    path = tmp_path / "plain.yml"
+    path.write_text("hosts:\n  h1: {ip: 10.0.0.1}\n  h2: {ip: 10.0.0.2}\n")
+    assert read_yaml(str(path)) == {"hosts": {"h1": {"ip": "10.0.0.1"}, "h2": {"ip": "10.0.0.2"}}}
+    assert calls == []
+    path.write_text("base: &b {x: 1}\nuse: {<<: *b, y: 2}\n")
+    assert read_yaml(str(path)) == {"base": {"x": 1}, "use": {"x": 1, "y": 2}}
+    assert len(calls) == 1
+
+
+def test_reading_records_every_file_parsed_with_its_bytes_and_the_base_listing(tmp_path):
+    from osa_inventory.config_files import LISTING, _yaml_files, listing_bytes
+
+    write_config(str(tmp_path), base_config())
+    write_config(str(tmp_path / "conf.d"), {"extra_hosts": {}}, "10-extra.yml")
+    write_config(str(tmp_path / "env.d"), {"container_skel": {}}, "mine.yml")
     inputs: list = []
-    load_user_config(config_dir, inputs)
-    load_skeleton(ENVIRONMENT, config_dir, inputs)
-    assert inputs == read_inputs(config_dir, ENVIRONMENT)
-    paths = [path for path, _data in inputs]
-    assert paths[:2] == [os.path.join(config_dir, "openstack_user_config.yml"),
-                         os.path.join(config_dir, "conf.d", "x.yml")]
-    assert paths[-2:] == [os.path.join(config_dir, "env.d", "galera.yml"), LISTING]
-    assert all(isinstance(data, bytes) and data for _path, data in inputs)
-    for path, data in inputs[:-1]:
-        with open(path, "rb") as fh:
-            assert fh.read() == data, path
-    base = os.path.join(ENVIRONMENT, "env.d")
-    listed = [path for path in paths if path.startswith(base + os.sep)]
-    assert len(listed) > 10 and inputs[-1][1] == listing_bytes(config._yaml_files(base, listing_order=True))
-    assert sorted(listed) == sorted(config._yaml_files(base, listing_order=True))
+    load_user_config(str(tmp_path), inputs)
+    user = [str(tmp_path / "openstack_user_config.yml"), str(tmp_path / "conf.d" / "10-extra.yml")]
+    assert inputs == [(path, open(path, "rb").read()) for path in user]
+    load_skeleton(ENVIRONMENT, str(tmp_path), inputs)
+    base_dir = os.path.join(ENVIRONMENT, "env.d")
+    files = user + _yaml_files(base_dir) + [str(tmp_path / "env.d" / "mine.yml")]
+    listing = (LISTING, listing_bytes(_yaml_files(base_dir, listing_order=True)))
+    assert inputs == [(path, open(path, "rb").read()) for path in files] + [listing]
+    # The reuse key reads without parsing (config_files.read_inputs): the two must agree, or a change the
+    # generator sees could leave the key unchanged.
+    from osa_inventory.config_files import read_inputs
+    assert inputs == read_inputs(str(tmp_path), ENVIRONMENT)

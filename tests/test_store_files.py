@@ -420,7 +420,7 @@ def test_a_failed_rename_reports_itself_when_the_temp_file_is_gone(store, monkey
 
 
 def test_a_planted_temp_name_is_never_written_through(store, victim, monkeypatch):
-    monkeypatch.setattr(store_files.secrets, "token_hex", lambda n: "cafe0123")
+    monkeypatch.setattr(store_files.os, "urandom", lambda n: bytes.fromhex("cafe0123"))  # the temp name's 4 bytes
     os.symlink(victim, store.join(".inv.json.cafe0123.tmp"))
     before = identity(victim)
     with pytest.raises(StorageError) as refused:

@@ -71,9 +71,10 @@ def current_host() -> str:
     Not the fully qualified name: finding that asks the resolver, which on a deploy host with
     a broken DNS can stall a run for many seconds, and the host name names the deploy host.
     """
-    import socket  # only runs that store something ask; the import costs every run a few ms
+    # socket's C half (socket.gethostname is this function): socket.py builds enums at import, about 5 ms.
+    from _socket import gethostname
 
-    return socket.gethostname()
+    return gethostname()
 
 
 def reason_from_environment() -> str:

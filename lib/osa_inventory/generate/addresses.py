@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
-import socket
+# socket's C half, where socket.inet_pton and its constants come from: socket.py itself builds enums
+# at import (about 5 ms of every run) that nothing here uses.
+from _socket import AF_INET, AF_INET6, inet_pton
 from typing import Iterable
 
 from ..errors import ConfigError
@@ -27,9 +29,9 @@ def address_value(address: object) -> tuple[int, int] | None:
     inventory reserves tens of thousands of stored addresses every run.
     """
     text = str(address).strip()
-    for family, version in ((socket.AF_INET, 4), (socket.AF_INET6, 6)):
+    for family, version in ((AF_INET, 4), (AF_INET6, 6)):
         try:
-            return version, int.from_bytes(socket.inet_pton(family, text), "big")
+            return version, int.from_bytes(inet_pton(family, text), "big")
         except (OSError, ValueError):
             continue
     return None

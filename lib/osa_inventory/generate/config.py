@@ -31,25 +31,44 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 MAX_VALUES = 2_000_000
 
 
-class _Loader(_Base):
-    """The safe loader, refusing duplicate keys: YAML says the last one wins, silently."""
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _NoDuplicateKeys:
+    """Refuse duplicate keys, which YAML lets the last one win silently; mixed into a safe loader."""
 
     def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen: dict = {}
-            for key_node, _value in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    first = seen.setdefault(key, key_node.start_mark.line + 1)
-                except TypeError:
-                    continue  # an unhashable key: SafeConstructor reports it
-                if first != key_node.start_mark.line + 1:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r} (first at line {first}); merge the two "
-                        "entries into one", key_node.start_mark)
-        return super().construct_mapping(node, deep=deep)
+        if not isinstance(node, yaml.MappingNode):
+            return super().construct_mapping(node, deep=deep)
+        # Every key first, as written: a duplicate is refused before any value is built.
+        seen: dict = {}
+        keys: list | None = []
+        for key_node, _value in node.value:
+            if key_node.tag == _MERGE:
+                keys = None
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:
+                keys = None
+                continue  # an unhashable key: SafeConstructor reports it
+            if first != line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {first}); merge the two "
+                    "entries into one", key_node.start_mark)
+            if keys is not None:
+                keys.append(key)
+        if keys is None:  # merge keys or an unhashable key: SafeConstructor's own way, which knows them
+            return super().construct_mapping(node, deep=deep)
+        # What SafeConstructor builds when nothing is merged, without building each key a second time.
+        return {key: self.construct_object(value_node, deep=deep) for key, (_key, value_node) in zip(keys, node.value)}
+
+
+class _Loader(_NoDuplicateKeys, _Base):  # type: ignore[misc,valid-type]
+    """The loader of every config file: SafeLoader's results and refusals, over libyaml's parser when
+    PyYAML has it (tests/test_config_loading.py holds the two to the same answers), and no duplicate keys."""
 
 
 def _expanded_size(data: Any, path: str) -> None:

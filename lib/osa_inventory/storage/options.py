@@ -16,7 +16,6 @@ live in one place, the declaration.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -143,6 +142,8 @@ def advice(option: Option) -> str:
 
 def closest(name: str, known: Iterable[str]) -> str:
     """' (did you mean X?)' for the nearest known name, or ''."""
+    import difflib  # only a misspelt name needs it
+
     match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     return f" (did you mean {match[0]}?)" if match else ""
 
