@@ -258,3 +258,21 @@ def test_config_is_reread_after_waiting_for_the_lock(tmp_path):
     assert "compute2" in json.loads(out)["_meta"]["hostvars"]
     with open(folder / INVENTORY) as fh:
         assert "compute2" in json.load(fh)["_meta"]["hostvars"]
+
+
+@pytest.mark.parametrize("value, fixed, words", [
+    ("!!set {a, b}", "'{a, b}'", ("global_overrides.extra is a set", "quote it")),
+    ("2024-01-01", "'2024-01-01'", ("global_overrides.extra is a date (2024-01-01)", "quote it")),
+    ("{1: a, b: c}", "{'1': a, b: c}", ("global_overrides.extra mixes keys", "(1 and 'b')", "quote the keys")),
+])
+def test_values_json_cannot_hold_are_refused_and_the_advice_works(tmp_path, value, fixed, words):
+    """A YAML value the inventory (JSON) cannot hold or sort was an 'unexpected TypeError' when printing."""
+    import yaml
+    body = yaml.safe_dump(base_config(), sort_keys=False)
+    assert "global_overrides:\n" in body
+    broken = body.replace("global_overrides:\n", f"global_overrides:\n  extra: {value}\n", 1)
+    refused(run(tmp_path, text=broken), USER_CONFIG, *words)
+    assert nothing_written(tmp_path)
+    done = run(tmp_path, text=broken.replace(f"extra: {value}", f"extra: {fixed}"))
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert json.loads(done.stdout)["all"]["vars"]["extra"] == yaml.safe_load(fixed)
