@@ -18,9 +18,10 @@ from osa_inventory.storage.settings import INVENTORY_OPTIONS, Settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "osa.ini.sample")
-BUILTIN = ("filesystem", "etcd", "craton")
+BUILTIN = ("filesystem", "etcd", "craton", "netbox")
 # Plugins whose doc page has an option table: `name` | default | meaning.
-DOC_TABLES = {"etcd": "docs/etcd.md", "craton": "docs/craton.md", "filesystem": "docs/operations.md"}
+DOC_TABLES = {"etcd": "docs/etcd.md", "craton": "docs/craton.md", "filesystem": "docs/operations.md",
+              "netbox": "docs/netbox.md"}
 
 
 def declared(plugin: str) -> dict:
