@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> str:
                 # Changed while this run waited for the lock: store what the config says now.
                 deployment = _read_config(config_dir, environment, mode)
             stored = backend.load()
-            inventory = deployment.generate(stored)
+            inventory, _ = deployment.generate_reserving(stored, backend.reserved_addresses)
             # What is printed is fixed before the plugin sees the inventory (write() gets a copy).
             shown = inventory if args.host is None else inventory["_meta"]["hostvars"].get(args.host, {})
             output = json.dumps(shown, sort_keys=True)
