@@ -1,0 +1,122 @@
+"""Migration to and from NetBox (issue 27 item 6), against the real test NetBox: --migrate-to netbox
+from the filesystem backend and back, verified by read-back, switching rewrites nothing, and a
+progress line only on a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+
+import json
+
+from test_manage_support import INVENTORY_SCRIPT, MANAGE, Deployment, clean_env
+
+from osa_inventory.progress import on_terminal, report
+from plugin_contract import assert_same
+from test_netbox_plugin import deployment  # noqa: F401 (a fixture)
+
+SECTION = """[inventory]
+backend = {backend}
+[filesystem]
+[netbox]
+{options}
+"""
+
+
+def manage(dep: Deployment, *args: str, env: dict) -> subprocess.CompletedProcess:
+    """inventory-manage with time for NetBox's writes (about 45 objects a second)."""
+    return subprocess.run([sys.executable, MANAGE, "--config", dep.config_dir, *args], capture_output=True,
+                          text=True, timeout=900, env=clean_env({"OSA_INI": dep.ini, **env}))
+
+
+def generate(dep: Deployment, env: dict) -> dict:
+    proc = subprocess.run([sys.executable, INVENTORY_SCRIPT, "--config", dep.config_dir, "--list"],
+                          capture_output=True, text=True, timeout=900, env=clean_env({"OSA_INI": dep.ini, **env}))
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    return json.loads(proc.stdout)
+
+
+def ini_for(backend: str, options: dict) -> str:
+    lines = "\n".join(f"{k} = {v}" for k, v in options.items() if k not in ("token", "config_dir"))
+    return SECTION.format(backend=backend, options=lines)
+
+
+def test_migrate_to_netbox_and_back(netbox, deployment, tmp_path):  # noqa: F811
+    dep = Deployment(str(tmp_path / "host"))
+    env = {"OSA_INVENTORY_NETBOX_TOKEN": netbox.write_token}
+    dep.write_ini(ini_for("filesystem", deployment))
+    original = dep.generate()
+    proc = manage(dep, "--migrate-to", "netbox", "--reason", "to NetBox (OPS-9)", env=env)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert "read back: identical" in proc.stdout and netbox.write_token not in proc.stdout
+    dep.write_ini(ini_for("netbox", deployment))
+    assert generate(dep, env) == original
+    listed = manage(dep, "--history", "--format", "json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "to NetBox (OPS-9)" in listed.stdout
+    os.unlink(dep.inventory_path)
+    back = manage(dep, "--migrate-to", "filesystem", env=env)
+    assert back.returncode == 0 and back.stderr == "", back.stderr
+    assert_same(dep.stored(), original)
+
+
+def test_the_progress_line_shows_only_on_a_terminal():
+    lines = []
+
+    class Terminal:
+        def isatty(self):
+            return True
+
+        def write(self, text):
+            lines.append(text)
+
+        def flush(self):
+            pass
+
+    with on_terminal(Terminal()):
+        report("NetBox: creating dcim/devices: 0 of 3000")
+    assert any("creating dcim/devices: 0 of 3000" in line for line in lines)
+    assert lines[-1] == "\r\x1b[K"  # the line is cleared at the end, so the result prints on its own
+    quiet = []
+
+    class Pipe(Terminal):
+        def isatty(self):
+            return False
+
+        def write(self, text):
+            quiet.append(text)
+
+    with on_terminal(Pipe()):
+        report("not shown")
+    assert quiet == []
+
+
+def test_a_migration_on_a_terminal_shows_progress(netbox, deployment, tmp_path):  # noqa: F811
+    dep = Deployment(str(tmp_path / "host"))
+    dep.write_ini(ini_for("filesystem", deployment))
+    dep.generate()
+    env = clean_env({"OSA_INI": dep.ini, "OSA_INVENTORY_NETBOX_TOKEN": netbox.write_token})
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, MANAGE, "--config", dep.config_dir, "--migrate-to", "netbox"],
+                              stdout=subprocess.PIPE, stderr=follower, env=env, timeout=900)
+        os.close(follower)
+        follower = None
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if follower is not None:
+            os.close(follower)
+        os.close(leader)
+    assert proc.returncode == 0, shown
+    assert b"creating dcim/devices" in shown and shown.endswith(b"\r\x1b[K"), shown[-300:]
