@@ -13,6 +13,7 @@ import sys
 import json
 
 from test_manage_support import INVENTORY_SCRIPT, MANAGE, Deployment, clean_env
+from netbox_heavy import heavy as once
 
 from osa_inventory.progress import on_terminal, report
 from plugin_contract import assert_same
@@ -44,6 +45,7 @@ def ini_for(backend: str, options: dict) -> str:
     return SECTION.format(backend=backend, options=lines)
 
 
+@once
 def test_migrate_to_netbox_and_back(netbox, deployment, tmp_path):  # noqa: F811
     dep = Deployment(str(tmp_path / "host"))
     env = {"OSA_INVENTORY_NETBOX_TOKEN": netbox.write_token}
@@ -94,6 +96,7 @@ def test_the_progress_line_shows_only_on_a_terminal():
     assert quiet == []
 
 
+@once
 def test_a_migration_on_a_terminal_shows_progress(netbox, deployment, tmp_path):  # noqa: F811
     dep = Deployment(str(tmp_path / "host"))
     dep.write_ini(ini_for("filesystem", deployment))
