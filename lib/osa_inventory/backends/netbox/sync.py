@@ -62,16 +62,20 @@ class Sync:
         for host in self.world.hosts:
             if host.host is not None:
                 by_host.setdefault((host.kind, host.host), []).append(host)
+        held: dict[tuple[str, str], dict] = {}   # (host, revision) -> the encoded value an object holds
+        for host in self.world.hosts:
+            record = host.record or {}
+            for rev in (record.get("revision"), (record.get("before") or {}).get("revision")):
+                value = host.value_for(rev) if isinstance(rev, str) and host.host is not None else None
+                if value is not None:
+                    held.setdefault((host.host, rev), value)
         used: set[int] = set()
         for name, spec in want.items():
             candidates = by_host.get((spec.kind, name), [])
             rev = committed.get(name)
             keep = next((h for h in candidates if rev and h.value_for(rev) is not None), None) \
                 or (candidates[0] if candidates else None)
-            old = None
-            if rev is not None:
-                holder = next((h for h in self.world.hosts if h.host == name and h.value_for(rev) is not None), None)
-                old = holder.value_for(rev) if holder else None
+            old = held.get((name, rev)) if rev is not None else None
             have = (keep.record or {}) if keep is not None else {}
             current = mapping.committed_value(have, have.get("revision"))
             if keep is not None and rev is not None and have.get("revision") == rev \
@@ -145,34 +149,37 @@ class Sync:
         for spec, made in zip(plan.creates["device"], self._create("dcim/devices/", creates)):
             device_ids[spec.name] = made["id"]
             ids_by_name[spec.name] = ("device", made["id"])
-        patches = []
+        patches: dict[int, dict] = {}   # object id -> the fields to change
         for name, device in plan.adopt.items():
             record = dict(plan.records[name], **{ADOPTED: True})
             tags = [{"slug": t.get("slug")} for t in device.get("tags") or [] if isinstance(t, dict)]
-            patches.append({"id": device["id"], "name": want[name].nb_name, "cluster": cluster_of(want[name]),
-                            "tags": tags + ([] if any(t["slug"] == self.tag for t in tags) else tag),
-                            "custom_fields": {mapping.FIELD: record}})
+            patches[device["id"]] = {"id": device["id"], "name": want[name].nb_name,
+                                     "cluster": cluster_of(want[name]),
+                                     "tags": tags + ([] if any(t["slug"] == self.tag for t in tags) else tag),
+                                     "custom_fields": {mapping.FIELD: record}}
             device_ids[name] = device["id"]
             ids_by_name[name] = ("device", device["id"])
-        patches += [{"id": host.id, **body} for _, host, body in plan.patches["device"]]
+        patches.update({host.id: {"id": host.id, **body} for _, host, body in plan.patches["device"]})
+        ours = set(self.world.clusters.values())
         for name, host in plan.chosen.items():
             spec = want[name]
             if spec.kind == "device" and host.cluster != cluster_of(spec) \
-                    and (host.cluster in self.world.clusters.values() or cluster_of(spec) is not None):
-                self._merge(patches, host.id, {"cluster": cluster_of(spec)})
-        self._patch("dcim/devices/", patches)
+                    and (host.cluster in ours or cluster_of(spec) is not None):
+                patches.setdefault(host.id, {"id": host.id})["cluster"] = cluster_of(spec)
+        self._patch("dcim/devices/", list(patches.values()))
         # Virtual machines.
         creates = [{"name": s.nb_name, "cluster": cluster_of(s), "device": device_ids.get(s.parent),
                     "role": self.ids["vm_role"], "tags": tag,
                     "custom_fields": {mapping.FIELD: plan.records[s.name]}} for s in plan.creates["vm"]]
         for spec, made in zip(plan.creates["vm"], self._create("virtualization/virtual-machines/", creates)):
             ids_by_name[spec.name] = ("vm", made["id"])
-        patches = [{"id": host.id, **body} for _, host, body in plan.patches["vm"]]
+        patches = {host.id: {"id": host.id, **body} for _, host, body in plan.patches["vm"]}
         for name, host in plan.chosen.items():
             spec = want[name]
             if spec.kind == "vm" and (host.cluster != cluster_of(spec) or host.device != device_ids.get(spec.parent)):
-                self._merge(patches, host.id, {"cluster": cluster_of(spec), "device": device_ids.get(spec.parent)})
-        self._patch("virtualization/virtual-machines/", patches)
+                patches.setdefault(host.id, {"id": host.id}).update(
+                    {"cluster": cluster_of(spec), "device": device_ids.get(spec.parent)})
+        self._patch("virtualization/virtual-machines/", list(patches.values()))
         self._apply_projection(want, ids_by_name, plan)
 
     def _apply_projection(self, want: dict, ids_by_name: dict, plan: Plan) -> None:
@@ -300,14 +307,6 @@ class Sync:
                 self.client.bulk("PATCH", path, bodies, self.message, (200,))
             except NetBoxError as exc:
                 raise StorageError(self._refusal("update", path, bodies, exc)) from None
-
-    @staticmethod
-    def _merge(patches: list, obj: int, fields: dict) -> None:
-        for body in patches:
-            if body["id"] == obj:
-                body.update(fields)
-                return
-        patches.append({"id": obj, **fields})
 
     def _refusal(self, verb: str, path: str, bodies: list, exc: NetBoxError) -> str:
         """One line naming the object NetBox refused, from a bulk error's index."""
