@@ -8,6 +8,7 @@ meeting (addresses live in the deployment's VRF: NetBox refuses a duplicate only
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from netbox_server import NetBox, NetBoxClient, unique_prefix
@@ -38,7 +39,11 @@ def _ids(client: NetBoxClient, path: str, params: dict) -> list[int]:
 
 def _delete(client: NetBoxClient, path: str, ids: list[int], left: list[str]) -> None:
     for start in range(0, len(ids), 500):
-        resp = client.delete(path, json=[{"id": i} for i in ids[start:start + 500]], timeout=600)
+        for attempt in range(5):  # two suites deleting at once can deadlock NetBox's database: try again
+            resp = client.delete(path, json=[{"id": i} for i in ids[start:start + 500]], timeout=600)
+            if not (resp.status_code == 500 and "deadlock detected" in resp.text):
+                break
+            time.sleep(0.5 * (attempt + 1))
         if resp.status_code not in (204, 404):
             left.append(f"{path}: {resp.status_code} {resp.text[:200]}")
 

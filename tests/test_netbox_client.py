@@ -146,3 +146,25 @@ def test_batches_stay_under_both_bounds():
     cut = list(batches(items, max_items=500, max_bytes=100_000))
     assert [item for batch in cut for item in batch] == items
     assert all(len(batch) <= 500 for batch in cut) and all(len(str(batch)) < 110_000 for batch in cut)
+
+
+def deadlock() -> bytes:
+    body = b'{"error": "deadlock detected\\nDETAIL: Process 1 waits for ShareLock", "exception": "DeadlockDetected"}'
+    return b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body), body)
+
+
+def test_a_deadlock_victim_is_sent_again_whatever_its_method(serve):
+    # NetBox rolled the victim's transaction back: sending a POST again creates nothing twice.
+    server = serve(lambda n, head: deadlock() if n <= 2 else ok(b'[{"id": 1}]'))
+    client = NetBoxClient(server.url, TOKEN, timeout=5)
+    assert client.request("POST", "dcim/devices/", body=[{"name": "x"}], expect=(200,)).data == [{"id": 1}]
+    assert len(server.requests) == 3
+
+
+def test_deadlocks_that_go_on_are_an_error_in_one_line(serve):
+    server = serve(lambda n, head: deadlock())
+    client = NetBoxClient(server.url, TOKEN, timeout=5)
+    with pytest.raises(NetBoxError) as caught:
+        client.request("DELETE", "dcim/devices/", body=[{"id": 1}], expect=(204,))
+    assert len(server.requests) == 4 and "\n" not in str(caught.value) and "deadlock" in str(caught.value)

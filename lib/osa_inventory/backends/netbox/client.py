@@ -18,6 +18,8 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import random
+import time
 import warnings
 from collections import Counter
 from typing import Any, Iterator
@@ -37,6 +39,7 @@ PAGE = 1000                         # NetBox's MAX_PAGE_SIZE: larger limits are 
 DEFAULT_MAX_ANSWER = 256 * 1024 * 1024
 MAX_BATCH = 500                     # objects per bulk request
 MAX_BATCH_BYTES = 1024 * 1024       # well under DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB, answered with 500)
+DEADLOCK_RETRIES = 3                # concurrent bulk writes of two deployments can deadlock in PostgreSQL
 
 
 class NetBoxError(StorageError):
@@ -89,7 +92,7 @@ class NetBoxClient:
     # -- requests -------------------------------------------------------------
 
     def request(self, method: str, path: str, *, params: dict | None = None, body: Any = None,
-                expect: tuple[int, ...] = (200,), headers: dict | None = None) -> Answer:
+                expect: tuple[int, ...] = (200,), headers: dict | None = None, deadlocks: int = 0) -> Answer:
         """Send one request; the answer's JSON and ETag. ``path`` is below /api/ or a full URL."""
         full = path if path.startswith(("http://", "https://")) else f"{self.api}/{path.lstrip('/')}"
         kwargs: dict = {"params": params, "timeout": (self.timeout, self.timeout), "stream": True,
@@ -121,6 +124,13 @@ class NetBoxClient:
             self._used = True
             break
         data = self._decode(content, response.status_code, method, shown) if content else None
+        if response.status_code == 500 and _deadlock(data) and deadlocks < DEADLOCK_RETRIES:
+            # PostgreSQL chose this request as a deadlock's victim and rolled its transaction back
+            # (NetBox runs each request in one): nothing of it was written, so any method may be sent again.
+            LOG.info("netbox %s %s: deadlock in NetBox's database; sending again", method, shown)
+            time.sleep(random.uniform(0.1, 0.5) * (deadlocks + 1))
+            return self.request(method, path, params=params, body=body, expect=expect, headers=headers,
+                                deadlocks=deadlocks + 1)
         if response.status_code not in expect:
             kind = NetBoxAccessDenied if response.status_code in (401, 403) else NetBoxError
             raise kind(self._status_message(response.status_code, data, content, method, shown),
@@ -254,6 +264,11 @@ def server_message(data: Any) -> str:
     if isinstance(data, list) and data:
         return " ".join(json.dumps(data[0], ensure_ascii=False).split())[:400]
     return ""
+
+
+def _deadlock(data: Any) -> bool:
+    """Whether NetBox's 500 answer is PostgreSQL's deadlock refusal."""
+    return isinstance(data, dict) and "deadlock detected" in str(data.get("error") or "")
 
 
 def _dropped(exc: Exception) -> bool:
