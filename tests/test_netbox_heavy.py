@@ -20,8 +20,8 @@ def test_a_3000_host_inventory_round_trips_in_a_bounded_number_of_requests(deplo
     writer = make(deployment)
     writer.write(copy.deepcopy(inventory))
     sent = sum(writer._store.client.sent.values())
-    # Reads, scaffold and document: a few dozen; then each kind of object in batches of 500.
-    assert sent <= 60 + 6 * (hosts // 500 + 1), writer._store.client.sent
+    # Reads, scaffold and document: a few dozen; then each kind of object in batches of 250.
+    assert sent <= 60 + 6 * (hosts // 250 + 1), writer._store.client.sent
     reader = make(deployment, cache="false")
     assert_same(reader.load(), inventory, "load() of 3000 hosts without the cache")
     assert sum(reader._store.client.sent.values()) <= 2 + 2 * (hosts // 1000 + 1)

@@ -9,8 +9,8 @@ Options (osa.ini section ``[netbox]`` or ``OSA_INVENTORY_NETBOX_<OPTION>``), dec
     A v2 API token (``nbt_<key>.<secret>``); better ``OSA_INVENTORY_NETBOX_TOKEN``.
 ``verify``, ``ca_cert``
     TLS: check the certificate (default true), against this CA bundle.
-``timeout`` (seconds, default 60)
-    Per request.
+``timeout`` (seconds, default 300)
+    Per request; a bulk request of 250 objects takes seconds, minutes on a loaded NetBox.
 ``site``
     Slug of the site holding this deployment's devices and clusters.
 ``tag`` (default ``osa-inventory``)

@@ -17,7 +17,7 @@ OPTIONS = declare(
     Option("token", default="", secret=True, help="a v2 API token, nbt_<key>.<secret>"),
     Option("verify", "flag", default=True, help="check NetBox's TLS certificate"),
     Option("ca_cert", "path", default="", help="CA bundle that signed NetBox's certificate"),
-    Option("timeout", "number", default=60.0, minimum=0.001, help="seconds per request"),
+    Option("timeout", "number", default=300.0, minimum=0.001, help="seconds per request"),
     Option("site", default="", help="slug of the site holding this deployment's devices and clusters"),
     Option("tag", default="osa-inventory", help="slug of the tag marking every object this deployment owns"),
     Option("vrf", default="", help="name of the VRF of the addresses (default: the global table)"),
@@ -44,7 +44,7 @@ class Options:
     vrf: str = ""
     token: str = field(default="", repr=False)
     verify: bool | str = True
-    timeout: float = 60.0
+    timeout: float = 300.0
     cluster_type: str = "osa-lxc"
     device_role: str = "osa-host"
     vm_role: str = "osa-container"
