@@ -36,8 +36,13 @@ def manage(dep: Deployment, *args: str, env: dict) -> subprocess.CompletedProces
 def generate(dep: Deployment, env: dict) -> dict:
     proc = subprocess.run([sys.executable, INVENTORY_SCRIPT, "--config", dep.config_dir, "--list"],
                           capture_output=True, text=True, timeout=900, env=clean_env({"OSA_INI": dep.ini, **env}))
-    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr  # the inventory script says nothing
     return json.loads(proc.stdout)
+
+
+def only_the_lock_warning(stderr: str) -> bool:
+    """inventory-manage's stderr holds nothing but the warning every plugin without lock() gets."""
+    return all("has no lock()" in line for line in stderr.splitlines())
 
 
 def ini_for(backend: str, options: dict) -> str:
@@ -52,7 +57,7 @@ def test_migrate_to_netbox_and_back(netbox, deployment, tmp_path):  # noqa: F811
     dep.write_ini(ini_for("filesystem", deployment))
     original = dep.generate()
     proc = manage(dep, "--migrate-to", "netbox", "--reason", "to NetBox (OPS-9)", env=env)
-    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.returncode == 0 and only_the_lock_warning(proc.stderr), proc.stderr
     assert "read back: identical" in proc.stdout and netbox.write_token not in proc.stdout
     dep.write_ini(ini_for("netbox", deployment))
     assert generate(dep, env) == original
@@ -61,7 +66,7 @@ def test_migrate_to_netbox_and_back(netbox, deployment, tmp_path):  # noqa: F811
     assert "to NetBox (OPS-9)" in listed.stdout
     os.unlink(dep.inventory_path)
     back = manage(dep, "--migrate-to", "filesystem", env=env)
-    assert back.returncode == 0 and back.stderr == "", back.stderr
+    assert back.returncode == 0 and only_the_lock_warning(back.stderr), back.stderr
     assert_same(dep.stored(), original)
 
 
