@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time the NetBox storage backend against the test NetBox (scripts/netbox-server.py; OSA_TEST_NETBOX).
 
-For each inventory size (tests/plugin_contract.py's make_inventory: compute hosts plus three infra
+For each inventory size (osa_inventory.testing.make_inventory: compute hosts plus three infra
 hosts with six containers each): the first write, an unchanged write with the cache, a load with
 the cache, a load without it, a one-host change, and the clean-up of the deployment. Prints wall
 time and requests per method. Each size runs in a deployment of its own, removed at the end.
@@ -26,7 +26,7 @@ from netbox_deployments import deployment_options, purge  # noqa: E402
 from netbox_server import NetBox, unique_prefix  # noqa: E402
 from osa_inventory.storage.loader import load_plugin_module  # noqa: E402
 from osa_inventory.storage.settings import Settings  # noqa: E402
-from plugin_contract import make_inventory  # noqa: E402
+from osa_inventory.testing import make_inventory  # noqa: E402
 
 PLUGIN = load_plugin_module("netbox", Settings(path=None))
 

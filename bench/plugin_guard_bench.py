@@ -23,11 +23,11 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "lib"), os.path.join(ROOT, "tests")]
+sys.path[:0] = [os.path.join(ROOT, "lib")]
 
 from osa_inventory.storage import loader  # noqa: E402
 from osa_inventory.storage.settings import Settings  # noqa: E402
-from plugin_contract import make_inventory  # noqa: E402
+from osa_inventory.testing import make_inventory  # noqa: E402
 
 SAMPLE = os.path.join(ROOT, "examples", "plugins", "sqlite_store.py")
 
@@ -50,9 +50,13 @@ def bench_import(repeat: int) -> None:
         counter = iter(range(10 ** 6))
 
         def fresh(name: str, folders: list[str]):
-            # A new search path each time, hence a new plugin source and a real import.
-            return lambda: loader.load_plugin_module(
-                name, Settings(path=None, plugin_paths=folders + [os.path.join(base, f"none-{next(counter)}")]))
+            # A new (empty, existing: the registry refuses missing folders) search path each time, hence a
+            # new plugin source and a real import.
+            def load():
+                empty = os.path.join(base, f"empty-{next(counter)}")
+                os.mkdir(empty, 0o755)
+                return loader.load_plugin_module(name, Settings(path=None, plugin_paths=folders + [empty]))
+            return load
 
         checked = best(fresh("sqlite_store", [folder]), repeat)
         builtin = best(fresh("filesystem", []), repeat)

@@ -24,7 +24,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "lib"))
 
-from osa_inventory.manage.recording import Account  # noqa: E402
+from osa_inventory.storage.change import Account  # noqa: E402
 from osa_inventory.storage.loader import open_backend  # noqa: E402
 from osa_inventory.storage.settings import Settings  # noqa: E402
 

@@ -44,9 +44,9 @@ PACKAGE = "osa_inventory"
 
 @dataclass(frozen=True)
 class Scope:
-    """What one mutation run covers: the package its modules are in and the folder of its settings."""
+    """What one mutation run covers: the packages its modules are in and the folder of its settings."""
 
-    package: str   # mutants are named PACKAGE.MODULE.x_function__mutmut_N
+    packages: tuple[str, ...]   # mutants are named PACKAGE.MODULE.x_function__mutmut_N
     settings: Path  # setup.cfg (modules and tests), conftest.py (optional), equivalent-mutants.txt
     stage: Path     # the default stage folder
 
@@ -56,8 +56,9 @@ class Scope:
 
 
 SCOPES = {
-    "generator": Scope(f"{PACKAGE}.generate", ROOT / "mutation", ROOT / ".mutation"),
-    "trust": Scope(f"{PACKAGE}.storage", ROOT / "mutation" / "trust", ROOT / ".mutation-trust"),
+    "generator": Scope((f"{PACKAGE}.generate",), ROOT / "mutation", ROOT / ".mutation"),
+    "trust": Scope((f"{PACKAGE}.storage", f"{PACKAGE}.inventory"), ROOT / "mutation" / "trust",
+                   ROOT / ".mutation-trust"),
 }
 # mutmut's exit codes of a mutant run, as its results command names them
 DETECTED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout",
@@ -73,6 +74,9 @@ def stage(where: Path, scope: Scope) -> None:
     shutil.copytree(ROOT / "tests", where / "tests", ignore=ignore)
     shutil.copytree(ROOT / "playbooks" / "inventory" / "env.d", where / "playbooks" / "inventory" / "env.d")
     shutil.copytree(ROOT / "lib" / "plugins", where / "lib" / "plugins", ignore=ignore)  # the built-in plugins
+    # tests/conftest.py registers the NetBox fixtures, whose module loads the script that runs NetBox (and
+    # the lock-file script that one loads).
+    shutil.copytree(ROOT / "scripts", where / "scripts", ignore=ignore)
     shutil.copy2(scope.settings / "setup.cfg", where / "setup.cfg")
     if (scope.settings / "conftest.py").exists():
         shutil.copy2(scope.settings / "conftest.py", where / "conftest.py")
@@ -90,7 +94,9 @@ def results(where: Path, scope: Scope, modules: list[str]) -> tuple[dict[str, Co
     out: dict[str, Counter] = {}
     undetected: list[str] = []
     # mutmut writes a .meta file beside each module it mutated: the scope's modules, per its setup.cfg.
-    for meta in sorted((where / "mutants" / "src" / Path(*scope.package.split("."))).glob("*.py.meta")):
+    metas = [meta for package in scope.packages
+             for meta in sorted((where / "mutants" / "src" / Path(*package.split("."))).glob("*.py.meta"))]
+    for meta in metas:
         module = meta.name[: -len(".py.meta")]
         if modules and module not in modules:
             continue
@@ -122,7 +128,8 @@ def listed_equivalents(scope: Scope) -> dict[str, str]:
 
 def module_of(name: str, scope: Scope) -> str:
     """The module a mutant of ``scope`` belongs to (``osa_inventory.storage.trust.x_...`` -> ``trust``)."""
-    return name[len(scope.package) + 1:].split(".")[0]
+    package = next((p for p in scope.packages if name.startswith(p + ".")), "")
+    return name[len(package) + 1:].split(".")[0]
 
 
 def report(per_module: dict[str, Counter], undetected: list[str], min_score: float, modules: list[str],
@@ -190,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     where = (args.stage or scope.stage).resolve()
     if not (args.resume and where.exists()):
         stage(where, scope)
-    names = args.only or [f"{scope.package}.{m}.*" for m in args.modules]
+    names = args.only or [f"{package}.{m}.*" for m in args.modules for package in scope.packages]
     status = mutmut(where, "run", "--max-children", str(args.max_children), *names)
     if status != 0:
         print(f"mutmut run failed with exit status {status}", file=sys.stderr)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run the whole test suite on every supported Python version, side by side.
 
-    scripts/run-tests-pythons.py [--pythons 3.12,3.13] [--jobs N] [pytest arguments]
+    scripts/run-tests-pythons.py [--pythons 3.12,3.13] [--jobs N] [--once-on 3.X] [pytest arguments]
 
 Each version gets its own venv (.venv-py3.X in the project folder, or in
 $OSA_TEST_VENVS when set; made and filled by scripts/run-tests.sh) and its
@@ -12,6 +12,13 @@ up in pytest's words: "N passed, N failed, ... in S s". A version whose
 interpreter is missing, or whose run collected nothing or printed no summary,
 counts as an error: it is named, never skipped silently. Exit status 0 only
 when every version ran and passed.
+
+Tests marked ``once`` (their subject is not the Python version: the NetBox
+server's API, scale and fault loops whose small twins run everywhere) run in
+one version's suite only, --once-on (default: 3.11 when it is in the run, else
+the first version found); the other suites deselect them (pytest counts them as
+"deselected"). Naming a version this run does not include leaves them to
+another run (versions split over machines).
 
 Interpreters are looked for as pyenv installs them ($PYENV_ROOT/versions/3.X.*,
 newest patch first), then as python3.X on PATH, /usr/local/bin and /usr/bin;
@@ -33,6 +40,11 @@ import tempfile
 import time
 
 SUPPORTED = ("3.10", "3.11", "3.12", "3.13")
+# The version whose suite runs the tests marked ``once`` by default: the one whose tests that run
+# commands as another user can run on the CI machine (its interpreter is the system's).
+ONCE_DEFAULT = "3.11"
+# tests/conftest.py deselects the tests marked ``once`` when this names another version.
+ONCE_ELSEWHERE = "OSA_TEST_ONCE_ELSEWHERE"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The counts pytest's summary line may carry, in the order it prints them.
 COUNTS = ("passed", "failed", "errors", "skipped", "xfailed", "xpassed", "deselected", "warnings")
@@ -97,7 +109,7 @@ def summary_line(counts: dict[str, int], seconds: float) -> str:
 class Run:
     """The suite on one Python version, in its own process group."""
 
-    def __init__(self, version: str, python: str, pytest_args: list[str], logs: str):
+    def __init__(self, version: str, python: str, pytest_args: list[str], logs: str, once_on: str | None):
         self.version = version
         self.python = python
         self.log_path = os.path.join(logs, f"py{version}.log")
@@ -108,6 +120,9 @@ class Run:
         os.mkdir(temp_root)
         env = dict(os.environ, OSA_TEST_PYTHON=python, OSA_TEST_VENV=os.path.join(venvs, f".venv-py{version}"),
                    PYTEST_DEBUG_TEMPROOT=temp_root)
+        env.pop(ONCE_ELSEWHERE, None)
+        if once_on and once_on != version:
+            env[ONCE_ELSEWHERE] = once_on
         self._log = open(self.log_path, "w")
         self.started = time.monotonic()
         self.proc = subprocess.Popen([os.path.join(ROOT, "scripts", "run-tests.sh"), *pytest_args],
@@ -145,11 +160,14 @@ def main(argv: list[str]) -> int:
     # time (the tests wait on subprocesses and servers a good part of the time).
     parser.add_argument("--jobs", type=int, default=len(SUPPORTED),
                         help=f"versions run at the same time (default {len(SUPPORTED)})")
+    parser.add_argument("--once-on", metavar="3.X", default=None,
+                        help=f"the version whose suite runs the tests marked 'once' (default {ONCE_DEFAULT} "
+                             "when in the run, else the first version found)")
     opts, pytest_args = parser.parse_known_args(argv)
     versions = [v.strip() for v in opts.pythons.split(",") if v.strip()]
     unknown = [v for v in versions if v not in SUPPORTED]
-    if unknown or not versions or opts.jobs < 1:
-        parser.error(f"--pythons takes some of {','.join(SUPPORTED)} and --jobs a number >= 1")
+    if unknown or not versions or opts.jobs < 1 or opts.once_on not in (None, *SUPPORTED):
+        parser.error(f"--pythons and --once-on take some of {','.join(SUPPORTED)} and --jobs a number >= 1")
     # SIGTERM (a CI timeout) stops the runs too, through the cleanup below.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     started = time.monotonic()
@@ -164,6 +182,7 @@ def main(argv: list[str]) -> int:
                          f"install it (e.g. pyenv install {version}) or leave it out with --pythons")
         else:
             waiting.append((version, python))
+    once_on = choose_once_on(opts.once_on, [version for version, _ in waiting])
     running: list[Run] = []
     # Logs and the tests' temporary files live only as long as this run: several
     # runners (a test of this one among them) may work in one checkout at once.
@@ -171,7 +190,7 @@ def main(argv: list[str]) -> int:
     try:
         while waiting or running:
             while waiting and len(running) < opts.jobs:
-                running.append(Run(*waiting.pop(0), pytest_args, scratch))
+                running.append(Run(*waiting.pop(0), pytest_args, scratch, once_on))
             for run in [r for r in running if r.done()]:
                 running.remove(run)
                 lines.append(report(run, totals))
@@ -186,8 +205,19 @@ def main(argv: list[str]) -> int:
         print(line)
     ok = not (totals["failed"] or totals["errors"])
     print(f"{summary_line(totals, time.monotonic() - started)} "
-          f"({'all' if ok else 'NOT all'} of Python {', '.join(versions)})", flush=True)
+          f"({'all' if ok else 'NOT all'} of Python {', '.join(versions)}; tests marked once: {once_on or 'none'})",
+          flush=True)
     return 0 if ok else 1
+
+
+def choose_once_on(asked: str | None, found: list[str]) -> str | None:
+    """The version whose suite runs the tests marked ``once``: ``asked`` when given (even one this run
+    leaves out), else ONCE_DEFAULT when its interpreter was found, else the first version found."""
+    if asked:
+        return asked
+    if ONCE_DEFAULT in found:
+        return ONCE_DEFAULT
+    return found[0] if found else None
 
 
 def report(run: Run, totals: dict[str, int]) -> str:

@@ -203,7 +203,9 @@ class EtcdCluster:
             for member in self.members:
                 member.start()
             try:
-                self.wait_healthy(timeout)
+                # Every member, not only the running ones: a member that already
+                # exited (its port was taken) must be seen as exited, not skipped.
+                self.wait_healthy(timeout, self.members)
                 return self
             except PortTaken:
                 for member in self.members:
@@ -226,7 +228,7 @@ class EtcdCluster:
         Raises PortTaken when a member exited because its port was in use, and
         RuntimeError naming the cause when a member exited otherwise, when the
         connection fails for a reason waiting cannot cure (TLS), or at ``timeout``."""
-        waiting = [m for m in (members or self.members) if m.running()]
+        waiting = list(members) if members is not None else [m for m in self.members if m.running()]
         last: dict[str, str] = {}
         deadline = time.monotonic() + timeout
         while waiting:

@@ -27,6 +27,17 @@ STORAGE_NET = {
     "ip_from_q": "storage", "type": "raw",
     "group_binds": ["glance_api", "cinder_api", "cinder_volume", "nova_compute"],
 }
+# An env.d in the spelling some env.d files of earlier OSA releases used: physical_skel groups with
+# dashes. OSA feeds legacy_container from the config's shared_infra_hosts and lists it in shared_infra_all.
+DASHED_ENV_D = {
+    "component_skel": {"legacy_api": {"belongs_to": ["legacy_all"]}},
+    "container_skel": {"legacy_container": {"belongs_to": ["shared-infra_containers"], "contains": ["legacy_api"]},
+                       "legacy_agent_container": {"belongs_to": ["storage-infra_containers"],
+                                                  "contains": ["legacy_agent"], "properties": {"is_metal": True}}},
+    "physical_skel": {"shared-infra_containers": {"belongs_to": ["all_containers"]},
+                      "shared-infra_hosts": {"belongs_to": ["hosts"]},
+                      "storage-infra_containers": {"belongs_to": ["all_containers"]}},
+}
 TUNNEL_NET = {
     "container_bridge": "br-vxlan", "container_interface": "eth10", "container_type": "veth",
     "ip_from_q": "tunnel", "type": "geneve", "range": "1:1000", "net_name": "geneve",

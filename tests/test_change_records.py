@@ -26,10 +26,10 @@ from test_manage_support import (BACKUPS, FIXTURES, INVENTORY, INVENTORY_SCRIPT,
                                  assert_one_line_error, clean_env, snapshot)
 
 from osa_inventory.accounting import FIELDS, current_host
-from osa_inventory.backends import filesystem_records as records
+from osa_inventory.backends.filesystem import records
 from osa_inventory.manage import history_view, versions
 from osa_inventory.manage.formatting import render_data
-from osa_inventory.manage.recording import Account
+from osa_inventory.storage.change import Account
 from osa_inventory.storage.loader import open_backend
 from osa_inventory.storage.settings import Settings
 
@@ -308,7 +308,7 @@ def test_script_and_tool_with_a_corrupt_sidecar_and_a_misplaced_reason(tmp_path)
     # --reason with a command that stores nothing is refused, and nothing is written.
     before = {n: snapshot(os.path.join(dep.config_dir, n)) for n in (INVENTORY, BACKUPS, SIDECAR)}
     assert_one_line_error(dep.manage("--history", "--reason", "audit"), "--reason", "--history stores none",
-                          "give it with -r, -d, --clear-ips, --restore, --migrate-to or --import")
+                          "give it with -r, -d, --clear-ips, --migrate-to, --import or --restore")
     assert {n: snapshot(os.path.join(dep.config_dir, n)) for n in before} == before
 
     table = dep.manage("--history")
@@ -334,10 +334,10 @@ def test_script_and_tool_with_a_corrupt_sidecar_and_a_misplaced_reason(tmp_path)
 @pytest.mark.parametrize("action", [["--history"], ["--list-host"], ["--export"], ["--list-backends"], ["--adopt"],
                                     ["--diff"], ["--check-stale"], ["--plan"]])
 def test_reason_with_any_command_that_stores_no_version_is_refused_in_one_line(action, capsys, tmp_path):
-    from osa_inventory.manage import cli
+    from osa_inventory.commands import manage as cli
 
     assert cli.main(["--config", str(tmp_path), *action, "--reason", "why"]) == 1
     out, err = capsys.readouterr()
     assert out == "" and len(err.splitlines()) == 1 and err.startswith("ERROR: --reason is kept with the inventory")
-    assert f"and {action[0]}" in err and "give it with -r, -d, --clear-ips, --restore, --migrate-to or --import" in err
+    assert f"and {action[0]}" in err and "give it with -r, -d, --clear-ips, --migrate-to, --import or --restore" in err
     assert os.listdir(tmp_path) == []  # refused before anything is opened

@@ -1,4 +1,4 @@
-"""The storage contract applied to the built-in filesystem plugin and the sample SQLite plugin.
+"""The storage contract applied to the built-in filesystem plugin, inventory-manage's ``-f FILE`` and the SQLite sample.
 
 Also checks that the contract suite itself can fail: its command line is run
 against deliberately broken plugins and must report the matching tests.
@@ -17,14 +17,18 @@ import textwrap
 
 import pytest
 from helpers import run_script, write_ini
-from plugin_contract import StorageContract, make_inventory
+from osa_inventory.testing import StorageContract, make_inventory
 
+from osa_inventory.backends.filesystem import single_file
 from osa_inventory.errors import StorageError
+from osa_inventory.manage.stores import open_file_backend
 from osa_inventory.storage.loader import load_plugin_module
 from osa_inventory.storage.settings import Settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONTRACT = os.path.join(ROOT, "tests", "plugin_contract.py")
+LIB = os.path.join(ROOT, "lib")
+#: The contract suite's command line (osa_inventory.testing), as a checkout runs it.
+CONTRACT = ["-m", "osa_inventory.testing"]
 SAMPLE = os.path.join(ROOT, "examples", "plugins", "sqlite_store.py")
 DOC = os.path.join(ROOT, "docs", "writing-plugins.md")
 FIXTURE_CONFIG = os.path.join(ROOT, "tests", "fixtures", "small_config")
@@ -71,6 +75,47 @@ class TestFilesystemContractWithPathOption(TestFilesystemContract):
         def make():
             storage = filesystem.Storage()
             storage.register({"config_dir": str(tmp_path / "unused"), "path": str(store), "backups": "4"})
+            return storage
+        return make
+
+
+class TestFileContract(StorageContract):
+    """``inventory-manage -f FILE`` for a file of another name than openstack_inventory.json: FILE.<time>.bak copies."""
+
+    @pytest.fixture
+    def make_storage(self, tmp_path):
+        path = str(tmp_path / "inventory-copy.json")
+
+        def make():
+            storage = open_file_backend(path).storage
+            assert isinstance(storage, single_file.Storage)
+            return storage
+        return make
+
+    @pytest.fixture
+    def register_failures(self, tmp_path):
+        (tmp_path / "folder.json").mkdir()
+        os.mkfifo(tmp_path / "pipe.json")
+        (tmp_path / "real.json").write_text("{}")
+        os.symlink(tmp_path / "real.json", tmp_path / "link.json")
+
+        def attempt(**args):
+            return lambda: single_file.Storage().register(args)
+        return [attempt(), attempt(file=""), attempt(file=str(tmp_path / "missing" / "inv.json")),
+                attempt(file=str(tmp_path / "folder.json")), attempt(file=str(tmp_path / "pipe.json")),
+                attempt(file=str(tmp_path / "link.json"))]
+
+
+class TestFileContractOfTheInventoryName(TestFilesystemContract):
+    """``-f .../openstack_inventory.json``: the filesystem plugin on the file's folder, as inventory-manage opens it."""
+
+    @pytest.fixture
+    def make_storage(self, tmp_path):
+        path = str(tmp_path / "openstack_inventory.json")
+
+        def make():
+            storage = open_file_backend(path).storage
+            assert storage.manage_target == f"-f {path}"
             return storage
         return make
 
@@ -143,8 +188,9 @@ def test_sqlite_sample_serves_the_real_script(tmp_path):
 # -- the command line of the contract suite -----------------------------------
 
 def run_contract(plugin: str, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OSA_")}
-    return subprocess.run([sys.executable, CONTRACT, plugin, *args, "-q", "-rfE", "-p", "no:randomly"],
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OSA_", "PYTHON"))}
+    env["PYTHONPATH"] = LIB
+    return subprocess.run([sys.executable, *CONTRACT, plugin, *args, "-q", "-rfE", "-p", "no:randomly"],
                           capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
 
 
@@ -314,6 +360,7 @@ def test_the_documented_contract_commands_work_as_written(tmp_path):
     They name the checkout's .venv; scripts/run-tests-pythons.py runs each Python version
     in a .venv-py3.X of its own instead, and then that one stands in for it."""
     venv_python = ".venv/bin/python"
+    prefix = f"PYTHONPATH=lib {venv_python} -m osa_inventory.testing "
     if not os.path.exists(os.path.join(ROOT, venv_python)):
         if sys.prefix == sys.base_prefix:
             pytest.skip("the commands use the checkout's .venv, which scripts/run-tests.sh creates")
@@ -322,8 +369,8 @@ def test_the_documented_contract_commands_work_as_written(tmp_path):
     block = re.search(r"<!-- contract-commands -->\s*```sh\n(.*?)```", text, re.S)
     assert block, "docs/writing-plugins.md lost its marked contract commands"
     commands = [c for c in block.group(1).replace("\\\n", " ").splitlines() if c.strip()]
-    assert len(commands) == 2 and all(c.startswith(".venv/bin/python ") for c in commands)
-    commands = [venv_python + c[len(".venv/bin/python"):] for c in commands]
+    assert len(commands) == 2 and all(c.startswith(prefix) for c in commands), commands
+    commands = [f"PYTHONPATH=lib {venv_python}" + c[len("PYTHONPATH=lib .venv/bin/python"):] for c in commands]
     # The first names where a deployer keeps the doc's example plugin; keep it in a folder of our own.
     plugin = plugin_folder(tmp_path, doc_example(), "json_folder")
     commands[0] = commands[0].replace("/etc/openstack_deploy/inventory_plugins/json_folder.py", plugin)

@@ -23,7 +23,7 @@ from craton_server import CratonServer
 from helpers import SCRIPT, base_config, write_config, write_ini
 from osa_inventory.storage.loader import load_plugin_module
 from osa_inventory.storage.settings import Settings
-from plugin_contract import assert_same
+from osa_inventory.testing import assert_same
 from test_craton_plugin import marks
 
 PLUGIN = load_plugin_module("craton", Settings(path=None))
@@ -135,6 +135,7 @@ def check_recovered(deployment: Deployment, tmp_path, v2: dict) -> None:
     assert marks(deployment.server, deployment.region) == []
 
 
+@pytest.mark.once
 @pytest.mark.parametrize("cache", [True, False], ids=["cache", "no-cache"])
 def test_change_cut_at_every_request_then_the_next_run_completes_it(server, versions, tmp_path, cache):
     v1, v2, write_requests, modifying = versions[cache]

@@ -22,7 +22,7 @@ import pytest
 
 from craton_server import CratonServer
 from helpers import base_config, write_config
-from plugin_contract import assert_same
+from osa_inventory.testing import assert_same
 from test_craton_faults import MANAGE, Deployment, changed_config, ok, one_line_error
 from test_craton_plugin import marks
 

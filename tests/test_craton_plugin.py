@@ -24,7 +24,7 @@ from osa_inventory.backends.craton import mapping, records
 from osa_inventory.errors import AccessDenied, InventoryError, StorageError
 from osa_inventory.storage.loader import load_plugin_module, open_backend
 from osa_inventory.storage.settings import Settings, read_settings
-from plugin_contract import StorageContract, assert_same, awkward_values_inventory
+from osa_inventory.testing import StorageContract, assert_same, awkward_values_inventory
 from tls_certs import legacy_ca, make_pki, reissue_ca_as_advised
 from osa_inventory.backends.tls import CA_EXTENSIONS
 
@@ -121,7 +121,7 @@ def change_everything_a_little(inv: dict) -> dict:
 # -- the shared storage contract --------------------------------------------------------
 
 class TestCratonContract(StorageContract):
-    """The project-wide plugin contract (tests/plugin_contract.py), run against Craton."""
+    """The project-wide plugin contract (osa_inventory.testing), run against Craton."""
 
     secrets = (SECRET, TOKEN)
 
@@ -208,6 +208,7 @@ def test_how_the_inventory_looks_in_craton(server, tmp_path):
     assert region["variables"]["osa-inventory:top:all"] == inventory["all"]
 
 
+@pytest.mark.once
 def test_3000_hosts_round_trip_differential_writes_and_cache(server, tmp_path):
     inventory = build_inventory(3000)
     writer = make(server, fresh_dir(tmp_path, "writer"))
@@ -672,6 +673,7 @@ def test_slow_server_times_out_within_timeout_times_attempts(server, tmp_path):
 
 # -- interrupted writes -------------------------------------------------------------------------------
 
+@pytest.mark.once
 @pytest.mark.parametrize("apply_last", [False, True], ids=["lost-before-applying", "applied-then-lost"])
 def test_write_interrupted_at_every_point_is_completed_by_the_next_write(tmp_path, apply_last):
     v1 = build_inventory(50)

@@ -27,11 +27,11 @@ from os_users import as_user, users_fixture
 from osa_inventory.accounting import MAX_FIELD, ChangeRecord, current_host, current_user
 from osa_inventory.backends.craton import records
 from osa_inventory.manage import versions
-from osa_inventory.manage.cli import main as manage_main
+from osa_inventory.commands.manage import main as manage_main
 from osa_inventory.storage import catalog
 from osa_inventory.storage.loader import Backend, open_backend
 from osa_inventory.storage.settings import Settings
-from plugin_contract import assert_same
+from osa_inventory.testing import assert_same
 
 MANAGE = os.path.join(ROOT, "scripts", "inventory-manage.py")
 

@@ -1,7 +1,10 @@
 """osa.ini.sample and the docs describe exactly the options the plugins declare.
 
-Adding an option to a declaration without documenting it (or documenting
-one that no plugin reads) fails here.
+The declarations are the single source; scripts/render-options.py renders
+them and, with --check, names every place the sample, the docs' option
+tables or the plugins' docstrings stray from them. Adding an option to a
+declaration without documenting it (or documenting one that no plugin
+reads) fails here.
 """
 
 from __future__ import annotations
@@ -9,6 +12,9 @@ from __future__ import annotations
 import configparser
 import os
 import re
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -18,32 +24,12 @@ from osa_inventory.storage.settings import INVENTORY_OPTIONS, Settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "osa.ini.sample")
+RENDER = os.path.join(ROOT, "scripts", "render-options.py")
 BUILTIN = ("filesystem", "etcd", "craton", "netbox")
-# Plugins whose doc page has an option table: `name` | default | meaning.
-DOC_TABLES = {"etcd": "docs/etcd.md", "craton": "docs/craton.md", "filesystem": "docs/operations.md",
-              "netbox": "docs/netbox.md"}
 
 
 def declared(plugin: str) -> dict:
     return module_declaration(load_plugin_module(plugin, Settings(path=None)))
-
-
-def sample_options() -> dict[str, set[str]]:
-    """Option names per section of osa.ini.sample, commented-out ones included."""
-    found: dict[str, set[str]] = {}
-    section = None
-    with open(SAMPLE) as fh:
-        for line in fh:
-            header = re.match(r"^#?\s*\[(\w+)\]\s*$", line)
-            if header:
-                section = header.group(1)
-                # A commented header is an example section (e.g. [filesystem_copy]), not a real one.
-                section = None if line.startswith("#") else section
-                continue
-            option = re.match(r"^#?\s?(\w+)\s*=", line)
-            if section and option:
-                found.setdefault(section, set()).add(option.group(1))
-    return found
 
 
 def test_sample_is_valid_ini_with_the_builtin_sections():
@@ -52,38 +38,62 @@ def test_sample_is_valid_ini_with_the_builtin_sections():
     assert set(parser.sections()) == {"inventory", *BUILTIN}
 
 
-@pytest.mark.parametrize("plugin", BUILTIN)
-def test_sample_lists_exactly_the_declared_options(plugin):
-    assert sample_options()[plugin] == set(declared(plugin))
+def render_options(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, RENDER, *args], capture_output=True, text=True, timeout=120)
 
 
-def test_sample_lists_exactly_the_inventory_options():
-    assert sample_options()["inventory"] == set(INVENTORY_OPTIONS)
+def test_sample_docs_and_docstrings_agree_with_the_declarations():
+    result = render_options("--check")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
-@pytest.mark.parametrize("plugin", sorted(DOC_TABLES))
-def test_doc_table_lists_the_declared_options_and_defaults(plugin):
-    with open(os.path.join(ROOT, DOC_TABLES[plugin])) as fh:
-        rows = [line for line in fh if re.match(r"^\| `\w+`", line)]
-    documented: dict[str, str] = {}
-    for row in rows:
-        cells = [c.strip() for c in row.strip().strip("|").split("|")]
-        for name in re.findall(r"`(\w+)`", cells[0]):
-            documented[name] = cells[1]
-    options = declared(plugin)
-    assert set(documented) >= set(options)
-    for name, option in options.items():
-        if isinstance(option.default, (int, float)) and not isinstance(option.default, bool):
-            assert documented[name] == f"`{option.default:g}`", name
-        elif isinstance(option.default, bool):
-            assert documented[name] == f"`{str(option.default).lower()}`", name
+def test_what_is_rendered_is_each_declared_option_with_its_default():
+    result = render_options()
+    assert result.returncode == 0, result.stderr
+    for section, plugin in (("inventory", None), *((p, p) for p in BUILTIN)):
+        options = declared(plugin) if plugin else INVENTORY_OPTIONS
+        block = result.stdout.split(f"[{section}]\n", 1)[1].split("\n[", 1)[0]
+        assert re.findall(r"^# (\w+) =", block, re.M) == list(options)
+        assert re.findall(r"^\| `(\w+)` \|", block, re.M) == list(options)
+    assert "# backups = 15\n" in result.stdout and "| `verify` | `true` |" in result.stdout
 
 
-@pytest.mark.parametrize("plugin", BUILTIN)
-def test_plugin_docstring_names_every_option(plugin):
-    module = load_plugin_module(plugin, Settings(path=None))
-    for name in declared(plugin):
-        assert f"``{name}``" in module.__doc__, name
+def _copy_tree(tmp_path) -> str:
+    """The sample and docs, copied to be spoiled."""
+    root = tmp_path / "tree"
+    shutil.copytree(os.path.join(ROOT, "docs"), root / "docs")
+    shutil.copy(SAMPLE, root / "osa.ini.sample")
+    return str(root)
+
+
+def _edit(path: str, old: str, new: str) -> None:
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    assert old in text, old
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text.replace(old, new, 1))
+
+
+@pytest.mark.parametrize("file, old, new, named", [
+    ("osa.ini.sample", "# backups = 15\n", "", "[filesystem] lacks option backups"),
+    ("osa.ini.sample", "# max_txn_ops = 128\n", "# max_txn_ops = 128\n# retry = 3\n",
+     "[etcd] has option retry, which nothing declares"),
+    ("osa.ini.sample", "# timeout = 30\n", "# timeout = 60\n", "[craton] shows timeout = 60; its default is 30"),
+    ("osa.ini.sample", "# timeout = 10\n# lock_ttl = 60\n", "# lock_ttl = 60\n# timeout = 10\n",
+     "put them in declaration order"),
+    ("osa.ini.sample", "\n[craton]\n", "\n# [craton]\n", "section [craton] is missing"),
+    ("docs/etcd.md", "| `max_txn_ops` |", "| `max_txn_opz` |", "docs/etcd.md: the option table lacks max_txn_ops"),
+    ("docs/etcd.md", "| `max_txn_ops` |", "| `max_txn_opz` |", "has max_txn_opz, which nothing declares"),
+    ("docs/craton.md", "| `retries` | `3` |", "| `retries` | `5` |",
+     "docs/craton.md: the option table gives retries the default `5`; it is `3`"),
+    ("docs/operations.md", "| option | default | meaning |", "| option | default |", "no option table"),
+])
+def test_a_sample_or_doc_that_strays_from_the_declarations_is_named(tmp_path, file, old, new, named):
+    root = _copy_tree(tmp_path)
+    _edit(os.path.join(root, file), old, new)
+    result = render_options("--check", "--root", root)
+    assert result.returncode == 1 and result.stdout == ""
+    assert any(line.startswith("ERROR: ") and named in line for line in result.stderr.splitlines()), result.stderr
 
 
 def test_sample_plugin_declares_and_documents_its_options():

@@ -21,6 +21,7 @@ import pytest
 
 from etcd_server import EtcdCluster, build_inventory, etcd, skip_without_etcd  # noqa: F401  (etcd: the fixture)
 from helpers import ROOT, base_config, run_script, write_config
+from osa_inventory.backends.etcd import writer as etcd_writer
 from osa_inventory.backends.etcd.parts import digest, dumps
 from osa_inventory.errors import StorageError
 from test_etcd_plugin import _spawn, data_keys, expected_key_count, open_etcd, prefix  # noqa: F401
@@ -124,7 +125,7 @@ def test_nested_deployment_is_never_deleted_and_both_are_refused(etcd, prefix, t
     # B as a release without the nesting check stored it (this one refuses to, see below).
     nested = open_etcd(etcd.endpoints_text, inner)
     with monkeypatch.context() as patch:
-        patch.setattr(sys.modules[type(nested.storage).__module__], "deployments_around", lambda client, prefix: [])
+        patch.setattr(etcd_writer, "deployments_around", lambda client, prefix: [])
         nested.write(b)
     b_keys = all_keys(etcd, inner)
 

@@ -16,10 +16,11 @@ import time
 import pytest
 
 from etcd_server import EtcdCluster, build_inventory, etcd, free_port, skip_without_etcd
-from plugin_contract import StorageContract
+from osa_inventory.testing import StorageContract
 from tls_certs import legacy_ca, make_pki, reissue_ca_as_advised
 from osa_inventory.backends.tls import CA_EXTENSIONS
 from osa_inventory.errors import SettingsError, StorageError
+from osa_inventory.commands.advice import error_lines
 from osa_inventory.storage.loader import Backend, open_backend
 from osa_inventory.storage.settings import Settings
 
@@ -435,7 +436,7 @@ def test_write_refuses_after_lease_lost(etcd, prefix):
         current["all"]["vars"]["lost"] = True
         # The lease ends behind our back (as when keepalives fail past the TTL) and another
         # run takes the lock.
-        etcd.post("/v3/lease/revoke", {"ID": str(backend.storage._lease)})
+        etcd.post("/v3/lease/revoke", {"ID": str(backend.storage.etcd_lock.lease)})
         other = open_etcd(etcd.endpoints_text, prefix, lock_timeout=2)
         with other.lock():
             with pytest.raises(StorageError) as err:
@@ -449,9 +450,9 @@ def test_lease_keeper_notices_a_revoked_lease(etcd, prefix):
     backend = open_etcd(etcd.endpoints_text, prefix, lock_ttl=2)
     with pytest.raises(StorageError) as err:
         with backend.lock():
-            etcd.post("/v3/lease/revoke", {"ID": str(backend.storage._lease)})
+            etcd.post("/v3/lease/revoke", {"ID": str(backend.storage.etcd_lock.lease)})
             deadline = time.monotonic() + 5
-            while backend.storage._keeper.lost is None and time.monotonic() < deadline:
+            while backend.storage.etcd_lock.lost is None and time.monotonic() < deadline:
                 time.sleep(0.05)
             backend.write({"all": {}})
     assert "expired or was revoked" in str(err.value)
@@ -592,7 +593,7 @@ def test_auth_users_passwords_and_permissions(prefix):
             # Held past its 2 s TTL and past the 1 s token TTL: the lease keeper must renew
             # it, logging in again by itself, or the next write is refused.
             time.sleep(3.5)
-            assert backend.storage._keeper.lost is None
+            assert backend.storage.etcd_lock.lost is None
             inventory["all"]["vars"]["still_locked"] = True
             backend.write(inventory)
         assert backend.load() == inventory
@@ -751,5 +752,6 @@ def test_a_stored_inventory_of_the_wrong_shape_is_one_line_and_never_rewritten(e
         open_etcd(etcd.endpoints_text, prefix).load()
     text = str(caught.value)
     assert "\n" not in text and "container_networks" in text and "h1" in text
-    assert "nothing was written" in text and "--history, then --restore VERSION" in text
+    assert "nothing was written" in text and caught.value.versions  # etcd keeps versions: restore one
+    assert "--history, then --restore VERSION" in error_lines(caught.value)[0]
     assert etcd.keys(prefix + "/") == before

@@ -231,6 +231,7 @@ def test_new_files_are_not_group_or_other_writable(tmp_path, ini):
 KILLS = int(os.environ.get("OSA_TEST_KILLS", "15"))
 
 
+@pytest.mark.once
 def test_sigkill_at_random_moments_never_leaves_a_broken_file(tmp_path, ini):
     config_dir = make_config(tmp_path / "config", n_compute=1000)
     inventory_path = os.path.join(config_dir, INVENTORY)

@@ -22,6 +22,7 @@ from test_manage_support import snapshot
 from test_filesystem_backend import (BACKUPS, INVENTORY, MANAGE, clean_env, ini, make_config, marker,  # noqa: F401
                                      members, ok, read_bytes, set_marker)
 
+from osa_inventory.backends.filesystem import store
 from osa_inventory.storage.loader import open_backend
 from osa_inventory.storage.store_files import Folder
 from osa_inventory.storage.settings import Settings
@@ -64,8 +65,7 @@ def test_set_aside_names_never_collide(tmp_path):
 def test_two_damaged_archives_in_one_second_are_both_kept(tmp_path, ini, monkeypatch):
     config_dir = versions(make_config(tmp_path / "config"), 2, ini)
     backend = open_backend(Settings(path=None, backend="filesystem"), config_dir)
-    module = sys.modules[type(backend.storage).__module__]
-    monkeypatch.setattr(module, "_stamp", lambda: "20260101_000000")
+    monkeypatch.setattr(store, "stamp", lambda: "20260101_000000")
     archive = os.path.join(config_dir, BACKUPS)
     damaged = []
     for i in range(2):

@@ -12,7 +12,7 @@ import ipaddress
 
 import pytest
 
-from helpers import ENVIRONMENT, base_config, containers_of, last_pass, write_config
+from helpers import DASHED_ENV_D, ENVIRONMENT, base_config, containers_of, last_pass, write_config
 from osa_inventory.errors import ConfigError
 from osa_inventory.generate.addresses import AddressPool, build_pools, parse_used_ips
 from osa_inventory.generate.config import load_skeleton, load_user_config, read_yaml
@@ -112,6 +112,14 @@ def test_a_skeleton_without_containers_needs_no_network(skel, tmp_path):
     (lambda c: c["compute_hosts"]["compute1"].update(host_vars="x"), "compute1 in compute_hosts: host_vars must"),
     (lambda c: c["shared_infra_hosts"]["infra1"].update(affinity={"galera_container": "two"}),
      "affinity.galera_container = 'two' is not a number"),
+    # host_vars and container_vars become host variables, which the next run reads back.
+    (lambda c: c["compute_hosts"]["compute1"].update(container_vars={"physical_host": ["x"]}),
+     "host compute1 in compute_hosts: container_vars.physical_host is a list, not a name (a string); "
+     "correct it, or remove it"),
+    (lambda c: c["compute_hosts"]["compute1"].update(host_vars={"properties": [1]}),
+     "host compute1 in compute_hosts: host_vars.properties is a list, not a mapping; correct it, or remove it"),
+    (lambda c: c["compute_hosts"]["compute1"].update(host_vars={"container_networks": {"m": {"address": 5}}}),
+     "host_vars.container_networks.m.address is a int, not an address (a string)"),
 ])
 def test_malformed_config_is_named(skel, mutate, words):
     config = base_config()
@@ -341,7 +349,7 @@ def test_a_stored_container_name_and_container_tech_are_kept(skel):
 
 
 def test_containers_of_a_host_gone_from_everywhere_keep_their_last_address(skel):
-    from osa_inventory.manage.edits import remove_hosts
+    from osa_inventory.inventory.edits import remove_hosts
     stored = generate(base_config(), skel)
     remove_hosts(stored, ["infra2"])  # the host only, its containers stay
     config = base_config()
@@ -506,6 +514,40 @@ def test_a_nest_without_its_hosts_in_the_config_stays_empty(tmp_path):
     nested = _nest_skeleton(tmp_path, "az1_containers", "az1_hosts")
     inv = generate(base_config(), nested)
     assert inv["az1_containers"]["children"] == [] and inv["az1_containers"]["hosts"] == []
+
+
+def test_a_dashed_nest_key_adopts_nothing_as_in_osa(tmp_path):
+    # OSA derives a nest's host group keeping the key's dashes, and config groups have none.
+    nested = _nest_skeleton(tmp_path, "az-1_containers", "az-1_hosts")
+    config = base_config()
+    config["az-1_hosts"] = {"infra2": {"ip": "172.29.236.12"}}
+    inv = generate(config, nested)
+    assert inv["az-1_containers"]["children"] == [] and inv["az_1_hosts"] == {"hosts": ["infra2"]}
+
+
+@pytest.mark.parametrize("spelling", ["shared_infra_hosts", "shared-infra_hosts"])
+def test_a_dashed_container_group_of_env_d_is_fed_by_the_underscored_host_group(tmp_path, spelling):
+    write_config(str(tmp_path / "env.d"), DASHED_ENV_D, "legacy.yml")
+    config = base_config()
+    config[spelling] = config.pop("shared_infra_hosts")
+    config["storage_infra_hosts"]["infra1"]["container_vars"] = {"legacy_flag": 1}
+    inv = generate(config, load_skeleton(ENVIRONMENT, str(tmp_path)))
+    placed = inv["legacy_container"]["hosts"]
+    assert [n.rsplit("-", 1)[0] for n in placed] == ["infra1-legacy-container", "infra2-legacy-container"]
+    for name in placed:
+        hv = hostvars(inv)[name]
+        assert (hv["physical_host_group"], hv["component"]) == ("shared_infra_hosts", "legacy_api")
+        assert name in inv["shared_infra_all"]["hosts"]
+        assert name in inv[f"{hv['physical_host']}_host_containers"]["hosts"]
+    assert inv["legacy_api"]["hosts"] == placed
+    # A bare-metal entry in a dashed group: the hosts of storage_infra_hosts run it, with their container_vars.
+    assert inv["legacy_agent"]["hosts"] == ["infra1", "infra2"]
+    assert {"infra1", "infra2"} <= set(inv["storage_infra_all"]["hosts"])
+    assert hostvars(inv)["infra1"]["legacy_flag"] == 1
+    # env.d's own groups keep their spelling, as in OSA; no dashed <X>_all is made.
+    assert inv["shared-infra_containers"] == {"children": ["legacy_container"], "hosts": []}
+    assert inv["shared-infra_hosts"] == {"children": [], "hosts": []}
+    assert "shared-infra_all" not in inv and "storage-infra_all" not in inv
 
 
 def test_an_entry_without_contains_places_nothing(skel, tmp_path):

@@ -373,6 +373,7 @@ def test_a_python_without_the_requirements_uses_the_project_venv_or_says_what_is
 
 
 @pytest.mark.slow
+@pytest.mark.once  # a fresh virtualenv and a pip install of the requirements: the same on every version
 def test_the_missing_requirements_advice_works_as_printed(deploy, tmp_path):
     import re
     import subprocess

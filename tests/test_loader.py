@@ -20,7 +20,8 @@ from plugin_fixtures import (RECORDER, assert_one_line_failure, calls, config_di
 from osa_inventory.storage import loader
 from osa_inventory.storage import settings as settings_mod
 from osa_inventory.errors import PluginError, SettingsError
-from osa_inventory.storage.loader import BUILTIN_DIR, backend_args, check_trusted
+from osa_inventory.storage.loader import BUILTIN_DIR, backend_args
+from osa_inventory.storage.trust import check_path
 from osa_inventory.storage.settings import read_settings, split_paths
 
 # -- osa.ini parsing (in process) --------------------------------------------------
@@ -125,15 +126,15 @@ def test_bad_backend_name_stops_the_script(tmp_path, config_dir):
     assert_one_line_failure(result, "'../../tmp/evil' is not a plain module name")
 
 
-def test_check_trusted_refuses_group_and_other_writable(tmp_path):
+def test_check_path_refuses_group_and_other_writable(tmp_path):
     path = tmp_path / "p.py"
     path.write_text("")
     for mode in (0o664, 0o646, 0o666):
         os.chmod(path, mode)
         with pytest.raises(PluginError, match=f"writable by group or others .mode {mode:04o}.; run chmod go-w"):
-            check_trusted(str(path))
+            check_path(str(path))
     os.chmod(path, 0o644)
-    check_trusted(str(path))
+    check_path(str(path))
 
 
 # -- the real script with deployer plugins ----------------------------------------

@@ -12,7 +12,7 @@ import pytest
 from test_manage_support import BACKUPS, FIXTURES, INVENTORY, Deployment, assert_one_line_error, in_cidr, snapshot
 
 from osa_inventory.errors import InventoryError
-from osa_inventory.manage import edits
+from osa_inventory.inventory import edits
 
 
 def hostvars(inv: dict) -> dict:

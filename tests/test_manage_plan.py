@@ -13,7 +13,7 @@ import shlex
 
 from test_manage_support import BACKUPS, Deployment, assert_one_line_error, in_cidr, snapshot
 
-from osa_inventory.changes import assigned_addresses
+from osa_inventory.inventory.changes import assigned_addresses
 from osa_inventory.manage import versions
 from osa_inventory.storage.safe_files import flock_wait
 

@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from helpers import DASHED_ENV_D, write_config
 from test_manage_support import ENVIRONMENT, Deployment, assert_one_line_error
 
 from osa_inventory.manage import stale
@@ -105,6 +106,17 @@ def test_expected_counts_in_process(dep):
     assert counts[("infra1", "rabbit_mq_container")] == (2, False)
     assert counts[("infra2", "rabbit_mq_container")] == (1, False)
     assert ("compute1", "rabbit_mq_container") not in counts
+
+
+def test_containers_of_a_dashed_env_d_group_are_expected_not_stale(dep):
+    # An env.d spelt with dashes places legacy_container in shared-infra_containers, fed by shared_infra_hosts.
+    write_config(os.path.join(dep.config_dir, "env.d"), DASHED_ENV_D, "legacy.yml")
+    legacy = dep.generate()["legacy_container"]["hosts"]
+    assert [n.split("-legacy-container-")[0] for n in legacy] == ["infra1", "infra2"]
+    assert check(dep) == {"stale": [], "missing": []}
+    config, skeleton = stale.load_config(dep.config_dir, ENVIRONMENT)
+    counts = stale.expected_counts(config, skeleton)
+    assert counts[("infra1", "legacy_container")] == counts[("infra2", "legacy_container")] == (1, False)
 
 
 def test_host_that_stays_in_another_group_loses_only_its_containers(dep):

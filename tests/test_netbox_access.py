@@ -13,18 +13,18 @@ import sys
 
 import pytest
 
-from netbox_heavy import heavy as once
+from netbox_heavy import heavy
 from helpers import ROOT, base_config, run_script, write_config, write_ini
 from osa_inventory.accounting import ChangeRecord, pending
 from osa_inventory.errors import AccessDenied
-from plugin_contract import assert_same, make_inventory
+from osa_inventory.testing import assert_same, make_inventory
 from test_netbox_ipam import ini_text
 from test_netbox_plugin import deployment, make  # noqa: F401 (deployment is a fixture)
 
 MANAGE = os.path.join(ROOT, "scripts", "inventory-manage.py")
 
 
-@once
+@heavy
 def test_who_and_why_go_into_netboxs_changelog_and_history(netbox, deployment):  # noqa: F811
     record = ChangeRecord(time="2026-12-07T20:00:00Z", user="alice", host="deploy1", command="inventory-manage -r x",
                           reason="ticket OPS-42", summary="1 host removed")
@@ -43,7 +43,7 @@ def test_who_and_why_go_into_netboxs_changelog_and_history(netbox, deployment): 
     assert history[-1].get("current") is True
 
 
-@once
+@heavy
 def test_a_long_reason_is_cut_to_netboxs_200_characters(netbox, deployment):  # noqa: F811
     record = ChangeRecord.now("dynamic_inventory", "", reason="why " * 200)
     with pending(record):
@@ -62,7 +62,7 @@ def deploy(netbox, deployment, tmp_path):  # noqa: F811
     return config_dir, ini, json.loads(first.stdout)
 
 
-@once
+@heavy
 def test_a_read_only_token_runs_unchanged_inventories_and_plan(netbox, deploy, tmp_path):
     config_dir, ini, printed = deploy
     reader = {"OSA_INVENTORY_NETBOX_TOKEN": netbox.read_token}
@@ -76,7 +76,7 @@ def test_a_read_only_token_runs_unchanged_inventories_and_plan(netbox, deploy, t
     assert plan.returncode == 0 and plan.stderr == "" and plan.stdout.startswith("no changes"), plan.stdout
 
 
-@once
+@heavy
 def test_a_change_a_read_only_token_cannot_write_is_refused_naming_its_user(netbox, deploy):
     config_dir, ini, printed = deploy
     config = base_config()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 
 from netbox_heavy import heavy
-from plugin_contract import assert_same, make_inventory
+from osa_inventory.testing import assert_same, make_inventory
 from test_netbox_plugin import deployment, make  # noqa: F401 (deployment is a fixture)
 
 LARGE = 3000

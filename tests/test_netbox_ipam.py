@@ -13,12 +13,12 @@ import sys
 
 import pytest
 
-from netbox_heavy import heavy as once
+from netbox_heavy import heavy
 from helpers import ROOT, base_config, run_script, write_config, write_ini
 from osa_inventory.backends.netbox import scaffold
 from osa_inventory.deployment_config import read_config
 from osa_inventory.errors import StorageError
-from plugin_contract import make_inventory
+from osa_inventory.testing import make_inventory
 from test_netbox_plugin import deployment, make  # noqa: F401 (deployment is a fixture)
 
 MANAGE = os.path.join(ROOT, "scripts", "inventory-manage.py")
@@ -74,7 +74,7 @@ def test_the_plugin_lists_what_netbox_holds_in_the_pools(scene, deployment):  # 
     assert storage.reserved_addresses(["10.99.0.0/16"]) == []
 
 
-@once
+@heavy
 def test_held_addresses_are_never_handed_out_and_plan_names_them(scene):
     plan = subprocess.run([sys.executable, MANAGE, "--config", scene["config"], "--plan", "--format", "json"],
                           capture_output=True, text=True, env={**os.environ, "OSA_INI": scene["ini"], **scene["env"]},

@@ -11,7 +11,7 @@ import pytest
 
 from osa_inventory.backends.netbox import codec, mapping, world
 from osa_inventory.errors import StorageError
-from plugin_contract import assert_same, awkward_values_inventory, edge_inventory, make_inventory
+from osa_inventory.testing import assert_same, awkward_values_inventory, edge_inventory, make_inventory
 
 
 @pytest.mark.parametrize("value", [1e20, 1.5e300, -0.0, [1, {"a": -0.0}], "nul\x00", {"k\x00": 1}, "\ud800",

@@ -13,10 +13,10 @@ import sys
 import json
 
 from test_manage_support import INVENTORY_SCRIPT, MANAGE, Deployment, clean_env
-from netbox_heavy import heavy as once
+from netbox_heavy import heavy
 
 from osa_inventory.progress import on_terminal, report
-from plugin_contract import assert_same
+from osa_inventory.testing import assert_same
 from test_netbox_plugin import deployment  # noqa: F401 (a fixture)
 
 SECTION = """[inventory]
@@ -50,7 +50,7 @@ def ini_for(backend: str, options: dict) -> str:
     return SECTION.format(backend=backend, options=lines)
 
 
-@once
+@heavy
 def test_migrate_to_netbox_and_back(netbox, deployment, tmp_path):  # noqa: F811
     dep = Deployment(str(tmp_path / "host"))
     env = {"OSA_INVENTORY_NETBOX_TOKEN": netbox.write_token}
@@ -101,7 +101,7 @@ def test_the_progress_line_shows_only_on_a_terminal():
     assert quiet == []
 
 
-@once
+@heavy
 def test_a_migration_on_a_terminal_shows_progress(netbox, deployment, tmp_path):  # noqa: F811
     dep = Deployment(str(tmp_path / "host"))
     dep.write_ini(ini_for("filesystem", deployment))

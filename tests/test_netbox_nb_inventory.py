@@ -13,8 +13,8 @@ import pytest
 
 from ansible_cli import ANSIBLE_INVENTORY
 from nb_inventory import Unavailable, prepared
-from netbox_heavy import heavy as once
-from plugin_contract import make_inventory
+from netbox_heavy import heavy
+from osa_inventory.testing import make_inventory
 from test_netbox_plugin import deployment, make  # noqa: F401 (deployment is a fixture)
 
 
@@ -23,7 +23,7 @@ def plain(value):
     return value.get("__ansible_unsafe") if isinstance(value, dict) else value
 
 
-@once
+@heavy
 def test_nb_inventory_sees_the_same_hosts_and_ansible_host(netbox, deployment, tmp_path):  # noqa: F811
     try:
         collections, python = prepared()

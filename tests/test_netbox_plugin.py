@@ -3,7 +3,7 @@ mapping a NetBox user sees, and the refusals of bad options.
 
 Each test has a deployment of its own (tests/netbox_deployments.py), removed when it ends. The
 inventories stay small (tens of hosts). NetBox writes about 45 objects a second and CI runs four
-Python versions against one NetBox, so only the tests not marked ``once`` run on every version;
+Python versions against one NetBox, so only the tests not marked ``heavy`` run on every version;
 the contract suite and the rest run once per CI run (tests/netbox_heavy.py).
 """
 
@@ -15,11 +15,11 @@ import json
 import pytest
 
 from netbox_deployments import deployment_options, purge
-from netbox_heavy import heavy as once
+from netbox_heavy import heavy
 from netbox_server import unique_prefix
 from osa_inventory.storage.loader import load_plugin_module
 from osa_inventory.storage.settings import Settings
-from plugin_contract import StorageContract, assert_same, awkward_values_inventory, make_inventory
+from osa_inventory.testing import StorageContract, assert_same, awkward_values_inventory, make_inventory
 
 PLUGIN = load_plugin_module("netbox", Settings(path=None))
 
@@ -40,9 +40,9 @@ def make(options: dict, **extra: str):
     return storage
 
 
-@once
+@heavy
 class TestNetBoxContract(StorageContract):
-    """The project-wide plugin contract (tests/plugin_contract.py), run against NetBox."""
+    """The project-wide plugin contract (osa_inventory.testing), run against NetBox."""
 
     large_hosts = 30   # tens of hosts per Python version; test_netbox_heavy.py writes 3000 once per CI run
 
@@ -77,7 +77,7 @@ class TestNetBoxContract(StorageContract):
         self.secrets = (netbox.write_token, netbox.write_token.split(".")[1])
 
 
-@once
+@heavy
 def test_the_token_never_shows(netbox, deployment):
     storage = make(deployment)
     assert netbox.write_token not in storage.describe()
@@ -128,7 +128,7 @@ def test_hosts_are_devices_and_containers_are_vms_with_their_addresses(netbox, d
     assert {i["name"] for i in vm_ifaces} == {"management_address"}
 
 
-@once
+@heavy
 def test_an_existing_device_is_used_not_duplicated(netbox, deployment, netbox_objects):
     inventory = make_inventory(1, n_infra=1)
     first = make(deployment)
@@ -158,7 +158,7 @@ def test_an_existing_device_is_used_not_duplicated(netbox, deployment, netbox_ob
     assert kept["custom_fields"]["osa_inventory"] is None
 
 
-@once
+@heavy
 def test_names_netbox_cannot_hold_are_shortened_and_kept_exactly(netbox, deployment):
     inventory = make_inventory(1, n_infra=1)
     long_name = "compute-" + "x" * 80
@@ -173,7 +173,7 @@ def test_names_netbox_cannot_hold_are_shortened_and_kept_exactly(netbox, deploym
     assert len({n.casefold() for n in names}) == len(names) == 4
 
 
-@once
+@heavy
 def test_values_jsonb_would_change_are_stored_as_json_text(netbox, deployment):
     inventory = make_inventory(1, n_infra=1)
     inventory["_meta"]["hostvars"]["compute1"]["big"] = 1e300

@@ -26,6 +26,10 @@ import pytest
 
 from netbox_server import SCRIPT, NetBoxUnavailable, script, wait_for_state
 
+# The script runs on the system's python3 (.ci/run) and the server it starts is the same for every suite:
+# one version's suite tests them.
+pytestmark = pytest.mark.once
+
 
 def run(home, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """The script with its cache in ``home`` and no OSA_ variables but ``env``'s."""

@@ -18,10 +18,9 @@ import threading
 import pytest
 
 from netbox_heavy import heavy
-from netbox_heavy import heavy as once  # the same gate, named for what it means here
 from osa_inventory.backends.netbox.client import NetBoxClient
 from osa_inventory.storage import read_only
-from plugin_contract import assert_same, make_inventory
+from osa_inventory.testing import assert_same, make_inventory
 from test_netbox_plugin import PLUGIN, deployment, make  # noqa: F401 (deployment is a fixture)
 
 
@@ -105,7 +104,7 @@ def check_kill_at(deployment, monkeypatch, position: int, total: int) -> None:  
     assert_same(make(deployment, cache="false").load(), AFTER)
 
 
-@pytest.mark.parametrize("where", ["mark", pytest.param("middle", marks=once), pytest.param("commit", marks=once)])
+@pytest.mark.parametrize("where", ["mark", pytest.param("middle", marks=heavy), pytest.param("commit", marks=heavy)])
 def test_a_write_killed_at_a_request_is_rolled_back(deployment, monkeypatch, where):  # noqa: F811
     seen = requests_of_a_write(deployment, monkeypatch)
     marks = [i for i, r in enumerate(seen, 1) if r.startswith("PATCH extras/config-contexts/")]
@@ -135,7 +134,7 @@ def _in_thread(func) -> tuple[threading.Thread, list]:
     return thread, errors
 
 
-@once
+@heavy
 def test_a_second_writer_is_refused_in_one_line_while_the_first_writes(deployment, monkeypatch):  # noqa: F811
     make(deployment).write(copy.deepcopy(BEFORE))
     first, second = make(deployment), make(deployment)
@@ -168,7 +167,7 @@ def test_a_second_writer_is_refused_in_one_line_while_the_first_writes(deploymen
     assert_same(make(deployment, cache="false").load(), AFTER)
 
 
-@once
+@heavy
 def test_of_two_writers_that_read_together_one_commits_and_the_other_is_refused(deployment, monkeypatch):  # noqa: F811
     make(deployment).write(copy.deepcopy(BEFORE))
     first, second = make(deployment), make(deployment)
@@ -192,7 +191,7 @@ def test_of_two_writers_that_read_together_one_commits_and_the_other_is_refused(
     assert_same(make(deployment, cache="false").load(), other)
 
 
-@once
+@heavy
 def test_a_writer_whose_inventory_was_replaced_since_it_read_is_refused(deployment):  # noqa: F811
     make(deployment).write(copy.deepcopy(BEFORE))
     slow, fast = make(deployment), make(deployment)

@@ -61,7 +61,7 @@ def cidrs_of(config_dir: str) -> dict:
         return yaml.safe_load(fh)["cidr_networks"]
 
 
-@pytest.mark.parametrize("layout", ["zones", "anchors", "pods", "twins", "release_2023"])
+@pytest.mark.parametrize("layout", ["zones", "anchors", "pods", "twins", "release_2023", "dashed_env_d"])
 def test_every_layout_is_stable_and_an_osa_stored_inventory_is_adopted(tmp_path, layout):
     config_dir, ini = deploy(tmp_path, layout)
     first = run_ok(config_dir, ini)
@@ -208,6 +208,26 @@ def test_twins_giving_one_host_two_addresses_are_refused(tmp_path):
     config["conflict_test_hosts"]["conflict1"]["ip"] = "172.29.236.41"   # the advice
     write_config(config_dir, config)
     assert run_ok(config_dir, write_ini(str(tmp_path)))["conflict_test_hosts"] == {"hosts": ["conflict1"]}
+
+
+def test_an_env_d_spelt_with_dashes_feeds_its_containers_from_the_underscored_group(tmp_path):
+    config_dir, ini = deploy(tmp_path, "dashed_env_d")
+    inv = run_ok(config_dir, ini)
+    placed = inv["legacy_container"]["hosts"]
+    assert [n.rsplit("-", 1)[0] for n in placed] == ["ctl1-legacy-container", "ctl2-legacy-container"]
+    assert inv["legacy_api"] == {"children": [], "hosts": placed}
+    assert inv["legacy_all"] == {"children": ["legacy_api"], "hosts": []}
+    assert set(placed) <= set(inv["shared_infra_all"]["hosts"]) and "shared-infra_all" not in inv
+    for name in placed:
+        hv = hostvars(inv)[name]
+        assert (hv["physical_host_group"], hv["component"]) == ("shared_infra_hosts", "legacy_api")
+        assert name in inv[f"{hv['physical_host']}_host_containers"]["hosts"]
+        assert in_net(hv["container_networks"]["management_address"]["address"], cidrs_of(config_dir)["management"])
+    # The env.d's dashed groups stay as spelt there, as OSA leaves them: the host group is empty.
+    assert inv["shared-infra_containers"] == {"children": ["legacy_container"], "hosts": []}
+    assert inv["shared-infra_hosts"] == {"children": [], "hosts": []}
+    assert "shared-infra_hosts" in inv["hosts"]["children"]
+    assert check(config_dir, ini) == ["Configuration ok!"]
 
 
 # -- a config of an earlier release ----------------------------------------------------------------

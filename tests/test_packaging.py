@@ -16,6 +16,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import textwrap
 import zipfile
 
 import pytest
@@ -26,7 +27,10 @@ from helpers import ENVIRONMENT, ROOT, SCRIPT
 from ansible_cli import ANSIBLE_INVENTORY
 from test_osa_wiring import assert_failure_reported_once, assert_wired_like_osa
 
-pytestmark = pytest.mark.slow
+# The wheel is pure Python (py3-none-any): the same files, metadata and entry points whichever Python
+# builds or installs it, and the code it installs is the checkout's, which every version's suite tests. The
+# fresh virtualenvs and pip installs here are the suite's heaviest CPU: one version's suite runs them.
+pytestmark = [pytest.mark.slow, pytest.mark.once]
 
 EXAMPLE = os.path.join(ROOT, "etc", "openstack_deploy", "aio")
 COPY_IGNORE = shutil.ignore_patterns(".venv", ".venv-py3.*", ".git", "__pycache__", "build", "*.egg-info",
@@ -247,21 +251,15 @@ def test_a_failed_console_command_is_reported_once_through_the_shipped_wiring(ve
     assert_failure_reported_once(os.path.join(venv, "openstack-ansible-inventory"), tmp_path)
 
 
-def contract_copy(tmp_path) -> str:
-    """tests/plugin_contract.py copied outside the checkout, so only the installed package is importable."""
-    target = tmp_path / "contract" / "plugin_contract.py"
-    target.parent.mkdir(parents=True)
-    shutil.copy(os.path.join(ROOT, "tests", "plugin_contract.py"), target)
-    return str(target)
-
-
 def contract(venv: str, tmp_path, plugin: str, options: list[str], bad: str) -> subprocess.CompletedProcess:
-    """The contract suite's command line, as docs/writing-plugins.md gives it, run by the venv's Python.
+    """The contract suite's command line, as docs/writing-plugins.md gives it, from the installed package.
 
+    Run by the venv's Python outside the checkout, so only the installed osa_inventory.testing is there.
     The 3000-host case is left out: it tests the same bytes in-tree, and the size, not the install.
     """
+    os.makedirs(tmp_path, exist_ok=True)
     args = [a for option in options for a in ("--option", option)] + ["--bad-option", bad]
-    return run([os.path.join(venv, "python"), contract_copy(tmp_path), plugin, *args, "-q", "-rs",
+    return run([os.path.join(venv, "python"), "-m", "osa_inventory.testing", plugin, *args, "-q", "-rs",
                 "-k", "not large_inventory"], env=clean_env(), cwd=str(tmp_path), timeout=900)
 
 
@@ -286,6 +284,24 @@ def test_installed_builtin_plugins_keep_the_contract(venv, etcd, tmp_path):  # n
                                         "url=ftp://example.org"))
     finally:
         craton.stop()
+
+
+def test_the_api_and_a_ported_helper_run_from_the_installed_package(venv, tmp_path):
+    config, env = deploy_folder(tmp_path, "[inventory]\nbackend = filesystem\n")
+    printed = run([os.path.join(venv, "openstack-ansible-inventory"), "--config", config], env=env)
+    assert printed.returncode == 0, printed.stderr
+    inventory = json.loads(printed.stdout)
+    # Outside the checkout, with no PYTHONPATH: only the installed osa_inventory can answer.
+    read = run([os.path.join(venv, "python"), "-c", "import json; from osa_inventory import api\n"
+                "with api.open_inventory() as inv: print(json.dumps([api.API_VERSION, inv.to_ansible()]))"],
+               env={**env, "OSA_CONFIG_DIR": config}, cwd=str(tmp_path))
+    assert read.returncode == 0 and read.stderr == "", read.stderr
+    assert json.loads(read.stdout) == [[1, 0], inventory]
+    helper = run([os.path.join(venv, "python"), os.path.join(ROOT, "examples", "helpers", "inventory_stored.py"),
+                  "--config", config], env=env, cwd=str(tmp_path))
+    assert helper.returncode == 0 and helper.stderr == "", helper.stderr
+    assert helper.stdout == (f"an inventory of {len(inventory['_meta']['hostvars'])} hosts is stored in "
+                             f"filesystem {config}/openstack_inventory.json\n")
 
 
 # -- the sample plugin as a distribution --------------------------------------------------
@@ -334,3 +350,36 @@ def test_the_sample_plugin_distribution_is_selected_by_name(sample_installed, tm
     assert uninstalled.returncode == 0, uninstalled.stderr
     again = run([os.path.join(bin_dir, "openstack-ansible-inventory"), "--config", config], env=env)
     assert again.returncode == 0 and again.stderr == "", again.stderr
+
+
+def test_a_pip_installed_plugins_own_tests_import_the_contract_suite(sample_installed, tmp_path):
+    """A plugin distribution's test suite, as docs/writing-plugins.md shows it, against the installed packages."""
+    suite = tmp_path / "plugin-tests"
+    suite.mkdir()
+    (suite / "conftest.py").write_text('import pytest\n\npytest.register_assert_rewrite("osa_inventory.testing")\n')
+    (suite / "test_sqlite_store.py").write_text(textwrap.dedent("""
+        import pytest
+        import sqlite_store
+        from osa_inventory.testing import StorageContract
+
+
+        class TestInstalledSqliteStore(StorageContract):
+            large_hosts = 100
+
+            @pytest.fixture
+            def make_storage(self, tmp_path):
+                def make():
+                    storage = sqlite_store.Storage()
+                    storage.register({"config_dir": str(tmp_path), "database": "inv.sqlite3"})
+                    return storage
+                return make
+
+            @pytest.fixture
+            def register_failures(self, tmp_path):
+                return [lambda: sqlite_store.Storage().register({"config_dir": str(tmp_path), "keep": "all"})]
+    """))
+    result = run([os.path.join(sample_installed, "python"), "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                  str(suite)], env=clean_env(), cwd=str(suite), timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    passed = re.search(r"(\d+) passed", result.stdout)
+    assert passed and int(passed.group(1)) >= 19 and "failed" not in result.stdout and "skipped" not in result.stdout

@@ -2,7 +2,8 @@
 
 Whatever the input, valid or broken: the generator either returns an
 inventory whose addresses are unique and inside their networks, or raises
-one ConfigError line; the real script either exits 0 with JSON Ansible
+one ConfigError line (and a stored inventory with hostile values where it is
+read back is refused by the shape check in one line, or used); the real script either exits 0 with JSON Ansible
 accepts, or exits 1 with exactly one line on stderr and nothing written;
 never a traceback. Example counts are bounded, and the ``ci`` profile
 (CI=true, see conftest.py) is derandomised.
@@ -20,9 +21,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from helpers import ENVIRONMENT, base_config, run_script, write_config, write_ini
 
-from osa_inventory.errors import ConfigError
+from osa_inventory.errors import ConfigError, InventoryError
 from osa_inventory.generate.config import load_skeleton
 from osa_inventory.generate.pipeline import generate
+from osa_inventory.inventory.changes import compare
+from osa_inventory.inventory.edits import clear_ips, remove_hosts
+from osa_inventory.manage.stale import find_stale
+from osa_inventory.manage.versions import diff_lines
+from osa_inventory.manage.views import HOST_COLUMNS, export, groups_per_host, host_rows, hosts_per_group
+from osa_inventory.inventory.shape import check_inventory
 
 SKELETON = load_skeleton(ENVIRONMENT, "/nonexistent")
 INVENTORY = "openstack_inventory.json"
@@ -169,6 +176,82 @@ def test_script_on_generated_stored_inventories(stored):
         path = os.path.join(folder, INVENTORY)
         with open(path, "w") as fh:
             json.dump(stored, fh)
+        before = open(path, "rb").read()
+        if assert_run_contract(run_script(folder, ini=write_ini(tmp)), folder, stored_before=True) is None:
+            assert open(path, "rb").read() == before
+
+
+# -- a real stored inventory with hostile values where the generator reads it back -------------------
+
+GENERATED = generate(base_config(), SKELETON)
+ENTRIES = sorted(GENERATED["_meta"]["hostvars"])
+GROUPS = sorted(k for k in GENERATED if k != "_meta")
+# What the generator, --check and inventory-manage read from a stored entry, and a key nothing reads.
+READ_BACK = ["physical_host", "container_name", "component", "physical_host_group", "container_types",
+             "container_tech", "ansible_host", "management_address", "properties", "container_networks",
+             "is_metal", "gateway", "physical_host_addr", "unrelated"]
+entry_edits = st.tuples(st.just("entry"), st.sampled_from(ENTRIES + ["new-entry"]), st.sampled_from(READ_BACK),
+                        json_values)
+network_edits = st.tuples(st.just("network"), st.sampled_from(ENTRIES), st.sampled_from(
+    ["management_address", "tunnel_address", "storage_address", "x"]), json_values)
+group_edits = st.tuples(st.just("group"), st.sampled_from(GROUPS + ["new_group"]),
+                        st.sampled_from(["hosts", "children", "vars"]),
+                        st.one_of(json_values, st.lists(st.sampled_from(ENTRIES + GROUPS + ["stranger"]), max_size=3)))
+removals = st.tuples(st.just("remove"), st.sampled_from(ENTRIES + GROUPS), st.none(), st.none())
+
+
+def hostile(edits: list) -> dict:
+    """The generated inventory with ``edits`` applied: a value put at a key, or an entry or group removed."""
+    stored = copy.deepcopy(GENERATED)
+    hostvars = stored["_meta"]["hostvars"]
+    for kind, name, key, value in edits:
+        if kind == "entry":
+            hostvars.setdefault(name, {})[key] = value
+        elif kind == "network" and isinstance(hostvars.get(name), dict):
+            networks = hostvars[name].get("container_networks")
+            if isinstance(networks, dict):
+                networks.setdefault(key, {})["address"] = value
+        elif kind == "group":
+            group = stored.setdefault(name, {})
+            if isinstance(group, dict):
+                group[key] = value
+        elif kind == "remove":
+            hostvars.pop(name, None) if name in ENTRIES else stored.pop(name, None)
+    return stored
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(entry_edits, network_edits, group_edits, removals), min_size=1, max_size=4))
+def test_generator_on_hostile_stored_inventories(edits):
+    # What the Backend wrapper does before the generator sees a stored inventory: the shape check.
+    stored = hostile(edits)
+    try:
+        check_inventory(stored, "here")
+        inventory = generate(base_config(), SKELETON, stored)
+    except InventoryError as exc:
+        assert "\n" not in str(exc) and str(exc)
+        return
+    json.dumps(inventory)
+    assert all(isinstance(hv.get("physical_host"), (str, type(None))) for hv in inventory["_meta"]["hostvars"].values())
+    # What inventory-manage shows, compares (--diff, --history: versions are checked the same way) and
+    # changes of an inventory that passed the check raises nothing either (any exception fails this test).
+    for column in HOST_COLUMNS:
+        assert len(host_rows(stored, column)) == len(stored["_meta"]["hostvars"])
+    groups_per_host(stored), hosts_per_group(stored), json.dumps(export(stored))
+    clear_ips(copy.deepcopy(stored)), remove_hosts(copy.deepcopy(stored), ENTRIES[:2], with_containers=True)
+    compare(GENERATED, stored), diff_lines(GENERATED, stored), diff_lines(stored, GENERATED)
+    find_stale(stored, base_config(), SKELETON, checked=True)
+
+
+@SCRIPT_RUNS
+@given(st.lists(st.one_of(entry_edits, network_edits, group_edits, removals), min_size=1, max_size=3))
+def test_script_on_hostile_stored_inventories(edits):
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = os.path.join(tmp, "config")
+        write_config(folder, base_config())
+        path = os.path.join(folder, INVENTORY)
+        with open(path, "w") as fh:
+            json.dump(hostile(edits), fh)
         before = open(path, "rb").read()
         if assert_run_contract(run_script(folder, ini=write_ini(tmp)), folder, stored_before=True) is None:
             assert open(path, "rb").read() == before

@@ -251,7 +251,7 @@ def test_host_removed_from_the_config_stays_in_the_inventory(skel):
 def test_host_without_containers_any_more_leaves_lxc_hosts(skel):
     # infra2 stops running infrastructure services: it leaves the infra groups and the operator
     # removes its containers with inventory-manage; it stays as a compute host.
-    from osa_inventory.manage.edits import remove_hosts
+    from osa_inventory.inventory.edits import remove_hosts
     stored = generate(base_config(), skel)
     config = base_config()
     for group in infra(config):
@@ -495,7 +495,7 @@ def test_an_older_inventory_gets_the_keys_playbooks_read(skel):
 
 
 def test_ips_cleared_by_the_operator_are_handed_out_again(skel):
-    from osa_inventory.manage.edits import clear_ips
+    from osa_inventory.inventory.edits import clear_ips
     before = generate(base_config(), skel)
     clear_ips(before)
     after = check_rerun(before, base_config(), skel)

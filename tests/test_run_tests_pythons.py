@@ -16,6 +16,9 @@ import pytest
 from helpers import ROOT
 
 RUNNER = os.path.join(ROOT, "scripts", "run-tests-pythons.py")
+# The runner runs on the system's python3 before any venv exists (.ci/run), whichever versions it tests:
+# one version's suite tests it.
+pytestmark = pytest.mark.once
 THIS = f"{sys.version_info[0]}.{sys.version_info[1]}"
 _SPEC = importlib.util.spec_from_file_location("run_tests_pythons", RUNNER)
 runner = importlib.util.module_from_spec(_SPEC)
@@ -62,7 +65,8 @@ def test_this_version_runs_and_the_last_line_adds_up(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.strip().splitlines()
     assert re.fullmatch(rf"Python {THIS}: 1 passed, 0 failed, 1 deselected in [\d.]+s", lines[-2]), lines
-    assert re.fullmatch(rf"1 passed, 0 failed, 1 deselected in [\d.]+s \(all of Python {THIS}\)", lines[-1])
+    assert re.fullmatch(rf"1 passed, 0 failed, 1 deselected in [\d.]+s "
+                        rf"\(all of Python {THIS}; tests marked once: {THIS}\)", lines[-1])
     assert f"===== Python {THIS} ({tmp_path}/pyenv/versions/{THIS}.99/bin/python{THIS}), exit status 0" \
         in result.stdout
 
@@ -76,7 +80,55 @@ def test_nothing_collected_is_a_failure(tmp_path):
     assert result.returncode == 1
     lines = result.stdout.strip().splitlines()
     assert lines[-2] == f"Python {THIS}: ERROR, no tests were collected"
-    assert re.fullmatch(rf"0 passed, 0 failed, 1 error in [\d.]+s \(NOT all of Python {THIS}\)", lines[-1])
+    assert re.fullmatch(rf"0 passed, 0 failed, 1 error in [\d.]+s "
+                        rf"\(NOT all of Python {THIS}; tests marked once: {THIS}\)", lines[-1])
+
+
+ONCE_PROBE = """
+import os
+
+import pytest
+
+
+@pytest.mark.once
+def test_marked_once():
+    pass
+
+
+def test_everywhere():
+    print("ONCE_ELSEWHERE=" + os.environ.get("OSA_TEST_ONCE_ELSEWHERE", "-"))
+"""
+
+
+@pytest.mark.parametrize("where, ran, deselected", [("default", 2, 0), ("another version", 1, 1)])
+def test_tests_marked_once_run_in_one_versions_suite_only(tmp_path, where, ran, deselected):
+    """By default the only version of the run runs them; --once-on another version leaves them to that
+    version's suite (deselected here, and counted so)."""
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("needs to run inside a venv, as scripts/run-tests.sh runs it")
+    probe = os.path.join(ROOT, "tests", f"test_once_probe_{os.getpid()}_{len(str(tmp_path))}.py")
+    with open(probe, "w") as fh:  # inside tests/ so that tests/conftest.py applies, as to the real suite
+        fh.write(ONCE_PROBE)
+    try:
+        once_on = next(v for v in runner.SUPPORTED if v != THIS) if where == "another version" else None
+        args = ["--once-on", once_on] if once_on else []
+        result = run_runner(tmp_path, "--pythons", THIS, *args, probe, "-s",
+                            pyenv_versions={f"{THIS}.99": os.path.realpath(sys.executable)})
+    finally:
+        os.unlink(probe)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    counted = f"{ran} passed, 0 failed" + (f", {deselected} deselected" if deselected else "")
+    assert re.fullmatch(rf"{counted} in [\d.]+s \(all of Python {THIS}; tests marked once: {once_on or THIS}\)",
+                        lines[-1]), lines[-1]
+    assert f"ONCE_ELSEWHERE={once_on or '-'}" in result.stdout
+
+
+def test_the_version_that_runs_tests_marked_once():
+    assert runner.choose_once_on(None, ["3.10", "3.11", "3.12"]) == "3.11"
+    assert runner.choose_once_on(None, ["3.12", "3.13"]) == "3.12"
+    assert runner.choose_once_on("3.13", ["3.10", "3.11"]) == "3.13"
+    assert runner.choose_once_on(None, []) is None
 
 
 def test_a_stopped_runner_stops_the_tests_it_started(tmp_path):
@@ -123,7 +175,8 @@ def test_a_missing_interpreter_is_named_and_fails_the_run(tmp_path, version):
     assert lines[0].startswith(f"Python {version}: MISSING, no interpreter in {tmp_path}/pyenv/versions/"
                                f"{version}.5/bin/python{version}")
     assert f"pyenv install {version}" in lines[0]
-    assert re.fullmatch(rf"0 passed, 0 failed, 1 error in [\d.]+s \(NOT all of Python {version}\)", lines[-1])
+    assert re.fullmatch(rf"0 passed, 0 failed, 1 error in [\d.]+s "
+                        rf"\(NOT all of Python {version}; tests marked once: none\)", lines[-1])
 
 
 def test_summary_lines_are_read_as_pytest_writes_them():

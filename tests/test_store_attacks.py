@@ -204,7 +204,7 @@ def test_a_log_link_is_refused_and_a_hard_link_too(member, site):
 
 
 def test_each_log_message_stays_one_line(tmp_path):
-    from osa_inventory import cli
+    from osa_inventory.commands import script as cli
     root = logging.getLogger()
     saved = root.level, list(root.handlers), logging.raiseExceptions
     cli._setup_logging(str(tmp_path), debug=False)

@@ -1,7 +1,7 @@
 """What the file-based stores share, in process: access options, crash-safe writes, locks, the stored shape.
 
 Fast tests of ``storage/file_access.py``, ``storage/safe_files.py`` and
-``storage/shape.py`` (``tox -e mutation-trust`` runs them against each
+``inventory/shape.py`` (``tox -e mutation-trust`` runs them against each
 mutant; the same rules through the real scripts are in
 test_filesystem_access.py, test_filesystem_integrity.py and
 test_stored_shape.py). Other users and groups are pretended (``os.geteuid``,
@@ -21,7 +21,7 @@ from osa_inventory.errors import InventoryError, StorageError
 from osa_inventory.storage import file_access, safe_files
 from osa_inventory.storage.file_access import FileAccess, group_id, parse_mode
 from osa_inventory.storage.safe_files import Reentrant, flock_wait
-from osa_inventory.storage.shape import check_inventory, string_list
+from osa_inventory.inventory.shape import check_inventory, hostvar_problem, string_list
 
 NOGROUP = 65534  # nogroup, in every Debian and Ubuntu group file
 UNKNOWN_ID = 54321
@@ -208,6 +208,47 @@ GOOD = {"_meta": {"hostvars": {"h1": {"container_networks": {"m": {"address": "1
 def test_a_well_formed_inventory_passes():
     check_inventory(GOOD, "here")
     assert string_list([]) and string_list(["a"]) and not string_list(["a", 1]) and not string_list("ab")
+
+
+WRONG = [([], "list"), (3, "int"), (1.5, "float"), (True, "bool"), ({"a": "b"}, "dict")]
+
+
+# Every variable the generator or inventory-manage reads back as a name or an address: a wrong type
+# there made runs crash (physical_host as a list) or carried nonsense into the next inventory.
+@pytest.mark.parametrize("key, kind", [
+    ("physical_host", "a name"), ("container_name", "a name"), ("component", "a name"),
+    ("physical_host_group", "a name"), ("container_types", "a name"), ("container_tech", "a name"),
+    ("ansible_host", "an address"), ("management_address", "an address")])
+def test_variables_read_back_must_be_strings_or_null(key, kind):
+    assert hostvar_problem({key: "x"}) is None and hostvar_problem({key: None}) is None and hostvar_problem({}) is None
+    for value, type_name in WRONG:
+        assert hostvar_problem({"other": value, key: value}) == f"{key} is a {type_name}, not {kind} (a string)"
+        with pytest.raises(InventoryError) as exc:
+            check_inventory({"_meta": {"hostvars": {"h1": {}, "h2": {key: value}}}}, "here")
+        assert str(exc.value) == f"here: _meta.hostvars.h2.{key} is a {type_name}, not {kind} (a string)"
+
+
+@pytest.mark.parametrize("hv, problem", [
+    ({"container_networks": None, "properties": None}, None),
+    ({"container_networks": {}, "properties": {}}, None),
+    ({"container_networks": {"m": {}, "s": {"address": None}}}, None),
+    ({"container_networks": {"m": {"address": "10.0.0.1"}, "s": {"address": 7}}},
+     "container_networks.s.address is a int, not an address (a string)"),
+    ({"container_networks": {"m": {"address": ["10.0.0.1"]}}},
+     "container_networks.m.address is a list, not an address (a string)"),
+    ({"container_networks": {"m": {}, "s": "10.0.0.1"}}, "container_networks must map network names to mappings"),
+    ({"container_networks": "m"}, "container_networks must map network names to mappings"),
+    ({"properties": []}, "properties is a list, not a mapping"),
+    ({"properties": "is_metal"}, "properties is a str, not a mapping"),
+    # The first problem found is named, in the order networks, properties, names, addresses.
+    ({"ansible_host": 1, "component": 1, "properties": 1, "container_networks": 1},
+     "container_networks must map network names to mappings"),
+    ({"ansible_host": 1, "component": 1, "properties": 1}, "properties is a int, not a mapping"),
+    ({"ansible_host": 1, "component": 1}, "component is a int, not a name (a string)"),
+])
+def test_networks_and_properties_of_an_entry(hv, problem):
+    assert hostvar_problem(hv) == problem
+
 
 
 @pytest.mark.parametrize("data, message", [

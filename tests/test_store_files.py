@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 import subprocess
 
@@ -18,10 +19,14 @@ import pytest
 from test_manage_support import snapshot
 
 from osa_inventory.errors import StorageError
+from osa_inventory.storage import store_files, trust
 from osa_inventory.storage.file_access import FileAccess
-from osa_inventory.storage.store_files import DamagedFile, Folder, UntrustedFile, locate, problem
+from osa_inventory.storage.store_files import DamagedFile, Folder, Problem, UntrustedFile, locate, problem
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving files to other owners needs root")
+NOGROUP = 65534  # nogroup, in every Debian and Ubuntu group file
+STRANGER = 4321  # a uid and gid no account has
+UNCHANGED = "the stored inventory was not changed"
 
 
 def identity(path) -> tuple:
@@ -122,6 +127,17 @@ def test_give_changes_a_checked_file_through_its_descriptor(store):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
+def test_give_leaves_a_file_it_may_not_change_as_found(store, monkeypatch):
+    # Only root or the file's owner may change it: anyone else would fail half way, so nothing is tried.
+    path = store.join("openstack_inventory.json.corrupt-x")
+    open(path, "wb").close()
+    os.chmod(path, 0o644)
+    owner = os.stat(path).st_uid
+    monkeypatch.setattr(store_files.os, "geteuid", lambda: 1 if owner == 0 else owner + 1)
+    store.give("openstack_inventory.json.corrupt-x", FileAccess.from_options("", "0600"), within=0o600)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+
+
 @pytest.mark.parametrize("errno_, words", [
     (errno.ENOSPC, "no space is left for it on the file system of"),
     (errno.EROFS, "is on a read-only file system; remount it read-write"),
@@ -190,5 +206,515 @@ def test_a_link_someone_else_made_is_never_followed(store, victim):
     os.lchown(link, 4321, 4321)
     with pytest.raises(UntrustedFile) as refused:
         locate(store, "openstack_inventory.json")
-    assert "the link itself is owned by uid 4321, not by root or the current user" in str(refused.value)
-    assert str(refused.value).endswith(f"remove it (rm {link}); to keep the inventory elsewhere, make the link as root")
+    assert str(refused.value) == (f"{link} is a symbolic link to {victim}, and the link itself is owned by uid 4321, "
+                                  "not by root or the current user; a link is followed only when root or the current "
+                                  f"user made it; remove it (rm {link}); to keep the inventory elsewhere, make the "
+                                  "link as root")
+
+
+# -- which files are used (the rules, on a file's status alone) -----------------------------------
+
+def status(mode: int, uid: int | None = None, nlink: int = 1) -> os.stat_result:
+    """A file status as os.lstat gives it, for the rules alone (no such file needs to exist)."""
+    return os.stat_result((mode, 1, 1, nlink, os.geteuid() if uid is None else uid, 0, 0, 0, 0, 0))
+
+
+def test_the_rules_name_the_file_what_is_wrong_and_the_fix():
+    path = "/srv/store/openstack_inventory.json"
+    assert problem(status(stat.S_IFREG | 0o640), path) is None
+    assert problem(status(stat.S_IFREG | 0o600, uid=0), path) is None
+    assert problem(status(stat.S_IFLNK | 0o777), path) == Problem(
+        path, "is a symbolic link, which is not followed here", f"remove it (rm {path}), or put the file itself there")
+    assert problem(status(stat.S_IFLNK | 0o777), path, "/etc/shadow").what == (
+        "is a symbolic link to /etc/shadow, which is not followed here")
+    assert problem(status(stat.S_IFIFO | 0o600), path) == Problem(
+        path, "is a FIFO (named pipe), not a regular file", "remove it, or put the file itself there")
+    assert problem(status(stat.S_IFREG | 0o600, uid=STRANGER), path) == Problem(
+        path, f"is owned by uid {STRANGER}, not by root or the current user", trust.owner_fix(path))
+    assert problem(status(stat.S_IFREG | 0o620), path) == Problem(
+        path, "is writable by group or others (mode 0620)", trust.writable_fix(path))
+    assert problem(status(stat.S_IFREG | 0o600, nlink=3), path) == Problem(
+        path, "has 3 hard links, so a change to it would reach a file under another name",
+        f"give it a name of its own (cp -p {path} {path}.own && mv {path}.own {path})")
+
+
+def test_a_refusal_carries_its_problem(store, victim):
+    os.symlink(victim, store.join("link"))
+    with pytest.raises(UntrustedFile) as refused:
+        store.read("link", 1024)
+    assert refused.value.problem == problem(os.lstat(store.join("link")), store.join("link"), victim)
+    os.link(victim, store.join("twice"))
+    with pytest.raises(UntrustedFile) as appending:
+        store.open_append("twice")
+    assert appending.value.problem == problem(os.lstat(store.join("twice")), store.join("twice"))
+    assert str(appending.value) == str(appending.value.problem)
+
+
+# -- opening, looking, listing ---------------------------------------------------------------------
+
+def test_a_folder_that_cannot_be_opened_is_one_line(tmp_path):
+    with pytest.raises(StorageError) as missing:
+        Folder.open(str(tmp_path / "gone"))
+    assert str(missing.value) == f"folder {tmp_path / 'gone'} does not exist; create it or name an existing one"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StorageError) as file:
+        Folder.open(str(tmp_path / "file"))
+    assert str(file.value) == f"{tmp_path / 'file'} is not a folder; name a folder"
+    os.symlink("loop", tmp_path / "loop")  # a link left in the folder's place: O_NOFOLLOW|O_DIRECTORY refuses it
+    with pytest.raises(StorageError) as loop:
+        Folder.open(str(tmp_path / "loop"))
+    assert str(loop.value) == f"{tmp_path / 'loop'} is not a folder; name a folder"
+    long_name = str(tmp_path / ("n" * 300))
+    with pytest.raises(StorageError) as unopened:
+        Folder.open(long_name)
+    assert str(unopened.value) == f"folder {long_name} cannot be opened (File name too long)"
+
+
+def test_closing_twice_closes_once_and_descriptor_0_is_closed_too(tmp_path):
+    folder = Folder.open(str(tmp_path))
+    folder.close()
+    assert folder.fd < 0
+    folder.close()  # nothing left to close: no other descriptor is touched
+    assert folder.fd < 0
+    # A run started with stdin closed gets descriptor 0 for its first open: it is closed like any other.
+    saved = os.dup(0)
+    try:
+        os.dup2(os.open(str(tmp_path), os.O_RDONLY | os.O_DIRECTORY), 0)
+        Folder(0, str(tmp_path)).close()
+        with pytest.raises(OSError) as closed:
+            os.fstat(0)
+        assert closed.value.errno == errno.EBADF
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+
+
+def test_looking_and_listing_use_the_folder(store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # names are never looked up in the working directory
+    (tmp_path / "elsewhere").write_text("")
+    open(store.join("a"), "w").close()
+    os.symlink("a", store.join("b"))
+    assert sorted(store.names()) == ["a", "b"]
+    assert stat.S_ISLNK(store.lstat("b").st_mode) and store.lstat("elsewhere") is None
+    assert store.link_text("b") == "a" and store.link_text("a") == "" and store.link_text("none") == ""
+    with pytest.raises(StorageError) as long_name:
+        store.lstat("n" * 300)
+    assert str(long_name.value) == f"{store.join('n' * 300)}: cannot be examined (File name too long)"
+
+    def unlistable(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(store_files.os, "listdir", unlistable)
+    with pytest.raises(StorageError) as listing:
+        store.names()
+    assert str(listing.value) == f"folder {store.path} cannot be listed (Input/output error)"
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+def test_read_takes_a_file_of_exactly_the_limit_and_names_small_limits_in_bytes(store):
+    with open(store.join("f"), "wb") as fh:
+        fh.write(b"x" * 10)
+    assert store.read("f", 10)[0] == b"x" * 10
+    with pytest.raises(DamagedFile) as big:
+        store.read("f", 9)
+    assert str(big.value) == f"{store.join('f')}: is larger than 9 bytes, more than any such file holds; it is damaged"
+
+
+def test_what_is_planted_after_the_check_is_judged_by_the_open(store, victim, monkeypatch):
+    # The race: the name passes the check, then is swapped before the open. The open never follows a
+    # link, and the file it got is judged again.
+    monkeypatch.setattr(store, "check", lambda name: None)
+    os.symlink(victim, store.join("linked"))
+    with pytest.raises(StorageError) as linked:
+        store.read("linked", 1024)
+    assert str(linked.value) == (f"{store.join('linked')}: is a symbolic link, which is not followed here; "
+                                 "replace it with the file itself")
+    os.link(victim, store.join("twice"))
+    with pytest.raises(UntrustedFile) as twice:
+        store.read("twice", 1024)
+    assert twice.value.problem == problem(os.lstat(victim), store.join("twice"))
+    assert str(twice.value) == str(twice.value.problem)
+
+
+# -- replacing -------------------------------------------------------------------------------------
+
+TEMP = re.compile(r"\.inv\.json\.[0-9a-f]+\.tmp")
+
+
+def test_replace_writes_a_private_temp_file_beside_the_name(store, monkeypatch):
+    seen = []
+    real = store_files._write_all
+
+    def watched(fd, data):
+        seen.append((stat.S_IMODE(os.fstat(fd).st_mode), sorted(os.listdir(store.path))))
+        real(fd, data)
+
+    monkeypatch.setattr(store_files, "_write_all", watched)
+    store.replace("inv.json", b"old", 0o640)
+    (mode, names), = seen
+    assert mode == 0o600, "the data is written before anyone else may read it"
+    assert len(names) == 1 and TEMP.fullmatch(names[0]), "a rename is atomic only within one folder"
+    assert os.listdir(store.path) == ["inv.json"]
+
+
+def test_replace_takes_every_name_that_leaves_room_for_its_temp_name(store):
+    # The temp name adds 14 characters (".", ".", 8 hex digits, ".tmp") to the file's, within NAME_MAX (255).
+    longest = "n" * (255 - 14)
+    store.replace(longest, b"x", 0o600)
+    assert os.listdir(store.path) == [longest]
+    with pytest.raises(StorageError) as too_long:
+        store.replace(longest + "n", b"x", 0o600)
+    assert str(too_long.value) == f"{store.join(longest + 'n')} cannot be written (File name too long); {UNCHANGED}"
+    assert os.listdir(store.path) == [longest]
+
+
+def test_replace_writes_everything_through_short_writes(store, monkeypatch):
+    real = os.write
+    monkeypatch.setattr(store_files.os, "write", lambda fd, data: real(fd, bytes(data[:3])))
+    store.replace("inv.json", b"0123456789", 0o600)
+    monkeypatch.undo()
+    with open(store.join("inv.json"), "rb") as fh:
+        assert fh.read() == b"0123456789"
+
+
+@pytest.mark.parametrize("step", ["write", "fchmod", "fsync", "replace"])
+def test_a_failed_replace_leaves_the_old_file_and_no_temp_file(store, monkeypatch, step):
+    store.replace("inv.json", b"old", 0o600)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store_files.os, step, full)
+    with pytest.raises(StorageError) as failed:
+        store.replace("inv.json", b"new", 0o600)
+    monkeypatch.undo()
+    assert str(failed.value) == (f"{store.join('inv.json')} cannot be written: no space is left for it on the file "
+                                 f"system of {store.path} (No space left on device); free some space there and run "
+                                 f"again; {UNCHANGED}")
+    assert os.listdir(store.path) == ["inv.json"]
+    with open(store.join("inv.json"), "rb") as fh:
+        assert fh.read() == b"old"
+
+
+def test_an_interrupted_replace_leaves_no_temp_file_and_stays_interrupted(store, monkeypatch):
+    def interrupted(fd, data):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store_files, "_write_all", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.replace("inv.json", b"new", 0o600)
+    assert os.listdir(store.path) == []
+
+
+def test_a_failed_rename_reports_itself_when_the_temp_file_is_gone(store, monkeypatch):
+    def lost(src, dst, **fds):  # someone removed the temp file, then the rename failed
+        os.unlink(src, dir_fd=fds["src_dir_fd"])
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(store_files.os, "replace", lost)
+    with pytest.raises(StorageError) as failed:
+        store.replace("inv.json", b"x", 0o600)
+    assert str(failed.value) == f"{store.join('inv.json')} cannot be written (Input/output error); {UNCHANGED}"
+    assert os.listdir(store.path) == []
+
+
+def test_a_planted_temp_name_is_never_written_through(store, victim, monkeypatch):
+    monkeypatch.setattr(store_files.secrets, "token_hex", lambda n: "cafe0123")
+    os.symlink(victim, store.join(".inv.json.cafe0123.tmp"))
+    before = identity(victim)
+    with pytest.raises(StorageError) as refused:
+        store.replace("inv.json", b"x", 0o600)
+    assert str(refused.value) == f"{store.join('inv.json')} cannot be written (File exists); {UNCHANGED}"
+    assert identity(victim) == before and store.lstat("inv.json") is None
+
+
+def test_replace_keeps_the_owner_it_may_and_drops_group_bits_it_cannot_keep(store, monkeypatch):
+    me = (os.geteuid(), os.getegid())
+    calls = []
+    real = os.fchown
+
+    def recorded(fd, uid, gid):
+        calls.append((uid, gid))
+        real(fd, uid, gid)
+
+    monkeypatch.setattr(store_files.os, "fchown", recorded)
+    store.replace("inv.json", b"1", 0o640, owner=me)
+    assert calls == [] and stat.S_IMODE(os.stat(store.join("inv.json")).st_mode) == 0o640, "already its owner"
+
+    def refuse(fd, uid, gid):
+        calls.append((uid, gid))
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(store_files.os, "fchown", refuse)
+    store.replace("inv.json", b"2", 0o640, owner=(STRANGER, STRANGER))
+    assert calls == [(STRANGER, STRANGER), (-1, STRANGER)]
+    assert stat.S_IMODE(os.stat(store.join("inv.json")).st_mode) == 0o600, "the group bits go with the group"
+    store.replace("inv.json", b"3", 0o755, owner=(STRANGER, STRANGER))
+    assert stat.S_IMODE(os.stat(store.join("inv.json")).st_mode) == 0o705, "only the group bits go"
+    calls.clear()
+    monkeypatch.setattr(store_files.os, "fchown",
+                        lambda fd, uid, gid: calls.append((uid, gid)) if uid == -1 else refuse(fd, uid, gid))
+    store.replace("inv.json", b"4", 0o640, owner=(STRANGER, me[1] + 1))
+    assert calls == [(STRANGER, me[1] + 1), (-1, me[1] + 1)], "the group is kept when the owner cannot be"
+    assert stat.S_IMODE(os.stat(store.join("inv.json")).st_mode) == 0o640
+    with open(store.join("inv.json"), "rb") as fh:
+        assert fh.read() == b"4"
+
+
+@as_root
+def test_root_gives_a_written_file_its_owner(store):
+    store.replace("inv.json", b"1", 0o640, owner=(NOGROUP, NOGROUP))
+    st = os.stat(store.join("inv.json"))
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (NOGROUP, NOGROUP, 0o640)
+
+
+# -- removing --------------------------------------------------------------------------------------
+
+def test_remove_deletes_the_entry_itself_and_says_why_it_cannot(store, victim, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.symlink(victim, store.join("link"))
+    (tmp_path / "link").write_text("not the store's")
+    store.remove("link")
+    store.remove("link")  # already gone: fine
+    assert os.listdir(store.path) == [] and (tmp_path / "link").read_text() == "not the store's"
+    assert identity(victim)[0].startswith(b"root:")
+    os.mkdir(store.join("folder"))
+    with pytest.raises(StorageError) as refused:
+        store.remove("folder")
+    assert str(refused.value) == f"{store.join('folder')} cannot be removed (Is a directory); {UNCHANGED}"
+
+
+def test_remove_temp_files_removes_only_that_files_temp_files(store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in (".inv.json.cafe0123.tmp", ".inv.json..tmp", "inv.json", ".other.json.cafe0123.tmp",
+                 ".inv.json.cafe0123.keep", "inv.json.tmp"):
+        open(store.join(name), "w").close()
+    os.mkdir(store.join(".inv.json.folder.tmp"))  # cannot be unlinked: left, and the rest still go
+    open(tmp_path / ".inv.json.cafe0123.tmp", "w").close()
+    store.remove_temp_files("inv.json")
+    assert sorted(os.listdir(store.path)) == [".inv.json.cafe0123.keep", ".inv.json.folder.tmp",
+                                              ".other.json.cafe0123.tmp", "inv.json", "inv.json.tmp"]
+    assert os.path.exists(tmp_path / ".inv.json.cafe0123.tmp")
+
+
+# -- setting aside ---------------------------------------------------------------------------------
+
+def test_set_aside_moves_the_folders_entry_never_one_in_the_working_directory(store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "inv.json").write_bytes(b"not the store's")
+    (tmp_path / "inv.json.corrupt-T").write_bytes(b"not the store's either")
+    with open(store.join("inv.json"), "wb") as fh:
+        fh.write(b"damaged")
+    assert store.set_aside("inv.json", "corrupt", "T") == "inv.json.corrupt-T"
+    assert os.listdir(store.path) == ["inv.json.corrupt-T"]
+    with open(store.join("inv.json.corrupt-T"), "rb") as fh:
+        assert fh.read() == b"damaged"
+    assert os.stat(store.join("inv.json.corrupt-T")).st_nlink == 1
+    assert (tmp_path / "inv.json").read_bytes() == b"not the store's"
+    assert (tmp_path / "inv.json.corrupt-T").read_bytes() == b"not the store's either"
+    assert os.stat(tmp_path / "inv.json").st_nlink == 1
+
+
+def no_links(*args, **kwargs):
+    raise OSError(errno.EPERM, "Operation not permitted")
+
+
+def test_set_aside_without_hard_links_claims_a_free_name(store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "inv.json").write_bytes(b"not the store's")
+    with open(store.join("inv.json.corrupt-T"), "wb") as fh:
+        fh.write(b"first")
+    with open(store.join("inv.json"), "wb") as fh:
+        fh.write(b"second")
+    monkeypatch.setattr(store_files.os, "link", no_links)
+    assert store.set_aside("inv.json", "corrupt", "T") == "inv.json.corrupt-T-2"
+    monkeypatch.undo()
+    assert sorted(os.listdir(store.path)) == ["inv.json.corrupt-T", "inv.json.corrupt-T-2"]
+    for name, content in (("inv.json.corrupt-T", b"first"), ("inv.json.corrupt-T-2", b"second")):
+        with open(store.join(name), "rb") as fh:
+            assert fh.read() == content
+    assert (tmp_path / "inv.json").read_bytes() == b"not the store's"
+    assert sorted(os.listdir(tmp_path)) == ["inv.json", "store"]
+
+
+@pytest.mark.parametrize("step", ["rename", "unlink"])
+def test_a_set_aside_that_fails_is_one_line(store, monkeypatch, step):
+    open(store.join("inv.json"), "w").close()
+    if step == "rename":
+        monkeypatch.setattr(store_files.os, "link", no_links)
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(store_files.os, step, read_only)
+    with pytest.raises(StorageError) as failed:
+        store.set_aside("inv.json", "corrupt", "T")
+    assert str(failed.value) == (f"{store.join('inv.json')} cannot be moved aside: {store.path} is on a read-only file "
+                                 "system; remount it read-write (or run where the store is writable) and run again; "
+                                 f"{UNCHANGED}")
+
+
+def test_set_aside_gives_up_in_one_line_when_every_name_is_taken(store, monkeypatch):
+    open(store.join("inv.json"), "w").close()
+    tried = []
+
+    def taken(src, dst, **kwargs):
+        tried.append(dst)
+        raise FileExistsError(errno.EEXIST, "File exists")
+
+    monkeypatch.setattr(store_files.os, "link", taken)
+    with pytest.raises(StorageError) as failed:
+        store.set_aside("inv.json", "corrupt", "T")
+    assert str(failed.value) == (f"cannot move {store.join('inv.json')} aside: inv.json.corrupt-T and "
+                                 "inv.json.corrupt-T-2 to inv.json.corrupt-T-9999 all exist in "
+                                 f"{store.path}; remove old ones")
+    assert len(tried) == 9999 and tried[-1] == "inv.json.corrupt-T-9999"
+    assert os.listdir(store.path) == ["inv.json"]
+
+
+# -- giving, appending -----------------------------------------------------------------------------
+
+def test_give_and_append_never_wait_on_a_fifo(store):
+    os.mkfifo(store.join("inventory.log"), 0o600)
+    store.give("inventory.log", FileAccess.from_options("", "0640"))  # returns at once: nobody writes it
+    assert stat.S_IMODE(os.stat(store.join("inventory.log")).st_mode) == 0o600
+    with pytest.raises(OSError) as refused:  # no reader: refused at once instead of waiting for one
+        store.open_append("inventory.log")
+    assert refused.value.errno == errno.ENXIO
+
+
+def test_open_append_creates_a_private_file_and_appends_to_it(store):
+    fd = store.open_append("inventory.log")
+    try:
+        os.write(fd, b"one\n")
+    finally:
+        os.close(fd)
+    assert stat.S_IMODE(os.stat(store.join("inventory.log")).st_mode) == 0o600
+    fd = store.open_append("inventory.log")
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, b"two\n")
+    finally:
+        os.close(fd)
+    with open(store.join("inventory.log"), "rb") as fh:
+        assert fh.read() == b"one\ntwo\n"
+
+
+# -- failures --------------------------------------------------------------------------------------
+
+def test_a_refused_change_names_the_folders_owner_and_mode_when_it_can(store):
+    os.chmod(store.path, 0o750)
+    denied = OSError(errno.EACCES, "Permission denied")
+    assert str(store.failure(denied, "inv.json", "removed")) == (
+        f"{store.join('inv.json')} cannot be removed: user {store_files._user()} may not change the folder "
+        f"{store.path} (owner {store_files._owner(os.geteuid())}, mode 0750); run this as root (or as the folder's "
+        f"owner); {UNCHANGED}")
+    assert str(store.failure(OSError(errno.EIO, "Input/output error"), "inv.json")) == (
+        f"{store.join('inv.json')} cannot be written (Input/output error); {UNCHANGED}")
+    gone = Folder(-1, store.path)  # its folder cannot be examined any more: the line says what it can
+    assert str(gone.failure(denied, "inv.json")) == (
+        f"{store.join('inv.json')} cannot be written: user {store_files._user()} may not change the folder "
+        f"{store.path}; run this as root (or as the folder's owner); {UNCHANGED}")
+
+
+# -- locating --------------------------------------------------------------------------------------
+
+def open_descriptors() -> set:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_a_plain_file_or_no_file_is_its_own_place(store):
+    for present in (False, True):
+        if present:
+            open(store.join("openstack_inventory.json"), "w").close()
+        with locate(store, "openstack_inventory.json") as place:
+            assert (place.folder, place.name, place.link, place.target) == (store, "openstack_inventory.json", "", "")
+            assert place.shown() == place.path == store.join("openstack_inventory.json")
+        assert store.names() == (["openstack_inventory.json"] if present else []), "the store stays open"
+    with pytest.raises(StorageError) as long_name:
+        locate(store, "n" * 300)
+    assert str(long_name.value) == f"{store.join('n' * 300)}: cannot be examined (File name too long)"
+
+
+def test_a_followed_link_closes_its_folder_and_never_the_store(store, tmp_path):
+    share = tmp_path / "share"
+    share.mkdir(mode=0o755)
+    (share / "prod.json").write_text("{}")
+    os.symlink(str(share / "prod.json"), store.join("openstack_inventory.json"))
+    before = open_descriptors()
+    with locate(store, "openstack_inventory.json") as place:
+        assert place.folder is not store and len(open_descriptors() - before) == 1
+    assert open_descriptors() == before
+    (open(store.join("own.json"), "w")).write("{}")
+    os.unlink(store.join("openstack_inventory.json"))
+    os.symlink("own.json", store.join("openstack_inventory.json"))
+    with locate(store, "openstack_inventory.json") as place:
+        assert place.folder is store and open_descriptors() == before
+    assert open_descriptors() == before and "own.json" in store.names()
+
+
+@pytest.mark.parametrize("where", ["elsewhere", "in the store"])
+def test_a_refused_link_leaves_no_descriptor_and_the_store_open(store, tmp_path, where):
+    folder = tmp_path / "share" if where == "elsewhere" else tmp_path / "store"
+    folder.mkdir(mode=0o755, exist_ok=True)
+    (folder / "prod.json").write_text("{}")
+    os.chmod(folder / "prod.json", 0o666)
+    os.symlink(str(folder / "prod.json"), store.join("openstack_inventory.json"))
+    before = open_descriptors()
+    with pytest.raises(UntrustedFile) as refused:
+        locate(store, "openstack_inventory.json")
+    target = str(folder / "prod.json")
+    assert str(refused.value) == (f"{store.join('openstack_inventory.json')} is a symbolic link to {target}, and "
+                                  f"{target} is writable by group or others (mode 0666); run chmod go-w {target}")
+    assert open_descriptors() == before and "openstack_inventory.json" in store.names()
+
+
+@pytest.mark.parametrize("text", ["share/", "share/.", "share/..", ".."])
+def test_a_link_to_a_folders_name_is_not_a_file(store, tmp_path, text):
+    share = tmp_path / "store" / "share"
+    share.mkdir()
+    os.chmod(share, 0o777)  # refused for what the link names, before any folder is opened or judged
+    os.symlink(text, store.join("openstack_inventory.json"))
+    with pytest.raises(UntrustedFile) as refused:
+        locate(store, "openstack_inventory.json")
+    assert str(refused.value) == (f"{store.join('openstack_inventory.json')} is a symbolic link to {text}, which is "
+                                  "not a regular file; point the link at a file, or remove it")
+
+
+def test_a_link_into_a_missing_folder_cannot_be_followed(store, tmp_path):
+    os.symlink(str(tmp_path / "gone" / "prod.json"), store.join("openstack_inventory.json"))
+    with pytest.raises(UntrustedFile) as refused:
+        locate(store, "openstack_inventory.json")
+    assert str(refused.value) == (f"{store.join('openstack_inventory.json')} is a symbolic link to "
+                                  f"{tmp_path / 'gone' / 'prod.json'}, which cannot be followed (No such file or "
+                                  "directory); restore that file, or remove the link to start anew")
+
+
+def test_a_link_into_a_writable_folder_names_the_folders_fix(store, tmp_path):
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "prod.json").write_text("{}")
+    os.chmod(share, 0o777)
+    os.symlink(str(share / "prod.json"), store.join("openstack_inventory.json"))
+    with pytest.raises(UntrustedFile) as refused:
+        locate(store, "openstack_inventory.json")
+    assert str(refused.value) == (f"{store.join('openstack_inventory.json')} is a symbolic link to "
+                                  f"{share / 'prod.json'}, in the folder {share}, which is writable by group or "
+                                  "others (mode 0777); a link is followed only into a folder nobody else can change; "
+                                  f"run chmod go-w {share}")
+
+
+@as_root
+def test_a_link_into_someone_elses_folder_names_the_folders_fix(store, tmp_path):
+    share = tmp_path / "share"
+    share.mkdir(mode=0o755)
+    (share / "prod.json").write_text("{}")
+    os.chown(share, STRANGER, STRANGER)
+    os.symlink(str(share / "prod.json"), store.join("openstack_inventory.json"))
+    with pytest.raises(UntrustedFile) as refused:
+        locate(store, "openstack_inventory.json")
+    assert str(refused.value) == (f"{store.join('openstack_inventory.json')} is a symbolic link to "
+                                  f"{share / 'prod.json'}, in the folder {share}, which is owned by uid {STRANGER}, "
+                                  "not by root or the current user; a link is followed only into a folder nobody "
+                                  f"else can change; {trust.owner_fix(str(share))}")

@@ -22,7 +22,7 @@ import pytest
 from test_manage_support import (BACKUPS, INVENTORY, INVENTORY_SCRIPT, MANAGE, Deployment, assert_one_line_error,
                                  clean_env, snapshot)
 
-from osa_inventory.backends import filesystem_archive as archives
+from osa_inventory.backends.filesystem import archive as archives
 from osa_inventory.bounded import MAX_INVENTORY_BYTES, MAX_JSON_DEPTH
 from osa_inventory.storage.store_files import Folder
 

@@ -12,17 +12,20 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from .changes import assigned_addresses
+from .inventory.changes import assigned_addresses
 from .errors import ConfigErrors
 from .generate.config import Skeleton, config_signature, load_skeleton, load_user_config
 from .generate.group_names import user_defined_groups
-from .generate.pipeline import generate
+from .generate.pipeline import generate_checked
 from .generate.validate import config_problems
 
 
 @dataclass
 class DeploymentConfig:
-    """The user config and skeleton of one config folder, checked, with what they were read from."""
+    """The user config and skeleton of one config folder, checked, with what they were read from.
+
+    Made by :func:`read_config`, which checks them: :meth:`generate` does not check them again.
+    """
 
     config_dir: str
     environment: str
@@ -43,7 +46,7 @@ class DeploymentConfig:
         if reserved:
             used = config.get("used_ips") or []
             config = {**config, "used_ips": ([used] if isinstance(used, str) else list(used)) + reserved}
-        return generate(config, self.skeleton, stored, self.unknown_groups)
+        return generate_checked(config, self.skeleton, stored)
 
     def networks(self) -> list[str]:
         """The address pools (``cidr_networks``), as CIDR strings."""

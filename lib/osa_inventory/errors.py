@@ -48,6 +48,31 @@ class AccessDenied(StorageError):
     """
 
 
+class CorruptInventory(StorageError):
+    """A stored inventory that cannot be used as it is (wrong shape, nested too deep); it is never rewritten.
+
+    Carries what the advice needs, which the command that met it builds: whether
+    the backend gives back earlier inventories (``versions``: restore one;
+    otherwise store a saved copy again) and the config folder the tool works on.
+    """
+
+    def __init__(self, message: str, versions: bool, config_dir: str | None = None):
+        super().__init__(message)
+        self.versions = versions
+        self.config_dir = config_dir
+
+
+class NoVersions(StorageError):
+    """The backend keeps change records but not earlier inventories, so versions cannot be compared or restored.
+
+    ``config_dir`` is the config folder the tool works on, for the advice the command builds.
+    """
+
+    def __init__(self, message: str, config_dir: str | None = None):
+        super().__init__(message)
+        self.config_dir = config_dir
+
+
 def one_line(exc: BaseException) -> str:
     """An exception's message folded onto one line (its type name if it has none)."""
     text = str(exc).strip() or type(exc).__name__

@@ -25,7 +25,11 @@ Options (osa.ini section ``[craton]`` or ``OSA_INVENTORY_CRATON_<OPTION>``):
 The options are declared in ``OPTIONS``; relative paths written in osa.ini
 are relative to its folder (the loader resolves them), others to the config folder.
 
-The mapping, the revision marker, the write protocol and what happens when a
+This adapter declares the options and hands the contract to the engine in
+:mod:`osa_inventory.backends.craton`: the checked options (``options``), the
+region and what its variables say (``region``), the full load and the write
+protocol (``store``), over the HTTP ``client`` and the local ``cache``. The
+mapping, the revision marker, the write protocol and what happens when a
 write is interrupted are described in ``docs/craton.md``. Craton keeps no
 earlier inventories: ``history()`` lists the change records the region keeps
 (``records.py``), and there is no ``read_version()``.
@@ -33,34 +37,15 @@ earlier inventories: ``history()`` lists the change records the region keeps
 
 from __future__ import annotations
 
-import contextlib
-import datetime as _dt
-import logging
-import os
-import re
-import socket
-import time
-import uuid
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
-
 from osa_inventory.accounting import ChangeRecord, pending_change
-from osa_inventory.backends.craton import mapping, records, writers
+from osa_inventory.backends.craton import records
 from osa_inventory.backends.craton.cache import Cache
-from osa_inventory.backends.craton.client import CratonClient, CratonError
+from osa_inventory.backends.craton.client import CratonClient
+from osa_inventory.backends.craton.options import Options, parse_options, uuid_key
+from osa_inventory.backends.craton.store import CratonStore
 from osa_inventory.errors import StorageError
-from osa_inventory.storage import read_only, watchdog
-from osa_inventory.storage.options import Option, closest, declare, read_options
+from osa_inventory.storage.options import Option, declare
 
-LOG = logging.getLogger(__name__)
-
-STATE_FORMAT = 2            # 2: unfinished writes are marks of their own with undo records
-READABLE_FORMATS = (1, 2)   # 1 differs only in how an unfinished write was marked
-DEFAULT_LEASE = 600.0       # seconds a mark from another machine counts as alive, without a run deadline
-_UNSET = object()
-UUID_RE = re.compile(r"^(?:[0-9a-fA-F]{32}"
-                     r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
 OPTIONS = declare(
     Option("url", default="", help="API root; /v1 is added"),
     Option("project_id", default="", help="project UUID (local auth)"),
@@ -79,122 +64,6 @@ OPTIONS = declare(
     Option("change_records", "whole", default=records.DEFAULT_KEEP, minimum=1, maximum=records.MAX_KEEP,
            help="change records kept in the region for --history"),
 )
-FULL_LOAD_ATTEMPTS = 3
-
-
-@dataclass
-class Options:
-    """Checked plugin options; the secrets are kept out of the repr."""
-
-    url: str
-    cloud: str
-    region: str
-    project_id: str = ""
-    username: str = ""
-    api_key: str = field(default="", repr=False)
-    token: str = field(default="", repr=False)
-    verify: bool | str = True
-    timeout: float = 30.0
-    retries: int = 3
-    backoff: float = 0.5
-    cache_dir: str = ""
-    cache: bool = True
-    create: bool = True
-    change_records: int = records.DEFAULT_KEEP
-
-    @property
-    def who(self) -> str:
-        return "the Keystone token" if self.token else f"user {self.username} in project {self.project_id}"
-
-    def headers(self) -> dict[str, str]:
-        if self.token:
-            return {"X-Auth-Token": self.token}
-        return {"X-Auth-Project": self.project_id, "X-Auth-User": self.username, "X-Auth-Token": self.api_key}
-
-
-def parse_options(args: dict) -> Options:
-    """Check ``register()`` arguments; every message names the option and never a secret's value."""
-    unknown = sorted(set(args) - set(OPTIONS) - {"config_dir"})
-    if unknown:
-        raise StorageError(f"unknown option {unknown[0]}{closest(unknown[0], OPTIONS)}; known: "
-                           f"{', '.join(sorted(OPTIONS))}")
-    config_dir = str(args.get("config_dir") or "")
-    values = read_options(OPTIONS, args)
-
-    def text(name: str) -> str:
-        return values[name]
-
-    url = _check_url(text("url"))
-    cloud, region = text("cloud"), text("region")
-    for name, value in (("cloud", cloud), ("region", region)):
-        if not value or len(value) > 255:
-            raise StorageError(f"option {name} must name the Craton {name} (1 to 255 characters)")
-    opts = Options(url=url, cloud=cloud, region=region)
-    opts.token, opts.api_key = text("token"), text("api_key")
-    opts.project_id, opts.username = text("project_id"), text("username")
-    for name in ("token", "api_key"):
-        value = getattr(opts, name)
-        if value and not all(33 <= ord(c) < 127 for c in value):
-            raise StorageError(f"option {name} holds spaces or characters an HTTP header cannot carry; "
-                               "check its value")
-    if opts.token and opts.api_key:
-        raise StorageError("options api_key and token are both set; use api_key (local auth, with "
-                           "project_id and username) or token (Keystone), not both")
-    if not opts.token:
-        if not opts.api_key:
-            raise StorageError("no credentials: set api_key (with project_id and username) or token")
-        if not opts.username:
-            raise StorageError("option username is not set; Craton local auth needs it with api_key")
-        if not UUID_RE.match(opts.project_id):
-            raise StorageError(f"option project_id = {opts.project_id!r} is not a project UUID "
-                               "(32 hex digits, dashes allowed)")
-    opts.verify = _verify(values["verify"], config_dir)
-    for name in ("timeout", "retries", "backoff", "cache", "create", "change_records"):
-        setattr(opts, name, values[name])
-    cache_dir = text("cache_dir") or config_dir
-    if not cache_dir:
-        raise StorageError("option cache_dir is not set and no config folder was given")
-    opts.cache_dir = os.path.join(config_dir, os.path.expanduser(cache_dir))
-    return opts
-
-
-def _check_url(url: str) -> str:
-    if not url:
-        raise StorageError("option url is not set; give the Craton API root, e.g. http://craton.example.com:7780")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise StorageError(f"option url = {url!r} is not an http:// or https:// URL")
-    if parts.username or parts.password:
-        raise StorageError("option url must not carry credentials; use api_key or token")
-    if parts.query or parts.fragment:
-        raise StorageError(f"option url = {parts.scheme}://{parts.netloc}{parts.path} must not have a query "
-                           "or fragment")
-    path = parts.path.rstrip("/")
-    if path.endswith("/v1"):
-        path = path[:-3]
-    return f"{parts.scheme}://{parts.netloc}{path}"
-
-
-def _verify(raw: bool | str, config_dir: str) -> bool | str:
-    if isinstance(raw, bool):
-        return raw
-    path = os.path.join(config_dir, os.path.expanduser(raw))
-    if not os.path.exists(path):
-        raise StorageError(f"option verify = {raw!r}: no CA bundle at {path}; give true, false or an existing path")
-    return path
-
-
-class WriteConflict(StorageError):
-    """Another writer got in the way; nothing of this write was committed."""
-
-
-def _uuid_key(value: Any) -> str:
-    """A project id in one spelling (no dashes, lower case) for comparisons; '' when absent."""
-    return str(value or "").replace("-", "").lower()
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Storage:
@@ -203,97 +72,41 @@ class Storage:
     def __init__(self) -> None:
         self.opts: Options | None = None
         self._client: CratonClient | None = None
-        self._cache: Cache | None = None
-        self._ids: tuple[Any, Any] | None = None   # (cloud_id, region_id)
-        self._ids_checked = False                  # ids found by name in this process
-        self._base: Any = _UNSET                   # the committed revision this instance last saw
-        self._loaded_hosts: set | None = None      # the hosts of that revision
+        self._store: CratonStore | None = None
 
     def __repr__(self) -> str:
         return f"<craton Storage {self.describe()}>" if self.opts else "<craton Storage (unregistered)>"
 
-    # -- contract ---------------------------------------------------------
-
     def register(self, args: dict) -> None:
-        self.opts = parse_options(args)
-        o = self.opts
+        """Check the options (see docs/craton.md); nothing is sent to Craton yet."""
+        self.opts = o = parse_options(args, OPTIONS)
         self._client = CratonClient(o.url, o.headers(), o.who, verify=o.verify, timeout=o.timeout,
                                     retries=o.retries, backoff=o.backoff)
-        scope = _uuid_key(o.project_id) or "keystone"
-        self._cache = Cache(o.cache_dir, (o.url, scope, o.cloud, o.region), o.cache)
+        scope = uuid_key(o.project_id) or "keystone"
+        self._store = CratonStore(o, self._client, Cache(o.cache_dir, (o.url, scope, o.cloud, o.region), o.cache))
+
+    def _engine(self) -> CratonStore:
+        if self._store is None:
+            raise StorageError("the craton backend was used before register()")
+        return self._store
 
     def load(self) -> dict | None:
-        cached = self._cache.read()
-        ids, region_vars = self._region(False, cached)
-        if ids is None:
-            self._remember(None, set())
-            return None
-        view = self._view(region_vars)
-        if view.state is None:  # nothing committed yet (perhaps an interrupted first write)
-            self._remember(None, set())
-            return None
-        if not view.marks and self._cache_fits(cached, ids, view.revision):
-            inventory = cached["inventory"]
-        else:
-            inventory = self._full_load(ids, region_vars, view)
-        self._remember(view.revision, _host_names(inventory))
-        if view.marks and not any(writers.alive(m) for m in view.marks.values()) and not read_only.active():
-            self._roll_back(inventory, list(view.marks.values()))
-        return inventory
+        """The committed inventory, or None when none is stored."""
+        return self._engine().load()
 
     def write(self, inventory: dict) -> None:
+        """Store ``inventory``; refused, writing nothing, when another run stored or is storing meanwhile."""
         # Every commit is accounted for: without a record from the caller, one saying only who and when.
-        self._store(inventory, pending_change() or ChangeRecord.now(records.UNRECORDED_COMMAND, "", reason=""))
-
-    def _store(self, inventory: dict, record: ChangeRecord) -> None:
-        desired = mapping.host_specs(inventory)
-        new_entries = mapping.region_entries(inventory)
-        shape = mapping.shape_of(inventory)
-        cached = self._cache.read()
-        ids, region_vars = self._region(self.opts.create, cached)
-        if ids is None:
-            raise StorageError(self._missing_message())
-        view = self._view(region_vars)
-        if self._base is not _UNSET and view.revision != self._base:
-            raise WriteConflict(self._newer_message(view))
-        live = [m for m in view.marks.values() if writers.alive(m)]
-        if live:
-            raise WriteConflict(self._busy_message(live[0]))
-        unfinished = writers.merged(view.marks.values())
-        old_entries = mapping.our_entries(region_vars)
-        if view.state is None and not view.marks:
-            self._refuse_foreign_hosts(ids)
-            current, from_cache = {}, False
-        else:
-            current, from_cache = self._current_hosts(ids, view, old_entries, desired, cached, unfinished)
-        plan = mapping.plan(current, desired, old_entries, new_entries)
-        self._guard_deletes(plan, unfinished)
-        clean = view.state is not None and not view.marks and mapping.same(view.state.get("shape"), shape)
-        if plan.empty and clean:
-            if not from_cache:
-                self._save_cache(ids, view.revision, current, inventory)
-            self._remember(view.revision, set(desired))
-            return
-        revision = self._apply(ids, view, plan, current, desired, shape, inventory, unfinished, old_entries,
-                               record)
-        self._remember(revision, set(desired))
-
-    # -- optional extras --------------------------------------------------
+        self._engine().store(inventory, pending_change() or ChangeRecord.now(records.UNRECORDED_COMMAND, "",
+                                                                              reason=""))
 
     def history(self) -> list[dict]:
-        """The change records kept in the region, oldest first (Craton keeps no earlier inventories).
-
-        ``version`` is the commit's sequence number; see :func:`records.history`.
-        """
-        ids, region_vars = self._region(False, self._cache.read())
-        if ids is None:
-            return []
-        view = self._view(region_vars)
-        return records.history(view.records, view.state, self.opts.change_records)
+        """The change records kept in the region, oldest first (Craton keeps no earlier inventories)."""
+        return self._engine().history()
 
     def describe(self) -> str:
-        o = self.opts
-        return f"craton {o.url} cloud {o.cloud} region {o.region}" if o else "craton (unregistered)"
+        """Where the inventory lives, for messages."""
+        return self.opts.where if self.opts else "craton (unregistered)"
 
     def concurrency(self) -> str:
         """What runs that overlap get, for the warning the script gives a plugin without lock()."""
@@ -301,441 +114,6 @@ class Storage:
                 "it read, is refused and stores nothing: run it again (docs/craton.md, Writing)")
 
     def close(self) -> None:
+        """Close the connections."""
         if self._client is not None:
             self._client.close()
-
-    # -- finding the region -------------------------------------------------
-
-    def _region(self, create: bool, cached: dict | None) -> tuple[tuple[Any, Any] | None, dict]:
-        """``((cloud_id, region_id), region variables)``, or ``(None, {})`` when missing and not created."""
-        if self._ids is None:
-            if cached and cached.get("cloud_id") is not None and cached.get("region_id") is not None:
-                self._ids = (cached["cloud_id"], cached["region_id"])
-        if self._ids is not None:
-            try:
-                region_vars = self._region_vars(self._ids[1])
-            except CratonError as exc:
-                if exc.status != 404:
-                    raise
-                region_vars = None  # the region was deleted: find (or create) it by name
-            if region_vars is not None and (self._ids_checked or self._names_match(region_vars)):
-                return self._ids, region_vars
-            self._ids, self._ids_checked = None, False
-        ids = self._lookup(create)
-        if ids is None:
-            return None, {}
-        self._ids, self._ids_checked = ids, True
-        try:
-            return ids, self._region_vars(ids[1])
-        except CratonError as exc:
-            if exc.status == 404:
-                raise StorageError(f"region {self.opts.region} (id {ids[1]}) vanished from {self.opts.url} while "
-                                   "it was being read; another tool is deleting it; try again") from None
-            raise
-
-    def _names_match(self, region_vars: dict) -> bool:
-        state = region_vars.get(mapping.STATE_KEY)
-        return isinstance(state, dict) and state.get("cloud") == self.opts.cloud \
-            and state.get("region") == self.opts.region
-
-    def _region_vars(self, region_id: Any) -> dict:
-        data = self._client.get(f"/regions/{region_id}/variables")
-        variables = data.get("variables") if isinstance(data, dict) else None
-        if not isinstance(variables, dict):
-            raise StorageError(f"GET {self.opts.url}/v1/regions/{region_id}/variables answered without a "
-                               "variables object; check that url points at the Craton API")
-        return variables
-
-    def _lookup(self, create: bool) -> tuple[Any, Any] | None:
-        o = self.opts
-        cloud_id = self._find_or_create("clouds", {"name": o.cloud}, {}, create, f"cloud {o.cloud}")
-        if cloud_id is None:
-            return None
-        region_id = self._find_or_create("regions", {"name": o.region, "cloud_id": cloud_id},
-                                         {"cloud_id": cloud_id}, create, f"region {o.region} of cloud {o.cloud}")
-        return None if region_id is None else (cloud_id, region_id)
-
-    def _find_or_create(self, plural: str, fields: dict, query: dict, create: bool, what: str) -> Any:
-        found = self._find(plural, fields, query)
-        if found is not None or not create:
-            return found
-        try:
-            created = self._client.post(f"/{plural}", fields)
-        except CratonError as exc:
-            if exc.status != 409:
-                raise
-            # Another run created it first, or a retried POST already had: use that one.
-            found = self._find(plural, fields, query)
-            if found is None:
-                raise StorageError(f"Craton at {self.opts.url} says {what} already exists (409) but it cannot be "
-                                   "found; check its name and the project it belongs to") from None
-            return found
-        LOG.info("created %s in %s", what, self.opts.url)
-        return created["id"]
-
-    def _find(self, plural: str, fields: dict, query: dict) -> Any:
-        # Not ?name=: Craton answers it with a project-wide get-by-name (404 when missing, and a
-        # region of another cloud with the same name); a listing matched here is unambiguous.
-        # Listings of admin users span every project, so the project is matched too when known.
-        project = _uuid_key(self.opts.project_id)
-        found = [item["id"] for item in self._client.list_all(f"/{plural}", plural, query)
-                 if all(item.get(k) == v for k, v in fields.items())
-                 and (not project or _uuid_key(item.get("project_id")) in ("", project))]
-        if len(found) > 1:
-            raise StorageError(f"Craton at {self.opts.url} lists {len(found)} {plural} named "
-                               f"{fields['name']} (ids {', '.join(map(str, found[:5]))}), visible across projects "
-                               "to an admin user; use the credentials of a user of the deployment's own project")
-        return found[0] if found else None
-
-    def _view(self, region_vars: dict) -> View:
-        """The state record, the marks of unfinished writes on it, and the marks that are over."""
-        state = region_vars.get(mapping.STATE_KEY)
-        if state is not None:
-            if not isinstance(state, dict) or state.get("format") not in READABLE_FORMATS:
-                found = state.get("format") if isinstance(state, dict) else type(state).__name__
-                raise StorageError(f"region variable {mapping.STATE_KEY} has format {found!r}, not {STATE_FORMAT}; "
-                                   "it was written by another version of this plugin; upgrade it")
-            if state.get("pending"):
-                raise StorageError(
-                    f"{self.describe()}: a write by an older version of this plugin (on "
-                    f"{state['pending'].get('writer') or 'another host'}) was interrupted; finish it with that "
-                    "version (re-run the inventory there), then use this one")
-        revision = state.get("revision") if state else None
-        marks: dict = {}
-        over: list = []
-        for key, value in region_vars.items():
-            if writers.is_mark_key(key):
-                if isinstance(value, dict) and value.get("base") == revision:
-                    marks[key] = value
-                else:
-                    over.append(key)
-        return View(state, revision, marks, over, records.stored(region_vars))
-
-    # -- reading ------------------------------------------------------------
-
-    def _remember(self, revision: Any, hosts: set) -> None:
-        self._base, self._loaded_hosts = revision, hosts
-
-    def _cache_fits(self, cached: dict | None, ids: tuple, revision: Any) -> bool:
-        return bool(cached) and revision is not None and cached.get("revision") == revision \
-            and cached.get("region_id") == ids[1] and cached.get("cloud_id") == ids[0]
-
-    def _list_hosts(self, region_id: Any) -> list[dict]:
-        hosts = list(self._client.list_all(
-            "/hosts", "hosts", {"region_id": region_id, "details": "true", "resolved-values": "false"}))
-        for host in hosts:
-            if not isinstance(host.get("variables"), dict) or not isinstance(host.get("name"), str):
-                raise StorageError(f"GET {self.opts.url}/v1/hosts?details=true returned a host without name "
-                                   "or variables; check that url points at the Craton API")
-        return hosts
-
-    def _full_load(self, ids: tuple, region_vars: dict, view: View) -> dict:
-        """Read every host; re-read the marks after, so a write that starts meanwhile cannot give a mixed view.
-
-        While writes are unfinished, their undo records turn what Craton holds
-        back into the last committed inventory.
-        """
-        for _ in range(FULL_LOAD_ATTEMPTS):
-            hosts = self._list_hosts(ids[1])
-            again_vars = self._region_vars(ids[1])
-            again = self._view(again_vars)
-            if again.same_as(view):
-                undo = writers.merged(view.marks.values())
-                listed = ((h["name"], h["variables"]) for h in hosts)
-                entries = {**region_vars, **undo["region"]}
-                inventory = mapping.assemble(entries, view.state.get("shape") or {},
-                                             writers.committed_hosts(listed, undo))
-                # With writes unfinished, the listing is not the committed hosts: keep no mirror of them.
-                current = {} if view.marks else self._from_listing(hosts)
-                self._save_cache(ids, view.revision, current, inventory)
-                return inventory
-            region_vars, view = again_vars, again
-            if view.state is None:
-                raise StorageError(f"{self.describe()}: the inventory vanished while it was read; run again")
-        raise StorageError(f"{self.describe()}: the inventory kept changing while it was read "
-                           f"({FULL_LOAD_ATTEMPTS} attempts); another run is writing it; try again")
-
-    def _from_listing(self, hosts: list[dict]) -> dict:
-        by_id = {h["id"]: h["name"] for h in hosts}
-        current = {}
-        for h in hosts:
-            parent_id = h.get("parent_id")
-            parent = None if parent_id is None else by_id.get(parent_id, f"#{parent_id}")
-            current[h["name"]] = mapping.CurrentHost(id=h["id"], variables=h["variables"],
-                                                     device_type=h.get("device_type") or "",
-                                                     parent=parent, ip_address=h.get("ip_address") or "")
-        return current
-
-    def _current_hosts(self, ids: tuple, view: View, old_entries: dict, desired: dict,
-                       cached: dict | None, unfinished: dict) -> tuple[dict, bool]:
-        """What Craton holds now: from the cache when its revision matches, else from a full listing."""
-        top, _ = mapping.split_entries(old_entries)
-        if not view.marks and self._cache_fits(cached, ids, view.revision):
-            hostvars = (cached["inventory"].get("_meta") or {}).get("hostvars") or {}
-            mirror = cached["hosts"]
-            if mirror and set(mirror) == set(hostvars):
-                recorded = mapping.memberships(top, mirror)
-                return {name: mapping.CurrentHost(id=m[0], parent=m[1], device_type=m[2], ip_address=m[3],
-                                                  variables=mapping.encode_hostvars(hostvars[name]),
-                                                  labels=recorded[name])
-                        for name, m in mirror.items()}, True
-        current = self._from_listing(self._list_hosts(ids[1]))
-        recorded = mapping.memberships(top, current)
-        for name, host in current.items():
-            entry = unfinished["hosts"].get(name) or {}
-            # A host an unfinished write created got its labels in the same request.
-            host.labels = set(entry["created"]) if "created" in entry else recorded[name]
-        if view.marks:
-            # Labels of these hosts may be anywhere between the old and the interrupted new state.
-            label_hosts = {n for m in view.marks.values() for n in m.get("label_hosts") or []}
-            candidates = mapping.label_names(top) | {label for spec in desired.values() for label in spec.labels} \
-                | {label for m in view.marks.values() for label in m.get("labels") or []}
-            self._read_labels(ids[1], label_hosts & set(current), candidates, current)
-        return current, False
-
-    def _read_labels(self, region_id: Any, uncertain: set, candidates: set, current: dict) -> None:
-        """Actual labels (limited to ones we manage) of ``uncertain`` hosts, by the cheaper way."""
-        if not uncertain:
-            return
-        for name in uncertain:
-            current[name].labels = set()
-        if len(uncertain) <= len(candidates):
-            for name in sorted(uncertain):
-                data = self._client.get(f"/hosts/{current[name].id}/labels")
-                current[name].labels = set(data.get("labels") or []) & candidates
-            return
-        for label in sorted(candidates):
-            for host in self._client.list_all("/hosts", "hosts", {"region_id": region_id, "label": label}):
-                if host.get("name") in uncertain:
-                    current[host["name"]].labels.add(label)
-
-    def _refuse_foreign_hosts(self, ids: tuple) -> None:
-        data = self._client.get("/hosts", {"region_id": ids[1], "limit": 10})
-        names = [h.get("name") for h in (data or {}).get("hosts") or []]
-        if names:
-            raise StorageError(
-                f"region {self.opts.region} of cloud {self.opts.cloud} at {self.opts.url} already holds hosts "
-                f"({', '.join(map(str, names[:3]))}...) but no inventory written by this plugin; refusing to take "
-                "it over: set [craton] region to a region of its own, or delete those hosts")
-
-    def _guard_deletes(self, plan: mapping.Plan, unfinished: dict) -> None:
-        """Never delete a host the loaded inventory did not hold, unless an unfinished write created it."""
-        if self._loaded_hosts is None:
-            return
-        for name in plan.deletes:
-            entry = unfinished["hosts"].get(name) or {}
-            if name not in self._loaded_hosts and "created" not in entry:
-                raise WriteConflict(
-                    f"{self.describe()}: host {name} appeared in Craton after this run read the inventory (added "
-                    "by hand or by another writer) and this write would delete it; nothing was written; run "
-                    "again so it is part of what the run reads")
-
-    def _roll_back(self, inventory: dict, marks: list[dict]) -> None:
-        """Finish abandoned writes by storing the committed inventory again (the previous version).
-
-        The roll-back is a commit of its own, recorded as such and naming the writes it undid.
-        """
-        try:
-            self._store(inventory, records.roll_back_record(marks))
-        except WriteConflict as exc:  # another run is finishing them now; the inventory read is right
-            LOG.info("%s: not rolling back an unfinished write: %s", self.describe(), exc)
-            return
-        LOG.warning("%s: rolled back a write that was interrupted; the stored inventory is the last committed "
-                    "version", self.describe())
-
-    # -- writing ------------------------------------------------------------
-
-    def _apply(self, ids: tuple, view: View, plan: mapping.Plan, current: dict, desired: dict,
-               shape: dict, inventory: dict, unfinished: dict, old_entries: dict, record: ChangeRecord) -> str:
-        """Announce (mark with undo record), look, change hosts phase by phase, commit, tidy up.
-
-        The change record goes in the commit's own request, so it lands exactly when the write does.
-        """
-        region_id = ids[1]
-        token = uuid.uuid4().hex
-        key = writers.MARK_PREFIX + token
-        undo = writers.merge(unfinished, writers.capture(plan, current, old_entries))
-        mark = {
-            "token": token, "writer": writers.identity(), "started": _now(), "base": view.revision,
-            "expires": time.time() + (watchdog.remaining() or DEFAULT_LEASE) + self.opts.timeout,
-            "undo": undo,
-            "label_hosts": sorted({n for n, _ in plan.label_adds} | {n for n, _ in plan.label_removes}
-                                  | {n for m in view.marks.values() for n in m.get("label_hosts") or []}),
-            "labels": sorted({label for spec in desired.values() for label in spec.labels}
-                             | {label for m in view.marks.values() for label in m.get("labels") or []}),
-            "record": record.to_dict(),  # who to name if this write is interrupted and rolled back
-        }
-        known = set(view.marks)
-        writers.ACTIVE.add(token)
-        changed = False
-        try:
-            self._client.put(f"/regions/{region_id}/variables", {key: mark})
-            try:
-                self._check_mark(region_id, view, key, known)  # the look: another writer announced too?
-                ids_by_name = {name: host.id for name, host in current.items()}
-                for phase in self._phases(plan, ids, ids_by_name, desired):
-                    if changed:
-                        self._check_mark(region_id, view, key, known)
-                    phase()
-                    changed = True
-                if changed:  # re-read before the commit (without host changes, the look just did)
-                    self._check_mark(region_id, view, key, known)
-            except WriteConflict:
-                if not changed:  # nothing to undo: take the mark away so it blocks nobody
-                    with contextlib.suppress(CratonError):
-                        self._client.delete(f"/regions/{region_id}/variables", [key])
-                raise
-            revision = uuid.uuid4().hex
-            sequence = records.next_sequence(view.records, view.state)
-            committed = {"format": STATE_FORMAT, "cloud": self.opts.cloud, "region": self.opts.region,
-                         "revision": revision, "shape": shape, "written": _now(),
-                         "writer": socket.gethostname(), "pending": None, "sequence": sequence}
-            self._client.put(f"/regions/{region_id}/variables",
-                             {**plan.region_put, mapping.STATE_KEY: committed,
-                              records.key_of(sequence): records.entry(record, revision)})
-        finally:
-            writers.ACTIVE.discard(token)
-        try:  # the commit ended every mark on the old revision: tidying up is only housekeeping
-            self._client.delete(f"/regions/{region_id}/variables",
-                                sorted({key, *known, *view.over,
-                                        *records.expired(view.records, sequence, self.opts.change_records)}))
-        except CratonError as exc:
-            LOG.info("%s: write marks left behind (removed by the next write): %s", self.describe(), exc)
-        final = {name: mapping.CurrentHost(id=ids_by_name[name], variables=spec.variables,
-                                           device_type=spec.device_type, parent=spec.parent,
-                                           ip_address=spec.ip_address)
-                 for name, spec in desired.items()}
-        self._save_cache(ids, revision, final, inventory)
-        return revision
-
-    def _check_mark(self, region_id: Any, view: View, key: str, known: set) -> None:
-        """Re-read the marks: go on only if ours is there, no other writer started and nobody committed."""
-        now = self._view(self._region_vars(region_id))
-        if now.revision != view.revision:
-            raise WriteConflict(self._newer_message(now, during=True))
-        others = [m for k, m in now.marks.items() if k != key and k not in known]
-        if others:
-            raise WriteConflict(
-                f"{self.describe()}: another run ({writers.describe_writer(others[0])}) started writing this "
-                "inventory at the same time; this run stopped before committing; run again")
-        if key not in now.marks:
-            raise WriteConflict(
-                f"{self.describe()}: this run's write mark was removed (another run took the write over as "
-                "abandoned); this run stopped before committing; run again")
-
-    def _phases(self, plan: mapping.Plan, ids: tuple, ids_by_name: dict, desired: dict) -> list:
-        """The host requests of ``plan`` as steps (one per kind of request), in a safe order."""
-        client = self._client
-        cloud_id, region_id = ids
-        steps = [
-            (plan.creates, lambda: [self._create(spec, cloud_id, region_id, ids_by_name, desired)
-                                    for spec in plan.creates]),
-            (plan.body_updates, lambda: self._update_hosts(plan, ids_by_name, bodies=True)),
-            (plan.var_puts or plan.var_deletes, lambda: self._update_hosts(plan, ids_by_name, variables=True)),
-            (plan.label_adds or plan.label_removes, lambda: self._update_hosts(plan, ids_by_name, labels=True)),
-            (plan.deletes, lambda: [client.delete(f"/hosts/{ids_by_name[name]}") for name in plan.deletes]),
-            # (a repeated DELETE of a host is 204 on Craton: retries are safe)
-            (plan.region_delete, lambda: client.delete(f"/regions/{region_id}/variables", plan.region_delete)),
-        ]
-        return [step for items, step in steps if items]
-
-    def _update_hosts(self, plan: mapping.Plan, ids_by_name: dict, bodies: bool = False, variables: bool = False,
-                      labels: bool = False) -> None:
-        client = self._client
-        if bodies:
-            for name, body in plan.body_updates:  # parents first, so a move never makes a cycle
-                if "parent_id" in body:
-                    body = dict(body, parent_id=None if body["parent_id"] is None
-                                else ids_by_name[body["parent_id"]])
-                client.put(f"/hosts/{ids_by_name[name]}", body)
-        if variables:
-            for name, values in plan.var_puts:
-                client.put(f"/hosts/{ids_by_name[name]}/variables", values)
-            for name, keys in plan.var_deletes:
-                client.delete(f"/hosts/{ids_by_name[name]}/variables", keys)
-        if labels:
-            for name, names in plan.label_adds:
-                client.put(f"/hosts/{ids_by_name[name]}/labels", {"labels": names})
-            for name, names in plan.label_removes:
-                client.delete(f"/hosts/{ids_by_name[name]}/labels", {"labels": names})
-
-    def _create(self, spec: mapping.HostSpec, cloud_id: Any, region_id: Any, ids_by_name: dict,
-                desired: dict) -> None:
-        body: dict = {"name": spec.name, "cloud_id": cloud_id, "region_id": region_id,
-                      "ip_address": spec.ip_address, "device_type": spec.device_type, "variables": spec.variables}
-        if spec.parent is not None:
-            body["parent_id"] = ids_by_name[spec.parent]
-        if spec.labels:
-            body["labels"] = sorted(spec.labels)
-        try:
-            ids_by_name[spec.name] = self._client.post("/hosts", body)["id"]
-            return
-        except CratonError as exc:
-            if exc.status != 409:
-                raise
-        # It exists after all (a retried POST that had worked, or another writer): adopt and align it.
-        data = self._client.get("/hosts", {"region_id": region_id, "name": spec.name, "details": "true",
-                                           "resolved-values": "false"})
-        found = [h for h in (data or {}).get("hosts") or [] if h.get("name") == spec.name]
-        if not found:
-            raise StorageError(f"Craton at {self.opts.url} refused to create host {spec.name} (409: name taken) "
-                               f"but region {self.opts.region} has no host of that name; check the region")
-        host = found[0]
-        ids_by_name[spec.name] = host["id"]
-        labels = set((self._client.get(f"/hosts/{host['id']}/labels") or {}).get("labels") or [])
-        managed = {label for s in desired.values() for label in s.labels}
-        parent_id = host.get("parent_id")
-        parent = None if parent_id is None else next(
-            (n for n, i in ids_by_name.items() if i == parent_id), f"#{parent_id}")
-        have = mapping.CurrentHost(id=host["id"], variables=host.get("variables") or {},
-                                   device_type=host.get("device_type") or "", parent=parent,
-                                   ip_address=host.get("ip_address") or "", labels=labels & managed)
-        self._update_hosts(mapping.plan({spec.name: have}, {spec.name: spec}, {}, {}), ids_by_name,
-                           bodies=True, variables=True, labels=True)
-
-    def _save_cache(self, ids: tuple, revision: str, hosts: dict, inventory: dict) -> None:
-        if read_only.active():  # a read that must write nothing (--plan): the next load saves it
-            return
-        mirror = {name: [h.id, h.parent, h.device_type, h.ip_address] for name, h in hosts.items()}
-        self._cache.save(cloud_id=ids[0], region_id=ids[1], revision=revision, hosts=mirror, inventory=inventory)
-
-    # -- messages -------------------------------------------------------------
-
-    def _missing_message(self) -> str:
-        o = self.opts
-        return (f"cloud {o.cloud} / region {o.region} does not exist in Craton at {o.url} and option create is "
-                "false; create them in Craton or set create = true")
-
-    def _newer_message(self, view: View, during: bool = False) -> str:
-        state = view.state or {}
-        when = "while this run was writing; it stopped before committing" if during \
-            else "since this run read it; nothing was written"
-        return (f"{self.describe()}: another run (host {state.get('writer') or '?'}, at "
-                f"{state.get('written') or '?'}) stored a newer inventory {when}; run again to build on it")
-
-    def _busy_message(self, mark: dict) -> str:
-        expires = mark.get("expires")
-        until = _dt.datetime.fromtimestamp(expires, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") \
-            if isinstance(expires, (int, float)) else "?"
-        return (f"{self.describe()}: another run is writing this inventory ({writers.describe_writer(mark)}); "
-                f"nothing was written; run again when it has finished (if it was interrupted, the next run on "
-                f"its host, or any run after {until}, rolls its write back)")
-
-
-@dataclass
-class View:
-    """What the region variables say about writes: the state record and the marks on it."""
-
-    state: dict | None
-    revision: Any
-    marks: dict        # mark key -> mark of an unfinished write on this revision
-    over: list         # mark keys of writes that are over (committed or superseded)
-    records: dict = field(default_factory=dict)  # change record variables (key -> value)
-
-    def same_as(self, other: View) -> bool:
-        return mapping.same(self.state, other.state) and mapping.same(self.marks, other.marks)
-
-
-def _host_names(inventory: dict) -> set:
-    hostvars = (inventory.get("_meta") or {}).get("hostvars") if isinstance(inventory.get("_meta"), dict) else None
-    return set(hostvars) if isinstance(hostvars, dict) else set()

@@ -11,7 +11,7 @@ import sys
 HERE = os.path.dirname(os.path.realpath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "lib"))
 
-from osa_inventory.bootstrap import entry_point  # noqa: E402
+from osa_inventory.commands.bootstrap import entry_point  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(entry_point("osa_inventory.cli", __file__)(default_environment=HERE))
+    sys.exit(entry_point("osa_inventory.commands.script", __file__)(default_environment=HERE))

@@ -20,22 +20,33 @@ from dataclasses import dataclass, field
 from .config import Skeleton
 from ..errors import ConfigError
 from .model import Inventory
-from .validate import global_no_containers
+from .validate import global_no_containers, normalise_group
 
 MAX_NAME_BEFORE_SUFFIX = 52
 LIMIT_KEY = "limit_container_types"
 
 
-def host_group_for(container_group: str) -> str | None:
-    """``<X>_containers`` is fed by the user config group ``<X>_hosts``."""
-    if container_group.endswith("_containers"):
-        return container_group[: -len("_containers")] + "_hosts"
+def _hosts_of(group: str) -> str | None:
+    """``<X>_hosts`` for ``<X>_containers``, as spelt; None for a name of another shape."""
+    if group.endswith("_containers"):
+        return group[: -len("_containers")] + "_hosts"
     return None
 
 
+def host_group_for(container_group: str) -> str | None:
+    """``<X>_containers`` is fed by the user config group ``<X>_hosts``, dashes read as underscores.
+
+    As in OSA: an env.d of older releases that places containers in
+    ``shared-infra_containers`` feeds them from the config's ``shared_infra_hosts``
+    (config group names are read that way too, so ``shared-infra_hosts`` there is the same group).
+    """
+    hosts = _hosts_of(container_group)
+    return normalise_group(hosts) if hosts else None
+
+
 def all_group_for(container_group: str) -> str:
-    """``<X>_containers`` has a ``<X>_all`` group of the hosts and containers it places."""
-    return container_group[: -len("_containers")] + "_all"
+    """``<X>_containers`` has a ``<X>_all`` group of the hosts and containers it places (dashes as underscores)."""
+    return normalise_group(container_group[: -len("_containers")]) + "_all"
 
 
 def _norm(name: str) -> str:
@@ -237,9 +248,11 @@ def nest_host_group(skel_key: str) -> str:
     """The config group whose hosts an ``is_nest`` entry adopts, derived from its key.
 
     ``az1_containers`` is fed by ``az1_hosts``; a key of another shape by
-    ``<first word>_hosts``, as OSA derives it.
+    ``<first word>_hosts``, as OSA derives it. Unlike :func:`host_group_for`,
+    OSA keeps the dashes of the key here, and config groups have none: a
+    dashed ``is_nest`` key adopts nothing.
     """
-    return host_group_for(skel_key) or f"{skel_key.split('_')[0]}_hosts"
+    return _hosts_of(skel_key) or f"{skel_key.split('_')[0]}_hosts"
 
 
 def apply_nests(inv: Inventory, skel: Skeleton, host_groups: dict[str, dict[str, dict]]) -> None:

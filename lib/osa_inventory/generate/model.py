@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 
-META = "_meta"
-ALL = "all"
+from ..inventory.document import ALL, META
 
 
 class Group:

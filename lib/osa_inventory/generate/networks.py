@@ -56,13 +56,14 @@ def assign_networks(inv: Inventory, config: dict) -> None:
     for pool in pools.values():
         pool.reserve_values(values)
 
-    for hv in inv.hostvars.values():
-        if _is_metal(hv):
-            hv["container_networks"] = {}
+    # Decided once per entry: every network below asks it again of each host it binds.
+    metal = {name for name, hv in inv.hostvars.items() if _is_metal(hv)}
+    for name in metal:
+        inv.hostvars[name]["container_networks"] = {}
 
     gateways: dict[str, str] = {}
     for net in provider_networks(config):
-        _bind_network(inv, net, pools, gateways)
+        _bind_network(inv, net, pools, gateways, metal)
     _set_gateways(inv, gateways, _hosts_with_own_gateway(config))
 
 
@@ -93,8 +94,12 @@ def _bound_hosts(inv: Inventory, net: dict) -> list[str]:
     return sorted(hosts)
 
 
-def _bind_network(inv: Inventory, net: dict, pools: dict[str, AddressPool], gateways: dict[str, str]) -> None:
-    """One provider network's entry on every host it binds; ``gateways`` learns its gateway per host."""
+def _bind_network(inv: Inventory, net: dict, pools: dict[str, AddressPool], gateways: dict[str, str],
+                  metal: set[str]) -> None:
+    """One provider network's entry on every host it binds; ``gateways`` learns its gateway per host.
+
+    ``metal`` names the entries that run on their host (no address of their own).
+    """
     key = network_key(net)
     queue = net.get("ip_from_q")
     pool = pools.get(queue)  # type: ignore[arg-type]  # no queue: no pool
@@ -112,7 +117,7 @@ def _bind_network(inv: Inventory, net: dict, pools: dict[str, AddressPool], gate
         entry = dict(template)
         if "static_routes" in entry:
             entry["static_routes"] = copy.deepcopy(entry["static_routes"])
-        if _is_metal(hv):
+        if host in metal:
             if management:
                 entry["address"] = hv.get("management_address") or hv.get("ansible_host")
         else:

@@ -28,6 +28,15 @@ def generate(config: dict, skeleton: Skeleton, stored: dict | None = None, unkno
     ``[inventory] unknown_host_groups``: ``warn`` lets near misses of env.d's host groups through.
     """
     check_config(config, skeleton, unknown_groups)
+    return generate_checked(config, skeleton, stored)
+
+
+def generate_checked(config: dict, skeleton: Skeleton, stored: dict | None = None) -> dict:
+    """:func:`generate` for a config that has passed :func:`~.validate.config_problems` already.
+
+    Reading a config checks it (``deployment_config.read_config``): checking it
+    again here would double the cost of the checks on every run.
+    """
     inv = Inventory.from_json(stored)
     groups = config_host_groups(config)
     previous_roles = metal_roles_of(inv)

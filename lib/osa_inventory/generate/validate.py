@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .config import Skeleton
 from ..errors import ConfigError
+from ..inventory.shape import hostvar_problem
 
 
 
@@ -201,6 +202,11 @@ def _check_host_groups(config: dict) -> None:
             for opt in ("affinity", "container_vars", "host_vars"):
                 if settings.get(opt) is not None and not isinstance(settings[opt], dict):
                     raise ConfigError(f"host {name} in {key}: {opt} must be a mapping")
+            for opt in ("host_vars", "container_vars"):
+                # They become the host's (and its containers') variables, which the next run reads back.
+                problem = hostvar_problem(settings.get(opt) or {})
+                if problem:
+                    raise ConfigError(f"host {name} in {key}: {opt}.{problem}; correct it, or remove it")
 
 
 def _check_group_branches(config: dict, skeleton: Skeleton) -> None:

@@ -1,4 +1,11 @@
-"""The command line of ``scripts/inventory-manage.py``.
+"""The command line of ``scripts/inventory-manage.py``: its actions, from one table.
+
+Each action is an entry of :data:`ACTIONS` (its options and help, whether it
+stores a version, the modifiers it takes) and a function; the parser, the
+help, the usage checks, the ``--reason`` refusal and the dispatch all come
+from that table, so adding an action adds an entry and its function. The
+entry point (:mod:`osa_inventory.commands.manage`) runs the chosen action
+through the commands' runner.
 
 Flags are OpenStack-Ansible's ``inventory-manage.py`` ones (with its defects
 fixed) plus migration, import, history, the stale check and the plan. Output
@@ -17,43 +24,33 @@ import contextlib
 import json
 import os
 import sys
-from dataclasses import asdict
-from typing import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
 
 from .. import __version__
 from ..accounting import REASON_VARIABLE
 from ..generate.config import USER_CONFIG
 from ..deployment_config import read_config
-from ..errors import InventoryError, one_line
-from ..resources import environment_dir, manage_command
+from ..errors import InventoryError
+from ..inventory.changes import compare
+from ..resources import manage_command
 from ..storage import catalog
-from ..storage.loader import Backend
+from ..storage.backend import Backend
 from ..storage.settings import Settings, read_settings
-from ..stdout_guard import stdout_for_result_only
-from ..terminal import error_line, escape, lines
-from . import edits, history_view, plan, recording, stale, transfer, versions, views
+from ..commands.runner import DEFAULT_CONFIG_DIR, Parser, chosen_config_dir
+from ..terminal import escape, lines
+from ..inventory import edits
+from . import history_view, plan, recording, stale, transfer, versions, views
 from .formatting import FORMATS, Lines, render_data, render_table
-from .stores import change_stored, load_required, open_configured_backend, open_file_backend
+from ..storage.change import change_stored, load_required
+from .stores import open_configured_backend, open_file_backend
 
-DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
 EXIT_STALE = 3
 NAMES_SHOWN = 20
-ACTIONS = ("--list-backends", "--list-host", "--list-groups", "--list-containers", "--export",
-           "--remove-item/--remove-group/--clear-ips", "--migrate-to", "--import", "--adopt", "--history",
-           "--diff", "--restore", "--check-stale", "--plan")
-#: The actions that store an inventory version, and so keep a --reason in its record.
-RECORDED = ("edit", "migrate", "import", "restore")
-FLAGS = {"list-backends": "--list-backends", "list-host": "--list-host", "list-groups": "--list-groups",
-         "list-containers": "--list-containers", "export": "--export", "adopt": "--adopt (it relabels the "
-         "deployment and stores no inventory version)", "history": "--history", "diff": "--diff",
-         "check-stale": "--check-stale", "plan": "--plan"}
-
-
-def default_config_dir() -> str:
-    return os.environ.get("OSA_CONFIG_DIR") or DEFAULT_CONFIG_DIR
-
-
+#: What an action gives: data or lines to print, and the exit status.
+Result = tuple[str | list[str], int]
 def build_parser(default_environment: str) -> argparse.ArgumentParser:
+    """The command line: the options of :data:`ACTIONS` and their modifiers, in the help sections of :data:`GROUPS`."""
     p = _Parser(
         description="Inspect and change the stored OpenStack-Ansible inventory, move it between storage "
                     "backends and roll it back. Works on the backend osa.ini selects ($OSA_INI, else "
@@ -74,82 +71,20 @@ def build_parser(default_environment: str) -> argparse.ArgumentParser:
     where.add_argument("--format", choices=FORMATS, default="table",
                        help="output of listings, --history, --diff, --check-stale and --plan (default: table; "
                             "--export prints JSON unless yaml is asked for)")
-
-    show = p.add_argument_group("listings (read only)")
-    show.add_argument("--list-backends", action="store_true",
-                      help="every storage backend available (plugin_paths folders, installed distributions, "
-                           "built-in), where each comes from and whether it offers lock and history")
-    show.add_argument("-l", "--list-host", action="store_true",
-                      help="table of every host and container: " + ", ".join(views.HOST_COLUMNS))
-    show.add_argument("-s", "--sort", metavar="COLUMN", choices=views.HOST_COLUMNS, default=views.DEFAULT_SORT,
-                      help="column to sort --list-host by, then by name; a missing component sorts as "
-                           f"{views.UNDEFINED_COMPONENT}, other empty values last "
-                           f"(one of {', '.join(views.HOST_COLUMNS)}; default: %(default)s, as in OSA)")
-    show.add_argument("-g", "--list-groups", action="store_true",
-                      help="each host and container with the groups it belongs to")
-    show.add_argument("-G", "--list-containers", action="store_true",
-                      help="each group with the hosts and containers it holds, one per line "
-                           "(every group that has any)")
-    show.add_argument("-e", "--export", action="store_true",
-                      help='print {"hosts": {NAME: {"hostvars": ..., "groups": [...]}}, "all": <all.vars>, '
-                           '"groups": {GROUP: ...}} as JSON (--import gives back exactly this inventory)')
-
-    change = p.add_argument_group(
-        "changes (may be combined; made under the backend's lock and stored only if something changed)")
-    change.add_argument("-r", "--remove-item", metavar="NAME", action="append",
-                        help="remove host or container NAME from every group and from hostvars (repeatable); "
-                             "the next inventory run recreates it if the config still produces it")
-    change.add_argument("--with-containers", action="store_true",
-                        help="with -r: also remove the containers of each removed physical host")
-    change.add_argument("-d", "--remove-group", metavar="NAME", action="append",
-                        help="remove group NAME, and its place in other groups' children (repeatable)")
-    change.add_argument("--clear-ips", action="store_true",
-                        help="drop the addresses of every container (not bare-metal hosts) so that the next "
-                             "inventory run assigns new ones, e.g. after changing cidr_networks")
-    change.add_argument("--reason", metavar="TEXT",
-                        help="why: kept with the version stored by -r/-d/--clear-ips, --restore, --migrate-to or "
-                             f"--import, and shown by --history (default: ${REASON_VARIABLE})")
-
-    move = p.add_argument_group("moving the inventory")
-    move.add_argument("--migrate-to", metavar="SECTION",
-                      help="copy the inventory into the backend of osa.ini section [SECTION], read it back "
-                           "and compare; the source is not changed")
-    move.add_argument("--import", dest="import_file", metavar="FILE",
-                      help="validate FILE (an openstack_inventory.json written by OpenStack-Ansible, or an "
-                           "--export) and store it as the inventory")
-    move.add_argument("--adopt", action="store_true",
-                      help="label the deployment stored where osa.ini points with this config's deployment "
-                           "name (etcd's [etcd] deployment), when the stored name differs because it was renamed "
-                           "or stored before it had one")
-    move.add_argument("--force", action="store_true",
-                      help="let --migrate-to / --import replace a different inventory the target already holds")
-
-    past = p.add_argument_group("versions (backends that keep history)")
-    past.add_argument("--history", action="store_true",
-                      help="list the stored versions, each named by its id and dated when it was written, "
-                           "the current one marked, with what changed since the one before")
-    past.add_argument("--diff", metavar="VERSION", nargs="*",
-                      help="show what changed: no version = previous vs current; A = A vs current; "
-                           "A B = from A to B")
-    past.add_argument("--restore", metavar="VERSION",
-                      help="store VERSION as the current inventory (itself a new version, so it can be undone); "
-                           "works when the current inventory is unreadable")
-
-    check = p.add_argument_group("checks")
-    check.add_argument("--check-stale", action="store_true",
-                       help="list stored hosts and containers that the current config no longer produces "
-                            "(removed hosts, containers beyond a lowered affinity)")
-    check.add_argument("--strict", action="store_true", help="with --check-stale: exit 3 if anything is stale")
-    check.add_argument("--plan", action="store_true",
-                       help="generate from the current config in memory, as the next inventory run would, and "
-                            "show what storing it would change (hosts and containers added, addresses assigned, "
-                            "groups and variables changed); writes nothing; exit status 0: no change, "
-                            "2: changes, 1: error")
+    modifiers = _modifiers()
+    for key, title in GROUPS.items():
+        group = p.add_argument_group(title)
+        for action in ACTIONS:
+            if action.group == key:
+                for option in action.options:
+                    group.add_argument(*option.names, **option.settings)
+        for option in modifiers.get(key, ()):
+            group.add_argument(*option.names, **option.settings)
     return p
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, except that with ``--plan`` a usage error is one ``ERROR:`` line and exit status 1.
+class _Parser(Parser):
+    """The commands' parser, except that with ``--plan`` a usage error is one ``ERROR:`` line and exit status 1.
 
     ``--plan`` exits 2 when changes are pending; argparse's usage status 2 would read as that in CI.
     """
@@ -157,53 +92,64 @@ class _Parser(argparse.ArgumentParser):
     plan = False
 
     def error(self, message: str):  # type: ignore[override]
-        message = escape(message)  # it may quote what was typed, or pasted
         if not self.plan:
             super().error(message)
-        self.exit(1, f"ERROR: {message}\n")
+        self.exit(1, f"ERROR: {escape(message)}\n")
 
 
-def _asks_for_plan(argv: Sequence[str] | None) -> bool:
+def asks_for_plan(argv: Sequence[str] | None) -> bool:
     """Whether the command line has ``--plan`` (or an abbreviation argparse would take for it)."""
     words = sys.argv[1:] if argv is None else list(argv)
     flags = (w.split("=", 1)[0] for w in words if w.startswith("--"))
     return any(len(f) > 3 and "--plan".startswith(f) for f in flags)
 
 
-_FLAGS = {"edit": "-r/-d/--clear-ips", "migrate": "--migrate-to", "import": "--import"}
+def _given(args: argparse.Namespace, option: Option) -> bool:
+    return getattr(args, option.dest) not in (None, False)
 
 
-def _chosen_actions(args: argparse.Namespace) -> list[str]:
-    chosen = [name for name, on in (
-        ("list-backends", args.list_backends), ("list-host", args.list_host), ("list-groups", args.list_groups),
-        ("list-containers", args.list_containers), ("export", args.export),
-        ("edit", bool(args.remove_item or args.remove_group or args.clear_ips)),
-        ("migrate", args.migrate_to is not None), ("import", args.import_file is not None), ("adopt", args.adopt),
-        ("history", args.history), ("diff", args.diff is not None), ("restore", args.restore is not None),
-        ("check-stale", args.check_stale), ("plan", args.plan)) if on]
-    return chosen
+def chosen_actions(args: argparse.Namespace) -> list[Action]:
+    """The actions the command line asks for (any of an action's options chooses it)."""
+    return [action for action in ACTIONS if any(_given(args, o) for o in action.options)]
 
 
-def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
-    chosen = _chosen_actions(args)
+def check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Action:
+    """The one action asked for, with modifiers that go with it; a usage error otherwise."""
+    chosen = chosen_actions(args)
     if not chosen:
-        parser.error("nothing to do; choose one of " + ", ".join(ACTIONS))
+        parser.error("nothing to do; choose one of " + ", ".join(a.long for a in ACTIONS))
     if len(chosen) > 1:
-        if "plan" in chosen:
+        if any(a.name == "plan" for a in chosen):
             parser.error("--plan only shows what the next inventory run would store and changes nothing; "
-                         "run it alone, then " + " ".join(_FLAGS.get(a, f"--{a}") for a in chosen if a != "plan")
+                         "run it alone, then " + " ".join(a.short for a in chosen if a.name != "plan")
                          + " as a command of its own")
         parser.error("choose one thing to do at a time (only -r, -d and --clear-ips combine)")
     action = chosen[0]
     if args.with_containers and not args.remove_item:
         parser.error("--with-containers goes with -r/--remove-item")
-    if args.strict and action != "check-stale":
-        parser.error("--strict goes with --check-stale")
-    if args.force and action not in ("migrate", "import"):
-        parser.error("--force goes with --migrate-to or --import")
+    for modifier in ("strict", "force"):
+        if getattr(args, modifier) and modifier not in action.modifiers:
+            takers = [a.long for a in ACTIONS if modifier in a.modifiers]
+            parser.error(f"--{modifier} goes with {' or '.join(takers)}")
     if args.diff is not None and len(args.diff) > 2:
         parser.error("--diff takes at most two versions")
     return action
+
+
+def _storing() -> str:
+    """The options of the actions that store a version, as --reason's help and refusal name them."""
+    names = [o.names[0] for a in ACTIONS if a.stores for o in a.options]
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def reason_refusal(args: argparse.Namespace, action: Action) -> str | None:
+    """Why ``--reason`` is refused with ``action`` (None: it is kept, or not given)."""
+    if args.reason is None or action.stores:
+        return None
+    # Refused rather than ignored: the operator would believe the reason was kept.
+    shown = action.long + (f" ({action.note})" if action.note else "")
+    return (f"--reason is kept with the inventory version a change stores, and {shown} "
+            f"stores none; give it with {_storing()}")
 
 
 class Context:
@@ -211,7 +157,7 @@ class Context:
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
-        self.config_dir = os.path.abspath(args.config or default_config_dir())
+        self.config_dir = chosen_config_dir(args.config)
         self._opened: list[Backend] = []
         self._settings: Settings | None = None
 
@@ -360,9 +306,10 @@ def _diff(ctx: Context) -> str | list[str]:
         return [pair] if ctx.args.format == "table" else render_data({"changes": None, "note": pair},
                                                                      ctx.args.format)
     a, b = pair
-    old, new = backend.read_version(a), backend.read_version(b)
+    advice = "compare other versions (--history lists them)"
+    old, new = versions.read_checked(backend, a, advice), versions.read_checked(backend, b, advice)
     if ctx.args.format != "table":
-        return render_data({"from": a, "to": b, "changes": asdict(versions.compare(old, new))}, ctx.args.format)
+        return render_data({"from": a, "to": b, "changes": asdict(compare(old, new))}, ctx.args.format)
     head = [f"--- version {a}", f"+++ version {b}"]
     return head + (versions.diff_lines(old, new) or ["no differences"])
 
@@ -432,7 +379,7 @@ def _list_backends(ctx: Context) -> str | list[str]:
     return [table, f"selected: backend {chosen} (from {settings.describe()})"]
 
 
-def run(args: argparse.Namespace, action: str) -> tuple[str | list[str], int]:
+def run(args: argparse.Namespace, action: Action) -> Result:
     """Do ``action`` and return what to print and the exit status.
 
     What to print is data (JSON or YAML, printed exactly) or, for people, a
@@ -440,60 +387,161 @@ def run(args: argparse.Namespace, action: str) -> tuple[str | list[str], int]:
     """
     ctx = Context(args)
     try:
-        if action == "list-backends":
-            return _list_backends(ctx), 0
-        if action in ("list-host", "list-groups", "list-containers", "export"):
-            return _listing(action, load_required(ctx.open_work()), args), 0
-        if action == "edit":
-            return _edit(ctx), 0
-        if action == "migrate":
-            return _migrate(ctx), 0
-        if action == "import":
-            return _import(ctx), 0
-        if action == "adopt":
-            return [ctx.open_work().adopt()], 0
-        if action == "history":
-            return _history(ctx), 0
-        if action == "diff":
-            return _diff(ctx), 0
-        if action == "restore":
-            return _restore(ctx), 0
-        if action == "plan":
-            return _plan(ctx)
-        return _check_stale(ctx)
+        return action.run(ctx)
     finally:
         ctx.close()
 
 
-def main(argv: Sequence[str] | None = None, default_environment: str | None = None) -> int:
-    """Entry point of scripts/inventory-manage.py; returns the exit status."""
-    parser = build_parser(default_environment or os.getcwd())
-    parser.plan = _asks_for_plan(argv)
-    args = parser.parse_args(argv)
-    action = _check_usage(parser, args)
-    if args.reason is not None and action not in RECORDED:
-        # Refused rather than ignored: the operator would believe the reason was kept.
-        print(error_line(f"--reason is kept with the inventory version a change stores, and "
-                         f"{FLAGS.get(action, action)} stores none; give it with -r, -d, --clear-ips, --restore, "
-                         "--migrate-to or --import"), file=sys.stderr)
-        return 1
-    try:
-        # Listings may be read by programs (--format json): plugin output must not reach them.
-        with stdout_for_result_only() as emit:
-            output, status = run(args, action)
-            emit((output if isinstance(output, str) else lines(output)) + "\n")
-    except InventoryError as exc:
-        print(error_line(one_line(exc)), file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("ERROR: interrupted; a change in progress was either stored whole or not at all", file=sys.stderr)
-        return 1
-    except Exception as exc:  # a bug: still one line for the operator
-        print(error_line(f"unexpected {type(exc).__name__}: {one_line(exc)} (please report it)"), file=sys.stderr)
-        return 1
-    return status
+def _listed(name: str) -> Callable[[Context], Result]:
+    def listing(ctx: Context) -> Result:
+        return _listing(name, load_required(ctx.open_work()), ctx.args), 0
+    return listing
 
 
-def console_main() -> int:
-    """The ``openstack-ansible-inventory-manage`` console command: the script's flags, the packaged env.d."""
-    return main(default_environment=environment_dir())
+def _always_0(work: Callable[[Context], str | list[str]]) -> Callable[[Context], Result]:
+    def run(ctx: Context) -> Result:
+        return work(ctx), 0
+    return run
+
+
+@dataclass(frozen=True)
+class Option:
+    """One command-line option: its names and argparse's settings for it."""
+
+    names: tuple[str, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dest(self) -> str:
+        """Where argparse keeps its value."""
+        return self.settings.get("dest") or self.names[-1].lstrip("-").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing the tool does: the options that choose it and what they may go with.
+
+    Everything about an action (its options and help, its place in the help,
+    the usage checks, whether ``--reason`` is kept, the dispatch) comes from
+    its entry in :data:`ACTIONS`; adding an action adds an entry and its function.
+    """
+
+    name: str
+    group: str                              # its help section, a key of GROUPS
+    options: tuple[Option, ...]             # any of them chooses the action (-r, -d and --clear-ips together)
+    run: Callable[[Context], Result]
+    stores: bool = False                    # stores an inventory version, so it keeps --reason in its record
+    modifiers: tuple[str, ...] = ()         # of --force, --strict: the ones it takes
+    note: str = ""                          # what usage errors add to its name
+
+    @property
+    def long(self) -> str:
+        """``--remove-item/--remove-group/--clear-ips``: its options' long names."""
+        return "/".join(o.names[-1] for o in self.options)
+
+    @property
+    def short(self) -> str:
+        """``-r/-d/--clear-ips``: its options' shortest names."""
+        return "/".join(o.names[0] for o in self.options)
+
+
+#: The help sections, in order, and what each says of its options.
+GROUPS = {
+    "listings": "listings (read only)",
+    "changes": "changes (may be combined; made under the backend's lock and stored only if something changed)",
+    "moving": "moving the inventory",
+    "versions": "versions (backends that keep history)",
+    "checks": "checks",
+}
+
+ACTIONS: tuple[Action, ...] = (
+    Action("list-backends", "listings", (Option(("--list-backends",), dict(
+        action="store_true",
+        help="every storage backend available (plugin_paths folders, installed distributions, built-in), "
+             "where each comes from and whether it offers lock and history")),), _always_0(_list_backends)),
+    Action("list-host", "listings", (Option(("-l", "--list-host"), dict(
+        action="store_true", help="table of every host and container: " + ", ".join(views.HOST_COLUMNS))),),
+        _listed("list-host")),
+    Action("list-groups", "listings", (Option(("-g", "--list-groups"), dict(
+        action="store_true", help="each host and container with the groups it belongs to")),),
+        _listed("list-groups")),
+    Action("list-containers", "listings", (Option(("-G", "--list-containers"), dict(
+        action="store_true",
+        help="each group with the hosts and containers it holds, one per line (every group that has any)")),),
+        _listed("list-containers")),
+    Action("export", "listings", (Option(("-e", "--export"), dict(
+        action="store_true",
+        help='print {"hosts": {NAME: {"hostvars": ..., "groups": [...]}}, "all": <all.vars>, '
+             '"groups": {GROUP: ...}} as JSON (--import gives back exactly this inventory)')),), _listed("export")),
+    Action("edit", "changes", (
+        Option(("-r", "--remove-item"), dict(
+            metavar="NAME", action="append",
+            help="remove host or container NAME from every group and from hostvars (repeatable); "
+                 "the next inventory run recreates it if the config still produces it")),
+        Option(("-d", "--remove-group"), dict(
+            metavar="NAME", action="append",
+            help="remove group NAME, and its place in other groups' children (repeatable)")),
+        Option(("--clear-ips",), dict(
+            action="store_true",
+            help="drop the addresses of every container (not bare-metal hosts) so that the next inventory run "
+                 "assigns new ones, e.g. after changing cidr_networks"))),
+        _always_0(_edit), stores=True),
+    Action("migrate", "moving", (Option(("--migrate-to",), dict(
+        metavar="SECTION",
+        help="copy the inventory into the backend of osa.ini section [SECTION], read it back and compare; "
+             "the source is not changed")),), _always_0(_migrate), stores=True, modifiers=("force",)),
+    Action("import", "moving", (Option(("--import",), dict(
+        dest="import_file", metavar="FILE",
+        help="validate FILE (an openstack_inventory.json written by OpenStack-Ansible, or an --export) and "
+             "store it as the inventory")),), _always_0(_import), stores=True, modifiers=("force",)),
+    Action("adopt", "moving", (Option(("--adopt",), dict(
+        action="store_true",
+        help="label the deployment stored where osa.ini points with this config's deployment name (etcd's "
+             "[etcd] deployment), when the stored name differs because it was renamed or stored before it "
+             "had one")),), _always_0(lambda ctx: [ctx.open_work().adopt()]),
+        note="it relabels the deployment and stores no inventory version"),
+    Action("history", "versions", (Option(("--history",), dict(
+        action="store_true",
+        help="list the stored versions, each named by its id and dated when it was written, the current one "
+             "marked, with what changed since the one before")),), _always_0(_history)),
+    Action("diff", "versions", (Option(("--diff",), dict(
+        metavar="VERSION", nargs="*",
+        help="show what changed: no version = previous vs current; A = A vs current; A B = from A to B")),),
+        _always_0(_diff)),
+    Action("restore", "versions", (Option(("--restore",), dict(
+        metavar="VERSION",
+        help="store VERSION as the current inventory (itself a new version, so it can be undone); works when "
+             "the current inventory is unreadable")),), _always_0(_restore), stores=True),
+    Action("check-stale", "checks", (Option(("--check-stale",), dict(
+        action="store_true",
+        help="list stored hosts and containers that the current config no longer produces (removed hosts, "
+             "containers beyond a lowered affinity)")),), _check_stale, modifiers=("strict",)),
+    Action("plan", "checks", (Option(("--plan",), dict(
+        action="store_true",
+        help="generate from the current config in memory, as the next inventory run would, and show what "
+             "storing it would change (hosts and containers added, addresses assigned, groups and variables "
+             "changed); writes nothing; exit status 0: no change, 2: changes, 1: error")),), _plan),
+)
+
+
+def _modifiers() -> dict[str, tuple[Option, ...]]:
+    """The options that change how an action works, by help section (after that section's actions)."""
+    return {
+        "listings": (Option(("-s", "--sort"), dict(
+            metavar="COLUMN", choices=views.HOST_COLUMNS, default=views.DEFAULT_SORT,
+            help="column to sort --list-host by, then by name; a missing component sorts as "
+                 f"{views.UNDEFINED_COMPONENT}, other empty values last (one of {', '.join(views.HOST_COLUMNS)}; "
+                 "default: %(default)s, as in OSA)")),),
+        "changes": (
+            Option(("--with-containers",), dict(
+                action="store_true", help="with -r: also remove the containers of each removed physical host")),
+            Option(("--reason",), dict(
+                metavar="TEXT",
+                help=f"why: kept with the version stored by {_storing()}, and shown by --history "
+                     f"(default: ${REASON_VARIABLE})"))),
+        "moving": (Option(("--force",), dict(
+            action="store_true", help="let " + " / ".join(a.long for a in ACTIONS if "force" in a.modifiers)
+                                      + " replace a different inventory the target already holds")),),
+        "checks": (Option(("--strict",), dict(
+            action="store_true", help="with --check-stale: exit 3 if anything is stale")),),
+    }

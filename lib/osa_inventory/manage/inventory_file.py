@@ -12,8 +12,8 @@ from typing import Any
 
 from ..bounded import MAX_INVENTORY_BYTES, parse_json, read_file
 from ..errors import InventoryError
-from ..storage.shape import NOT_INVENTORY, check_inventory, string_list
-from .views import ALL, META
+from ..inventory.shape import NOT_INVENTORY, check_inventory, string_list
+from ..inventory.document import ALL, META
 
 __all__ = ["check_inventory", "load_inventory_file", "read_json_file"]
 

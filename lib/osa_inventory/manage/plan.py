@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..changes import Changes, assigned_addresses, compare
+from ..inventory.changes import Changes, assigned_addresses, compare
 from ..deployment_config import DeploymentConfig
-from ..storage.loader import Backend
+from ..storage.backend import Backend
 from .stale import StaleEntry, find_stale
 from .versions import diff_lines
-from .views import groups_of, hostvars_of
+from ..inventory.document import groups_of, hostvars_of
 
 #: Exit status of ``--plan``: as ``terraform plan -detailed-exitcode`` (1 is any error).
 NO_CHANGE, CHANGES = 0, 2

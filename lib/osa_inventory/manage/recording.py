@@ -12,24 +12,10 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from dataclasses import dataclass
 
-from ..accounting import ChangeRecord
-from ..changes import compare
+from ..storage.change import Account
 
 COMMAND = "inventory-manage"
-
-
-@dataclass(frozen=True)
-class Account:
-    """What every record of one invocation says: the command, and the ``--reason`` (None: ``$OSA_INVENTORY_REASON``)."""
-
-    command: str
-    reason: str | None = None
-
-    def record(self, old: dict | None, new: dict) -> ChangeRecord:
-        """The record of storing ``new`` over ``old`` (None: nothing, or nothing readable, was stored)."""
-        return ChangeRecord.now(self.command, compare(old or {}, new).summary(), self.reason)
 
 
 def _words(*parts: str) -> str:

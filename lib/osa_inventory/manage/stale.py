@@ -17,7 +17,7 @@ from ..generate.containers import host_group_for
 from ..generate.pipeline import generate
 from ..generate.hosts import config_host_groups
 from ..generate.validate import global_no_containers
-from .views import groups_of, hostvars_of, is_metal
+from ..inventory.document import groups_of, hostvars_of, is_metal
 
 
 @dataclass

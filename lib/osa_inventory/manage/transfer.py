@@ -17,11 +17,10 @@ from typing import Callable
 
 from .. import progress
 from ..errors import AccessDenied, InventoryError
-from ..storage.loader import Backend
+from ..storage.backend import Backend
 from .inventory_file import check_inventory, load_inventory_file
-from .recording import Account
-from .stores import load_required
-from .views import groups_of, hostvars_of
+from ..storage.change import Account, load_required
+from ..inventory.document import groups_of, hostvars_of
 
 
 @dataclass

@@ -13,11 +13,11 @@ from typing import Any, Iterator
 
 from ..accounting import ChangeRecord
 from ..errors import InventoryError
-from ..storage.loader import Backend
+from ..inventory.changes import addresses_of, compare
+from ..inventory.document import ALL, groups_of, hostvars_of
+from ..storage.backend import Backend
 from .inventory_file import check_inventory
-from .recording import Account
-from ..changes import ADDRESS_VARS, Changes, addresses_of, compare  # noqa: F401 (re-exported)
-from .views import ALL, groups_of, hostvars_of
+from ..storage.change import Account
 
 def _show(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
@@ -144,6 +144,23 @@ def _recorded_version(entry: dict, version: str, computed: str) -> Version:
                    host=record.host, command=record.command, reason=record.reason)
 
 
+def read_checked(backend: Backend, version: str, advice: str = "") -> dict:
+    """Version ``version`` of ``backend``, refused in one line (naming it) unless it has an inventory's shape.
+
+    Versions are read back as they were stored, without the load path's check: one of the wrong
+    shape (damaged, or written by hand) must be a line, not a traceback of ``--diff`` or ``--history``.
+    ``advice`` ends the line when given.
+    """
+    data = backend.read_version(version)
+    try:
+        check_inventory(data, f"version {version} of {backend.describe()}")
+    except InventoryError as exc:
+        if not advice:
+            raise
+        raise InventoryError(f"{exc}; {advice}") from None
+    return data
+
+
 def history(backend: Backend) -> list[Version]:
     """The backend's versions, oldest first, each with its record or summarised against the previous one.
 
@@ -162,7 +179,7 @@ def history(backend: Backend) -> list[Version]:
     for entry in backend.history():
         version = str(entry.get("version"))
         try:
-            data = backend.read_version(version)
+            data = read_checked(backend, version)
         except InventoryError as exc:
             unreadable = _version(entry, version, "")
             unreadable.summary = f"cannot be read: {exc}"
@@ -213,8 +230,7 @@ def restore(backend: Backend, version: str, account: Account | None = None) -> t
     file aside). Returns whether anything was written and a note.
     """
     backend.require_versions()
-    data = backend.read_version(version)
-    check_inventory(data, f"version {version} of {backend.describe()}")
+    data = read_checked(backend, version, "restore another version (--history lists them)")
     with backend.lock():
         note = ""
         try:

@@ -4,27 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-META = "_meta"
-ALL = "all"
+from ..inventory.document import ALL, groups_of, hostvars_of, is_metal
+
 HOST_COLUMNS = ("container_name", "is_metal", "component", "physical_host",
                 "tunnel_address", "ansible_host", "container_types")
 DEFAULT_SORT = "component"  # the column OSA's inventory-manage sorts by
 UNDEFINED_COMPONENT = "-undefined-"  # how OSA shows (and so sorts) an entry without a component
-
-
-def hostvars_of(inventory: dict) -> dict[str, dict]:
-    return (inventory.get(META) or {}).get("hostvars") or {}
-
-
-def groups_of(inventory: dict) -> dict[str, dict]:
-    """Every group (not ``_meta``, not ``all``), in stored order."""
-    return {name: value for name, value in inventory.items()
-            if name not in (META, ALL) and isinstance(value, dict)}
-
-
-def is_metal(hv: dict) -> bool:
-    """Bare metal per the entry itself or its properties (older inventories use either)."""
-    return bool(hv.get("is_metal") or (hv.get("properties") or {}).get("is_metal"))
 
 
 def _tunnel_address(hv: dict) -> Any:

@@ -8,12 +8,12 @@ built-in ones, one row per name, resolved exactly as a run would resolve it
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from ..errors import InventoryError, one_line
 from . import discovery
-from .loader import BUILTIN_DIR, plugin_class, search_path
+from .importer import import_class
+from .registry import BUILTIN, DISTRIBUTION, Registry, check_deployer_folders
 from .settings import Settings
 
 #: ``history`` of a plugin with ``history()`` but no ``read_version()``: it lists who changed what (Craton).
@@ -32,26 +32,6 @@ class Available:
     note: str = ""
 
 
-def _drop_ins(folder: str) -> list[tuple[str, str]]:
-    """``(name, file)`` of each plugin in ``folder``: ``NAME.py`` or ``NAME/__init__.py``."""
-    try:
-        entries = sorted(os.listdir(folder))
-    except OSError:
-        return []
-    found: dict[str, str] = {}
-    for entry in entries:
-        path = os.path.join(folder, entry)
-        if entry.endswith(".py") and os.path.isfile(path):
-            found.setdefault(entry[:-3], path)
-        elif os.path.isfile(os.path.join(path, "__init__.py")):
-            found[entry] = os.path.join(path, "__init__.py")  # a package beats a module beside it, as in Python
-    return [(name, path) for name, path in found.items() if discovery.valid_name(name)]
-
-
-def _is_builtin(path: str) -> bool:
-    return BUILTIN_DIR in (os.path.dirname(path), os.path.dirname(os.path.dirname(path)))
-
-
 def _history_of(cls) -> bool | str:
     if not callable(getattr(cls, "history", None)):
         return False
@@ -59,32 +39,30 @@ def _history_of(cls) -> bool | str:
 
 
 def available(settings: Settings) -> list[Available]:
-    """One :class:`Available` per backend name, sorted by name."""
-    folders = search_path(settings)
-    files: dict[str, list[str]] = {}
-    for folder in folders:
-        for name, path in _drop_ins(folder):
-            files.setdefault(name, []).append(path)
-    dists: dict[str, list[discovery.Installed]] = {}
-    for entry in discovery.installed():
-        dists.setdefault(entry.name, []).append(entry)
+    """One :class:`Available` per backend name, sorted by name.
+
+    The folders are listed before their trust checks, so that a refused
+    folder shows in each row it concerns; nothing is imported before them.
+    """
+    registry = Registry.of(settings, checked=False)
     rows = []
-    for name in sorted(set(files) | set(dists)):
-        paths = files.get(name, [])
-        if name in dists and not paths:
-            first = dists[name][0]
-            row = Available(name, "distribution", f"{first.distribution} {first.version} ({first.value})", None, None)
+    for name, definitions in registry.listing().items():
+        files = [d for d in definitions if d.source != DISTRIBUTION]
+        entry = definitions[0].entry
+        if not files and entry is not None:
+            row = Available(name, DISTRIBUTION, f"{entry.distribution} {entry.version} ({entry.value})", None, None)
         else:
-            row = Available(name, "built-in" if _is_builtin(paths[0]) else "folder", paths[0], None, None)
-            if paths[1:]:
+            row = Available(name, files[0].source, files[0].where, None, None)
+            if files[1:]:
                 row.note = "used instead of " + ", ".join(
-                    "the built-in one" if _is_builtin(p) else p for p in paths[1:])
+                    "the built-in one" if d.source == BUILTIN else d.where for d in files[1:])
         if not discovery.valid_name(name):
             row.note = "not selectable: a backend name is letters, digits and underscores"
             rows.append(row)
             continue
         try:
-            cls = plugin_class(name, settings)
+            check_deployer_folders(settings)  # before a clash names a file there
+            cls = import_class(registry.require(name, settings), registry, settings)
         except InventoryError as exc:
             row.note = "; ".join(filter(None, (row.note, f"ERROR: {one_line(exc)}")))
         else:

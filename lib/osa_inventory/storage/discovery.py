@@ -13,7 +13,7 @@ are checked by the loader).
 
 Names must be unique across sources: a distribution never silently takes a
 name that a plugin folder, another distribution or the built-in plugins
-already define (see :func:`find`).
+already define (:mod:`.registry` holds that rule with the others).
 """
 
 from __future__ import annotations
@@ -105,29 +105,3 @@ def valid_name(name: str) -> bool:
     """Whether an entry point's name can be selected as a backend (osa.ini section names are plain)."""
     return bool(_PLAIN_NAME.match(name))
 
-
-def find(name: str, folder_file: str | None, builtin_file: str | None) -> Installed | None:
-    """The distribution that provides backend ``name``, or None if none does.
-
-    ``folder_file`` is the drop-in file a ``plugin_paths`` folder has for
-    ``name`` and ``builtin_file`` the built-in one (None when absent). A name
-    both a distribution and anything else define is refused, naming both,
-    rather than one silently shadowing the other.
-    """
-    offers = [e for e in installed() if e.name == name]
-    if not offers:
-        return None
-    first = offers[0]
-    if len(offers) > 1:
-        raise PluginError(
-            f"storage backend {name!r} is defined twice: by {first.origin} and by {offers[1].origin}; "
-            f"pip uninstall one of {first.distribution} and {offers[1].distribution}")
-    if folder_file:
-        raise PluginError(
-            f"storage backend {name!r} is defined twice: by {folder_file} (from plugin_paths) and by {first.origin}; "
-            f"remove or rename {folder_file}, or pip uninstall {first.distribution}")
-    if builtin_file:
-        raise PluginError(
-            f"storage backend {name!r} is defined twice: by the built-in {builtin_file} and by {first.origin}, "
-            f"and a distribution may not replace a built-in backend; pip uninstall {first.distribution}")
-    return first

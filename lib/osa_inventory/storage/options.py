@@ -5,8 +5,8 @@ A plugin declares its options in a module-level ``OPTIONS``: a sequence of
 mapping of option name to a dict of the same fields). The loader then
 refuses unknown options and malformed values before the plugin sees them,
 resolves relative paths against the folder of osa.ini, and
-``tests/test_declarations.py`` checks ``osa.ini.sample`` and the docs
-against the declarations. A plugin without ``OPTIONS`` keeps working: its
+``scripts/render-options.py --check`` (run by ``tests/test_declarations.py``)
+holds ``osa.ini.sample`` and the docs to the declarations. A plugin without ``OPTIONS`` keeps working: its
 section is passed through unchecked.
 
 ``register(args)`` still receives strings (the plugin contract); a plugin
@@ -161,14 +161,3 @@ def read_options(declared: Declaration, args: Mapping[str, Any]) -> dict[str, An
         except ValueError as exc:
             raise StorageError(f"option {name} = {shown(option, str(raw))} {exc}") from None
     return values
-
-
-def number_option(args: Mapping[str, Any], name: str, default: float, minimum: float, whole: bool = False) -> float:
-    """Option ``name`` as a number >= ``minimum`` (an int if ``whole``); for plugins without a declaration."""
-    option = Option(name, "whole" if whole else "number", default=default, minimum=minimum)
-    return read_options({name: option}, args)[name]
-
-
-def flag_option(args: Mapping[str, Any], name: str, default: bool) -> bool:
-    """Option ``name`` as a boolean (true/false, yes/no, on/off, 1/0); for plugins without a declaration."""
-    return read_options({name: Option(name, "flag", default=default)}, args)[name]

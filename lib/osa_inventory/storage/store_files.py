@@ -51,6 +51,8 @@ from .safe_files import TEMP_SUFFIX, hold_flock
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 #: What a failed write leaves: every write of a store ends in the rename of its main file.
 UNCHANGED = "the stored inventory was not changed"
+#: How many names set_aside tries for one label and stamp: the bare one, then -2 up to this.
+_ASIDE_NAMES = 9999
 
 
 class UntrustedFile(StorageError):
@@ -331,7 +333,7 @@ class Folder:
         set aside in the same second never overwrite one another.
         """
         base = f"{name}.{label}-{stamp}"
-        for n in range(1, 10_000):
+        for n in range(1, _ASIDE_NAMES + 1):
             candidate = base if n == 1 else f"{base}-{n}"
             try:
                 os.link(name, candidate, src_dir_fd=self.fd, dst_dir_fd=self.fd, follow_symlinks=False)
@@ -352,8 +354,8 @@ class Folder:
             except OSError as exc:
                 raise self.failure(exc, name, "moved aside") from None
             return candidate
-        raise StorageError(f"cannot move {self.join(name)} aside: {base} and 9999 numbered names exist; "
-                           "remove old ones")
+        raise StorageError(f"cannot move {self.join(name)} aside: {base} and {base}-2 to {base}-{_ASIDE_NAMES} all "
+                           f"exist in {self.path}; remove old ones")
 
     def give(self, name: str, access: FileAccess, within: int | None = None) -> None:
         """Give the file ``name`` (just set aside) the configured group and mode, its mode first cut to ``within``.

@@ -26,6 +26,7 @@ from urllib3.util.retry import Retry
 
 from ...bounded import parse_json
 from ...errors import AccessDenied, InventoryError, StorageError, one_line
+from ..http_answer import MAX_ANSWER_BYTES, read_answer
 from ..tls import strict_ca_advice, tls_reason
 
 LOG = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class CratonClient:
     ``who`` describes the identity for 401 messages (e.g. "user osa in project
     <id>"); it must not contain secrets.
     """
+
+    max_answer = MAX_ANSWER_BYTES  # bytes of one answer's body; more is refused (see http_answer)
 
     def __init__(self, url: str, headers: dict[str, str], who: str, *, verify: bool | str = True,
                  timeout: float = 30.0, retries: int = 3, backoff: float = 0.5):
@@ -106,16 +109,18 @@ class CratonClient:
             with warnings.catch_warnings():
                 if self.verify is False:
                     warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                response = self._session.request(method, full, **kwargs)
+                response = self._session.request(method, full, stream=True, **kwargs)
+                content = read_answer(response, limit=self.max_answer, shown=f"{method} {full}", error=CratonError,
+                                      advice="check that [craton] url points at the Craton API")
         except requests.RequestException as exc:
             raise CratonError(self._explain(exc, method, path)) from None
         if response.status_code not in expect:
             kind = CratonAccessDenied if response.status_code in (401, 403) else CratonError
-            raise kind(self._status_message(response, method, path), response.status_code)
-        if not response.content:
+            raise kind(self._status_message(response, content, method, path), response.status_code)
+        if not content:
             return None
         try:
-            return parse_json(response.content, shown=f"the answer to {method} {full}", error=CratonError)
+            return parse_json(content, shown=f"the answer to {method} {full}", error=CratonError)
         except CratonError as exc:
             raise CratonError(f"{method} {full} answered {response.status_code} with a body that is not JSON "
                               f"Craton could have sent ({one_line(exc)}); check that [craton] url points at the "
@@ -159,10 +164,10 @@ class CratonClient:
 
     # -- messages ---------------------------------------------------------
 
-    def _status_message(self, response: requests.Response, method: str, path: str) -> str:
+    def _status_message(self, response: requests.Response, content: bytes, method: str, path: str) -> str:
         status = response.status_code
         full = f"{self.url}/v1{path}"
-        text = _server_message(response)
+        text = _server_message(response, content)
         if status == 401:
             return (f"Craton at {self.url} refused the credentials of {self.who} (401 on {method} {path}); "
                     "check [craton] project_id, username and api_key (or token): a user of that project, "
@@ -216,9 +221,9 @@ def _short(value: Any) -> str:
     return text[:200]
 
 
-def _server_message(response: requests.Response) -> str:
+def _server_message(response: requests.Response, content: bytes) -> str:
     try:
-        data = parse_json(response.content, shown="an error answer")
+        data = parse_json(content, shown="an error answer")
     except InventoryError:
         data = None
     if isinstance(data, dict) and isinstance(data.get("message"), str):

@@ -26,6 +26,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from ...bounded import parse_json
 from ...errors import AccessDenied, InventoryError, StorageError, one_line
+from ..http_answer import MAX_ANSWER_BYTES, read_answer
 from ..tls import strict_ca_advice, tls_reason
 
 # gRPC status codes the gateway puts in its error bodies.
@@ -178,6 +179,8 @@ class EtcdClient:
     :meth:`clone`.
     """
 
+    max_answer = MAX_ANSWER_BYTES  # bytes of one answer's body; more is refused (see http_answer)
+
     def __init__(self, endpoints: Iterable[str], timeout: float = 10.0, *,
                  username: str | None = None, password: str | None = None,
                  ca_cert: str | None = None, cert: str | None = None, key: str | None = None,
@@ -292,7 +295,9 @@ class EtcdClient:
         headers = {"Authorization": self._token} if self._token else {}
         self.request_count += 1
         try:
-            resp = self._session.post(endpoint + path, json=body, headers=headers, timeout=timeout)
+            resp = self._session.post(endpoint + path, json=body, headers=headers, timeout=timeout, stream=True)
+            content = read_answer(resp, limit=self.max_answer, shown=f"POST {endpoint}{path}", error=_too_big,
+                                  advice="check that the endpoints option names etcd client URLs")
         except requests.exceptions.SSLError as exc:
             reason = tls_reason(exc)
             advice = strict_ca_advice(reason, "ca_cert", self.ca_cert) or "check the ca_cert, cert and key options"
@@ -306,7 +311,7 @@ class EtcdClient:
         except requests.exceptions.RequestException as exc:
             raise _Unanswered(type(exc).__name__) from None
         try:
-            data = parse_json(resp.content, shown=f"{endpoint} answer to {path}", error=_NotJson)
+            data = parse_json(content, shown=f"{endpoint} answer to {path}", error=_NotJson)
         except _NotJson as exc:
             if resp.status_code >= 500:
                 raise _Unanswered(f"HTTP {resp.status_code}") from None
@@ -415,6 +420,10 @@ class EtcdClient:
         except EtcdRequestError as exc:
             if exc.code != GRPC_NOT_FOUND:
                 raise
+
+
+def _too_big(message: str) -> EtcdRequestError:
+    return EtcdRequestError(message, 0, "")
 
 
 class _Unanswered(Exception):

@@ -1,12 +1,32 @@
 """What lies under a deployment's etcd prefix, read once and sorted by what a write may do with it.
 
-Under the prefix ``P`` this program keeps ``P/manifest``, ``P/deployment`` (the marker
-naming the deployment), ``P/lock``, ``P/tags/<tag>`` (one record per write tag that
-has parts stored) and the parts ``P/data/<tag>/...``. A write deletes only keys it
-can prove are its own: parts the current index references, and parts under a tag
-that has a record. Anything else under the prefix (an operator's key, another
-deployment wrongly nested inside) is never deleted; another deployment found
-inside is reported.
+Under the prefix ``P`` (all values JSON, UTF-8):
+
+``P/manifest``
+    The pointer to the current version: format, generation, write time, writer, the
+    location and digest of the index, and the write's change record (who, from where,
+    with what command and why; never read by load or write). Its revisions are the
+    inventory's history.
+``P/data/<tag>/<kind>[.<chunk>]/<name>``
+    Immutable parts: one per host's hostvars (``host``), per other top-level entry
+    such as a group or ``all`` (``group``), the rest of ``_meta`` (``meta``) and the
+    index (``index``) listing every part in order with its tag and digest. ``tag`` is
+    unique per write (``<generation>-<random>``); a part bigger than a chunk is split.
+``P/deployment``
+    The marker naming the deployment (``[etcd] deployment``); a run of another
+    deployment is refused.
+``P/tags/<tag>``
+    One record per write tag with parts stored: ``staging`` until its manifest is
+    switched in, then ``stored``. Together with the index it proves which data keys
+    this program wrote.
+``P/lock``
+    Held by the run that is generating, attached to a lease that dies with it
+    (:mod:`.lock`).
+
+A write deletes only keys it can prove are its own: parts the current index
+references, and parts under a tag that has a record. Anything else under the
+prefix (an operator's key, another deployment wrongly nested inside) is never
+deleted; another deployment found inside is reported.
 """
 
 from __future__ import annotations

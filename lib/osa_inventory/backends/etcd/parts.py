@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +50,11 @@ def digest(payload: bytes) -> str:
 def utc_now() -> str:
     """Now as YYYY-mm-ddTHH:MM:SSZ."""
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def writer() -> str:
+    """This run as what it stores names it (the lock's holder, a manifest's writer): host and process."""
+    return f"{socket.gethostname()} pid {os.getpid()}"
 
 
 @dataclass(frozen=True)

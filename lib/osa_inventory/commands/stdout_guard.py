@@ -29,8 +29,8 @@ import stat
 import sys
 from typing import Callable, Iterator, NamedTuple
 
-from .bounded import describe_kind
-from .errors import InventoryError
+from ..bounded import describe_kind
+from ..errors import InventoryError
 
 
 class _Identity(NamedTuple):

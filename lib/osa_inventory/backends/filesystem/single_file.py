@@ -1,15 +1,15 @@
-"""A storage for ``--file`` paths not named ``openstack_inventory.json``.
+"""The store of ``inventory-manage -f FILE`` for a FILE not named ``openstack_inventory.json``.
 
-It follows the storage plugin contract so the rest of the tool treats it like
-any backend: ``load``/``write``, a re-entrant ``flock`` lock on
+Built from the filesystem engine (:mod:`.store`) and keeping the storage
+plugin contract (the contract suite runs on it), so the rest of the tool
+treats it like any backend: ``load``/``write``, a re-entrant ``flock`` lock on
 the file's folder, and the backups as history. A save replaces the file
 atomically (temp file in the same folder, fsync, rename, fsync of the
 folder) after copying the previous content to ``FILE.YYYYmmdd_HHMMSS.bak``, named
 and dated by when that content was written (a copy an interrupted save
 already made is not made twice); the newest ``KEEP`` backups are kept. Change
 records are kept as the filesystem backend keeps them, in ``FILE``'s sidecar
-(``inv.json`` -> ``inv.changes.json``; see
-:mod:`osa_inventory.backends.filesystem_records`).
+(``inv.json`` -> ``inv.changes.json``; see :mod:`.records`).
 
 Every file is handled as the filesystem backend handles its own
 (:mod:`osa_inventory.storage.store_files`): named relative to the open
@@ -21,33 +21,23 @@ nobody else may write it, and read bounded.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import json
 import os
 import re
 import shlex
 import stat
-import time
 from typing import ContextManager, Iterator
 
-from ..accounting import pending_change
-from ..backends import filesystem_records as records
-from ..bounded import MAX_INVENTORY_BYTES, describe_kind, parse_json
-from ..errors import StorageError
-from ..storage.safe_files import Reentrant
-from ..storage.store_files import DamagedFile, Folder
+from ...bounded import MAX_INVENTORY_BYTES, describe_kind, parse_json
+from ...errors import StorageError
+from ...storage.safe_files import Reentrant
+from ...storage.store_files import Folder, Place
+from . import records
+from .archive import stamp_of
+from .store import CURRENT, Current, dumps, inventory_of, iso, read_current, record_change, stamp
 
 KEEP = 15
-CURRENT = "current"
 LOCK_TIMEOUT = 300.0
-
-
-def _stamp(when: float) -> str:
-    return _dt.datetime.fromtimestamp(when, _dt.timezone.utc).strftime("%Y%m%d_%H%M%S")
-
-
-def _iso(ts: float) -> str:
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+LOCK_HINT = "wait for it to finish"
 
 
 class Storage:
@@ -58,9 +48,10 @@ class Storage:
         self.dir = ""
         self.name = ""
         self._lock = Reentrant(self._locked)
-        self._folder: Folder | None = None
+        self._held: Place | None = None
 
     def register(self, args: dict) -> None:
+        """``args["file"]``: the inventory file, which need not exist yet; its folder must."""
         path = args.get("file")
         if not path:
             raise StorageError("no file given")
@@ -79,6 +70,7 @@ class Storage:
                                    "inventory file")
 
     def describe(self) -> str:
+        """``file <path>``."""
         return f"file {self.path}"
 
     def lock(self) -> ContextManager[None]:
@@ -87,69 +79,56 @@ class Storage:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        with Folder.open(self.dir) as folder, folder.locked(LOCK_TIMEOUT, "wait for it to finish"):
-            self._folder = folder
+        with Folder.open(self.dir) as folder, folder.locked(LOCK_TIMEOUT, LOCK_HINT):
+            self._held = Place(folder, self.name)
             try:
                 yield
             finally:
-                self._folder = None
+                self._held = None
 
     @contextlib.contextmanager
-    def _opened(self) -> Iterator[Folder]:
-        """The file's folder: the one locked while the lock is held."""
-        if self._folder is not None:
-            yield self._folder
+    def _opened(self) -> Iterator[Place]:
+        """The file in its folder: the one locked while the lock is held."""
+        if self._held is not None:
+            yield self._held
             return
         with Folder.open(self.dir) as folder:
-            yield folder
+            yield Place(folder, self.name)
 
     def _hint(self, folder: Folder) -> str:
         backups = self._backups(folder)
         if backups:
-            return (f"it was left untouched; restore a backup with --restore {backups[-1][0]} "
-                    "(see --history) or import a saved copy")
-        return "it was left untouched; repair it by hand or import a saved copy with --import"
-
-    def _parse(self, folder: Folder, data: bytes) -> dict:
-        try:
-            value = parse_json(data, shown=self.path, error=StorageError)
-        except StorageError as exc:
-            raise StorageError(f"{exc}; {self._hint(folder)}") from None
-        if not isinstance(value, dict):
-            raise StorageError(f"{self.path} does not hold a JSON object; {self._hint(folder)}")
-        return value
+            return f"restore a backup with --restore {backups[-1][0]} (see --history) or import a saved copy"
+        # --force: a plain --import refuses to replace an inventory it cannot read.
+        return "repair it by hand or import a saved copy with --import FILE --force"
 
     def load(self) -> dict | None:
-        with self._opened() as folder:
-            try:
-                found = folder.read(self.name, MAX_INVENTORY_BYTES)
-            except DamagedFile as exc:
-                raise StorageError(f"{exc}; {self._hint(folder)}") from None
-            return None if found is None else self._parse(folder, found[0])
+        """The inventory, or None when the file does not exist yet."""
+        with self._opened() as place:
+            return inventory_of(read_current(place), place, lambda: self._hint(place.folder))
 
     def write(self, inventory: dict) -> None:
-        data = json.dumps(inventory, indent=4, sort_keys=True).encode("utf-8")
+        """Copy the file to a backup, keep the pending change's record, then replace the file atomically."""
+        data = dumps(inventory).encode("utf-8")
         with self.lock():
-            folder = self._folder
-            assert folder is not None
+            place = self._held
+            assert place is not None
+            folder = place.folder
             folder.remove_temp_files(self.name)
-            try:
-                found = folder.read(self.name, MAX_INVENTORY_BYTES)
-            except DamagedFile:
+            current = read_current(place, parse=False)
+            if current.refused:
+                raise StorageError(current.refused)
+            if current.damage:
                 # Too large to copy: kept whole under another name, for whoever repairs it.
-                folder.set_aside(self.name, "corrupt", _stamp(time.time()))
-                found = None
-            if found is not None:
-                old, st = found
-                if old == data:
+                folder.set_aside(self.name, "corrupt", stamp())
+                current = Current()
+            if current.st is not None:
+                if current.data == data:
                     return
-                self._add_backup(folder, old, st)  # even an unreadable file: it may be all there is
-            mode = stat.S_IMODE(st.st_mode) if found is not None else 0o644
-            written, record = time.time(), pending_change()
-            if record is not None:  # before the file is replaced: a crash leaves an orphan record, never a wrong one
-                kept = [int(folder.lstat(name).st_mtime) for _, name in self._backups(folder)]
-                records.store(folder, records.sidecar_of(self.name), record, records.key_of(data, written),
-                              kept, KEEP, mode, None)
+                self._add_backup(folder, current)  # even an unreadable file: it may be all there is
+            mode = stat.S_IMODE(current.st.st_mode) if current.st is not None else 0o644
+            kept = [int(folder.lstat(name).st_mtime) for _, name in self._backups(folder)]
+            written = record_change(place, data, kept, KEEP, mode, None)
             folder.replace(self.name, data, mode, mtime=written)
 
     # -- history: the backups, then the file itself ---------------------------
@@ -162,86 +141,85 @@ class Storage:
             match = pattern.match(name)
             if match:
                 version = match.group(1)
-                stamp, _, n = version.partition("-")
-                found.append(((stamp, int(n or 1)), version, name))
+                when, _, n = version.partition("-")
+                found.append(((when, int(n or 1)), version, name))
         found.sort()
         return [(version, name) for _, version, name in found]
 
     def _backup_version(self, folder: Folder, written: float) -> str:
         """The name a backup of a version written at ``written`` gets: its time, ``-2``... if taken."""
         existing = {v for v, _ in self._backups(folder)}
-        version = _stamp(written)
+        version = stamp_of(written)
         n = 1
         while version in existing:
             n += 1
-            version = f"{_stamp(written)}-{n}"
+            version = f"{stamp_of(written)}-{n}"
         return version
 
-    def _newest_backup(self, folder: Folder) -> tuple[str, bytes, os.stat_result] | None:
-        """The newest backup's version, bytes and status, when it can be read."""
+    def _newest_backup(self, folder: Folder) -> tuple[str, Current] | None:
+        """The newest backup's version and content, when it can be read."""
         backups = self._backups(folder)
         if not backups:
             return None
         version, name = backups[-1]
-        try:
-            found = folder.read(name, MAX_INVENTORY_BYTES)
-        except StorageError:
-            return None
-        return None if found is None else (version, *found)
+        found = read_current(Place(folder, name), parse=False)
+        return (version, found) if _readable(found) else None
 
-    def _duplicate(self, folder: Folder, data: bytes, st: os.stat_result) -> str | None:
+    def _duplicate(self, folder: Folder, current: Current) -> str | None:
         """The version of the newest backup when it holds the file's own version (an interrupted save made it)."""
+        assert current.st is not None
         newest = self._newest_backup(folder)
-        if newest and newest[1] == data and int(newest[2].st_mtime) == int(st.st_mtime):
-            return newest[0]
+        if newest is not None:
+            version, backup = newest
+            assert backup.st is not None
+            if backup.data == current.data and int(backup.st.st_mtime) == int(current.st.st_mtime):
+                return version
         return None
 
-    def _add_backup(self, folder: Folder, data: bytes, st: os.stat_result) -> None:
+    def _add_backup(self, folder: Folder, current: Current) -> None:
         # Named and dated by when the file was written, so a version keeps its name and time
         # in --history whether it is the file itself or a backup.
-        if self._duplicate(folder, data, st) is None:
-            backup = f"{self.name}.{self._backup_version(folder, st.st_mtime)}.bak"
-            folder.replace(backup, data, stat.S_IMODE(st.st_mode), mtime=st.st_mtime)
+        assert current.st is not None
+        if self._duplicate(folder, current) is None:
+            backup = f"{self.name}.{self._backup_version(folder, current.st.st_mtime)}.bak"
+            folder.replace(backup, current.data, stat.S_IMODE(current.st.st_mode), mtime=current.st.st_mtime)
         for _, old in self._backups(folder)[:-KEEP]:
             folder.remove(old)
 
-    def _version_of_file(self, folder: Folder, data: bytes, st: os.stat_result) -> str:
-        return self._duplicate(folder, data, st) or self._backup_version(folder, st.st_mtime)
+    def _version_of_file(self, folder: Folder, current: Current) -> str:
+        assert current.st is not None
+        return self._duplicate(folder, current) or self._backup_version(folder, current.st.st_mtime)
 
     def history(self) -> list[dict]:
         """The backups, then the file itself; each named by when it was written, as its backup will be."""
-        with self._opened() as folder:
+        with self._opened() as place:
+            folder = place.folder
             versions = []
             for v, name in self._backups(folder):
-                try:
-                    found = folder.read(name, MAX_INVENTORY_BYTES)
-                except StorageError:
-                    found = None  # listed all the same: reading the version says why it cannot be used
-                st = found[1] if found else folder.lstat(name)
+                # Listed even when it cannot be read: reading the version says why.
+                found = read_current(Place(folder, name), parse=False)
+                st = found.st if _readable(found) else folder.lstat(name)
                 if st is not None:
-                    versions.append(({"version": v, "time": _iso(st.st_mtime)},
-                                     records.key_of(found[0], st.st_mtime) if found else ("", -1)))
-            try:
-                current = folder.read(self.name, MAX_INVENTORY_BYTES)
-            except StorageError:
-                current = None
-            if current is not None:
-                data, st = current
-                version = self._version_of_file(folder, data, st)
+                    versions.append(({"version": v, "time": iso(st.st_mtime)},
+                                     records.key_of(found.data, st.st_mtime) if _readable(found) else ("", -1)))
+            current = read_current(place, parse=False)
+            if _readable(current):
+                assert current.st is not None
+                version = self._version_of_file(folder, current)
                 if versions and versions[-1][0]["version"] == version:
                     versions.pop()
-                versions.append(({"version": version, "time": _iso(st.st_mtime)}, records.key_of(data, st.st_mtime)))
+                versions.append(({"version": version, "time": iso(current.st.st_mtime)},
+                                 records.key_of(current.data, current.st.st_mtime)))
             records.attach(versions, records.read(folder, records.sidecar_of(self.name), records.size_limit(KEEP)))
         return [entry for entry, _ in versions]
 
     def read_version(self, version: str) -> dict:
-        with self._opened() as folder:
+        """The inventory of ``version`` (a backup's, or the file's own, as listed), or ``current``."""
+        with self._opened() as place:
+            folder = place.folder
             if version != CURRENT:
-                try:
-                    current = folder.read(self.name, MAX_INVENTORY_BYTES)
-                except StorageError:
-                    current = None
-                if current is not None and version == self._version_of_file(folder, *current):
+                current = read_current(place, parse=False)
+                if _readable(current) and version == self._version_of_file(folder, current):
                     version = CURRENT
             if version == CURRENT:
                 data = self.load()
@@ -258,3 +236,8 @@ class Storage:
                     except StorageError as exc:
                         raise StorageError(f"{exc}; pick another version") from None
         raise StorageError(f"no version {version!r} of {self.path}; list them with --history")
+
+
+def _readable(found: Current) -> bool:
+    """Whether the file read unparsed exists and could be read (its bytes are all there)."""
+    return found.st is not None and not found.damage and not found.refused

@@ -1,8 +1,11 @@
-"""The storage plugin contract, as a reusable pytest suite.
+"""The storage plugin contract, as a reusable pytest suite shipped with the package.
 
-Any backend (ours or a deployer's) proves it keeps the contract of
-``docs/writing-plugins.md`` by subclassing :class:`StorageContract` in a
-``Test...`` class and providing one fixture, ``make_storage``::
+Any backend (ours or a deployer's, in a file or a pip-installed distribution)
+proves it keeps the contract of ``docs/writing-plugins.md`` by subclassing
+:class:`StorageContract` in a ``Test...`` class of its own tests and
+providing one fixture, ``make_storage``::
+
+    from osa_inventory.testing import StorageContract
 
     class TestMyStore(StorageContract):
         @pytest.fixture
@@ -18,6 +21,9 @@ instance with the same options, so the first call of a test sees an empty
 store and later calls see what earlier instances wrote (that is how
 persistence, cross-instance locking and stale caches are checked). Each test
 must start from an empty store (use ``tmp_path`` or a unique key prefix).
+pytest shows the values behind a failed ``assert`` of this module when it is
+registered for rewriting before it is imported: ``pytest.register_assert_rewrite
+("osa_inventory.testing")`` in the suite's ``conftest.py``.
 
 Optional hooks (class attributes or fixtures of the subclass):
 
@@ -33,13 +39,14 @@ The optional methods (``lock``, ``history``/``read_version``,
 
 From the command line, against any plugin file::
 
-    python tests/plugin_contract.py path/to/myplugin.py --option database={tmp}/inv.db \
+    python -m osa_inventory.testing path/to/myplugin.py --option database={tmp}/inv.db \
         --bad-option lock_timeout=soon [pytest args]
 
 ``{tmp}`` becomes a fresh folder per test and ``{unique}`` a unique token
 per test (e.g. ``--option prefix=/contract/{unique}``); each ``--bad-option``
 is one registration that must fail; the plugin is loaded
 through the real loader, so its ownership and permission checks apply.
+Importing this module needs pytest (the package itself does not).
 
 :func:`make_inventory` builds OSA-shaped inventories for other tests too.
 """
@@ -60,13 +67,10 @@ from typing import Any, Callable
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LIB = os.path.join(ROOT, "lib")
-if LIB not in sys.path:
-    sys.path.insert(0, LIB)
+from osa_inventory.errors import InventoryError
 
-from osa_inventory.errors import InventoryError  # noqa: E402
-
+__all__ = ["StorageContract", "assert_same", "awkward_values_inventory", "canonical", "edge_inventory",
+           "first_difference", "main", "make_inventory", "run_with_timeout"]
 ENV_PLUGIN = "OSA_CONTRACT_PLUGIN"
 ENV_OPTIONS = "OSA_CONTRACT_OPTIONS"
 ENV_BAD_OPTIONS = "OSA_CONTRACT_BAD_OPTIONS"

@@ -14,35 +14,29 @@ import json
 import logging
 import os
 import stat
-import sys
 import time
 from typing import Sequence
 
-from . import __version__
-from .accounting import ChangeRecord
-from .changes import compare
-from .deployment_config import DeploymentConfig, read_config
-from .errors import InventoryError, one_line
-from .resources import environment_dir
-from .storage.loader import open_backend
-from .storage.settings import read_settings
-from .storage.store_files import Folder, open_folder_fd
-from .stdout_guard import stdout_for_result_only
-from .terminal import error_line, lines
+from .. import __version__
+from ..accounting import ChangeRecord
+from ..inventory.changes import compare
+from ..deployment_config import DeploymentConfig, read_config
+from ..errors import InventoryError
+from ..resources import environment_dir
+from ..storage.loader import open_backend
+from ..storage.settings import read_settings
+from ..storage.store_files import Folder, open_folder_fd
+from .runner import DEFAULT_CONFIG_DIR, Parser, chosen_config_dir, run_command
+from ..terminal import lines
 
 LOG = logging.getLogger("osa_inventory")
-DEFAULT_CONFIG_DIR = "/etc/openstack_deploy"
 LOG_NAME = "inventory.log"
 #: The command a script run records with the versions it stores (see osa_inventory.accounting).
 SCRIPT_COMMAND = "dynamic_inventory"
 
 
-def default_config_dir() -> str:
-    return os.environ.get("OSA_CONFIG_DIR") or DEFAULT_CONFIG_DIR
-
-
 def build_parser(default_environment: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         description="OpenStack-Ansible dynamic inventory with pluggable storage (see osa.ini).")
     p.add_argument("--config", default=None, metavar="DIR",
                    help="folder holding openstack_user_config.yml, conf.d/ and env.d/ "
@@ -132,7 +126,7 @@ def _user_group_lines(groups: dict[str, list[str]]) -> list[str]:
 
 def run(args: argparse.Namespace) -> str:
     """Do the work for parsed ``args`` and return what to print."""
-    config_dir = os.path.abspath(args.config or default_config_dir())
+    config_dir = chosen_config_dir(args.config)
     if not os.path.isdir(config_dir):
         raise InventoryError(f"config folder {config_dir} does not exist; pass --config DIR or set OSA_CONFIG_DIR")
     _setup_logging(config_dir, args.debug)
@@ -176,31 +170,11 @@ def run(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None, default_environment: str | None = None) -> int:
+    """Entry point of playbooks/inventory/dynamic_inventory.py; returns the exit status."""
     default_environment = default_environment or os.getcwd()
     args = build_parser(default_environment).parse_args(argv)
-    try:
-        # Plugin code must not reach the JSON Ansible reads, however it writes to stdout.
-        with stdout_for_result_only() as emit:
-            output = run(args)
-            emit(output + "\n")
-    except BrokenPipeError:
-        # The reader went away (`| head`): nobody is left to tell, and a traceback would only confuse.
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-        return 1
-    except InventoryError as exc:
-        for line in getattr(exc, "lines", None) or [one_line(exc)]:
-            print(error_line(line), file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("ERROR: interrupted; the stored inventory was not changed by this run", file=sys.stderr)
-        return 1
-    except Exception as exc:  # a bug: still one line for the user, the traceback in the log
-        LOG.exception("unexpected failure")
-        print(error_line(f"unexpected {type(exc).__name__}: {one_line(exc)} "
-                         f"(details in {LOG_NAME} in the config folder; please report it)"), file=sys.stderr)
-        return 1
-    return 0
+    return run_command(lambda: (run(args), 0), interrupted="the stored inventory was not changed by this run",
+                       log_hint=f"{LOG_NAME} in the config folder")
 
 
 def console_main() -> int:

@@ -14,7 +14,8 @@ import os
 import sys
 from typing import Callable
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# lib/osa_inventory/commands/bootstrap.py: the checkout is four folders up.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def entry_point(module: str, script: str) -> Callable[..., int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .manage.views import ALL, groups_of, hostvars_of
+from .document import ALL, groups_of, hostvars_of
 
 ADDRESS_VARS = ("ansible_host", "management_address", "container_address", "ansible_ssh_host")
 

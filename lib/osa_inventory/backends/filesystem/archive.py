@@ -28,8 +28,8 @@ import stat
 import tarfile
 from dataclasses import dataclass, field
 
-from ..bounded import MAX_INVENTORY_BYTES, MiB
-from ..storage.store_files import DamagedFile, Folder, UntrustedFile
+from ...bounded import MAX_INVENTORY_BYTES, MiB
+from ...storage.store_files import DamagedFile, Folder, UntrustedFile
 
 BACKUP_NAME = "backup_openstack_inventory.tar"
 MEMBER_PREFIX = "openstack_inventory.json-"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from ..errors import InventoryError
-from .views import ALL, META, groups_of, hostvars_of, is_metal
+from .document import ALL, META, groups_of, hostvars_of, is_metal
 
 ADDRESS_KEYS = ("ansible_host", "management_address", "container_address", "ansible_ssh_host")
 

@@ -41,10 +41,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
-from ..accounting import FIELDS, MAX_FIELD, ChangeRecord
-from ..bounded import parse_json
-from ..errors import InventoryError
-from ..storage.store_files import DamagedFile, Folder, UntrustedFile
+from ...accounting import FIELDS, MAX_FIELD, ChangeRecord
+from ...bounded import parse_json
+from ...errors import InventoryError
+from ...storage.store_files import DamagedFile, Folder, UntrustedFile
 
 SUFFIX = ".changes.json"
 FORMAT = "osa-inventory change records"
