@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 
 from osa_inventory.accounting import ChangeRecord, pending_change
-from osa_inventory.backends.craton import records
+from osa_inventory.backends import change_records as records
 from osa_inventory.backends.netbox.client import NetBoxClient
 from osa_inventory.backends.netbox.options import OPTIONS, Options, parse_options
 from osa_inventory.backends.netbox.store import NetBoxCache, Store, WriteConflict

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from ...errors import StorageError
 from ...storage.options import Option, closest, declare, read_options
-from ..craton import records
+from .. import change_records as records
 
 SLUG = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 OPTIONS = declare(

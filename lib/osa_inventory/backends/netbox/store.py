@@ -39,8 +39,9 @@ from typing import Any
 from ...accounting import ChangeRecord
 from ...errors import StorageError
 from ...storage import read_only, watchdog
-from ..craton import records, writers
-from ..craton.cache import Cache
+from .. import change_records as records
+from .. import marked_writes as writers
+from ..service_cache import ServiceCache
 from . import codec, ipam, mapping, scaffold, world
 from .client import NetBoxAccessDenied, NetBoxClient, NetBoxError
 from .sync import Sync, canonical
@@ -79,12 +80,11 @@ class Doc:
         return [(h[0], h[1]) for h in self.state.get("hosts") or []]
 
 
-class NetBoxCache(Cache):
-    """The Craton plugin's cache file format, under a NetBox name."""
+class NetBoxCache(ServiceCache):
+    """The NetBox cache file: the inventory, the revision it was read at and the state document's id."""
 
     def __init__(self, folder: str, key: tuple[str, ...], enabled: bool = True):
-        super().__init__(folder, key, enabled)
-        self.path = self.path.replace(".craton-inventory-cache-", ".netbox-inventory-cache-")
+        super().__init__("NetBox", folder, key, enabled)
 
 
 def _now() -> str:
@@ -103,7 +103,7 @@ def changelog_message(record: ChangeRecord, sequence: int) -> str:
 class Store:
     """One deployment's inventory in one NetBox (see the module docstring)."""
 
-    def __init__(self, opts: Any, client: NetBoxClient, cache: Cache):
+    def __init__(self, opts: Any, client: NetBoxClient, cache: ServiceCache):
         self.opts = opts
         self.client = client
         self.cache = cache
@@ -189,7 +189,7 @@ class Store:
                 if inventory is None:
                     continue  # a write committed while this run read: read again
                 if not read_only.active():
-                    self.cache.save(cloud_id=doc.id, region_id=None, revision=doc.revision, hosts={},
+                    self.cache.save(revision=doc.revision, document_id=doc.id,
                                     inventory=inventory)
             self._remember(doc.revision)
             dead = [m for m in doc.marks.values() if not writers.alive(m)]
@@ -297,7 +297,7 @@ class Store:
             writers.ACTIVE.discard(token)
         self._remember(revision)
         if not read_only.active():
-            self.cache.save(cloud_id=doc.id, region_id=None, revision=revision, hosts={}, inventory=inventory)
+            self.cache.save(revision=revision, document_id=doc.id, inventory=inventory)
         try:
             sync.clean_up(plan, want)
         except StorageError as exc:  # committed: what is left is removed by the next write
@@ -306,7 +306,7 @@ class Store:
     def _settled(self, doc: Doc, inventory: dict) -> None:
         self._remember(doc.revision)
         if not read_only.active():
-            self.cache.save(cloud_id=doc.id, region_id=None, revision=doc.revision, hosts={}, inventory=inventory)
+            self.cache.save(revision=doc.revision, document_id=doc.id, inventory=inventory)
 
     def reserved(self, networks: list[str]) -> list[dict]:
         """What NetBox holds inside ``networks`` that is not this deployment's (ipam.py)."""
@@ -323,7 +323,8 @@ class Store:
         if doc is None:
             return []
         state = doc.state if doc.revision is not None else None
-        return records.history(doc.state.get("records") or {}, state, self.opts.change_records)
+        return records.history(doc.state.get("records") or {}, state, self.opts.change_records,
+                               holder="state record key")
 
     # -- messages ---------------------------------------------------------------------
 
