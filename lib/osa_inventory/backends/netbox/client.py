@@ -9,6 +9,17 @@ out to be closed by the server (a reset before any answer): NetBox's writes
 are not idempotent otherwise (a POST creates twice, a PATCH with If-Match
 gets 412 the second time).
 
+The one exception, for any method: a request PostgreSQL chose as a deadlock's
+victim. NetBox runs each write in one transaction (``transaction.atomic``) and
+answers an unhandled database error with a 500 whose JSON names it
+(``utilities/error_handlers.py``: ``{"error": str(exc), "exception": "OperationalError"}``);
+PostgreSQL's deadlock error aborts the victim's transaction, so nothing of the
+request was written and sending it again cannot write anything twice. Only
+that answer proves it: a 500 of another shape (an HTML page, another
+exception, the words quoted in another message) is reported, never resent; and
+a deadlock is resent at most :data:`DEADLOCK_RETRIES` times, after a short
+random pause.
+
 Every failure becomes a :class:`NetBoxError`: one line naming the URL and what
 to do, never the token (it lives only in the session headers).
 """
@@ -40,6 +51,9 @@ DEFAULT_MAX_ANSWER = 256 * 1024 * 1024
 MAX_BATCH = 250                     # objects per bulk request: one takes seconds (about 45 objects/s)
 MAX_BATCH_BYTES = 1024 * 1024       # well under DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB, answered with 500)
 DEADLOCK_RETRIES = 3                # concurrent bulk writes of two deployments can deadlock in PostgreSQL
+#: The class names NetBox's 500 answer gives a deadlock: Django wraps psycopg's DeadlockDetected in its
+#: OperationalError; the bare psycopg name too, should a NetBox report it unwrapped.
+DEADLOCK_EXCEPTIONS = frozenset(["OperationalError", "DeadlockDetected"])
 
 
 class NetBoxError(StorageError):
@@ -124,9 +138,9 @@ class NetBoxClient:
             self._used = True
             break
         data = self._decode(content, response.status_code, method, shown) if content else None
-        if response.status_code == 500 and _deadlock(data) and deadlocks < DEADLOCK_RETRIES:
+        if response.status_code == 500 and rolled_back_deadlock(data) and deadlocks < DEADLOCK_RETRIES:
             # PostgreSQL chose this request as a deadlock's victim and rolled its transaction back
-            # (NetBox runs each request in one): nothing of it was written, so any method may be sent again.
+            # (NetBox runs each write in one): nothing of it was written, so even a POST may be sent again.
             LOG.info("netbox %s %s: deadlock in NetBox's database; sending again", method, shown)
             time.sleep(random.uniform(0.1, 0.5) * (deadlocks + 1))
             return self.request(method, path, params=params, body=body, expect=expect, headers=headers,
@@ -266,9 +280,16 @@ def server_message(data: Any) -> str:
     return ""
 
 
-def _deadlock(data: Any) -> bool:
-    """Whether NetBox's 500 answer is PostgreSQL's deadlock refusal."""
-    return isinstance(data, dict) and "deadlock detected" in str(data.get("error") or "")
+def rolled_back_deadlock(data: Any) -> bool:
+    """Whether a 500's decoded body is NetBox's report of PostgreSQL's deadlock error, which proves the
+    request's transaction was rolled back: a database ``OperationalError`` whose message's first line is
+    PostgreSQL's ``deadlock detected``. Anything else (another exception, the words elsewhere in a
+    message, a body NetBox's error handler did not write) proves nothing."""
+    if not isinstance(data, dict):
+        return False
+    error, exception = data.get("error"), data.get("exception")
+    return (isinstance(error, str) and isinstance(exception, str) and exception in DEADLOCK_EXCEPTIONS
+            and error.split("\n", 1)[0].strip() == "deadlock detected")
 
 
 def _dropped(exc: Exception) -> bool:
