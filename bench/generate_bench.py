@@ -6,13 +6,14 @@ load balancer, pools of /14 or larger, an IPv6 storage network) and runs the
 real ``dynamic_inventory.py`` as a subprocess on the filesystem backend:
 
 * fresh: no stored inventory (generate + write);
-* unchanged: the same config again (generate, compare, no write);
+* unchanged: the same config again (generate, compare, no write; it leaves the reuse record);
+* reused: the same config a third time (the reuse record matches: no YAML, no generation);
 * floor: the same Python reading the stored JSON and printing it, what no run can beat.
 
 What is measured is the CPU time of each child (user + system, from ``os.wait4``),
 not wall time: the machine may be shared, and load from others stretches wall time
-far more than CPU time. The three runs are interleaved (fresh, unchanged, floor,
-fresh, unchanged, floor, ...) so a drift in load hits each alike, and each figure
+far more than CPU time. The four runs are interleaved (fresh, unchanged, reused,
+floor, fresh, ...) so a drift in load hits each alike, and each figure
 is the median of ``--repeat`` rounds.
 
 With ``--osa-tree DIR``, OpenStack-Ansible's own generator runs on the same
@@ -168,6 +169,7 @@ def bench_env(ini: str) -> dict:
     compileall.compile_dir(os.path.join(ROOT, "lib"), quiet=1)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OSA_") and k != "PYTHONDONTWRITEBYTECODE"}
     env["OSA_INI"] = ini
+    env["XDG_CACHE_HOME"] = os.path.join(os.path.dirname(ini), "cache")  # the reuse records, removed with it
     return env
 
 
@@ -181,8 +183,8 @@ def _osa_options(parser: argparse.ArgumentParser) -> None:
 
 
 def ours(work: str, n: int, env: dict, repeat: int) -> dict[str, float]:
-    """Median CPU of our fresh, unchanged and floor runs at ``n`` computes, interleaved."""
-    samples: dict[str, list[float]] = {"fresh": [], "unchanged": [], "floor": []}
+    """Median CPU of our fresh, unchanged, reused and floor runs at ``n`` computes, interleaved."""
+    samples: dict[str, list[float]] = {"fresh": [], "unchanged": [], "reused": [], "floor": []}
     peak = 0
     for r in range(repeat):
         cfg = write_config(os.path.join(work, f"c{n}-{r}"), n)
@@ -192,6 +194,7 @@ def ours(work: str, n: int, env: dict, repeat: int) -> dict[str, float]:
         stored = os.stat(os.path.join(cfg, INVENTORY)).st_mtime_ns
         cpu, rss2 = child_usage(script, env)
         samples["unchanged"].append(cpu)
+        samples["reused"].append(child_cpu(script, env))
         if os.stat(os.path.join(cfg, INVENTORY)).st_mtime_ns != stored:
             sys.exit("an unchanged run rewrote the inventory")
         samples["floor"].append(child_cpu(floor_command(cfg), env))
@@ -239,12 +242,13 @@ def main() -> int:
     env = bench_env(write_ini(work))
     try:
         print(f"CPU seconds, median of {args.repeat} interleaved rounds; filesystem backend")
-        print(f"{'computes':>8} {'hosts':>6} {'fresh':>7} {'unchanged':>9} {'floor':>7} {'unch/floor':>10} "
+        print(f"{'computes':>8} {'hosts':>6} {'fresh':>7} {'unchanged':>9} {'reused':>7} {'floor':>7} "
+              f"{'reused/floor':>12} "
               f"{'fresh ms/100 hosts':>18} {'peak MiB':>9} {'JSON MiB':>9}")
         for n in [int(x) for x in args.hosts.split(",")]:
             m = ours(work, n, env, args.repeat)
-            print(f"{n:>8} {m['hosts']:>6} {m['fresh']:>7.3f} {m['unchanged']:>9.3f} {m['floor']:>7.3f} "
-                  f"{m['unchanged'] / m['floor']:>10.2f} {m['fresh'] / m['hosts'] * 1e5:>18.2f} "
+            print(f"{n:>8} {m['hosts']:>6} {m['fresh']:>7.3f} {m['unchanged']:>9.3f} {m['reused']:>7.3f} "
+                  f"{m['floor']:>7.3f} {m['reused'] / m['floor']:>12.2f} {m['fresh'] / m['hosts'] * 1e5:>18.2f} "
                   f"{m['peak']:>9.1f} {m['size']:>9.2f}")
         if args.osa_tree:
             print(f"\nfresh runs against OpenStack-Ansible's generator ({args.osa_tree}), same config "

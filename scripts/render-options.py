@@ -9,18 +9,23 @@ what was written against them.
 
   scripts/render-options.py            # each section's options as osa.ini lines and as doc table rows
   scripts/render-options.py --check    # exit 1, one line per disagreement (run by tests/test_declarations.py)
+  scripts/render-options.py --ansible  # the options block of the Ansible plugin's DOCUMENTATION
 
 ``--check`` holds osa.ini.sample to exactly the declared options of each
 section, in declaration order, each non-text option shown with its default;
 each doc's ``| option | default | meaning |`` table to exactly the declared
 options, numbers and flags with their defaults; and each plugin's docstring
-to naming every option. ``--root DIR`` checks the sample and docs of another
-copy of the tree (the declarations are always this checkout's).
+to naming every option; and the Ansible inventory plugin's DOCUMENTATION
+(collection/plugins/inventory/storage.py) to offering exactly these options,
+each as ``ansible_options()`` renders it (``--ansible`` prints that block).
+``--root DIR`` checks the sample, docs and plugin of another copy of the tree
+(the declarations are always this checkout's).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import re
 import sys
@@ -30,7 +35,9 @@ sys.path.insert(0, os.path.join(ROOT, "lib"))
 
 from osa_inventory.storage.loader import load_plugin_module  # noqa: E402
 from osa_inventory.storage.options import Declaration, Option, module_declaration  # noqa: E402
-from osa_inventory.storage.settings import INVENTORY_OPTIONS, Settings  # noqa: E402
+from osa_inventory.storage.settings import INVENTORY_OPTIONS, Settings, env_key  # noqa: E402
+
+import yaml  # noqa: E402
 
 SAMPLE = "osa.ini.sample"
 BUILTIN = ("filesystem", "etcd", "craton", "netbox")
@@ -40,6 +47,12 @@ DOC_TABLES = {"filesystem": "docs/operations.md", "etcd": "docs/etcd.md", "crato
 TABLE_HEADER = "| option | default | meaning |"
 #: Kinds whose sample line shows the default itself (a text option's shows an example).
 SHOWN_DEFAULT = ("number", "whole", "flag", "flag_or_path", "choice")
+#: The Ansible inventory plugin whose DOCUMENTATION offers every option, and its ansible.cfg section.
+ANSIBLE_PLUGIN = "collection/plugins/inventory/storage.py"
+ANSIBLE_INI_SECTION = "osa_inventory"
+#: The plugin's own options (not osa.ini's); the options of Ansible's doc fragments are not listed here.
+ANSIBLE_OWN = ("plugin", "osa_ini", "config_dir", "environment")
+ANSIBLE_TYPES = {"flag": "bool", "whole": "int", "number": "float", "path": "path"}
 
 
 def declarations() -> dict[str, Declaration]:
@@ -155,7 +168,70 @@ def problems(root: str) -> list[str]:
             found += doc_problems(path, fh.read(), declared[plugin])
     for plugin in BUILTIN:
         found += docstring_problems(plugin, declared[plugin])
+    with open(os.path.join(root, ANSIBLE_PLUGIN), encoding="utf-8") as fh:
+        found += ansible_problems(fh.read(), declared)
     return found
+
+
+def ansible_name(section: str, option: str) -> str:
+    """The plugin option that sets ``[section] option``: ``[inventory]``'s by name, others' as ``section_option``."""
+    return option if section == "inventory" else f"{section}_{option}"
+
+
+def ansible_options(declared: dict[str, Declaration]) -> dict[str, dict]:
+    """Every declared osa.ini option as an Ansible plugin option, passed on as its ``OSA_INVENTORY_*`` variable.
+
+    No defaults: an option left unset leaves osa.ini's value (or the declared default) in force.
+    """
+    found: dict[str, dict] = {}
+    for section, options in declared.items():
+        for name, option in options.items():
+            variable = env_key(name) if section == "inventory" else env_key(section, name)
+            key = ansible_name(section, name)
+            description = [f"[{section}] {name} of osa.ini: {option.help}."]
+            if shown_default(option):
+                description.append(f"osa.ini's default: {shown_default(option)}.")
+            if option.secret:
+                description.append(f"A secret: set {variable} or osa.ini (mode 0600) rather than a source file "
+                                   "others may read.")
+            entry: dict = {"description": description, "type": ANSIBLE_TYPES.get(option.kind, "str")}
+            if option.choices:
+                entry["choices"] = list(option.choices)
+            entry["env"] = [{"name": variable}]
+            entry["ini"] = [{"section": ANSIBLE_INI_SECTION, "key": key}]
+            found[key] = entry
+    return found
+
+
+def render_ansible(declared: dict[str, Declaration]) -> str:
+    """The osa.ini options as the YAML of the plugin's ``options:`` (indented for DOCUMENTATION)."""
+    text = yaml.safe_dump(ansible_options(declared), sort_keys=False, width=110)
+    return "".join(f"  {line}\n" for line in text.splitlines())
+
+
+def plugin_documentation(text: str) -> dict:
+    """The DOCUMENTATION of an Ansible plugin's source, parsed (as ansible-doc reads it: no import)."""
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "DOCUMENTATION" for t in node.targets):
+            return yaml.safe_load(ast.literal_eval(node.value)) or {}
+    return {}
+
+
+def ansible_problems(text: str, declared: dict[str, Declaration]) -> list[str]:
+    """Where the Ansible plugin's DOCUMENTATION disagrees with the declared osa.ini options."""
+    offered = plugin_documentation(text).get("options") or {}
+    expected = ansible_options(declared)
+    problems = []
+    for name, entry in expected.items():
+        if name not in offered:
+            problems.append(f"{ANSIBLE_PLUGIN}: DOCUMENTATION lacks option {name}; "
+                            "paste the block scripts/render-options.py --ansible prints")
+        elif offered[name] != entry:
+            problems.append(f"{ANSIBLE_PLUGIN}: DOCUMENTATION's option {name} is not as declared; "
+                            "paste the block scripts/render-options.py --ansible prints")
+    for name in offered.keys() - expected.keys() - set(ANSIBLE_OWN):
+        problems.append(f"{ANSIBLE_PLUGIN}: DOCUMENTATION has option {name}, which nothing declares; remove it")
+    return problems
 
 
 def render(declared: dict[str, Declaration]) -> str:
@@ -177,7 +253,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="check osa.ini.sample, the docs' option tables and the plugins' docstrings")
     parser.add_argument("--root", default=ROOT,
                         help="the tree whose sample and docs are checked (default: %(default)s)")
+    parser.add_argument("--ansible", action="store_true",
+                        help="print the options block of the Ansible inventory plugin's DOCUMENTATION")
     args = parser.parse_args(argv)
+    if args.ansible:
+        print(render_ansible(declarations()), end="")
+        return 0
     if not args.check:
         print(render(declarations()), end="")
         return 0

@@ -15,8 +15,11 @@ when every version ran and passed.
 
 Tests marked ``once`` (their subject is not the Python version: the NetBox
 server's API, scale and fault loops whose small twins run everywhere) run in
-one version's suite only, --once-on (default: 3.11 when it is in the run, else
-the first version found); the other suites deselect them (pytest counts them as
+one version's suite each. By default they are spread over the versions of the
+run (tests/conftest.py gives each one a version by its name), except those that
+run commands as another OS user, which stay on 3.11 (the system's interpreter,
+which another user can run) or the first version found. --once-on 3.X puts them
+all on that version; the other suites deselect them (pytest counts them as
 "deselected"). Naming a version this run does not include leaves them to
 another run (versions split over machines).
 
@@ -45,6 +48,9 @@ SUPPORTED = ("3.10", "3.11", "3.12", "3.13")
 ONCE_DEFAULT = "3.11"
 # tests/conftest.py deselects the tests marked ``once`` when this names another version.
 ONCE_ELSEWHERE = "OSA_TEST_ONCE_ELSEWHERE"
+# The versions of this run, when the tests marked ``once`` are spread over them (tests/conftest.py gives each
+# such test one of them; those that run commands as another user stay on the --once-on version).
+ONCE_SPREAD = "OSA_TEST_ONCE_SPREAD"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The counts pytest's summary line may carry, in the order it prints them.
 COUNTS = ("passed", "failed", "errors", "skipped", "xfailed", "xpassed", "deselected", "warnings")
@@ -109,7 +115,8 @@ def summary_line(counts: dict[str, int], seconds: float) -> str:
 class Run:
     """The suite on one Python version, in its own process group."""
 
-    def __init__(self, version: str, python: str, pytest_args: list[str], logs: str, once_on: str | None):
+    def __init__(self, version: str, python: str, pytest_args: list[str], logs: str, once_on: str | None,
+                 spread: list[str] | None = None):
         self.version = version
         self.python = python
         self.log_path = os.path.join(logs, f"py{version}.log")
@@ -121,8 +128,11 @@ class Run:
         env = dict(os.environ, OSA_TEST_PYTHON=python, OSA_TEST_VENV=os.path.join(venvs, f".venv-py{version}"),
                    PYTEST_DEBUG_TEMPROOT=temp_root)
         env.pop(ONCE_ELSEWHERE, None)
+        env.pop(ONCE_SPREAD, None)
         if once_on and once_on != version:
             env[ONCE_ELSEWHERE] = once_on
+        if spread:
+            env[ONCE_SPREAD] = ",".join(spread)
         self._log = open(self.log_path, "w")
         self.started = time.monotonic()
         self.proc = subprocess.Popen([os.path.join(ROOT, "scripts", "run-tests.sh"), *pytest_args],
@@ -183,6 +193,9 @@ def main(argv: list[str]) -> int:
         else:
             waiting.append((version, python))
     once_on = choose_once_on(opts.once_on, [version for version, _ in waiting])
+    # Spread over every version of the run unless --once-on names one: on 2 cores, one suite carrying
+    # every such test finished minutes after the others.
+    spread = sorted(version for version, _ in waiting) if opts.once_on is None and len(waiting) > 1 else None
     running: list[Run] = []
     # Logs and the tests' temporary files live only as long as this run: several
     # runners (a test of this one among them) may work in one checkout at once.
@@ -190,7 +203,7 @@ def main(argv: list[str]) -> int:
     try:
         while waiting or running:
             while waiting and len(running) < opts.jobs:
-                running.append(Run(*waiting.pop(0), pytest_args, scratch, once_on))
+                running.append(Run(*waiting.pop(0), pytest_args, scratch, once_on, spread))
             for run in [r for r in running if r.done()]:
                 running.remove(run)
                 lines.append(report(run, totals))
@@ -205,9 +218,17 @@ def main(argv: list[str]) -> int:
         print(line)
     ok = not (totals["failed"] or totals["errors"])
     print(f"{summary_line(totals, time.monotonic() - started)} "
-          f"({'all' if ok else 'NOT all'} of Python {', '.join(versions)}; tests marked once: {once_on or 'none'})",
+          f"({'all' if ok else 'NOT all'} of Python {', '.join(versions)}; tests marked once: "
+          f"{once_place(once_on, spread)})",
           flush=True)
     return 0 if ok else 1
+
+
+def once_place(once_on: str | None, spread: list[str] | None) -> str:
+    """Where the tests marked ``once`` ran, for the closing line."""
+    if spread:
+        return f"spread over {', '.join(spread)}, those run as another user on {once_on}"
+    return once_on or "none"
 
 
 def choose_once_on(asked: str | None, found: list[str]) -> str | None:

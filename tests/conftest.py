@@ -2,6 +2,7 @@
 
 import os
 import sys
+import zlib
 
 import pytest
 
@@ -26,9 +27,34 @@ except ImportError:  # pragma: no cover - test-requirements.txt installs it
     pass
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache_folder(tmp_path_factory):
+    """Runs keep their reuse records (osa_inventory.reuse) in a cache folder of this session, not the user's."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+
+
 # Set by scripts/run-tests-pythons.py in every version's suite but one: the version that runs the tests
-# marked ``once`` (see tox.ini's [pytest] markers).
+# marked ``once`` (see tox.ini's [pytest] markers) that it does not spread.
 ONCE_ELSEWHERE = "OSA_TEST_ONCE_ELSEWHERE"
+# Set by the same runner when it spreads the tests marked ``once`` over the versions of the run (comma-separated).
+ONCE_SPREAD = "OSA_TEST_ONCE_SPREAD"
+THIS_VERSION = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def _runs_as_another_user(item) -> bool:
+    """Whether the test's module runs commands as another OS user (tests/os_users.py): that needs the
+    system's interpreter, which only the --once-on version (3.11 in CI) is."""
+    module = getattr(item, "module", None)
+    return any(getattr(value, "__module__", None) == "os_users" for value in vars(module).values()) \
+        if module is not None else False
+
+
+def once_home(item, spread: list[str], once_on: str) -> str:
+    """The version whose suite runs this test marked ``once``: by a digest of its name over ``spread``
+    (the same in every suite of the run), or ``once_on`` for a test run as another user."""
+    if not spread or _runs_as_another_user(item):
+        return once_on
+    return spread[zlib.crc32(item.nodeid.encode()) % len(spread)]
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -38,15 +64,22 @@ def pytest_collection_modifyitems(session, config, items):
     Tests marked ``once`` are deselected (and counted as such in the summary) when the multi-version runner
     says another version's suite runs them."""
     elsewhere = os.environ.get(ONCE_ELSEWHERE, "")
-    if elsewhere:
-        kept = [item for item in items if item.get_closest_marker("once") is None]
-        if len(kept) != len(items):
-            config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("once")])
-            items[:] = kept
+    spread = [v for v in os.environ.get(ONCE_SPREAD, "").split(",") if v]
+    if elsewhere or spread:
+        once_on = elsewhere or THIS_VERSION
+        dropped = [item for item in items if item.get_closest_marker("once")
+                   and once_home(item, spread, once_on) != THIS_VERSION]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            gone = set(map(id, dropped))
+            items[:] = [item for item in items if id(item) not in gone]
     items.sort(key=lambda item: "netbox" in getattr(item, "fixturenames", ()))
 
 
 def pytest_report_header(config):
+    spread = os.environ.get(ONCE_SPREAD, "")
+    if spread:
+        return f"tests marked 'once' are spread over the suites of Python {spread} in this run"
     elsewhere = os.environ.get(ONCE_ELSEWHERE, "")
     if elsewhere:
         return f"tests marked 'once' run in the Python {elsewhere} suite of this run, not here"

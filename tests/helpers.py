@@ -16,6 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "playbooks", "inventory", "dynamic_inventory.py")
 ENVIRONMENT = os.path.join(ROOT, "playbooks", "inventory")
 INVENTORY = "openstack_inventory.json"
+MANAGE = os.path.join(ROOT, "scripts", "inventory-manage.py")
 
 MGMT_NET = {
     "container_bridge": "br-mgmt", "container_interface": "eth1", "container_type": "veth",
@@ -161,3 +162,13 @@ def adopts_unchanged(config_dir, ini, stored):
     assert run_ok(config_dir, ini) == stored
     assert os.stat(path).st_mtime_ns == before
     assert not os.path.exists(os.path.join(config_dir, "backup_openstack_inventory.tar"))
+
+
+def history(config_dir: str, ini: str) -> list[dict]:
+    """The change records of the inventory osa.ini ``ini`` selects, oldest first (``inventory-manage --history``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSA_")}
+    env.update(OSA_INI=ini, PYTHONPATH=os.path.join(ROOT, "lib"))
+    result = subprocess.run([sys.executable, MANAGE, "--config", config_dir, "--history", "--format", "json"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)

@@ -307,12 +307,14 @@ def test_a_corrupt_inventory_is_refused_never_rewritten(aio, capfd):
 
 
 def test_the_public_names():
-    assert api.API_VERSION == (1, 0)
+    assert api.API_VERSION == (1, 4)  # 1.1: set_address, rename, move, EditRefused; 1.2: refresh, check_config;
+    # 1.3: StorageTimeout; 1.4: environ=, inputs_digest()
     for name in api.__all__:
         assert hasattr(api, name), name
     errors = [getattr(api, n) for n in api.__all__ if isinstance(getattr(api, n), type)
               and issubclass(getattr(api, n), BaseException)]
-    assert len(errors) == 12 and all(issubclass(e, InventoryError) for e in errors)
+    assert len(errors) == 14 and all(issubclass(e, InventoryError) for e in errors)
+    assert issubclass(api.StorageTimeout, api.StorageError)
     assert issubclass(api.UnknownHost, LookupError) and issubclass(api.UnknownGroup, LookupError)
 
 

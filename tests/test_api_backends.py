@@ -98,7 +98,10 @@ def craton_ini(server: CratonServer) -> str:
     return "[inventory]\nbackend = craton\n[craton]\n" + "".join(f"{k} = {v}\n" for k, v in server.options().items())
 
 
-@pytest.fixture(params=["filesystem", "etcd", "craton"])
+# The helpers' end-to-end runs on etcd and Craton are the heaviest of the API's tests: once per CI run
+# (the per-backend API tests above run everywhere).
+@pytest.fixture(params=["filesystem", pytest.param("etcd", marks=pytest.mark.once),
+                        pytest.param("craton", marks=pytest.mark.once)])
 def site(request, tmp_path) -> Site:
     if request.param == "etcd":
         return etcd_site(request.getfixturevalue("auth_etcd"), tmp_path, "prod")

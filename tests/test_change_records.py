@@ -308,7 +308,8 @@ def test_script_and_tool_with_a_corrupt_sidecar_and_a_misplaced_reason(tmp_path)
     # --reason with a command that stores nothing is refused, and nothing is written.
     before = {n: snapshot(os.path.join(dep.config_dir, n)) for n in (INVENTORY, BACKUPS, SIDECAR)}
     assert_one_line_error(dep.manage("--history", "--reason", "audit"), "--reason", "--history stores none",
-                          "give it with -r, -d, --clear-ips, --migrate-to, --import or --restore")
+                          "give it with -r, -d, --clear-ips, --set-address, --rename, --move, --migrate-to, --import "
+                          "or --restore")
     assert {n: snapshot(os.path.join(dep.config_dir, n)) for n in before} == before
 
     table = dep.manage("--history")
@@ -339,5 +340,7 @@ def test_reason_with_any_command_that_stores_no_version_is_refused_in_one_line(a
     assert cli.main(["--config", str(tmp_path), *action, "--reason", "why"]) == 1
     out, err = capsys.readouterr()
     assert out == "" and len(err.splitlines()) == 1 and err.startswith("ERROR: --reason is kept with the inventory")
-    assert f"and {action[0]}" in err and "give it with -r, -d, --clear-ips, --migrate-to, --import or --restore" in err
+    assert f"and {action[0]}" in err
+    assert ("give it with -r, -d, --clear-ips, --set-address, --rename, --move, --migrate-to, --import "
+            "or --restore") in err
     assert os.listdir(tmp_path) == []  # refused before anything is opened

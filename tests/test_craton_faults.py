@@ -26,6 +26,10 @@ from osa_inventory.storage.settings import Settings
 from osa_inventory.testing import assert_same
 from test_craton_plugin import marks
 
+# Once per CI run: the Craton backend's fault loops against the test server.
+# The same code on every Python; the other versions' suites keep their own tests of each backend.
+pytestmark = pytest.mark.once
+
 PLUGIN = load_plugin_module("craton", Settings(path=None))
 MANAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "inventory-manage.py")
 
@@ -163,6 +167,7 @@ def test_change_cut_at_every_request_then_the_next_run_completes_it(server, vers
             check_recovered(deployment, tmp_path, v2)  # the next run on the writing machine finishes it
 
 
+@pytest.mark.once
 @pytest.mark.parametrize("cache", [True, False], ids=["cache", "no-cache"])
 def test_every_answer_of_a_change_lost_once_is_retried_to_the_end(server, versions, tmp_path, cache):
     v1, v2, _, _ = versions[cache]
@@ -229,6 +234,7 @@ def finish(procs: list) -> list:
     return results
 
 
+@pytest.mark.once
 def test_two_deploy_hosts_writing_at_once_never_mix(server, tmp_path):
     one_config, two_config = base_config(), base_config()
     one_config["compute_hosts"]["compute-a"] = {"ip": "172.29.236.61"}

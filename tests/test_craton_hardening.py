@@ -26,6 +26,10 @@ from osa_inventory.testing import assert_same
 from test_craton_faults import MANAGE, Deployment, changed_config, ok, one_line_error
 from test_craton_plugin import marks
 
+# Once per CI run: the Craton backend's hardening against the test server.
+# The same code on every Python; the other versions' suites keep their own tests of each backend.
+pytestmark = pytest.mark.once
+
 DEEP_BRACKETS = b"[" * 100_000 + b"]" * 100_000
 
 
@@ -69,6 +73,7 @@ def test_plan_after_a_full_load_writes_no_cache(server, tmp_path):
     assert cache_files(deployment)
 
 
+@pytest.mark.once
 def test_plan_over_an_abandoned_write_commits_no_roll_back(server, tmp_path):
     deployment = Deployment(server, str(tmp_path), "plan-rollback", base_config())
     v1 = ok(deployment.run())

@@ -19,7 +19,7 @@ import requests
 from craton_inventories import build_inventory, variant
 from craton_server import CratonServer, make_tls_files, tls_context
 from helpers import SCRIPT, base_config, run_script, write_config, write_ini
-from osa_inventory.accounting import ChangeRecord, pending
+from osa_inventory.accounting import ChangeRecord
 from osa_inventory.backends import change_records as records
 from osa_inventory.backends.craton import mapping
 from osa_inventory.errors import AccessDenied, InventoryError, StorageError
@@ -129,6 +129,10 @@ class TestCratonContract(StorageContract):
     @pytest.fixture
     def make_storage(self, server, tmp_path):
         return lambda: make(server, tmp_path)
+
+    @pytest.mark.once  # thousands of requests to the test server; the contract's small tests run everywhere
+    def test_large_inventory(self, make_storage):
+        super().test_large_inventory(make_storage)
 
     @pytest.fixture
     def register_failures(self, server, tmp_path):
@@ -696,8 +700,7 @@ def test_write_interrupted_at_every_point_is_completed_by_the_next_write(tmp_pat
             mine.write(variant(v1))
             server.app.die_after(survive, apply_last=apply_last)
             try:
-                with pending(ChangeRecord.now("write v2", "v2", reason="cut short")):
-                    mine.write(variant(v2))
+                mine.write(variant(v2), record=ChangeRecord.now("write v2", "v2", reason="cut short"))
                 finished = True  # only removing the write mark after the commit was lost: that is housekeeping
             except StorageError as exc:
                 assert "dropped the connection" in str(exc)

@@ -208,6 +208,7 @@ def ok(done: subprocess.CompletedProcess) -> dict:
     return json.loads(done.stdout)
 
 
+@pytest.mark.once
 def test_a_non_admin_project_user_runs_everything_and_diff_says_craton_keeps_records(craton_server, tmp_path):
     # What an admin sets up first: a plain user of the deployment's project (its API key is made here).
     answer = requests.post(f"{craton_server.url}/v1/users", json={"name": "osa-deploy"}, timeout=5,

@@ -26,6 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "osa.ini.sample")
 RENDER = os.path.join(ROOT, "scripts", "render-options.py")
 BUILTIN = ("filesystem", "etcd", "craton", "netbox")
+PLUGIN = "collection/plugins/inventory/storage.py"
 
 
 def declared(plugin: str) -> dict:
@@ -62,6 +63,7 @@ def _copy_tree(tmp_path) -> str:
     """The sample and docs, copied to be spoiled."""
     root = tmp_path / "tree"
     shutil.copytree(os.path.join(ROOT, "docs"), root / "docs")
+    shutil.copytree(os.path.join(ROOT, "collection"), root / "collection")
     shutil.copy(SAMPLE, root / "osa.ini.sample")
     return str(root)
 
@@ -87,6 +89,12 @@ def _edit(path: str, old: str, new: str) -> None:
     ("docs/craton.md", "| `retries` | `3` |", "| `retries` | `5` |",
      "docs/craton.md: the option table gives retries the default `5`; it is `3`"),
     ("docs/operations.md", "| option | default | meaning |", "| option | default |", "no option table"),
+    # The Ansible plugin offers every osa.ini option, each passed on as its OSA_INVENTORY_* variable.
+    (PLUGIN, "\n  etcd_endpoints:\n", "\n  etcd_endpointz:\n", f"{PLUGIN}: DOCUMENTATION lacks option etcd_endpoints"),
+    (PLUGIN, "\n  etcd_endpoints:\n", "\n  etcd_endpointz:\n", "has option etcd_endpointz, which nothing declares"),
+    (PLUGIN, "name: OSA_INVENTORY_CRATON_API_KEY", "name: CRATON_API_KEY",
+     f"{PLUGIN}: DOCUMENTATION's option craton_api_key is not as declared"),
+    (PLUGIN, "key: filesystem_backups", "key: backups", "option filesystem_backups is not as declared"),
 ])
 def test_a_sample_or_doc_that_strays_from_the_declarations_is_named(tmp_path, file, old, new, named):
     root = _copy_tree(tmp_path)
@@ -119,3 +127,20 @@ def test_sample_documents_every_inventory_option_and_choice():
         if option.kind == "choice":
             for choice in option.choices:
                 assert choice in sample, (name, choice)
+
+
+def test_the_ansible_block_offers_every_declared_option_as_its_environment_variable():
+    import yaml
+
+    result = render_options("--ansible")
+    assert result.returncode == 0, result.stderr
+    offered = yaml.safe_load(result.stdout)
+    expected = {name: f"OSA_INVENTORY_{name.upper()}" for name in INVENTORY_OPTIONS}
+    for plugin in BUILTIN:
+        expected.update({f"{plugin}_{name}": f"OSA_INVENTORY_{plugin.upper()}_{name.upper()}"
+                         for name in declared(plugin)})
+    assert {name: entry["env"] for name, entry in offered.items()} == {
+        name: [{"name": variable}] for name, variable in expected.items()}
+    assert all("default" not in entry for entry in offered.values())  # unset leaves osa.ini's value in force
+    assert [offered[name]["type"] for name in ("craton_verify", "craton_create", "filesystem_backups", "timeout")] \
+        == ["str", "bool", "int", "float"]

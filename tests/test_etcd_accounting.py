@@ -30,6 +30,8 @@ from osa_inventory.manage import versions
 from osa_inventory.storage.loader import Backend, open_backend
 from osa_inventory.storage.settings import Settings
 
+# Real etcd users, roles and several deployments per test: heavy, and about etcd, not the Python version.
+pytestmark = pytest.mark.once
 DOC = os.path.join(ROOT, "docs", "etcd.md")
 MANAGE = os.path.join(ROOT, "scripts", "inventory-manage.py")
 DOC_ENDPOINT = "https://10.0.0.11:2379"  # the endpoint the documented messages show

@@ -26,6 +26,10 @@ from osa_inventory.backends.etcd.parts import digest, dumps
 from osa_inventory.errors import StorageError
 from test_etcd_plugin import _spawn, data_keys, expected_key_count, open_etcd, prefix  # noqa: F401
 
+# Once per CI run: etcd's integrity and repair paths, against a real etcd.
+# The same code on every Python; the other versions' suites keep their own tests of each backend.
+pytestmark = pytest.mark.once
+
 MANAGE = os.path.join(ROOT, "scripts", "inventory-manage.py")
 # The tool as advice spells it for a backend opened with the config folder open_etcd() gives.
 MANAGE_HERE = [MANAGE, "--config", tempfile.gettempdir()]
@@ -597,6 +601,7 @@ def test_interrupted_first_write_is_not_mistaken_for_a_deleted_manifest(etcd, pr
     assert len(data_keys(etcd, prefix)) == expected_key_count(build_inventory(2))
 
 
+@pytest.mark.once
 def test_store_of_an_earlier_release_is_cleaned_as_it_is_replaced(etcd, prefix):
     """Without tag records or marker (as an earlier release stored it), the parts the index
     references are still known to be ours: replaced ones are deleted, nothing else."""

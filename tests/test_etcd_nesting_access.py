@@ -124,6 +124,7 @@ def test_a_deployment_inside_another_is_refused_before_it_is_written(auth, deplo
     assert auth.state(OUTER)[1] != before[1]
 
 
+@pytest.mark.once
 def test_a_nested_deployment_the_writer_could_not_see_is_deleted_as_printed_with_authentication(auth, deploy):
     """A writer that may not read OUTER's keys at all (a role made before the documented grants) can still
     store a nested deployment; OUTER then refuses to write, and its printed etcdctl command removes it."""

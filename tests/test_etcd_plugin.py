@@ -281,6 +281,7 @@ def worker_stall_mid_write(endpoints: str, prefix: str, computes: int, seed: int
         backend.write(build_inventory(computes, seed=seed))
 
 
+@pytest.mark.once
 def test_four_processes_lose_no_update(etcd, prefix):
     inventory = build_inventory(30)
     inventory["all"]["vars"].update({"counter": 0, "log": []})

@@ -38,6 +38,7 @@ def test_script_stores_in_etcd_and_an_unchanged_run_writes_nothing(etcd, tmp_pat
     assert manifest_revision(etcd, "/script/unchanged") == revision
 
 
+@pytest.mark.once
 def test_four_deploy_hosts_generating_at_once_agree_on_one_inventory(etcd, tmp_path):
     # Four config folders with the same config: four deploy hosts sharing one prefix.
     procs = []

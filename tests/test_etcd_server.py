@@ -27,7 +27,9 @@ def test_a_tls_failure_is_reported_at_once_with_its_cause(tmp_path):
     cluster.stop()
 
 
-def test_a_port_taken_before_etcd_binds_it_moves_the_member_to_new_ports():
+@pytest.fixture
+def squatted():
+    """A one-member cluster whose client port someone else already listens on: (cluster, member, port)."""
     skip_without_etcd()
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
@@ -36,32 +38,30 @@ def test_a_port_taken_before_etcd_binds_it_moves_the_member_to_new_ports():
         cluster = EtcdCluster(1)
         member = cluster.members[0]
         member.client_port = taken
-        with cluster:
-            assert member.client_port != taken
-            assert member.healthy() and cluster.revision() >= 1
+        yield cluster, member, taken
+
+
+def test_a_port_taken_before_etcd_binds_it_moves_the_member_to_new_ports(squatted):
+    cluster, member, taken = squatted
+    with cluster:
+        assert member.client_port != taken
+        assert member.healthy() and cluster.revision() >= 1
     assert not member.running()
 
 
-def test_a_member_that_exited_before_the_first_probe_is_not_taken_for_healthy(monkeypatch):
+def test_a_member_that_exited_before_the_first_probe_is_not_taken_for_healthy(squatted, monkeypatch):
     # The CI failure of 2026-12-07: on a loaded machine etcd had already exited (port
     # taken) when the health wait began, was skipped as "not running", and start()
     # returned a cluster with no etcd.  Make that ordering certain.
-    skip_without_etcd()
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
-        squatter.listen(1)
-        taken = squatter.getsockname()[1]
-        cluster = EtcdCluster(1)
-        member = cluster.members[0]
-        member.client_port = taken
-        original_start = type(member).start
+    cluster, member, taken = squatted
+    original_start = type(member).start
 
-        def start_and_wait_for_exit(self):
-            original_start(self)
-            if self.client_port == taken:
-                self.proc.wait(timeout=30)
+    def start_and_wait_for_exit(self):
+        original_start(self)
+        if self.client_port == taken:
+            self.proc.wait(timeout=30)
 
-        monkeypatch.setattr(type(member), "start", start_and_wait_for_exit)
-        with cluster:
-            assert member.client_port != taken
-            assert member.healthy()
+    monkeypatch.setattr(type(member), "start", start_and_wait_for_exit)
+    with cluster:
+        assert member.client_port != taken
+        assert member.healthy()

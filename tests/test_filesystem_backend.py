@@ -126,6 +126,7 @@ def test_six_concurrent_runs_agree_and_store_once(tmp_path, ini):
 
 # -- backups -------------------------------------------------------------------------
 
+@pytest.mark.once
 def test_twenty_changed_runs_keep_the_fifteen_newest_versions_in_order(tmp_path, ini):
     config_dir = make_config(tmp_path / "config")
     printed = []

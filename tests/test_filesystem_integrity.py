@@ -27,6 +27,10 @@ from osa_inventory.storage.loader import open_backend
 from osa_inventory.storage.store_files import Folder
 from osa_inventory.storage.settings import Settings
 
+# Once per CI run: damaged inventories and archives and their repairs.
+# The same code on every Python; the other versions' suites keep their own tests of each backend.
+pytestmark = pytest.mark.once
+
 
 def manage(config_dir: str, ini_path: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, MANAGE, "--config", config_dir, *args],

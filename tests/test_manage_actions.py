@@ -49,7 +49,8 @@ def test_an_added_action_is_in_the_help_and_the_usage_checks(noted, capsys, tmp_
         assert refused.value.code == 2 and fragment in capsys.readouterr().err
     assert manage.main(["--config", str(tmp_path), "--history", "--reason", "why"]) == 1
     refusal = capsys.readouterr().err
-    assert "give it with -r, -d, --clear-ips, --migrate-to, --import, --restore or --set-note" in refusal
+    assert ("give it with -r, -d, --clear-ips, --set-address, --rename, --move, --migrate-to, --import, "
+            "--restore or --set-note") in refusal
     assert noted == []
 
 
@@ -57,6 +58,8 @@ def test_an_added_action_is_in_the_help_and_the_usage_checks(noted, capsys, tmp_
 def test_each_option_of_the_table_chooses_its_action(action):
     parser = cli.build_parser("/nonexistent")
     for option in action.options:
-        value = [] if option.settings.get("action") in ("store_true",) else ["v"]
-        args = parser.parse_args([option.names[0], *value])
+        nargs = option.settings.get("nargs")
+        value = [] if option.settings.get("action") in ("store_true",) else ["v", "w"] if nargs in (2, "+") else ["v"]
+        companion = ["--to", "h"] if action.name == "move" else []  # --move NAME needs --to HOST
+        args = parser.parse_args([option.names[0], *value, *companion])
         assert cli.check_usage(parser, args) is action

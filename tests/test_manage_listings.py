@@ -183,9 +183,10 @@ def test_listing_an_empty_backend_says_what_to_do(tmp_path):
     refused = dep.manage("-l")
     assert_one_line_error(refused, "holds no inventory yet")
     # The advice, run as printed (a deployer's shell: osa.ini set, the venv's python3 first on PATH).
-    advice = re.search(r"; run (.+) first or bring one in with --import FILE$", refused.stderr.strip())
+    advice = re.search(r"; run (.+) first or bring one in with (.+) --import FILE$", refused.stderr.strip())
     words = shlex.split(advice.group(1))
     assert words == [INVENTORY_SCRIPT, "--config", dep.config_dir], words
+    assert shlex.split(advice.group(2))[-2:] == ["--config", dep.config_dir], advice.group(2)
     env = clean_env({"OSA_INI": dep.ini, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]})
     assert subprocess.run(words, capture_output=True, text=True, env=env, timeout=120).returncode == 0
     listed = dep.manage("-l")

@@ -11,6 +11,8 @@ import json
 import os
 import shlex
 
+import pytest
+
 from test_manage_support import BACKUPS, Deployment, assert_one_line_error, in_cidr, snapshot
 
 from osa_inventory.inventory.changes import assigned_addresses
@@ -95,6 +97,7 @@ def test_first_unchanged_added_host_then_the_run_stores_exactly_the_plan(tmp_pat
     assert plan(d)[0] == 0
 
 
+@pytest.mark.once
 def test_removed_host_readdressing_and_the_printed_advice(tmp_path):
     d = Deployment(str(tmp_path))
     d.generate()

@@ -33,6 +33,7 @@ def dep(tmp_path):
     return d
 
 
+@pytest.mark.once
 def test_migrate_to_a_second_filesystem_and_back_is_exact(dep):
     source_before = snapshot(dep.inventory_path)
     original = dep.stored()
@@ -241,6 +242,7 @@ prefix = /osa-test/manage
 """
 
 
+@pytest.mark.once
 def test_migrate_filesystem_to_etcd_and_switch(tmp_path):
     etcd_server = pytest.importorskip("etcd_server")
     if not os.path.exists(os.path.join(os.path.dirname(os.path.dirname(__file__)), "lib", "plugins", "etcd.py")):
@@ -287,6 +289,7 @@ cache_dir = {cache}
 """
 
 
+@pytest.mark.once
 def test_migrate_filesystem_to_craton_and_switch(tmp_path):
     craton_server = pytest.importorskip("craton_server")
     if not os.path.exists(os.path.join(os.path.dirname(os.path.dirname(__file__)), "lib", "plugins", "craton.py")):

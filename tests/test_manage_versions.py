@@ -217,7 +217,9 @@ def deployment_on(kind: str, tmp_path, request) -> tuple[Deployment, tuple[str, 
     return dep, ()
 
 
-@pytest.mark.parametrize("kind", ["filesystem", "file", "sqlite", "etcd"])
+@pytest.mark.parametrize("kind", ["filesystem", pytest.param("file", marks=pytest.mark.once),
+                                  pytest.param("sqlite", marks=pytest.mark.once),
+                                  pytest.param("etcd", marks=pytest.mark.once)])
 def test_history_means_the_same_on_every_backend(kind, tmp_path, request):
     """Each version is named by its own id and dated when it was written; the newest one is current."""
     dep, where = deployment_on(kind, tmp_path, request)

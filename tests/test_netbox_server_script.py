@@ -60,7 +60,10 @@ def one_line(result: subprocess.CompletedProcess) -> str:
 
 
 def sleeper() -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    # SIGINT back to its default: a shell's background job (`cmd &` without job control) starts with it
+    # ignored, and the stop tests expect a process that SIGINT ends, as gunicorn is.
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 # ---------------------------------------------------------------- where things are

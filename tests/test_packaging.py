@@ -25,7 +25,10 @@ from craton_server import CratonServer
 from etcd_server import etcd  # noqa: F401  (fixture)
 from helpers import ENVIRONMENT, ROOT, SCRIPT
 from ansible_cli import ANSIBLE_INVENTORY
+
 from test_osa_wiring import assert_failure_reported_once, assert_wired_like_osa
+
+from osa_inventory import api
 
 # The wheel is pure Python (py3-none-any): the same files, metadata and entry points whichever Python
 # builds or installs it, and the code it installs is the checkout's, which every version's suite tests. The
@@ -296,7 +299,7 @@ def test_the_api_and_a_ported_helper_run_from_the_installed_package(venv, tmp_pa
                 "with api.open_inventory() as inv: print(json.dumps([api.API_VERSION, inv.to_ansible()]))"],
                env={**env, "OSA_CONFIG_DIR": config}, cwd=str(tmp_path))
     assert read.returncode == 0 and read.stderr == "", read.stderr
-    assert json.loads(read.stdout) == [[1, 0], inventory]
+    assert json.loads(read.stdout) == [list(api.API_VERSION), inventory]  # the checkout's API is the one installed
     helper = run([os.path.join(venv, "python"), os.path.join(ROOT, "examples", "helpers", "inventory_stored.py"),
                   "--config", config], env=env, cwd=str(tmp_path))
     assert helper.returncode == 0 and helper.stderr == "", helper.stderr

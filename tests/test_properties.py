@@ -17,6 +17,7 @@ import json
 import os
 import tempfile
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from helpers import ENVIRONMENT, base_config, run_script, write_config, write_ini
@@ -31,6 +32,9 @@ from osa_inventory.manage.versions import diff_lines
 from osa_inventory.manage.views import HOST_COLUMNS, export, groups_per_host, host_rows, hosts_per_group
 from osa_inventory.inventory.shape import check_inventory
 
+# Hypothesis explores the same inputs on every Python, and its script runs are the costliest examples
+# of the suite: once per CI run.
+pytestmark = pytest.mark.once
 SKELETON = load_skeleton(ENVIRONMENT, "/nonexistent")
 INVENTORY = "openstack_inventory.json"
 SCRIPT_RUNS = settings(max_examples=12, deadline=None,

@@ -87,6 +87,7 @@ def free_bytes(point: str) -> int:
     return st.f_bavail * st.f_frsize
 
 
+@pytest.mark.once
 def test_a_full_disk_is_one_line_and_leaves_no_version_twice(tmp_path):
     with tmpfs("2m") as point:
         dep = on_tmpfs(tmp_path, point)

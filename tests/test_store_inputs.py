@@ -26,6 +26,10 @@ from osa_inventory.backends.filesystem import archive as archives
 from osa_inventory.bounded import MAX_INVENTORY_BYTES, MAX_JSON_DEPTH
 from osa_inventory.storage.store_files import Folder
 
+# Once per CI run: hostile files in the store (links, FIFOs, devices, damaged and huge files).
+# The same code on every Python; the other versions' suites keep their own tests of each backend.
+pytestmark = pytest.mark.once
+
 SIDECAR = "openstack_inventory.changes.json"
 #: About 200 KB of brackets: past Python's recursion limit in json.loads.
 BRACKETS = b"[" * 100_000 + b"]" * 100_000

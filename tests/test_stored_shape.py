@@ -21,6 +21,10 @@ from plugin_fixtures import assert_one_line_failure, config_dir, plugin_dir  # n
 from test_advice_followups import run_printed
 from test_manage_support import INVENTORY_SCRIPT, Deployment, clean_env
 
+# Once per CI run: stored inventories of the wrong shape on every backend, and their advice.
+# The same code on every Python; the other versions' suites keep their own tests of each backend.
+pytestmark = pytest.mark.once
+
 MANAGE = os.path.join(ROOT, "scripts", "inventory-manage.py")
 INVENTORY = "openstack_inventory.json"
 

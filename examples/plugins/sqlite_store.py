@@ -24,8 +24,9 @@ Options (all optional; ``OSA_INVENTORY_SQLITE_STORE_<OPTION>`` overrides):
 The options are declared in ``OPTIONS``, so the loader refuses unknown
 ones and malformed values with one line before ``register`` runs.
 
-Every changed inventory is a new row of table ``versions``; the newest row
-is the current inventory. An identical write adds nothing. The lock is an
+Every changed inventory is a new row of table ``versions``, with its change
+record (who, from where, with what and why: ``--history`` shows it); the
+newest row is the current inventory. An identical write adds nothing. The lock is an
 ``flock`` on ``<database>.lock`` held across load-generate-write; each
 write is its own transaction, so it is durable as soon as it returns.
 """
@@ -42,6 +43,7 @@ import sqlite3
 import time
 from typing import Iterator
 
+from osa_inventory.accounting import ChangeRecord
 from osa_inventory.errors import StorageError
 from osa_inventory.storage.options import Option, declare, read_options
 
@@ -55,7 +57,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
     created TEXT NOT NULL,
-    body    TEXT NOT NULL
+    body    TEXT NOT NULL,
+    record  TEXT
 )
 """
 
@@ -89,15 +92,16 @@ class Storage:
             row = db.execute("SELECT body FROM versions ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else json.loads(row[0])
 
-    def write(self, inventory: dict) -> None:
-        """Add a version unless the newest one is identical."""
+    def write(self, inventory: dict, record: ChangeRecord | None = None) -> None:
+        """Add a version, with its change ``record`` (None: none given), unless the newest one is identical."""
         body = json.dumps(inventory, sort_keys=True)
         with self.lock(), self._connect() as db:
             with db:  # one transaction: committed on success, rolled back on error
                 row = db.execute("SELECT body FROM versions ORDER BY id DESC LIMIT 1").fetchone()
                 if row is not None and row[0] == body:
                     return
-                db.execute("INSERT INTO versions (created, body) VALUES (?, ?)", (_now(), body))
+                db.execute("INSERT INTO versions (created, body, record) VALUES (?, ?, ?)",
+                           (_now(), body, None if record is None else json.dumps(record.to_dict())))
                 if self.keep:
                     db.execute("DELETE FROM versions WHERE id NOT IN "
                                "(SELECT id FROM versions ORDER BY id DESC LIMIT ?)", (self.keep,))
@@ -128,12 +132,14 @@ class Storage:
             os.close(fd)
 
     def history(self) -> list[dict]:
-        """Every kept version, oldest first; the last one is the current inventory."""
+        """Every kept version, oldest first, with its change record; the last one is the current inventory."""
         if not os.path.exists(self.database):
             return []
         with self._connect() as db:
-            rows = db.execute("SELECT id, created, length(body) FROM versions ORDER BY id").fetchall()
-        return [{"version": str(i), "time": created, "bytes": size} for i, created, size in rows]
+            rows = db.execute("SELECT id, created, length(body), record FROM versions ORDER BY id").fetchall()
+        # The record's fields beside the version's own id and time (inventory-manage checks them).
+        return [{**_record_fields(record), "version": str(i), "time": created, "bytes": size}
+                for i, created, size, record in rows]
 
     def read_version(self, version: str) -> dict:
         """The inventory as it was at ``version`` (a number from history())."""
@@ -159,6 +165,8 @@ class Storage:
             raise StorageError(f"cannot open {self.database}: {exc}; check the path and its permissions") from None
         try:
             db.execute(SCHEMA)
+            if "record" not in [column[1] for column in db.execute("PRAGMA table_info(versions)")]:
+                db.execute("ALTER TABLE versions ADD COLUMN record TEXT")  # a database of the sample before records
             yield db
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"{self.database}: {exc}; restore the file from a backup") from None
@@ -179,6 +187,17 @@ def _flock(fd: int, path: str, timeout: float) -> None:
             raise StorageError(f"another run has held {path} for over {timeout:.0f} s; "
                                "wait for it or raise [sqlite_store] lock_timeout")
         time.sleep(0.02)
+
+
+def _record_fields(text: str | None) -> dict:
+    """The stored record's fields but its time (the version's own time is the one shown); {} for none."""
+    if text is None:
+        return {}
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        return {"note": "the change record of this version is not valid JSON"}
+    return {k: v for k, v in fields.items() if k != "time"} if isinstance(fields, dict) else {}
 
 
 def _now() -> str:

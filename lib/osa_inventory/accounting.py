@@ -1,15 +1,14 @@
 """Who changed the inventory, when, from where, with what and why.
 
 Every write goes to the plugin with a :class:`ChangeRecord`: the caller (the
-inventory script or inventory-manage) builds it, :meth:`Backend.write
-<osa_inventory.storage.loader.Backend.write>` makes it the *pending change*
-while the plugin's ``write()`` runs, and a plugin that keeps records stores
-it with the version it writes::
+inventory script, inventory-manage or the API) builds it, :meth:`Backend.write
+<osa_inventory.storage.loader.Backend.write>` passes it as ``write(inventory,
+record=...)`` to a plugin whose ``write()`` has that parameter, and makes it the
+*pending change* while the plugin's ``write()`` runs (plugins written before the
+parameter existed read it with :func:`pending_change`). A plugin that keeps
+records stores it with the version it writes::
 
-    from osa_inventory.accounting import pending_change
-
-    def write(self, inventory):
-        record = pending_change()          # None only when called outside Backend.write
+    def write(self, inventory, record=None):    # None: the caller gave no record
         ... store inventory, and record.to_dict() beside it ...
 
     def history(self):

@@ -19,12 +19,14 @@ read (a path, or "etcd key ..." for text that did not come from a file).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import errno
 import json
 import os
 import stat
 from itertools import chain, compress
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .errors import InventoryError
 
@@ -36,6 +38,10 @@ MAX_INVENTORY_BYTES = 512 * MiB
 MAX_JSON_DEPTH = 100
 
 _CONTAINERS = frozenset((dict, list))
+#: Says whether a parsed value is, as JSON text, one already known to nest within the bound (see
+#: :func:`known_values`); None: none is.
+_KNOWN: contextvars.ContextVar[Callable[[Any], bool] | None] = contextvars.ContextVar(
+    "osa_inventory_known_values", default=None)
 _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
@@ -116,9 +122,29 @@ def parse_json(data: bytes | str, *, shown: str, error: type[InventoryError] = I
         raise error(f"{shown}: is not valid JSON ({exc})") from None
     # A text with no more brackets than the bound cannot nest deeper (counting them is C-fast; the
     # walk is not): most small values, an etcd part or a Craton page, skip the walk.
-    if text.count("[") + text.count("{") > max_depth and nesting_exceeds(value, max_depth):
+    if text.count("[") + text.count("{") > max_depth and not _is_known(value) and nesting_exceeds(value, max_depth):
         raise error(_too_deep(shown, max_depth))
     return value
+
+
+def _is_known(value: Any) -> bool:
+    known = _KNOWN.get()
+    return known is not None and known(value)
+
+
+@contextlib.contextmanager
+def known_values(known: Callable[[Any], bool]) -> Iterator[None]:
+    """Within, a value :func:`parse_json` parses is not walked for its depth when ``known(value)`` is true.
+
+    How deep a value nests follows from its JSON text alone, so a value whose text is one that passed
+    the walk before (:mod:`osa_inventory.reuse`: the stored inventory of a run that succeeded, by its
+    digest) needs no second walk. ``known`` must say False for anything it cannot serialise.
+    """
+    token = _KNOWN.set(known)
+    try:
+        yield
+    finally:
+        _KNOWN.reset(token)
 
 
 def nesting_exceeds(value: Any, max_depth: int = MAX_JSON_DEPTH) -> bool:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 
 from .inventory.changes import assigned_addresses
 from .errors import ConfigErrors
-from .generate.config import Skeleton, config_signature, load_skeleton, load_user_config
+from .generate.config import Inputs, Skeleton, config_signature, load_skeleton, load_user_config
 from .generate.group_names import user_defined_groups
 from .generate.pipeline import generate_checked
 from .generate.validate import config_problems
@@ -34,6 +34,8 @@ class DeploymentConfig:
     skeleton: Skeleton
     warnings: list[str] = field(default_factory=list)
     signature: list = field(default_factory=list)
+    inputs: Inputs = field(default_factory=list)
+    """What was parsed, byte for byte (the digest that lets an unchanged run be reused)."""
 
     def generate(self, stored: dict | None, reserved: Iterable[str] = ()) -> dict:
         """The inventory this config gives, starting from ``stored`` (what a run would store).
@@ -80,10 +82,14 @@ class DeploymentConfig:
         return config_signature(self.config_dir, self.environment) != self.signature
 
 
-def load_config(config_dir: str, environment_dir: str) -> tuple[dict, Skeleton]:
-    """The user config (with conf.d) and the skeleton (base env.d plus the config's env.d), unchecked."""
+def load_config(config_dir: str, environment_dir: str, inputs: Inputs | None = None) -> tuple[dict, Skeleton]:
+    """The user config (with conf.d) and the skeleton (base env.d plus the config's env.d), unchecked.
+
+    ``inputs``, when given, gets what was read (see :data:`~osa_inventory.generate.config.Inputs`).
+    """
     config_dir = os.path.abspath(config_dir)
-    return load_user_config(config_dir), load_skeleton(os.path.abspath(environment_dir), config_dir)
+    return (load_user_config(config_dir, inputs),
+            load_skeleton(os.path.abspath(environment_dir), config_dir, inputs))
 
 
 def read_config(config_dir: str, environment_dir: str, unknown_groups: str,
@@ -96,8 +102,10 @@ def read_config(config_dir: str, environment_dir: str, unknown_groups: str,
     config_dir, environment_dir = os.path.abspath(config_dir), os.path.abspath(environment_dir)
     # Taken before reading: a file changed while it is read then shows as changed afterwards.
     signature = config_signature(config_dir, environment_dir)
-    config, skeleton = load_config(config_dir, environment_dir)
+    inputs: Inputs = []
+    config, skeleton = load_config(config_dir, environment_dir, inputs)
     errors, warnings = config_problems(config, skeleton, unknown_groups)
     if errors:
         raise ConfigErrors(errors if every_problem else errors[:1])
-    return DeploymentConfig(config_dir, environment_dir, unknown_groups, config, skeleton, warnings, signature)
+    return DeploymentConfig(config_dir, environment_dir, unknown_groups, config, skeleton, warnings, signature,
+                            inputs)

@@ -39,6 +39,14 @@ class StorageError(InventoryError):
     """
 
 
+class StorageTimeout(StorageError):
+    """A step of plugin code (import, lock, load, write) ran past ``[inventory] timeout``.
+
+    Raised where the caller must survive it (the Python API); the commands end
+    the process instead. The message names the backend, the step and the advice.
+    """
+
+
 class AccessDenied(StorageError):
     """The backend refused these credentials: wrong ones, or too few rights (e.g. read-only).
 
@@ -66,6 +74,18 @@ class NoVersions(StorageError):
     """The backend keeps change records but not earlier inventories, so versions cannot be compared or restored.
 
     ``config_dir`` is the config folder the tool works on, for the advice the command builds.
+    """
+
+    def __init__(self, message: str, config_dir: str | None = None):
+        super().__init__(message)
+        self.config_dir = config_dir
+
+
+class NothingStored(InventoryError):
+    """The backend holds no inventory yet (no inventory run has stored one).
+
+    ``config_dir`` is the config folder the command works on: a command adds how to store a first
+    inventory, named the way its user runs it; the Python API raises it as it is.
     """
 
     def __init__(self, message: str, config_dir: str | None = None):

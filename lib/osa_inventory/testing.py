@@ -67,7 +67,10 @@ from typing import Any, Callable
 
 import pytest
 
+from osa_inventory import accounting
+from osa_inventory.accounting import ChangeRecord
 from osa_inventory.errors import InventoryError
+from osa_inventory.storage.protocol import accepts_record
 
 __all__ = ["StorageContract", "assert_same", "awkward_values_inventory", "canonical", "edge_inventory",
            "first_difference", "main", "make_inventory", "run_with_timeout"]
@@ -605,6 +608,40 @@ class StorageContract:
         after = self._check_entries(storage.history())
         assert [e["version"] for e in after] == [e["version"] for e in before], \
             "writing an identical inventory changed the history"
+
+    def test_a_record_given_to_write_is_the_one_stored(self, make_storage):
+        """For plugins that keep change records: the record of a write comes back with its version.
+
+        First handed as the loader hands it (``write(inventory, record=...)`` when ``write()`` has
+        that parameter, and as :func:`~osa_inventory.accounting.pending_change` in any case); a
+        plugin that keeps it is then held to the argument alone, without the pending change.
+        """
+        storage = self.open(make_storage)
+        self._needs_history(storage)
+        takes_record = accepts_record(storage.write)
+        fields = ("user", "host", "command", "reason", "summary")
+
+        def write_and_read_back(revision: int, pending: bool) -> tuple[ChangeRecord, dict]:
+            token = uuid.uuid4().hex
+            record = ChangeRecord(time="2026-01-02T03:04:05Z", user=f"user-{token}", host=f"host-{token}",
+                                  command=f"contract write {token}", reason=f"reason {token}",
+                                  summary=f"summary {token}")
+            extra = {"record": record} if takes_record else {}
+            with accounting.pending(record if pending else None):
+                storage.write(make_inventory(2, revision=revision), **extra)
+            newest = self._check_entries(self.open(make_storage).history())[-1]
+            return record, {f: newest.get(f) for f in fields}
+
+        storage.write(make_inventory(2, revision=1))
+        record, stored = write_and_read_back(2, pending=True)
+        if not any(stored.values()):
+            pytest.skip("plugin keeps no change records in history()")
+        assert stored == {f: getattr(record, f) for f in fields}, \
+            f"the newest history() entry does not carry the record of its write: {stored!r}"
+        if takes_record:
+            record, stored = write_and_read_back(3, pending=False)
+            assert stored == {f: getattr(record, f) for f in fields}, \
+                f"write(inventory, record=...) did not keep that record (read pending_change() instead?): {stored!r}"
 
     def test_unknown_version_is_an_error(self, make_storage):
         storage = self.open(make_storage)

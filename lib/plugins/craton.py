@@ -37,7 +37,7 @@ earlier inventories: ``history()`` lists the change records the region keeps
 
 from __future__ import annotations
 
-from osa_inventory.accounting import ChangeRecord, pending_change
+from osa_inventory.accounting import ChangeRecord
 from osa_inventory.backends import change_records as records
 from osa_inventory.backends.craton.cache import Cache
 from osa_inventory.backends.craton.client import CratonClient
@@ -94,11 +94,11 @@ class Storage:
         """The committed inventory, or None when none is stored."""
         return self._engine().load()
 
-    def write(self, inventory: dict) -> None:
-        """Store ``inventory``; refused, writing nothing, when another run stored or is storing meanwhile."""
+    def write(self, inventory: dict, record: ChangeRecord | None = None) -> None:
+        """Store ``inventory`` with its change ``record``; refused, writing nothing, when another run stored or
+        is storing meanwhile."""
         # Every commit is accounted for: without a record from the caller, one saying only who and when.
-        self._engine().store(inventory, pending_change() or ChangeRecord.now(records.UNRECORDED_COMMAND, "",
-                                                                              reason=""))
+        self._engine().store(inventory, record or ChangeRecord.now(records.UNRECORDED_COMMAND, "", reason=""))
 
     def history(self) -> list[dict]:
         """The change records kept in the region, oldest first (Craton keeps no earlier inventories)."""

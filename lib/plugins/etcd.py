@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from typing import ContextManager
 
+from osa_inventory.accounting import ChangeRecord
 from osa_inventory.backends.etcd.client import EtcdClient, check_endpoint
 from osa_inventory.backends.etcd.identity import check_name
 from osa_inventory.backends.etcd.layout import Keys
@@ -110,17 +111,18 @@ class Storage:
         inventory, self._snapshot = self._engine()[0].read(0)
         return inventory
 
-    def write(self, inventory: dict) -> None:
+    def write(self, inventory: dict, record: ChangeRecord | None = None) -> None:
         """Store ``inventory`` over the version last loaded (or the current one) under the lock.
 
         Refuses, writing nothing, when another run stored a version since that load,
         when our lock was lost, and when the prefix holds or nests in another
         deployment. Writes over a damaged current version (what a restore or a
-        forced import asks for); the damaged version stays in the history."""
+        forced import asks for); the damaged version stays in the history. ``record``
+        (who, why) is kept in the new version's manifest."""
         if not isinstance(inventory, dict):
             raise StorageError(f"cannot store a {type(inventory).__name__}; the inventory must be a dict")
         with self.lock():
-            self._snapshot = self._engine()[1].write(self._snapshot, inventory)
+            self._snapshot = self._engine()[1].write(self._snapshot, inventory, record)
 
     def describe(self) -> str:
         """Where the inventory lives, for messages; once a version was read or stored, which one."""

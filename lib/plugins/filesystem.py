@@ -28,6 +28,7 @@ import os
 import shlex
 from typing import ContextManager
 
+from osa_inventory.accounting import ChangeRecord
 from osa_inventory.backends.filesystem.store import FolderStore
 from osa_inventory.errors import StorageError
 from osa_inventory.storage.file_access import FileAccess
@@ -81,9 +82,11 @@ class Storage:
         """The stored inventory, or None before the first write."""
         return self._store().load()
 
-    def write(self, inventory: dict) -> None:
-        """Store ``inventory`` (nothing when it is unchanged), archiving the version it replaces."""
-        self._store().write(inventory)
+    def write(self, inventory: dict, record: ChangeRecord | None = None) -> None:
+        """Store ``inventory`` (nothing when it is unchanged), archiving the version it replaces.
+
+        ``record`` (who, why) is kept with the new version for ``--history``."""
+        self._store().write(inventory, record)
 
     def describe(self) -> str:
         """``filesystem <path of the inventory>``."""

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 
-from osa_inventory.accounting import ChangeRecord, pending_change
+from osa_inventory.accounting import ChangeRecord
 from osa_inventory.backends import change_records as records
 from osa_inventory.backends.netbox.client import NetBoxClient
 from osa_inventory.backends.netbox.options import OPTIONS, Options, parse_options
@@ -66,9 +66,11 @@ class Storage:
     def load(self) -> dict | None:
         return self._store.load(self._roll_back)
 
-    def write(self, inventory: dict) -> None:
+    def write(self, inventory: dict, record: ChangeRecord | None = None) -> None:
+        """Store ``inventory`` with its change ``record``; refused, writing nothing, when another run stored or
+        is storing meanwhile."""
         # Every commit is accounted for: without a record from the caller, one saying only who and when.
-        self._store.write(inventory, pending_change() or ChangeRecord.now(records.UNRECORDED_COMMAND, "", reason=""))
+        self._store.write(inventory, record or ChangeRecord.now(records.UNRECORDED_COMMAND, "", reason=""))
 
     # -- optional extras ---------------------------------------------------------------
 

@@ -10,8 +10,8 @@ advice works as printed.
 
 from __future__ import annotations
 
-from ..errors import CorruptInventory, InventoryError, NoVersions, one_line
-from ..resources import manage_command
+from ..errors import CorruptInventory, InventoryError, NothingStored, NoVersions, one_line
+from ..resources import inventory_command, manage_command
 
 
 def repair(exc: CorruptInventory) -> str:
@@ -30,10 +30,18 @@ def keep_a_copy(exc: NoVersions) -> str:
            f"{tool} --import FILE --force"
 
 
+def store_a_first(exc: NothingStored) -> str:
+    """How to have an inventory stored: the inventory script's first run, or an import."""
+    return f"run {inventory_command(exc.config_dir)} first or bring one in with {manage_command(exc.config_dir)} " \
+           "--import FILE"
+
+
 def error_lines(exc: InventoryError) -> list[str]:
     """What to print for ``exc``, one line each: its own lines, with the repair where storage refused."""
     if isinstance(exc, CorruptInventory):
         return [f"{one_line(exc)}: {repair(exc)}"]
+    if isinstance(exc, NothingStored):
+        return [f"{one_line(exc)}; {store_a_first(exc)}"]
     if isinstance(exc, NoVersions):
         return [f"{one_line(exc)}; {keep_a_copy(exc)}"]
     return list(getattr(exc, "lines", None) or [one_line(exc)])

@@ -44,8 +44,28 @@ def chosen_config_dir(given: str | None) -> str:
     return os.path.abspath(given or os.environ.get("OSA_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
 
 
+def _help_width() -> int:
+    """The width argparse gives help text: the terminal's ($COLUMNS first, else 80), less two."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return (columns or 80) - 2
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, with the usage error's text (which may quote what was typed, or pasted) escaped."""
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse makes a formatter for every add_argument, and each asks shutil for the terminal's
+        # width: importing shutil (and the compression modules it imports) cost every inventory run
+        # more than its argument parsing.
+        return self.formatter_class(prog=self.prog, width=_help_width())
 
     def error(self, message: str) -> NoReturn:  # type: ignore[override]
         super().error(escape(message))

@@ -1,30 +1,25 @@
 """``dynamic_inventory.py``: the executable Ansible runs.
 
-Reads the config, loads the stored inventory through the configured storage
-plugin (under its lock), generates, stores the result only if it changed,
-and prints it. Stdout carries nothing but the JSON; stderr stays silent on
+The run itself (read the config, load the stored inventory under the
+backend's lock, generate, store only if it changed) is
+:func:`osa_inventory.refresh.refresh`, the one every front end makes; this
+module adds the command line, the log and the printing. Stdout carries nothing but the JSON; stderr stays silent on
 success and holds one line on failure, with exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
 import stat
-import time
 from typing import Sequence
 
 from .. import __version__
-from ..accounting import ChangeRecord
-from ..inventory.changes import compare
-from ..deployment_config import DeploymentConfig, read_config
 from ..errors import InventoryError
+from ..refresh import check, config_folder, refresh
 from ..resources import environment_dir
-from ..storage.loader import open_backend
-from ..storage.settings import read_settings
 from ..storage.store_files import Folder, open_folder_fd
 from .runner import DEFAULT_CONFIG_DIR, Parser, chosen_config_dir, run_command
 from ..terminal import lines
@@ -107,14 +102,6 @@ def _setup_logging(config_dir: str, debug: bool) -> None:
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
-def _read_config(config_dir: str, environment: str, mode: str, every_problem: bool = False) -> DeploymentConfig:
-    """The checked config (see osa_inventory.deployment_config), its warnings logged."""
-    deployment = read_config(config_dir, environment, mode, every_problem)
-    for warning in deployment.warnings:
-        LOG.warning("%s", warning)
-    return deployment
-
-
 def _user_group_lines(groups: dict[str, list[str]]) -> list[str]:
     """What ``--check`` says of user-defined host groups: OSA makes them silently."""
     if not groups:
@@ -126,47 +113,16 @@ def _user_group_lines(groups: dict[str, list[str]]) -> list[str]:
 
 def run(args: argparse.Namespace) -> str:
     """Do the work for parsed ``args`` and return what to print."""
-    config_dir = chosen_config_dir(args.config)
-    if not os.path.isdir(config_dir):
-        raise InventoryError(f"config folder {config_dir} does not exist; pass --config DIR or set OSA_CONFIG_DIR")
+    config_dir = config_folder(chosen_config_dir(args.config))
     _setup_logging(config_dir, args.debug)
-    started = time.perf_counter()
-    environment = os.path.abspath(args.environment)
-    settings = read_settings()
-    mode = str(settings.inventory["unknown_host_groups"])
-    deployment = _read_config(config_dir, environment, mode, every_problem=args.check)  # before storage
-    backend = open_backend(settings, config_dir)
-    try:
-        # Plugin calls that can fail come before anything is stored; describe() only when logged.
-        where = backend.describe() if LOG.isEnabledFor(logging.DEBUG) else ""
-        has_lock = backend.has_lock
-        if args.check:
-            deployment.generate(backend.load())
-            warnings = deployment.warnings + [backend.no_lock_warning()]
-            return lines(["Configuration ok!"] + _user_group_lines(deployment.user_defined_groups())
-                         + [f"WARNING: {w}" for w in warnings if w])
-        with backend.lock():
-            locked = time.perf_counter()
-            if deployment.changed_on_disk():
-                # Changed while this run waited for the lock: store what the config says now.
-                deployment = _read_config(config_dir, environment, mode)
-            stored = backend.load()
-            inventory, _ = deployment.generate_reserving(stored, backend.reserved_addresses)
-            # What is printed is fixed before the plugin sees the inventory (write() gets a copy).
-            shown = inventory if args.host is None else inventory["_meta"]["hostvars"].get(args.host, {})
-            output = json.dumps(shown, sort_keys=True)
-            changed = inventory != stored
-            if changed:
-                record = ChangeRecord.now(SCRIPT_COMMAND, compare(stored or {}, inventory).summary())
-                backend.write(inventory, as_json=output if shown is inventory else None, record=record)
-            LOG.debug("%s: %d hosts, %s; %s %.3f s, run %.3f s", where,
-                      len(inventory["_meta"]["hostvars"]), "stored" if changed else "unchanged",
-                      "lock held" if has_lock else "unlocked work",
-                      time.perf_counter() - locked, time.perf_counter() - started)
-    finally:
-        with contextlib.suppress(InventoryError):
-            backend.close()
-    return output
+    if args.check:
+        checked = check(config_dir, args.environment)
+        return lines(["Configuration ok!"] + _user_group_lines(checked.user_groups)
+                     + [f"WARNING: {w}" for w in checked.warnings])
+    refreshed = refresh(config_dir, args.environment, SCRIPT_COMMAND)
+    if args.host is None:
+        return refreshed.text
+    return json.dumps(refreshed.inventory["_meta"]["hostvars"].get(args.host, {}), sort_keys=True)
 
 
 def main(argv: Sequence[str] | None = None, default_environment: str | None = None) -> int:

@@ -22,6 +22,7 @@ what the trust rules on plugin files are for).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import os
@@ -121,3 +122,43 @@ def stdout_for_result_only() -> Iterator[Callable[[str], None]]:
     finally:
         if not emitted and _identity(real) == expected:  # a descriptor a plugin took over is not ours to close
             os.close(real)
+
+
+def _stdout_to_stderr_at_exit() -> None:
+    """At exit, after the caller's output: what exit handlers registered before this one print goes to stderr."""
+    for stream in (sys.stdout, sys.__stdout__):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    _point_fd1_at_stderr()
+    sys.stdout = sys.stderr
+
+
+@contextlib.contextmanager
+def stdout_diverted() -> Iterator[None]:
+    """While the body runs, fd 1 and ``sys.stdout`` lead to stderr; both are restored afterwards.
+
+    For a caller that prints its own result later on the same stdout (Ansible, running the
+    inventory plugin): storage plugin code run in the body cannot put text into that result.
+    Nor can its exit handlers (``atexit``), which run after the caller printed: a handler
+    registered after the body runs before them (last registered, first run) and diverts fd 1
+    for good.
+    """
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    try:
+        saved = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
+    except OSError:  # stdout closed: nothing of the body's can reach a reader of it either
+        saved = None
+    _point_fd1_at_stderr()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        for stream in (sys.stdout, sys.__stdout__):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+        atexit.unregister(_stdout_to_stderr_at_exit)  # registered again: after any handler the body added
+        atexit.register(_stdout_to_stderr_at_exit)

@@ -103,6 +103,11 @@ class AddressPool:
         self._starts[i:j] = [lo]
         self._ends[i:j] = [hi]
 
+    def is_reserved(self, value: int) -> bool:
+        """Whether the integer address ``value`` is taken (network, broadcast, ``used_ips``, reserved)."""
+        i = bisect.bisect_right(self._starts, value) - 1
+        return i >= 0 and self._ends[i] >= value
+
     def reserve(self, address: object) -> None:
         """Mark one address as taken (anything that is not an address of this network is ignored)."""
         parsed = address_value(address)

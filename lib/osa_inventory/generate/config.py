@@ -17,6 +17,8 @@ from typing import Any, Iterable
 import yaml
 
 from ..bounded import read_file
+from ..config_files import (LISTING, MAX_FILE_BYTES, USER_CONFIG, YAML_SUFFIXES, Inputs,  # noqa: F401 (kept here)
+                            _yaml_files, config_signature, listing_bytes)
 from ..errors import ConfigError
 
 try:  # the C parser is several times faster on large configs
@@ -26,7 +28,6 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 
 # Bounds far above any real deployment (a 3000-host config is about 300 KB and 50,000 values)
 # that stop a hostile or broken file (50 MB, a YAML alias bomb) in well under a second.
-MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_VALUES = 2_000_000
 
 
@@ -82,8 +83,6 @@ def _expanded_size(data: Any, path: str) -> None:
     size(data)
 
 
-USER_CONFIG = "openstack_user_config.yml"
-YAML_SUFFIXES = (".yml", ".yaml")
 SKELETON_SECTIONS = ("component_skel", "container_skel", "physical_skel")
 
 
@@ -101,14 +100,18 @@ def merge(base: dict, extra: dict) -> dict:
     return base
 
 
-def read_yaml(path: str) -> Any:
+def read_yaml(path: str, inputs: Inputs | None = None) -> Any:
     """Parse one YAML file; a syntax error names the file and line.
 
     Only a regular file of at most MAX_FILE_BYTES is read (the project's
     bounded reader): a FIFO, a device or a folder in its place is refused at once.
+    The bytes parsed are appended to ``inputs`` when given.
     """
     try:
-        text = io.BytesIO(read_file(path, limit=MAX_FILE_BYTES, error=ConfigError))
+        data = read_file(path, limit=MAX_FILE_BYTES, error=ConfigError)
+        if inputs is not None:
+            inputs.append((path, data))
+        text = io.BytesIO(data)
         text.name = path  # how YAML's messages name it
         data = yaml.load(text, Loader=_Loader)
         _expanded_size(data, path)
@@ -123,41 +126,6 @@ def read_yaml(path: str) -> Any:
     except RecursionError:  # deeper than Python's stack, while parsing or measuring
         raise ConfigError(f"{path}: is nested too deeply to be a deployment config; check the file") from None
     return data
-
-
-def _yaml_files(folder: str, listing_order: bool = False) -> list[str]:
-    """Every ``*.yml``/``*.yaml`` file under ``folder``, sub-folders included, as OSA walks them.
-
-    A folder's own files come first, then each sub-folder's, depth first:
-    the order of a top-down ``os.walk``. Names are sorted at every level, so
-    the order is the same on every machine; ``listing_order`` keeps the order
-    the filesystem lists them in instead (OSA's order, see :class:`Skeleton`).
-    Symlinked folders are not entered (``os.walk`` does not follow them
-    either, and a link back up would loop). An unreadable folder or a link to
-    a missing file is an error, never skipped.
-    """
-    if not os.path.isdir(folder):
-        return []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError as exc:
-        raise ConfigError(f"{folder}: cannot be read ({exc.strerror}); fix its permissions") from None
-    if not listing_order:
-        entries.sort(key=lambda e: e.name)
-    files, folders = [], []
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
-            folders.append(entry.path)
-        elif entry.name.endswith(YAML_SUFFIXES):
-            if entry.is_symlink() and not os.path.exists(entry.path):
-                raise ConfigError(
-                    f"{entry.path} is a link to {os.readlink(entry.path)}, which does not exist; "
-                    "fix or remove the link")
-            if entry.is_file():
-                files.append(entry.path)
-    for sub in folders:
-        files.extend(_yaml_files(sub, listing_order))
-    return files
 
 
 def _mapping(path: str, data: Any) -> dict:
@@ -179,40 +147,23 @@ def origin_of(config: dict, key: str) -> str:
     return getattr(config, "origins", {}).get(key, "the user config")
 
 
-def load_user_config(config_dir: str) -> dict:
-    """``openstack_user_config.yml`` with every ``conf.d/**/*.yml|*.yaml`` merged in (order: :func:`_yaml_files`)."""
+def load_user_config(config_dir: str, inputs: Inputs | None = None) -> dict:
+    """``openstack_user_config.yml`` with every ``conf.d/**/*.yml|*.yaml`` merged in (order: :func:`_yaml_files`).
+
+    ``inputs``, when given, gets what was read (see :data:`Inputs`).
+    """
     path = os.path.join(config_dir, USER_CONFIG)
     if not os.path.exists(path):  # anything else there (a FIFO, a folder) is refused by read_yaml, by what it is
         raise ConfigError(
             f"{path} does not exist; create it (see etc/openstack_deploy/ for examples) "
             "or point --config at the folder that holds it")
-    config = UserConfig(_mapping(path, read_yaml(path)))
+    config = UserConfig(_mapping(path, read_yaml(path, inputs)))
     config.origins = {key: path for key in config if isinstance(key, str)}
     for extra in _yaml_files(os.path.join(config_dir, "conf.d")):
-        data = _mapping(extra, read_yaml(extra))
+        data = _mapping(extra, read_yaml(extra, inputs))
         merge(config, data)
         config.origins.update((key, extra) for key in data if isinstance(key, str))
     return config
-
-
-def config_signature(config_dir: str, environment_dir: str) -> list[tuple]:
-    """Name, size, mtime and inode of every file the config is read from: equal means unchanged.
-
-    Costs only stat calls, so a run that waited for the storage lock can tell whether
-    the config changed meanwhile without parsing it again.
-    """
-    paths = [os.path.join(config_dir, USER_CONFIG)]
-    paths += _yaml_files(os.path.join(config_dir, "conf.d"))
-    paths += _yaml_files(os.path.join(environment_dir, "env.d")) + _yaml_files(os.path.join(config_dir, "env.d"))
-    out = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            out.append((path, None))
-            continue
-        out.append((path, st.st_size, st.st_mtime_ns, st.st_ino))
-    return out
 
 
 @dataclass
@@ -233,10 +184,10 @@ class Skeleton:
     container_order: list[str] = field(default_factory=list)
 
 
-def _read_skeleton_files(paths: Iterable[str]) -> list[tuple[str, dict]]:
+def _read_skeleton_files(paths: Iterable[str], inputs: Inputs | None) -> list[tuple[str, dict]]:
     out = []
     for path in paths:
-        data = _mapping(path, read_yaml(path))
+        data = _mapping(path, read_yaml(path, inputs))
         for section in SKELETON_SECTIONS:
             value = data.get(section)
             if value is not None and not isinstance(value, dict):
@@ -245,17 +196,18 @@ def _read_skeleton_files(paths: Iterable[str]) -> list[tuple[str, dict]]:
     return out
 
 
-def load_skeleton(environment_dir: str, config_dir: str) -> Skeleton:
+def load_skeleton(environment_dir: str, config_dir: str, inputs: Inputs | None = None) -> Skeleton:
     """Base ``<environment_dir>/env.d`` with ``<config_dir>/env.d`` merged on top.
 
     Both folders are read with their sub-folders, as OSA reads them (order: :func:`_yaml_files`).
+    ``inputs``, when given, gets what was read (see :data:`Inputs`).
     """
     base_dir = os.path.join(environment_dir, "env.d")
     if not os.path.isdir(base_dir):
         raise ConfigError(
             f"{base_dir} does not exist; --environment must name the folder that contains env.d/")
-    base = _read_skeleton_files(_yaml_files(base_dir))
-    overrides = _read_skeleton_files(_yaml_files(os.path.join(config_dir, "env.d")))
+    base = _read_skeleton_files(_yaml_files(base_dir), inputs)
+    overrides = _read_skeleton_files(_yaml_files(os.path.join(config_dir, "env.d")), inputs)
     skel = Skeleton()
     merged: dict = {s: {} for s in SKELETON_SECTIONS}
     for _path, data in base + overrides:
@@ -265,7 +217,10 @@ def load_skeleton(environment_dir: str, config_dir: str) -> Skeleton:
     skel.physical_skel = merged["physical_skel"]
 
     by_path = dict(base)
-    listed = [by_path[path] for path in _yaml_files(base_dir, listing_order=True)]
+    listing = _yaml_files(base_dir, listing_order=True)
+    if inputs is not None:
+        inputs.append((LISTING, listing_bytes(listing)))
+    listed = [by_path[path] for path in listing]
     order = [key for data in listed + [data for _path, data in overrides]
              for key in data.get("container_skel") or {}]
     skel.container_order = [k for k in dict.fromkeys(order) if isinstance(skel.container_skel.get(k), dict)]

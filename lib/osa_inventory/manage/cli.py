@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 from .. import __version__
 from ..accounting import REASON_VARIABLE
 from ..generate.config import USER_CONFIG
-from ..deployment_config import read_config
+from ..deployment_config import DeploymentConfig, read_config
 from ..errors import InventoryError
 from ..inventory.changes import compare
 from ..resources import manage_command
@@ -39,10 +39,10 @@ from ..storage.backend import Backend
 from ..storage.settings import Settings, read_settings
 from ..commands.runner import DEFAULT_CONFIG_DIR, Parser, chosen_config_dir
 from ..terminal import escape, lines
-from ..inventory import edits
+from ..inventory import edits, entry_edits, move
 from . import history_view, plan, recording, stale, transfer, versions, views
 from .formatting import FORMATS, Lines, render_data, render_table
-from ..storage.change import change_stored, load_required
+from ..storage.change import change_checked, change_stored, load_required, preview_change
 from .stores import open_configured_backend, open_file_backend
 
 EXIT_STALE = 3
@@ -118,13 +118,19 @@ def check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Ac
     chosen = chosen_actions(args)
     if not chosen:
         parser.error("nothing to do; choose one of " + ", ".join(a.long for a in ACTIONS))
+    if len(chosen) == 2 and any(a.name == "plan" for a in chosen) and any(a.previews for a in chosen):
+        return next(a for a in chosen if a.previews)  # --plan previews it: shown, not stored
     if len(chosen) > 1:
         if any(a.name == "plan" for a in chosen):
+            previewed = [a.long for a in ACTIONS if a.previews]
+            previewed = ", ".join(previewed[:-1]) + " or " + previewed[-1]
             parser.error("--plan only shows what the next inventory run would store and changes nothing; "
                          "run it alone, then " + " ".join(a.short for a in chosen if a.name != "plan")
-                         + " as a command of its own")
+                         + f" as a command of its own (--plan previews {previewed} only)")
         parser.error("choose one thing to do at a time (only -r, -d and --clear-ips combine)")
     action = chosen[0]
+    if (action.name == "move") != (args.to is not None):
+        parser.error("--move NAME and --to HOST go together")
     if args.with_containers and not args.remove_item:
         parser.error("--with-containers goes with -r/--remove-item")
     for modifier in ("strict", "force"):
@@ -144,6 +150,9 @@ def _storing() -> str:
 
 def reason_refusal(args: argparse.Namespace, action: Action) -> str | None:
     """Why ``--reason`` is refused with ``action`` (None: it is kept, or not given)."""
+    if args.reason is not None and action.previews and args.plan:
+        return (f"--reason is kept with the version {action.long} stores, and with --plan it stores none; "
+                "give it when you run the command without --plan")
     if args.reason is None or action.stores:
         return None
     # Refused rather than ignored: the operator would believe the reason was kept.
@@ -253,6 +262,40 @@ def _edit(ctx: Context) -> list[str]:
     if written and args.remove_item:
         lines += _predict_return(ctx, result)
     return lines
+
+
+def _entry_edit(ctx: Context, change: Callable[[dict, DeploymentConfig], list[str]], words: list[str]) -> Result:
+    """One entry edit checked against the config: stored under the lock, or with ``--plan`` only shown (exit 2)."""
+    args = ctx.args
+    # The config as every inventory run reads it: the edit must be one the next run keeps.
+    config = read_config(ctx.config_dir, args.environment, ctx.unknown_groups())
+    backend = ctx.open_work()
+    where = backend.describe()  # plugin code that may fail: before the change, so a failure stores nothing
+    if args.plan:
+        stored, edited, notes = preview_change(backend, lambda inventory: change(inventory, config))
+        if edited == stored:
+            return notes + [f"no change: {where} already holds this; nothing would be written"], plan.NO_CHANGE
+        return ([f"would change {where} (nothing was written; run the command without --plan to store it):"]
+                + notes + versions.diff_lines(stored, edited)), plan.CHANGES
+    account = recording.account(args, recording.words(*words))
+    written, notes, _result = change_checked(backend, lambda inventory: change(inventory, config), account)
+    return list(notes) + [f"stored in {where}" if written else "nothing changed; nothing was written"], 0
+
+
+def _set_address(ctx: Context) -> Result:
+    name, *assignments = ctx.args.set_address
+    return _entry_edit(ctx, lambda inv, dep: entry_edits.set_addresses(inv, name, assignments, dep.config),
+                       ["--set-address", name, *assignments])
+
+
+def _rename(ctx: Context) -> Result:
+    old, new = ctx.args.rename
+    return _entry_edit(ctx, lambda inv, dep: entry_edits.rename(inv, old, new, dep.config), ["--rename", old, new])
+
+
+def _move(ctx: Context) -> Result:
+    name, host = ctx.args.move, ctx.args.to
+    return _entry_edit(ctx, lambda inv, dep: move.move(inv, name, host, dep), ["--move", name, "--to", host])
 
 
 def _transfer_lines(what: str, result: transfer.Transfer, source: str, target: str) -> list[str]:
@@ -394,6 +437,8 @@ def run(args: argparse.Namespace, action: Action) -> Result:
 
 def _listed(name: str) -> Callable[[Context], Result]:
     def listing(ctx: Context) -> Result:
+        # Read as api.open_inventory reads (one function), but not read-only: a listing may finish an
+        # abandoned Craton write, as docs/craton.md says; only --plan promises to write nothing.
         return _listing(name, load_required(ctx.open_work()), ctx.args), 0
     return listing
 
@@ -432,6 +477,7 @@ class Action:
     run: Callable[[Context], Result]
     stores: bool = False                    # stores an inventory version, so it keeps --reason in its record
     modifiers: tuple[str, ...] = ()         # of --force, --strict: the ones it takes
+    previews: bool = False                  # with --plan: shown (exit 2 if it changes something), not stored
     note: str = ""                          # what usage errors add to its name
 
     @property
@@ -449,6 +495,8 @@ class Action:
 GROUPS = {
     "listings": "listings (read only)",
     "changes": "changes (may be combined; made under the backend's lock and stored only if something changed)",
+    "entries": "editing one host or container (checked against the config, made under the backend's lock; "
+               "with --plan: shown, exit status 2, nothing written)",
     "moving": "moving the inventory",
     "versions": "versions (backends that keep history)",
     "checks": "checks",
@@ -486,6 +534,23 @@ ACTIONS: tuple[Action, ...] = (
             help="drop the addresses of every container (not bare-metal hosts) so that the next inventory run "
                  "assigns new ones, e.g. after changing cidr_networks"))),
         _always_0(_edit), stores=True),
+    Action("set-address", "entries", (Option(("--set-address",), dict(
+        nargs="+", metavar=("NAME", "NETWORK=ADDRESS"),
+        help="set host or container NAME's address on each network NETWORK (a cidr_networks name, e.g. "
+             "management=172.29.236.250); for the management network ansible_host and management_address "
+             "follow; the address must be a free one of that network outside used_ips")),),
+        _set_address, stores=True, previews=True),
+    Action("rename", "entries", (Option(("--rename",), dict(
+        nargs=2, metavar=("OLD", "NEW"),
+        help="rename host or container OLD to NEW everywhere (hostvars, groups, container_name; a physical "
+             "host's containers and physical_host follow), keeping its addresses")),),
+        _rename, stores=True, previews=True),
+    Action("move", "entries", (Option(("--move",), dict(
+        metavar="NAME",
+        help="with --to HOST: re-home container NAME to HOST, another physical host of its group (a failed "
+             "server's containers), named by OSA's pattern for HOST, keeping each address still valid on "
+             "HOST's networks and taking new ones where not")),),
+        _move, stores=True, previews=True),
     Action("migrate", "moving", (Option(("--migrate-to",), dict(
         metavar="SECTION",
         help="copy the inventory into the backend of osa.ini section [SECTION], read it back and compare; "
@@ -539,6 +604,8 @@ def _modifiers() -> dict[str, tuple[Option, ...]]:
                 metavar="TEXT",
                 help=f"why: kept with the version stored by {_storing()}, and shown by --history "
                      f"(default: ${REASON_VARIABLE})"))),
+        "entries": (Option(("--to",), dict(
+            metavar="HOST", help="with --move: the physical host the container moves to")),),
         "moving": (Option(("--force",), dict(
             action="store_true", help="let " + " / ".join(a.long for a in ACTIONS if "force" in a.modifiers)
                                       + " replace a different inventory the target already holds")),),

@@ -18,7 +18,8 @@ from ..storage.change import Account
 COMMAND = "inventory-manage"
 
 
-def _words(*parts: str) -> str:
+def words(*parts: str) -> str:
+    """``inventory-manage`` and ``parts``, shell-quoted: the command a record names."""
     return " ".join(shlex.quote(p) if i else p for i, p in enumerate((COMMAND,) + parts))
 
 
@@ -33,20 +34,20 @@ def edit_command(args: argparse.Namespace) -> str:
         parts += ["-d", name]
     if args.clear_ips:
         parts.append("--clear-ips")
-    return _words(*parts)
+    return words(*parts)
 
 
 def restore_command(version: str) -> str:
-    return _words("--restore", version)
+    return words("--restore", version)
 
 
 def migrate_command(section: str, force: bool, source: str) -> str:
     """``inventory-manage --migrate-to SECTION [--force] (from SOURCE)``: the record is kept on the target."""
-    return _words("--migrate-to", section, *(["--force"] if force else [])) + f" (from {source})"
+    return words("--migrate-to", section, *(["--force"] if force else [])) + f" (from {source})"
 
 
 def import_command(path: str, force: bool) -> str:
-    return _words("--import", path, *(["--force"] if force else []))
+    return words("--import", path, *(["--force"] if force else []))
 
 
 def account(args: argparse.Namespace, command: str) -> Account:

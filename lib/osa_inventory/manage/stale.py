@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 from ..deployment_config import load_config  # noqa: F401 (the config as runs read it)
 from ..generate.config import Skeleton
-from ..generate.containers import host_group_for
 from ..generate.pipeline import generate
 from ..generate.hosts import config_host_groups
-from ..generate.validate import global_no_containers
+from ..generate.placement import expected_counts
 from ..inventory.document import groups_of, hostvars_of, is_metal
 
 
@@ -27,25 +26,6 @@ class StaleEntry:
     name: str
     physical_host: str
     reason: str
-
-
-def expected_counts(config: dict, skeleton: Skeleton) -> dict[tuple[str, str], tuple[int, bool]]:
-    """``(host, container_skel key) -> (containers the config asks for, runs on the host itself)``."""
-    groups = config_host_groups(config)
-    global_no = global_no_containers(config)
-    counts: dict[tuple[str, str], tuple[int, bool]] = {}
-    for key in skeleton.container_order:
-        entry = skeleton.container_skel.get(key) or {}
-        if not entry.get("belongs_to") or not entry.get("contains"):
-            continue
-        metal = bool((entry.get("properties") or {}).get("is_metal"))
-        for container_group in entry["belongs_to"]:
-            for host, settings in (groups.get(host_group_for(str(container_group)) or "") or {}).items():
-                on_host = bool(metal or global_no or settings.get("no_containers"))
-                wanted = 0 if on_host else int((settings.get("affinity") or {}).get(key, 1))
-                before = counts.get((host, key), (0, True))
-                counts[(host, key)] = (max(before[0], wanted), before[1] and on_host)
-    return counts
 
 
 def _container_type(name: str, stored_groups: dict, skeleton: Skeleton) -> str | None:

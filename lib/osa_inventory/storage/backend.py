@@ -3,7 +3,8 @@
 The contract's calls (``register``, ``load``, ``write``) and the optional
 ones (``lock``, ``history``, ``read_version``, ``describe``, ``adopt``,
 ``close``) go through :class:`Backend`, which bounds each by ``[inventory]
-timeout`` (:mod:`.watchdog`), turns whatever the plugin raises into one
+timeout`` (:mod:`.watchdog`; the front end chooses whether a step past it
+ends the process or raises :class:`~osa_inventory.errors.StorageTimeout`), turns whatever the plugin raises into one
 :class:`~osa_inventory.errors.StorageError` naming the backend, hands
 ``write()`` a private copy and checks what ``load()`` gives back
 (:mod:`osa_inventory.inventory.shape`). A refusal that the operator repairs
@@ -19,17 +20,18 @@ import contextlib
 import json
 import logging
 import sys
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .. import accounting
 from ..accounting import ChangeRecord
-from ..bounded import check_nesting
-from ..errors import AccessDenied, CorruptInventory, InventoryError, NoVersions, StorageError, one_line
-from ..generate.addresses import parse_used_ips
+from ..bounded import check_nesting, known_values
+from ..errors import (AccessDenied, CorruptInventory, InventoryError, NoVersions, StorageError, StorageTimeout,
+                      one_line)
 from ..inventory.shape import check_inventory
 from . import read_only as read_only_reads
 from . import watchdog
-from .watchdog import DEFAULT_TIMEOUT
+from .protocol import accepts_record
+from .watchdog import DEFAULT_TIMEOUT, EXIT, TIMEOUT_CHOICES
 
 LOG = logging.getLogger(__name__)
 
@@ -45,15 +47,19 @@ class Backend:
     ``load``/``write`` are the contract; ``lock``, ``history``, ``read_version``
     and ``describe`` use the plugin's optional methods when it has them. Every
     call into the plugin is bounded by ``timeout`` seconds (see
-    :mod:`.watchdog`), and anything it raises, even a ``BaseException`` such
-    as ``SystemExit``, becomes one :class:`StorageError` line naming the
-    backend and the method.
+    :mod:`.watchdog`): past it, ``on_timeout="exit"`` ends the process with one
+    line (the commands), ``"raise"`` raises :class:`StorageTimeout` (the API).
+    Anything the plugin raises, even a ``BaseException`` such as ``SystemExit``,
+    becomes one :class:`StorageError` line naming the backend and the method.
     """
 
     def __init__(self, section: str, plugin: str, storage: Any, timeout: float = DEFAULT_TIMEOUT,
                  timeout_advice: str = "raise [inventory] timeout in osa.ini", config_dir: str | None = None,
-                 bounded: bool = False):
+                 bounded: bool = False, on_timeout: str = EXIT):
+        if on_timeout not in TIMEOUT_CHOICES:
+            raise ValueError(f"on_timeout must be one of {TIMEOUT_CHOICES}, not {on_timeout!r}")
         self.section = section
+        self.on_timeout = on_timeout
         self.config_dir = config_dir
         self.plugin = plugin
         self.storage = storage
@@ -62,6 +68,7 @@ class Backend:
         # The built-in plugins parse through osa_inventory.bounded, which refuses deep nesting already;
         # what any other plugin gives back is checked here, before recursive code meets it.
         self.bounded = bounded
+        self._write_takes_record: bool | None = None  # asked once, at the first write
 
     @property
     def label(self) -> str:
@@ -73,11 +80,14 @@ class Backend:
 
     def _call(self, what: str, func, *args):
         try:
-            with watchdog.step(self.timeout, lambda: self._timed_out(what)):
+            with watchdog.limit(self.timeout, lambda: self._timed_out(what), self.on_timeout):
                 return func(*args)
+        except watchdog.LimitReached:
+            raise  # already names the backend, the step and the advice
         except InventoryError as exc:
-            # An access refusal stays one, so callers never advise what only other credentials can fix.
-            kind = AccessDenied if isinstance(exc, AccessDenied) else StorageError
+            # An access refusal stays one, so callers never advise what only other credentials can fix;
+            # a plugin's own time limit stays one too.
+            kind = next((k for k in (AccessDenied, StorageTimeout) if isinstance(exc, k)), StorageError)
             raise kind(f"storage backend {self.label}: {self._own_section(one_line(exc))}") from None
         except BaseException as exc:  # even sys.exit() or GeneratorExit must not end the run silently
             raise StorageError(
@@ -119,15 +129,28 @@ class Backend:
             check_nesting(data, shown=where)
         check_inventory(data, where)
 
-    def load(self, read_only: bool = False) -> dict | None:
+    def load(self, read_only: bool = False, known: Callable[[dict], bool] | None = None) -> dict | None:
         """The stored inventory, checked.
 
         ``read_only``: the plugin must write nothing, not even on the side (see :mod:`.read_only`).
+        ``known``: says whether the loaded data is, to the byte, an inventory that passed these
+        checks before (:mod:`osa_inventory.reuse`); such data is not checked again, nor walked
+        for its depth when the plugin parses it (:func:`~osa_inventory.bounded.known_values`).
+        Only a built-in plugin's data may skip them: it comes from ``json.loads``, so what it
+        prints as is all it is (another plugin's tuple prints as a list, but is none).
         """
-        with read_only_reads.reading_only() if read_only else contextlib.nullcontext():
+        if known is not None and not self.bounded:
+            known = None
+        with contextlib.ExitStack() as reading:
+            if read_only:
+                reading.enter_context(read_only_reads.reading_only())
+            if known is not None:
+                reading.enter_context(known_values(known))
             data = self._call("load the inventory", self.storage.load)
         if data is None:
             return None
+        if known is not None and isinstance(data, dict) and known(data):
+            return data
         try:
             self._check_loaded(data, "the inventory loaded")
         except InventoryError:
@@ -150,12 +173,20 @@ class Backend:
         """Store ``inventory``; the plugin gets its own copy, so whatever it does to it stays its own.
 
         ``as_json``, the inventory already serialised by the caller, saves a second serialisation.
-        ``record`` says who writes it and why; it is the :func:`~osa_inventory.accounting.pending_change`
-        while the plugin's ``write()`` runs, for plugins that keep records.
+        ``record`` says who writes it and why: passed as ``write(inventory, record=record)`` to a
+        plugin whose ``write()`` has that parameter, and in any case the
+        :func:`~osa_inventory.accounting.pending_change` while the plugin's ``write()`` runs
+        (plugins written before the parameter existed read it there).
         """
         private = json.loads(as_json if as_json is not None else json.dumps(inventory))
+        if self._write_takes_record is None:
+            # A hostile __signature__ or __getattr__ is plugin code too: bounded, and one line.
+            self._write_takes_record = self._call("look up write()", lambda: accepts_record(self.storage.write))
         with accounting.pending(record):
-            self._call("store the inventory", self.storage.write, private)
+            if self._write_takes_record:
+                self._call("store the inventory", lambda: self.storage.write(private, record=record))
+            else:
+                self._call("store the inventory", self.storage.write, private)
 
     @property
     def reserved_addresses(self):
@@ -170,6 +201,8 @@ class Backend:
             return None
 
         def checked(networks: list[str]) -> list[dict]:
+            from ..generate.addresses import parse_used_ips  # only a run that generates asks: a reused one stays light
+
             answer = self._call("list the addresses it holds", method, list(networks))
             if not isinstance(answer, list):
                 raise StorageError(f"storage backend {self.label}: reserved_addresses() returned "

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..accounting import ChangeRecord
-from ..errors import InventoryError
+from ..errors import InventoryError, NothingStored
 from ..inventory.changes import compare
-from ..resources import inventory_command
 from .backend import Backend
 
 
@@ -36,13 +35,20 @@ def copy_of(inventory: dict) -> dict:
     return json.loads(json.dumps(inventory))
 
 
-def load_required(backend: Backend) -> dict:
-    """The stored inventory, or one line saying nothing is stored yet."""
-    data = backend.load()
+def load_required(backend: Backend, read_only: bool = False,
+                  missing: Callable[[Backend], InventoryError] | None = None) -> dict:
+    """The stored inventory: what inventory-manage and the API read.
+
+    ``read_only``: the plugin writes nothing, not even on the side (:meth:`Backend.load`).
+    An empty store raises :class:`~osa_inventory.errors.NothingStored` (the commands add how to
+    store a first inventory, :mod:`osa_inventory.commands.advice`); ``missing`` makes the error
+    in the caller's own words instead.
+    """
+    data = backend.load(read_only=read_only)
     if data is None:
-        raise InventoryError(
-            f"{backend.describe()} holds no inventory yet; run {inventory_command(backend.config_dir)} first "
-            "or bring one in with --import FILE")
+        if missing is not None:
+            raise missing(backend)
+        raise NothingStored(f"{backend.describe()} holds no inventory yet", backend.config_dir)
     return data
 
 
@@ -61,3 +67,25 @@ def change_stored(backend: Backend, change: Callable[[dict], list[str]],
             return False, notes, stored
         backend.write(edited, record=account.record(stored, edited) if account else None)
         return True, notes, edited
+
+
+def preview_change(backend: Backend, change: Callable[[dict], list[str]]) -> tuple[dict, dict, list[str]]:
+    """``change`` applied to a copy of the inventory stored now, without the lock: (stored, changed, lines).
+
+    Writes nothing, not even a lock key (a refusal leaves etcd's revision and
+    Craton's request log as they were); an edit is then made with
+    :func:`change_checked`, which applies it again under the lock.
+    """
+    stored = backend.load(read_only=True)
+    if stored is None:
+        load_required(backend)  # its one line: nothing is stored yet
+    edited = copy_of(stored)
+    notes = change(edited)
+    return stored, edited, notes
+
+
+def change_checked(backend: Backend, change: Callable[[dict], list[str]],
+                   account: Account | None = None) -> tuple[bool, list[str], dict]:
+    """:func:`change_stored`, after a check run of ``change`` outside the lock refuses what it would refuse."""
+    preview_change(backend, change)
+    return change_stored(backend, change, account)

@@ -46,15 +46,20 @@ def _source_for(folders: tuple[str, ...]):
     return source
 
 
-def import_module(found: Definition, folders: Sequence[str], settings: Settings):
-    """The module of plugin file ``found``, imported through the source of search path ``folders``."""
+def import_module(found: Definition, folders: Sequence[str], settings: Settings,
+                  on_timeout: str = watchdog.EXIT):
+    """The module of plugin file ``found``, imported through the source of search path ``folders``.
+
+    ``on_timeout``: what an import past ``[inventory] timeout`` does (:func:`.watchdog.limit`).
+    """
     source = _source_for(tuple(folders))
     try:
-        with watchdog.step(settings.timeout, lambda: (
+        with watchdog.limit(settings.timeout, lambda: (
                 f"storage plugin {found.where} did not finish importing within {settings.timeout:g} s; "
-                f"check what it waits for at import, or raise [inventory] timeout in {settings.where_to_set()}")):
+                f"check what it waits for at import, or raise [inventory] timeout in {settings.where_to_set()}"),
+                on_timeout):
             return source.load_plugin(found.name)
-    except trust.UntrustedPlugin:
+    except (trust.UntrustedPlugin, watchdog.LimitReached):
         raise  # already one line naming the file and the fix
     except InventoryError as exc:  # e.g. a plugin refusing to import without its dependency
         raise PluginError(f"storage plugin {found.where} failed to import: {one_line(exc)}") from None
@@ -72,15 +77,16 @@ def load_plugin_module(name: str, settings: Settings):
     return import_module(found, registry.folders, settings)
 
 
-def import_class(found: Definition, registry: Registry, settings: Settings) -> type:
+def import_class(found: Definition, registry: Registry, settings: Settings, on_timeout: str = watchdog.EXIT) -> type:
     """The checked ``Storage`` class that ``found`` defines: a file of ``registry``'s folders, or an entry point."""
     check_deployer_folders(settings)  # nothing is imported while a deployer folder may hold planted files
     entry = found.entry
     if entry is None:
-        return storage_class(import_module(found, registry.folders, settings), found.name)
-    with watchdog.step(settings.timeout, lambda: (
+        return storage_class(import_module(found, registry.folders, settings, on_timeout), found.name)
+    with watchdog.limit(settings.timeout, lambda: (
             f"storage plugin {found.name} of {entry.origin} did not finish importing within {settings.timeout:g} s; "
-            f"check what it waits for at import, or raise [inventory] timeout in {settings.where_to_set()}")):
+            f"check what it waits for at import, or raise [inventory] timeout in {settings.where_to_set()}"),
+            on_timeout):
         loaded = entry.load()
     return checked_class(loaded, f"{found.name} of {entry.origin}")
 

@@ -23,12 +23,18 @@ from .importer import import_class, load_plugin_module, storage_class
 from .options import Declaration, module_declaration
 from .registry import BUILTIN, BUILTIN_DIR, Registry
 from .settings import Settings
+from .watchdog import EXIT
 
 __all__ = ["BUILTIN_DIR", "Backend", "backend_args", "load_plugin_module", "open_backend", "storage_class"]
 
 
-def open_backend(settings: Settings, config_dir: str, section: str | None = None) -> Backend:
-    """Load, instantiate and register the backend of ``section`` (default: the configured one)."""
+def open_backend(settings: Settings, config_dir: str, section: str | None = None,
+                 on_timeout: str = EXIT) -> Backend:
+    """Load, instantiate and register the backend of ``section`` (default: the configured one).
+
+    ``on_timeout`` is what a plugin step past ``[inventory] timeout`` does, from the import on:
+    ``"exit"`` ends the process (the commands), ``"raise"`` raises StorageTimeout (the API).
+    """
     # A section osa.ini does not define runs the plugin of that name with its defaults
     # (e.g. "filesystem"); a name that is neither is reported as an unknown plugin.
     section = section or settings.backend
@@ -36,13 +42,13 @@ def open_backend(settings: Settings, config_dir: str, section: str | None = None
     registry.check_sections(settings)
     plugin = settings.plugin_for(section)
     found = registry.require(plugin, settings)
-    cls = import_class(found, registry, settings)
+    cls = import_class(found, registry, settings, on_timeout)
     # A class attribute OPTIONS (for plugins from distributions) or the module's.
     declared = module_declaration(cls if hasattr(cls, "OPTIONS") else inspect.getmodule(cls))
     advice = f"raise [inventory] timeout in {settings.where_to_set()}"
     # The built-in plugins parse through osa_inventory.bounded, which refuses deep nesting already.
     backend = Backend(section, plugin, None, settings.timeout, advice, os.path.abspath(config_dir),
-                      bounded=found.source == BUILTIN)
+                      bounded=found.source == BUILTIN, on_timeout=on_timeout)
     backend.storage = backend._call("create its Storage()", cls)
     backend.register(backend_args(settings, section, config_dir, declared))
     return backend

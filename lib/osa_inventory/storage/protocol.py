@@ -8,21 +8,24 @@ whether an instance offers an optional part (it checks that the methods
 exist, not their signatures; the contract suite, :mod:`osa_inventory.testing`,
 checks what they do).
 
-The change record of a write is handed to ``write()`` as the *pending change*:
-inside ``write()``, :func:`pending_change` (re-exported here from
-:mod:`osa_inventory.accounting`) returns the :class:`ChangeRecord` of the
-write in progress, or None when the caller gave none. That is the public way
-to get it; a plugin that keeps no records ignores it.
+The change record of a write (:class:`ChangeRecord`) reaches a plugin whose
+``write()`` has a parameter named ``record`` (:class:`Recording`) as that
+argument: ``write(inventory, record=...)``, None when the caller gave none.
+A plugin whose ``write()`` takes the inventory only keeps working: inside
+its ``write()``, :func:`pending_change` (re-exported here from
+:mod:`osa_inventory.accounting`) returns the same record. :func:`accepts_record`
+is how the caller tells the two apart. A plugin that keeps no records ignores both.
 """
 
 from __future__ import annotations
 
-from typing import Any, ContextManager, Mapping, Protocol, runtime_checkable
+import inspect
+from typing import Any, Callable, ContextManager, Mapping, Protocol, runtime_checkable
 
 from ..accounting import ChangeRecord, pending_change
 
-__all__ = ["ChangeRecord", "Closable", "Describable", "Lockable", "ReservesAddresses", "Storage", "Versioned",
-           "pending_change"]
+__all__ = ["ChangeRecord", "Closable", "Describable", "Lockable", "Recording", "ReservesAddresses", "Storage",
+           "Versioned", "accepts_record", "pending_change"]
 
 
 @runtime_checkable
@@ -36,7 +39,32 @@ class Storage(Protocol):
         """The stored inventory exactly as written, a fresh dict each time; None before the first write."""
 
     def write(self, inventory: dict) -> None:
-        """Store ``inventory`` durably and atomically; :func:`pending_change` is its change record."""
+        """Store ``inventory`` durably and atomically (see :class:`Recording` for its change record)."""
+
+
+@runtime_checkable
+class Recording(Protocol):
+    """A plugin whose ``write()`` takes the write's change record as the argument ``record``.
+
+    ``isinstance`` checks only that ``write`` exists; :func:`accepts_record` checks the parameter.
+    """
+
+    def write(self, inventory: dict, record: ChangeRecord | None = None) -> None:
+        """Store ``inventory`` and, when you keep records, ``record`` (None: the caller gave none) with it."""
+
+
+def accepts_record(write: Callable[..., Any]) -> bool:
+    """Whether ``write`` has a parameter ``record`` that can be passed by keyword.
+
+    A callable whose signature cannot be read (a builtin, a hostile ``__signature__``)
+    is taken not to: it gets the record through :func:`pending_change` only.
+    """
+    try:
+        parameter = inspect.signature(write).parameters.get("record")
+    except Exception:  # noqa: BLE001 - a plugin's broken signature must not stop the write
+        return False
+    return parameter is not None and parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                        inspect.Parameter.KEYWORD_ONLY)
 
 
 @runtime_checkable

@@ -20,7 +20,7 @@ import contextlib
 import secrets
 from typing import Iterator
 
-from ...accounting import ChangeRecord, pending_change
+from ...accounting import ChangeRecord
 from ...errors import AccessDenied, StorageError
 from .access import read_only_message
 from .client import EtcdClient, EtcdError, cmp_create, cmp_mod, op_delete, op_put, op_range
@@ -50,8 +50,10 @@ class Writer:
     def where(self) -> str:
         return self.client.endpoints_text
 
-    def write(self, base: Snapshot | None, inventory: dict) -> Snapshot:
+    def write(self, base: Snapshot | None, inventory: dict, record: ChangeRecord | None = None) -> Snapshot:
         """Store ``inventory`` over ``base`` (None: the version stored now), with the lock held; the new snapshot.
+
+        ``record`` (None: none) is kept in the new version's manifest.
 
         Refuses, writing nothing, with read-only credentials, when the lock was
         lost, when another run stored a version since ``base`` was read, and when
@@ -62,7 +64,7 @@ class Writer:
             _, base = self.reader.read(0, tolerant=True)
         check_nesting(self.prefix, self.where, base.nested, deployments_around(self.client, self.prefix),
                       self.client.etcdctl())
-        return self._commit(base, inventory)
+        return self._commit(base, inventory, record)
 
     def adopt(self) -> tuple[str, bool]:
         """Label the deployment stored at the prefix with the reader's ``deployment`` name, with the lock held.
@@ -100,7 +102,7 @@ class Writer:
         self.client.range(self.keys.manifest, keys_only=True)
         raise AccessDenied(read_only_message(self.client.username, self.prefix, self.where))
 
-    def _commit(self, base: Snapshot, inventory: dict) -> Snapshot:
+    def _commit(self, base: Snapshot, inventory: dict, record: ChangeRecord | None) -> Snapshot:
         """Store ``inventory`` over ``base`` (see the module doc); the new snapshot."""
         skeleton, pieces = split_inventory(inventory)
         generation = base.generation + 1
@@ -130,7 +132,6 @@ class Writer:
                     "index": [index_part.tag, index_part.digest, index_part.chunks],
                     "hosts": hosts, "groups": len(parts) - hosts - (("meta", "_meta") in parts),
                     "bytes": sum(len(p) for _, _, p in pieces) + len(index_payload)}
-        record = pending_change()
         if record is not None:
             # Who, from where, with what and why, kept with the version. Checked and clipped again:
             # a caller may build a record by hand, and a manifest must stay small.

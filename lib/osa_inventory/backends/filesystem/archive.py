@@ -25,11 +25,16 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import stat
-import tarfile
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ...bounded import MAX_INVENTORY_BYTES, MiB
 from ...storage.store_files import DamagedFile, Folder, UntrustedFile
+
+if TYPE_CHECKING:  # tarfile is imported where an archive is read or written: a run that stores nothing needs none
+    import tarfile
+
+    Member = tuple[tarfile.TarInfo, bytes]
 
 BACKUP_NAME = "backup_openstack_inventory.tar"
 MEMBER_PREFIX = "openstack_inventory.json-"
@@ -37,8 +42,6 @@ MEMBER_PREFIX = "openstack_inventory.json-"
 MAX_ARCHIVE_BYTES = 1024 * MiB
 #: Members read at most (tar entries of any kind), unless ``backups`` keeps more.
 MAX_MEMBERS = 1000
-
-Member = tuple[tarfile.TarInfo, bytes]
 
 
 @dataclass
@@ -76,6 +79,8 @@ def read(folder: Folder, keep: int) -> Archive:
 
 def _members(blob: bytes, most: int) -> Archive:
     """The members of the tar data ``blob``, read as a stream so that a damaged tail still gives the head."""
+    import tarfile
+
     members: list[Member] = []
     entries = 0
     try:
@@ -101,6 +106,8 @@ def _members(blob: bytes, most: int) -> Archive:
 
 def pack(members: list[Member]) -> bytes:
     """The tar file holding ``members`` (GNU format, as OSA's tools read it)."""
+    import tarfile
+
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for info, data in members:
@@ -110,6 +117,8 @@ def pack(members: list[Member]) -> bytes:
 
 def new_member(kept: list[Member], data: bytes, written: float, mode: int) -> Member:
     """The member for the version ``data``, written at ``written``, to follow ``kept``."""
+    import tarfile
+
     info = tarfile.TarInfo(member_name({m.name for m, _ in kept}, written))
     info.size, info.mtime, info.mode = len(data), int(written), mode
     return info, data

@@ -27,6 +27,7 @@ import shlex
 import stat
 from typing import ContextManager, Iterator
 
+from ...accounting import ChangeRecord
 from ...bounded import MAX_INVENTORY_BYTES, describe_kind, parse_json
 from ...errors import StorageError
 from ...storage.safe_files import Reentrant
@@ -107,8 +108,8 @@ class Storage:
         with self._opened() as place:
             return inventory_of(read_current(place), place, lambda: self._hint(place.folder))
 
-    def write(self, inventory: dict) -> None:
-        """Copy the file to a backup, keep the pending change's record, then replace the file atomically."""
+    def write(self, inventory: dict, record: ChangeRecord | None = None) -> None:
+        """Copy the file to a backup, keep the change ``record``, then replace the file atomically."""
         data = dumps(inventory).encode("utf-8")
         with self.lock():
             place = self._held
@@ -128,7 +129,7 @@ class Storage:
                 self._add_backup(folder, current)  # even an unreadable file: it may be all there is
             mode = stat.S_IMODE(current.st.st_mode) if current.st is not None else 0o644
             kept = [int(folder.lstat(name).st_mtime) for _, name in self._backups(folder)]
-            written = record_change(place, data, kept, KEEP, mode, None)
+            written = record_change(place, data, record, kept, KEEP, mode, None)
             folder.replace(self.name, data, mode, mtime=written)
 
     # -- history: the backups, then the file itself ---------------------------
