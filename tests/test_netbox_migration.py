@@ -9,6 +9,8 @@ import os
 import pty
 import subprocess
 import sys
+import threading
+import time
 
 import json
 
@@ -101,6 +103,33 @@ def test_the_progress_line_shows_only_on_a_terminal():
     assert quiet == []
 
 
+def test_a_new_step_is_drawn_at_once_and_counts_of_one_step_are_thinned(monkeypatch):
+    """A quick step's line must not stay up over the slow request of the next step (the terminal
+    would name the wrong work for as long as that request takes)."""
+    from osa_inventory import progress
+
+    lines = []
+
+    class Terminal:
+        def isatty(self):
+            return True
+
+        def write(self, text):
+            lines.append(text)
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(progress.time, "monotonic", lambda: 1000.0)  # every report within MIN_INTERVAL
+    with on_terminal(Terminal()):
+        report("NetBox: creating dcim/sites: 0 of 1")
+        report("NetBox: creating dcim/devices: 0 of 3000")
+        report("NetBox: creating dcim/devices: 250 of 3000")
+    drawn = [line for line in lines if line != "\r\x1b[K"]
+    assert [line.split("creating ")[1] for line in drawn] == \
+        ["dcim/sites: 0 of 1", "dcim/devices: 0 of 3000"]
+
+
 @heavy
 def test_a_migration_on_a_terminal_shows_progress(netbox, deployment, tmp_path):  # noqa: F811
     dep = Deployment(str(tmp_path / "host"))
@@ -108,23 +137,37 @@ def test_a_migration_on_a_terminal_shows_progress(netbox, deployment, tmp_path):
     dep.generate()
     env = clean_env({"OSA_INI": dep.ini, "OSA_INVENTORY_NETBOX_TOKEN": netbox.write_token})
     leader, follower = pty.openpty()
-    try:
-        proc = subprocess.run([sys.executable, MANAGE, "--config", dep.config_dir, "--migrate-to", "netbox"],
-                              stdout=subprocess.PIPE, stderr=follower, env=env, timeout=900)
-        os.close(follower)
-        follower = None
-        shown = b""
+    arrived: list[tuple[float, bytes]] = []
+
+    def read_terminal() -> None:
+        # Read while the migration runs: the terminal is seen as a person sees it, and never fills up.
         while True:
             try:
                 chunk = os.read(leader, 65536)
             except OSError:
-                break
+                return
             if not chunk:
-                break
-            shown += chunk
+                return
+            arrived.append((time.monotonic(), chunk))
+
+    reader = threading.Thread(target=read_terminal, daemon=True)
+    reader.start()
+    try:
+        proc = subprocess.Popen([sys.executable, MANAGE, "--config", dep.config_dir, "--migrate-to", "netbox"],
+                                stdout=subprocess.PIPE, stderr=follower, env=env)
+        os.close(follower)
+        follower = None
+        out, _ = proc.communicate(timeout=900)
+        ended = time.monotonic()
+        reader.join(timeout=30)
     finally:
         if follower is not None:
             os.close(follower)
         os.close(leader)
+    shown = b"".join(chunk for _, chunk in arrived)
     assert proc.returncode == 0, shown
-    assert b"creating dcim/devices" in shown and shown.endswith(b"\r\x1b[K"), shown[-300:]
+    assert b"read back: identical" in out
+    # Seen while the migration wrote, not only in what was left behind, and cleared at the end.
+    while_writing = b"".join(chunk for at, chunk in arrived if at < ended)
+    assert b"creating dcim/devices" in while_writing, shown[-300:]
+    assert shown.endswith(b"\r\x1b[K"), shown[-300:]

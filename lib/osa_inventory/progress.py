@@ -23,7 +23,8 @@ MIN_INTERVAL = 0.2  # seconds between two redraws
 
 
 def report(text: str) -> None:
-    """Say where a long operation is (one short line); a no-op unless :func:`on_terminal` is active."""
+    """Say where a long operation is (one short line, ``step: count``); a no-op unless :func:`on_terminal`
+    is active. Say it before the work it names: the line stays up until the next report."""
     reporter = _REPORTER.get()
     if reporter is not None:
         reporter(text)
@@ -40,13 +41,16 @@ def on_terminal(stream: TextIO | None = None) -> Iterator[None]:
     if not tty:
         yield
         return
-    shown = {"any": False, "at": 0.0}
+    shown = {"any": False, "at": 0.0, "step": None}
 
     def draw(text: str) -> None:
         now = time.monotonic()
-        if now - shown["at"] < MIN_INTERVAL:
+        # A report says what runs from now on: a new step is drawn at once, or a slow request would go on
+        # under the line of the quick one before it; only counts of the step shown are thinned out.
+        step = text.rpartition(":")[0] or text
+        if step == shown["step"] and now - shown["at"] < MIN_INTERVAL:
             return
-        shown["any"], shown["at"] = True, now
+        shown["any"], shown["at"], shown["step"] = True, now, step
         out.write("\r\x1b[K" + escape(" ".join(text.split()))[:200])
         out.flush()
 
