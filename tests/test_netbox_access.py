@@ -89,6 +89,7 @@ def test_a_change_a_read_only_token_cannot_write_is_refused_naming_its_user(netb
     assert netbox.read_token.split(".")[1] not in line
 
 
+@heavy
 def test_the_plugin_refusal_is_an_access_refusal(netbox, deployment):  # noqa: F811
     make(deployment).write(make_inventory(1, n_infra=0))
     reader = make(deployment, token=netbox.read_token)

@@ -84,6 +84,20 @@ def test_held_addresses_are_kept_out_and_plan_lists_them(tmp_path):
         assert sorted(json.load(fh)) == sorted(base_config()["cidr_networks"].values())
 
 
+def test_the_python_api_keeps_them_out_too(tmp_path, monkeypatch):
+    """api.refresh() (and so the Ansible plugin) makes the script's run (osa_inventory.refresh): the same
+    addresses are kept out."""
+    from osa_inventory import api
+
+    plain = management_addresses(read_config(str(_config(tmp_path)), ENVIRONMENT, "error").generate(None))
+    taken = [a for a in plain if not a.endswith((".11", ".12", ".21", ".31"))][:1]
+    config_dir, ini = setup(tmp_path, [{"address": taken[0], "held_by": "ip-address #7 (the SAN)"}])
+    refreshed = api.refresh(ini, config_dir, ENVIRONMENT, environ={})
+    given = management_addresses(refreshed.inventory)
+    assert refreshed.changed and taken[0] not in given and len(given) == len(plain)
+    assert os.path.exists(os.path.join(config_dir, "held-asked.json"))
+
+
 def test_an_unchanged_run_does_not_ask(tmp_path):
     config_dir, ini = setup(tmp_path, [])
     assert run_script(config_dir, ini=ini).returncode == 0
