@@ -15,7 +15,7 @@ import pytest
 
 from netbox_heavy import heavy
 from helpers import ROOT, base_config, run_script, write_config, write_ini
-from osa_inventory.accounting import ChangeRecord, pending
+from osa_inventory.accounting import ChangeRecord
 from osa_inventory.errors import AccessDenied
 from osa_inventory.testing import assert_same, make_inventory
 from test_netbox_ipam import ini_text
@@ -28,8 +28,7 @@ MANAGE = os.path.join(ROOT, "scripts", "inventory-manage.py")
 def test_who_and_why_go_into_netboxs_changelog_and_history(netbox, deployment):  # noqa: F811
     record = ChangeRecord(time="2026-12-07T20:00:00Z", user="alice", host="deploy1", command="inventory-manage -r x",
                           reason="ticket OPS-42", summary="1 host removed")
-    with pending(record):
-        make(deployment).write(make_inventory(1, n_infra=0))
+    make(deployment).write(make_inventory(1, n_infra=0), record=record)
     client = netbox.client()
     device = client.get("dcim/devices/", params={"tag": deployment["tag"], "name": "compute1"}).json()["results"][0]
     changes = client.get("core/object-changes/", params={"changed_object_type": "dcim.device",
@@ -46,8 +45,7 @@ def test_who_and_why_go_into_netboxs_changelog_and_history(netbox, deployment): 
 @heavy
 def test_a_long_reason_is_cut_to_netboxs_200_characters(netbox, deployment):  # noqa: F811
     record = ChangeRecord.now("dynamic_inventory", "", reason="why " * 200)
-    with pending(record):
-        make(deployment).write(make_inventory(1, n_infra=0))
+    make(deployment).write(make_inventory(1, n_infra=0), record=record)
     assert_same(make(deployment, cache="false").load(), make_inventory(1, n_infra=0))
     assert make(deployment).history()[-1]["reason"] == record.reason  # --history keeps it whole
 
