@@ -36,7 +36,7 @@ except ImportError as exc:  # reported by parse(), for a source file of this plu
 
 DOCUMENTATION = r"""
 name: storage
-short_description: OpenStack-Ansible inventory from a pluggable storage backend (filesystem, etcd, Craton)
+short_description: OpenStack-Ansible inventory from a pluggable storage backend (filesystem, etcd, Craton, NetBox)
 description:
   - Generates the OpenStack-Ansible inventory from the deployment config (openstack_user_config.yml, conf.d,
     env.d) over the inventory stored by the backend osa.ini selects, stores it when it changed, and adds it
