@@ -44,7 +44,7 @@ def make(options: dict, **extra: str):
 class TestNetBoxContract(StorageContract):
     """The project-wide plugin contract (osa_inventory.testing), run against NetBox."""
 
-    large_hosts = 30   # tens of hosts per Python version; test_netbox_heavy.py writes 3000 once per CI run
+    large_hosts = 30   # tens of hosts; test_netbox_heavy.py writes a larger one (OSA_TEST_NETBOX_LARGE)
 
     @pytest.fixture
     def make_storage(self, deployment):
