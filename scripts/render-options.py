@@ -40,9 +40,10 @@ from osa_inventory.storage.settings import INVENTORY_OPTIONS, Settings, env_key 
 import yaml  # noqa: E402
 
 SAMPLE = "osa.ini.sample"
-BUILTIN = ("filesystem", "etcd", "craton")
+BUILTIN = ("filesystem", "etcd", "craton", "netbox")
 #: The doc page holding each plugin's option table.
-DOC_TABLES = {"filesystem": "docs/operations.md", "etcd": "docs/etcd.md", "craton": "docs/craton.md"}
+DOC_TABLES = {"filesystem": "docs/operations.md", "etcd": "docs/etcd.md", "craton": "docs/craton.md",
+              "netbox": "docs/netbox.md"}
 TABLE_HEADER = "| option | default | meaning |"
 #: Kinds whose sample line shows the default itself (a text option's shows an example).
 SHOWN_DEFAULT = ("number", "whole", "flag", "flag_or_path", "choice")

@@ -227,7 +227,9 @@ def main(argv: list[str]) -> int:
 def once_place(once_on: str | None, spread: list[str] | None) -> str:
     """Where the tests marked ``once`` ran, for the closing line."""
     if spread:
-        return f"spread over {', '.join(spread)}, those run as another user on {once_on}"
+        # tests/conftest.py leaves out the suite that runs the heavy NetBox tests (tests/netbox_heavy.py).
+        return (f"spread over {', '.join(spread)} but the heavy NetBox tests' suite, those run as another user "
+                f"on {once_on}")
     return once_on or "none"
 
 

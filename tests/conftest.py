@@ -16,6 +16,7 @@ pytest.register_assert_rewrite("osa_inventory.testing")
 # The shared NetBox's fixtures, registered here once for every module: a module importing them would get
 # its own instance of the session fixture (and wait for, or start, the server again).
 from netbox_server import netbox, netbox_objects  # noqa: E402,F401
+from netbox_heavy import heavy_suite  # noqa: E402
 
 try:  # Hypothesis profiles: bounded everywhere, derandomised in CI so a run there is reproducible
     from hypothesis import settings as _hypothesis_settings
@@ -49,6 +50,13 @@ def _runs_as_another_user(item) -> bool:
         if module is not None else False
 
 
+def spread_without_heavy(spread: list[str], heavy: str) -> list[str]:
+    """The versions the tests marked ``once`` spread over: ``spread`` less the suite running the heavy NetBox
+    tests (tests/netbox_heavy.py), the longest suite of a run otherwise, unless that would leave none."""
+    rest = [version for version in spread if version != heavy]
+    return rest or spread
+
+
 def once_home(item, spread: list[str], once_on: str) -> str:
     """The version whose suite runs this test marked ``once``: by a digest of its name over ``spread``
     (the same in every suite of the run), or ``once_on`` for a test run as another user."""
@@ -64,7 +72,7 @@ def pytest_collection_modifyitems(session, config, items):
     Tests marked ``once`` are deselected (and counted as such in the summary) when the multi-version runner
     says another version's suite runs them."""
     elsewhere = os.environ.get(ONCE_ELSEWHERE, "")
-    spread = [v for v in os.environ.get(ONCE_SPREAD, "").split(",") if v]
+    spread = spread_without_heavy([v for v in os.environ.get(ONCE_SPREAD, "").split(",") if v], heavy_suite())
     if elsewhere or spread:
         once_on = elsewhere or THIS_VERSION
         dropped = [item for item in items if item.get_closest_marker("once")
@@ -79,7 +87,9 @@ def pytest_collection_modifyitems(session, config, items):
 def pytest_report_header(config):
     spread = os.environ.get(ONCE_SPREAD, "")
     if spread:
-        return f"tests marked 'once' are spread over the suites of Python {spread} in this run"
+        over = ", ".join(spread_without_heavy(spread.split(","), heavy_suite()))
+        return (f"tests marked 'once' are spread over the suites of Python {over} in this run; "
+                f"heavy NetBox tests (OSA_TEST_NETBOX_HEAVY): {heavy_suite()}")
     elsewhere = os.environ.get(ONCE_ELSEWHERE, "")
     if elsewhere:
         return f"tests marked 'once' run in the Python {elsewhere} suite of this run, not here"

@@ -20,7 +20,8 @@ from craton_inventories import build_inventory, variant
 from craton_server import CratonServer, make_tls_files, tls_context
 from helpers import SCRIPT, base_config, run_script, write_config, write_ini
 from osa_inventory.accounting import ChangeRecord
-from osa_inventory.backends.craton import mapping, records
+from osa_inventory.backends import change_records as records
+from osa_inventory.backends.craton import mapping
 from osa_inventory.errors import AccessDenied, InventoryError, StorageError
 from osa_inventory.storage.loader import load_plugin_module, open_backend
 from osa_inventory.storage.settings import Settings, read_settings

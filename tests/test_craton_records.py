@@ -25,7 +25,7 @@ from craton_server import CratonServer, craton_server  # noqa: F401 (the fixture
 from helpers import ROOT, SCRIPT, base_config, write_config, write_ini
 from os_users import as_user, users_fixture
 from osa_inventory.accounting import MAX_FIELD, ChangeRecord, current_host, current_user
-from osa_inventory.backends.craton import records
+from osa_inventory.backends import change_records as records
 from osa_inventory.manage import versions
 from osa_inventory.commands.manage import main as manage_main
 from osa_inventory.storage import catalog

@@ -25,7 +25,7 @@ from osa_inventory.storage.settings import INVENTORY_OPTIONS, Settings
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "osa.ini.sample")
 RENDER = os.path.join(ROOT, "scripts", "render-options.py")
-BUILTIN = ("filesystem", "etcd", "craton")
+BUILTIN = ("filesystem", "etcd", "craton", "netbox")
 PLUGIN = "collection/plugins/inventory/storage.py"
 
 

@@ -20,7 +20,7 @@ from osa_inventory.manage import versions
 from osa_inventory.storage.safe_files import flock_wait
 
 JSON_KEYS = {"changed", "first_inventory", "backend", "config", "summary", "changes", "assigned_addresses",
-             "lines", "stale", "warnings", "hosts", "groups"}
+             "lines", "stale", "warnings", "hosts", "groups", "reserved_addresses"}
 
 
 def folder_state(d: Deployment) -> dict:

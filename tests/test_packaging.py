@@ -170,7 +170,7 @@ def test_console_commands_run_the_example_from_the_installed_package(venv, tmp_p
     # The built-in plugins and env.d come from the venv, not from this checkout.
     backends = run([manage, "--list-backends", "--format", "json"], env=env, cwd=str(tmp_path))
     rows = {row["name"]: row for row in json.loads(backends.stdout)}
-    assert set(rows) == {"filesystem", "etcd", "craton"}
+    assert set(rows) == {"filesystem", "etcd", "craton", "netbox"}
     where = site_packages(venv)
     assert all(row["source"] == "built-in" and row["where"].startswith(where) for row in rows.values()), rows
     assert (rows["filesystem"]["lock"], rows["filesystem"]["history"]) == (True, True)

@@ -13,7 +13,7 @@ from osa_inventory.accounting import ChangeRecord
 from osa_inventory.storage import protocol
 from osa_inventory.storage.backend import Backend
 from osa_inventory.storage.loader import load_plugin_module
-from osa_inventory.storage.protocol import Closable, Describable, Lockable, Storage, Versioned
+from osa_inventory.storage.protocol import Closable, Describable, Lockable, ReservesAddresses, Storage, Versioned
 from osa_inventory.storage.settings import Settings
 from osa_inventory.testing import make_inventory
 
@@ -30,10 +30,13 @@ def builtin(name: str):
     ("etcd", {Storage, Lockable, Versioned, Describable, Closable}),
     # Craton keeps change records (history) but no earlier inventories, and has no lock.
     ("craton", {Storage, Describable, Closable}),
+    # NetBox too (history without read_version), and it is an IPAM: it knows the addresses held elsewhere.
+    ("netbox", {Storage, Describable, Closable, ReservesAddresses}),
 ])
 def test_the_builtin_plugins_are_what_they_offer(name, kinds):
     storage = builtin(name)
-    assert {k for k in (Storage, Lockable, Versioned, Describable, Closable) if isinstance(storage, k)} == kinds
+    assert {k for k in (Storage, Lockable, Versioned, Describable, Closable, ReservesAddresses)
+            if isinstance(storage, k)} == kinds
 
 
 def test_the_sample_plugin_keeps_the_protocols_without_importing_them():
@@ -84,10 +87,13 @@ def test_write_gets_its_change_record_from_pending_change():
 def test_the_doc_names_what_the_module_offers():
     text = open(DOC, encoding="utf-8").read()
     assert "`osa_inventory.storage.protocol`" in text
-    named = set(re.findall(r"`(Storage|Lockable|Versioned|Describable|Closable|pending_change\(\))`", text))
-    assert {"Storage", "Lockable", "Versioned", "Describable", "Closable", "pending_change()"} <= named
-    assert set(protocol.__all__) == {"ChangeRecord", "Closable", "Describable", "Lockable", "Recording", "Storage",
-                                     "Versioned", "accepts_record", "pending_change"}
+    named = set(re.findall(r"`(Storage|Lockable|Versioned|Describable|Closable|ReservesAddresses|pending_change\(\))`",
+                           text))
+    assert {"Storage", "Lockable", "Versioned", "Describable", "Closable", "ReservesAddresses",
+            "pending_change()"} <= named
+    assert set(protocol.__all__) == {"ChangeRecord", "Closable", "Describable", "Lockable", "Recording",
+                                     "ReservesAddresses", "Storage", "Versioned", "accepts_record",
+                                     "pending_change"}
     assert "`Recording`" in text and "`accepts_record(storage.write)`" in text
     assert all(hasattr(protocol, name) for name in protocol.__all__)
 
@@ -197,5 +203,5 @@ def test_a_write_attribute_that_hangs_or_fails_is_one_line():
 
 
 def test_the_builtin_plugins_take_the_record_explicitly():
-    for name in ("filesystem", "etcd", "craton"):
+    for name in ("filesystem", "etcd", "craton", "netbox"):
         assert protocol.accepts_record(builtin(name).write), name

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
 
+from .inventory.changes import assigned_addresses
 from .errors import ConfigErrors
 from .generate.config import Inputs, Skeleton, config_signature, load_skeleton, load_user_config
 from .generate.group_names import user_defined_groups
@@ -35,9 +37,41 @@ class DeploymentConfig:
     inputs: Inputs = field(default_factory=list)
     """What was parsed, byte for byte (the digest that lets an unchanged run be reused)."""
 
-    def generate(self, stored: dict | None) -> dict:
-        """The inventory this config gives, starting from ``stored`` (what a run would store)."""
-        return generate_checked(self.config, self.skeleton, stored)
+    def generate(self, stored: dict | None, reserved: Iterable[str] = ()) -> dict:
+        """The inventory this config gives, starting from ``stored`` (what a run would store).
+
+        ``reserved``: addresses (``used_ips`` entries) held elsewhere, e.g. in the backend's IPAM,
+        kept out of the pools as if the config listed them in ``used_ips``.
+        """
+        config = self.config
+        reserved = list(reserved)
+        if reserved:
+            used = config.get("used_ips") or []
+            config = {**config, "used_ips": ([used] if isinstance(used, str) else list(used)) + reserved}
+        return generate_checked(config, self.skeleton, stored)
+
+    def networks(self) -> list[str]:
+        """The address pools (``cidr_networks``), as CIDR strings."""
+        out: list[str] = []
+        for value in (self.config.get("cidr_networks") or {}).values():
+            out.extend(str(v) for v in (value if isinstance(value, list) else [value]) if v)
+        return out
+
+    def generate_reserving(self, stored: dict | None,
+                           reserved_in: Callable[[list[str]], list[dict[str, Any]]] | None) -> tuple[dict, list]:
+        """The inventory, with the addresses ``reserved_in(networks)`` says are held kept out of the pools,
+        and those addresses (``{"address", "held_by"}``).
+
+        They are asked for only when this run hands out new addresses: a run that hands out none
+        costs the backend nothing more.
+        """
+        inventory = self.generate(stored)
+        if reserved_in is None or not assigned_addresses(stored or {}, inventory):
+            return inventory, []
+        reserved = reserved_in(self.networks())
+        if not reserved:
+            return inventory, []
+        return self.generate(stored, [entry["address"] for entry in reserved]), reserved
 
     def user_defined_groups(self) -> dict[str, list[str]]:
         """The config's host groups env.d does not know, with their hosts (see generate.group_names)."""

@@ -145,7 +145,8 @@ def refresh(config_dir: str, environment: str, command: str,
                     LOG.warning("%s", warning)
             else:
                 deployment = deployment or _read(config_dir, environment, settings)
-                inventory = deployment.generate(stored)
+                # A backend's reserved addresses are asked only when this run hands out new ones.
+                inventory, _ = deployment.generate_reserving(stored, backend.reserved_addresses)
                 # Serialised once, before the plugin sees the inventory (write() gets a private copy).
                 text = json.dumps(inventory, sort_keys=True)
                 changed = inventory != stored

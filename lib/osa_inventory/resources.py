@@ -25,7 +25,7 @@ def _first_existing(*folders: str) -> str:
 
 
 def plugins_dir() -> str:
-    """The folder of the built-in storage plugins (filesystem.py, etcd.py, craton.py)."""
+    """The folder of the built-in storage plugins (filesystem.py, etcd.py, craton.py, netbox.py)."""
     return _first_existing(os.path.join(PACKAGE_DIR, "plugins"), os.path.join(CHECKOUT_ROOT, "lib", "plugins"))
 
 

@@ -32,13 +32,13 @@ protocol (``store``), over the HTTP ``client`` and the local ``cache``. The
 mapping, the revision marker, the write protocol and what happens when a
 write is interrupted are described in ``docs/craton.md``. Craton keeps no
 earlier inventories: ``history()`` lists the change records the region keeps
-(``records.py``), and there is no ``read_version()``.
+(``backends/change_records.py``), and there is no ``read_version()``.
 """
 
 from __future__ import annotations
 
 from osa_inventory.accounting import ChangeRecord
-from osa_inventory.backends.craton import records
+from osa_inventory.backends import change_records as records
 from osa_inventory.backends.craton.cache import Cache
 from osa_inventory.backends.craton.client import CratonClient
 from osa_inventory.backends.craton.options import Options, parse_options, uuid_key

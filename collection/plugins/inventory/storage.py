@@ -36,7 +36,7 @@ except ImportError as exc:  # reported by parse(), for a source file of this plu
 
 DOCUMENTATION = r"""
 name: storage
-short_description: OpenStack-Ansible inventory from a pluggable storage backend (filesystem, etcd, Craton)
+short_description: OpenStack-Ansible inventory from a pluggable storage backend (filesystem, etcd, Craton, NetBox)
 description:
   - Generates the OpenStack-Ansible inventory from the deployment config (openstack_user_config.yml, conf.d,
     env.d) over the inventory stored by the backend osa.ini selects, stores it when it changed, and adds it
@@ -437,6 +437,161 @@ options:
     ini:
     - section: osa_inventory
       key: craton_change_records
+  netbox_url:
+    description:
+    - '[netbox] url of osa.ini: NetBox''s address, e.g. https://netbox.example.com (/api is added).'
+    type: str
+    env:
+    - name: OSA_INVENTORY_NETBOX_URL
+    ini:
+    - section: osa_inventory
+      key: netbox_url
+  netbox_token:
+    description:
+    - '[netbox] token of osa.ini: a v2 API token, nbt_<key>.<secret>.'
+    - 'A secret: set OSA_INVENTORY_NETBOX_TOKEN or osa.ini (mode 0600) rather than a source file others may read.'
+    type: str
+    env:
+    - name: OSA_INVENTORY_NETBOX_TOKEN
+    ini:
+    - section: osa_inventory
+      key: netbox_token
+  netbox_verify:
+    description:
+    - '[netbox] verify of osa.ini: check NetBox''s TLS certificate.'
+    - 'osa.ini''s default: true.'
+    type: bool
+    env:
+    - name: OSA_INVENTORY_NETBOX_VERIFY
+    ini:
+    - section: osa_inventory
+      key: netbox_verify
+  netbox_ca_cert:
+    description:
+    - '[netbox] ca_cert of osa.ini: CA bundle that signed NetBox''s certificate.'
+    type: path
+    env:
+    - name: OSA_INVENTORY_NETBOX_CA_CERT
+    ini:
+    - section: osa_inventory
+      key: netbox_ca_cert
+  netbox_timeout:
+    description:
+    - '[netbox] timeout of osa.ini: seconds per request.'
+    - 'osa.ini''s default: 300.'
+    type: float
+    env:
+    - name: OSA_INVENTORY_NETBOX_TIMEOUT
+    ini:
+    - section: osa_inventory
+      key: netbox_timeout
+  netbox_site:
+    description:
+    - '[netbox] site of osa.ini: slug of the site holding this deployment''s devices and clusters.'
+    type: str
+    env:
+    - name: OSA_INVENTORY_NETBOX_SITE
+    ini:
+    - section: osa_inventory
+      key: netbox_site
+  netbox_tag:
+    description:
+    - '[netbox] tag of osa.ini: slug of the tag marking every object this deployment owns.'
+    - 'osa.ini''s default: osa-inventory.'
+    type: str
+    env:
+    - name: OSA_INVENTORY_NETBOX_TAG
+    ini:
+    - section: osa_inventory
+      key: netbox_tag
+  netbox_vrf:
+    description:
+    - '[netbox] vrf of osa.ini: name of the VRF of the addresses (default: the global table).'
+    type: str
+    env:
+    - name: OSA_INVENTORY_NETBOX_VRF
+    ini:
+    - section: osa_inventory
+      key: netbox_vrf
+  netbox_cluster_type:
+    description:
+    - '[netbox] cluster_type of osa.ini: slug of the cluster type of the per-host clusters.'
+    - 'osa.ini''s default: osa-lxc.'
+    type: str
+    env:
+    - name: OSA_INVENTORY_NETBOX_CLUSTER_TYPE
+    ini:
+    - section: osa_inventory
+      key: netbox_cluster_type
+  netbox_device_role:
+    description:
+    - '[netbox] device_role of osa.ini: slug of the role of physical hosts.'
+    - 'osa.ini''s default: osa-host.'
+    type: str
+    env:
+    - name: OSA_INVENTORY_NETBOX_DEVICE_ROLE
+    ini:
+    - section: osa_inventory
+      key: netbox_device_role
+  netbox_vm_role:
+    description:
+    - '[netbox] vm_role of osa.ini: slug of the role of containers.'
+    - 'osa.ini''s default: osa-container.'
+    type: str
+    env:
+    - name: OSA_INVENTORY_NETBOX_VM_ROLE
+    ini:
+    - section: osa_inventory
+      key: netbox_vm_role
+  netbox_device_type:
+    description:
+    - '[netbox] device_type of osa.ini: slug of the device type of new physical hosts.'
+    - 'osa.ini''s default: osa-host.'
+    type: str
+    env:
+    - name: OSA_INVENTORY_NETBOX_DEVICE_TYPE
+    ini:
+    - section: osa_inventory
+      key: netbox_device_type
+  netbox_create:
+    description:
+    - '[netbox] create of osa.ini: create the site, tag, roles, types and custom field when missing.'
+    - 'osa.ini''s default: true.'
+    type: bool
+    env:
+    - name: OSA_INVENTORY_NETBOX_CREATE
+    ini:
+    - section: osa_inventory
+      key: netbox_create
+  netbox_cache_dir:
+    description:
+    - '[netbox] cache_dir of osa.ini: folder of the local cache.'
+    type: path
+    env:
+    - name: OSA_INVENTORY_NETBOX_CACHE_DIR
+    ini:
+    - section: osa_inventory
+      key: netbox_cache_dir
+  netbox_cache:
+    description:
+    - '[netbox] cache of osa.ini: keep the local cache.'
+    - 'osa.ini''s default: true.'
+    type: bool
+    env:
+    - name: OSA_INVENTORY_NETBOX_CACHE
+    ini:
+    - section: osa_inventory
+      key: netbox_cache
+  netbox_change_records:
+    description:
+    - '[netbox] change_records of osa.ini: change records kept for --history.'
+    - 'osa.ini''s default: 20.'
+    type: int
+    env:
+    - name: OSA_INVENTORY_NETBOX_CHANGE_RECORDS
+    ini:
+    - section: osa_inventory
+      key: netbox_change_records
 """
 
 EXAMPLES = r"""

@@ -43,6 +43,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     hosts: int = 0
     groups: int = 0
+    reserved: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def status(self) -> int:
@@ -54,13 +55,13 @@ class Plan:
                 "config": self.config_dir, "summary": self.changes.summary(), "changes": asdict(self.changes),
                 "assigned_addresses": self.assigned, "lines": self.lines,
                 "stale": [asdict(s) for s in self.stale], "warnings": self.warnings,
-                "hosts": self.hosts, "groups": self.groups}
+                "hosts": self.hosts, "groups": self.groups, "reserved_addresses": self.reserved}
 
 
 def make_plan(backend: Backend, deployment: DeploymentConfig) -> Plan:
     """Generate from ``deployment`` against what ``backend`` holds now; write nothing, not even a backend's cache."""
     stored = backend.load(read_only=True)
-    generated = deployment.generate(stored)
+    generated, reserved = deployment.generate_reserving(stored, backend.reserved_addresses)
     old = stored or {}
     # Entries the config dropped are kept by every run (the generator never deletes): say so.
     stale = find_stale(stored, deployment.config, deployment.skeleton, deployment.unknown_groups,
@@ -68,7 +69,7 @@ def make_plan(backend: Backend, deployment: DeploymentConfig) -> Plan:
     return Plan(backend=backend.describe(), config_dir=deployment.config_dir, first=stored is None,
                 changed=generated != stored, changes=compare(old, generated), lines=diff_lines(old, generated),
                 assigned=assigned_addresses(old, generated), stale=stale, warnings=list(deployment.warnings),
-                hosts=len(hostvars_of(generated)), groups=len(groups_of(generated)))
+                hosts=len(hostvars_of(generated)), groups=len(groups_of(generated)), reserved=reserved)
 
 
 def plan_text(plan: Plan, manage: str) -> list[str]:
@@ -88,6 +89,12 @@ def plan_text(plan: Plan, manage: str) -> list[str]:
                    f"config and stay{'s' if one else ''} (runs never remove entries): {names}; once "
                    f"{'its' if one else 'their'} services are gone, remove {'it' if one else 'each'} with "
                    f"'{manage} -r NAME' (see --check-stale)")
+    if plan.reserved:
+        held = "; ".join(f"{r['address']} ({r['held_by']})" if r.get("held_by") else r["address"]
+                         for r in plan.reserved)
+        out.append(f"note: {len(plan.reserved)} address{'es' if len(plan.reserved) != 1 else ''} held in "
+                   f"{plan.backend} inside the pools {'are' if len(plan.reserved) != 1 else 'is'} kept out of "
+                   f"what is handed out: {held}")
     out += [f"warning: {w}" for w in plan.warnings]
     if plan.changed:
         out.append("note: a plan is advice: it describes the inventory stored now, and a run or edit before the "

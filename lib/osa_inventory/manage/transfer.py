@@ -1,9 +1,11 @@
 """Copy the inventory between backends (``--migrate-to``) and bring one in from a file (``--import``).
 
 The source of a migration is only read. The copy is read back through a
-fresh instance of the target backend and must be exactly equal, so a
-backend that silently loses or alters data is caught before anyone
-switches to it.
+fresh instance of the target backend and must be exactly equal (as JSON
+values: ``1`` is not ``1.0``, ``-0.0`` is not ``0.0``; key order is not part of a
+JSON value), so a backend that silently loses or alters data is caught before
+anyone switches to it. A long migration shows a progress line when stderr is a
+terminal (backends that write slowly report it, see :mod:`osa_inventory.progress`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
+from .. import progress
 from ..errors import AccessDenied, InventoryError
 from ..storage.backend import Backend
 from .inventory_file import check_inventory, load_inventory_file
@@ -37,6 +40,11 @@ def measure(inventory: dict) -> tuple[int, int, int]:
     return len(hostvars_of(inventory)), len(groups_of(inventory)), size
 
 
+def canonical(value: object) -> str:
+    """JSON text that tells apart what ``==`` does not (``True``/``1``, ``2``/``2.0``, ``-0.0``/``0.0``)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
 def _verify(reopen: Callable[[], Backend], expected: dict, what: str) -> None:
     fresh = reopen()
     try:
@@ -44,7 +52,7 @@ def _verify(reopen: Callable[[], Backend], expected: dict, what: str) -> None:
     finally:
         with contextlib.suppress(InventoryError):
             fresh.close()
-    if back != expected:
+    if canonical(back) != canonical(expected):
         raise InventoryError(
             f"{fresh.describe()} did not give back what was written ({what}); "
             "do not switch to it, and check the backend")
@@ -62,7 +70,7 @@ def migrate(source: Backend, target: Backend, reopen_target: Callable[[], Backen
         raise InventoryError(
             f"the target section [{target.section}] stores to the same place as the source "
             f"({source.describe()}); point it somewhere else")
-    with source.lock():
+    with source.lock(), progress.on_terminal():
         inventory = load_required(source)
         with target.lock():
             written = _store(target, inventory, target.load(), force,
@@ -75,7 +83,7 @@ def migrate(source: Backend, target: Backend, reopen_target: Callable[[], Backen
 def _store(target: Backend, inventory: dict, existing: dict | None, force: bool, refusal: str,
            account: Account | None) -> bool:
     """Write ``inventory`` unless ``target`` holds it already; a different one needs ``force``."""
-    if existing == inventory:
+    if existing is not None and canonical(existing) == canonical(inventory):
         return False
     if existing is not None and not force:
         raise InventoryError(f"{target.describe()} already holds a different inventory; {refusal}")

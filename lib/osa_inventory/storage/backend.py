@@ -189,6 +189,40 @@ class Backend:
                 self._call("store the inventory", self.storage.write, private)
 
     @property
+    def reserved_addresses(self):
+        """The plugin's optional ``reserved_addresses(networks)`` checked, or None when it has none.
+
+        It answers the addresses the backend knows to be held inside ``networks`` by something
+        other than this inventory, as ``{"address": a used_ips entry, "held_by": who}`` dicts
+        (docs/writing-plugins.md); anything else is refused in one line.
+        """
+        method = self._optional("reserved_addresses")
+        if method is None:
+            return None
+
+        def checked(networks: list[str]) -> list[dict]:
+            from ..generate.addresses import parse_used_ips  # only a run that generates asks: a reused one stays light
+
+            answer = self._call("list the addresses it holds", method, list(networks))
+            if not isinstance(answer, list):
+                raise StorageError(f"storage backend {self.label}: reserved_addresses() returned "
+                                   f"{type(answer).__name__}, not a list; fix the plugin")
+            out = []
+            for entry in answer:
+                if not isinstance(entry, dict) or not isinstance(entry.get("address"), str) \
+                        or not isinstance(entry.get("held_by", ""), str):
+                    raise StorageError(f"storage backend {self.label}: reserved_addresses() returned "
+                                       f"{str(entry)[:80]!r}, not {{'address': str, 'held_by': str}}; fix the plugin")
+                try:
+                    parse_used_ips([entry["address"]])
+                except InventoryError as exc:
+                    raise StorageError(f"storage backend {self.label}: reserved_addresses(): {one_line(exc)}; "
+                                       "fix the plugin") from None
+                out.append({"address": entry["address"], "held_by": entry.get("held_by", "")[:300]})
+            return out
+        return checked
+
+    @property
     def has_lock(self) -> bool:
         return self._optional("lock") is not None
 

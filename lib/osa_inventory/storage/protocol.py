@@ -24,8 +24,8 @@ from typing import Any, Callable, ContextManager, Mapping, Protocol, runtime_che
 
 from ..accounting import ChangeRecord, pending_change
 
-__all__ = ["ChangeRecord", "Closable", "Describable", "Lockable", "Recording", "Storage", "Versioned",
-           "accepts_record", "pending_change"]
+__all__ = ["ChangeRecord", "Closable", "Describable", "Lockable", "Recording", "ReservesAddresses", "Storage",
+           "Versioned", "accepts_record", "pending_change"]
 
 
 @runtime_checkable
@@ -96,6 +96,14 @@ class Describable(Protocol):
 
     def describe(self) -> str:
         """e.g. ``etcd https://10.0.0.11:2379 /openstack-ansible/inventory/prod``."""
+
+
+@runtime_checkable
+class ReservesAddresses(Protocol):
+    """A plugin that is an IPAM (NetBox): it knows addresses in the pools held by something else."""
+
+    def reserved_addresses(self, networks: list[str]) -> list[dict]:
+        """``{"address": a used_ips entry, "held_by": one line}`` for each held address inside ``networks``."""
 
 
 @runtime_checkable

@@ -1,81 +1,23 @@
-"""The Craton plugin's local cache: the last inventory loaded or written, and the Craton ids behind it.
-
-It is only ever trusted when its revision equals the revision marker stored
-in Craton, so a stale, foreign or damaged cache costs a full load, never a
-wrong answer. One file per (url, project, cloud, region), mode 0600, replaced
-atomically.
+"""The Craton plugin's local cache (:mod:`..service_cache`): the last inventory loaded or written, and the
+Craton ids behind it (``cloud_id``, ``region_id``, and ``hosts``: name -> host id). One file per (url,
+project, cloud, region).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import logging
-import os
-import tempfile
 from typing import Any
 
-from ...bounded import MAX_INVENTORY_BYTES, parse_json, read_file
-from ...errors import InventoryError
-
-LOG = logging.getLogger(__name__)
-FORMAT = 1
+from ..service_cache import ServiceCache
 
 
-class Cache:
-    """One cache file; ``read`` never raises, ``save`` logs and gives up on I/O errors."""
+class Cache(ServiceCache):
+    """The Craton cache file: its record also holds the hosts' ids."""
+
+    fields = ("hosts",)
 
     def __init__(self, folder: str, key: tuple[str, ...], enabled: bool = True):
-        self.folder = folder
-        self.key = list(key)
-        self.enabled = enabled
-        digest = hashlib.sha256("\0".join(key).encode("utf-8")).hexdigest()[:20]
-        self.path = os.path.join(folder, f".craton-inventory-cache-{digest}.json")
+        super().__init__("Craton", folder, key, enabled)
 
-    def read(self) -> dict | None:
-        """The cached record, or None when absent, disabled, damaged or for another target."""
-        if not self.enabled:
-            return None
-        try:
-            # Through the bounded reader: a FIFO, a link, a huge or deeply nested file planted in the
-            # cache's place costs a full load, never a hang or a crash.
-            data = parse_json(read_file(self.path, limit=MAX_INVENTORY_BYTES, follow_links=False), shown=self.path)
-        except FileNotFoundError:
-            return None
-        except InventoryError as exc:
-            LOG.info("ignoring unreadable Craton cache: %s", exc)
-            return None
-        if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("key") != self.key:
-            return None
-        if not isinstance(data.get("inventory"), dict) or not isinstance(data.get("hosts"), dict):
-            return None
-        return data
-
-    def save(self, *, cloud_id: Any, region_id: Any, revision: str, hosts: dict, inventory: dict) -> None:
-        """Replace the cache (temp file, fsync, rename); a failure only costs a later full load."""
-        if not self.enabled:
-            return
-        record = {"format": FORMAT, "key": self.key, "cloud_id": cloud_id, "region_id": region_id,
-                  "revision": revision, "hosts": hosts, "inventory": inventory}
-        try:
-            os.makedirs(self.folder, mode=0o700, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".craton-cache.", suffix=".tmp", dir=self.folder)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    os.fchmod(fh.fileno(), 0o600)
-                    json.dump(record, fh, separators=(",", ":"))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
-        except OSError as exc:
-            LOG.warning("cannot write the Craton cache %s (%s); the next run will do a full load",
-                        self.path, exc.strerror or exc)
-
-    def drop(self) -> None:
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
+    def save(self, *, cloud_id: Any, region_id: Any, revision: str, hosts: dict,  # type: ignore[override]
+             inventory: dict) -> None:
+        super().save(revision=revision, inventory=inventory, cloud_id=cloud_id, region_id=region_id, hosts=hosts)

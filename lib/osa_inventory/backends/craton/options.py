@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from ...errors import StorageError
 from ...storage.options import Declaration, closest, read_options
-from . import records
+from .. import change_records as records
 
 UUID_RE = re.compile(r"^(?:[0-9a-fA-F]{32}"
                      r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")

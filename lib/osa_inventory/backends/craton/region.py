@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import StorageError
-from . import mapping, records, writers
+from .. import change_records as records
+from . import mapping, writers
 from .client import CratonClient, CratonError
 from .options import Options, uuid_key
 

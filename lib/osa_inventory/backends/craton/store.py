@@ -26,7 +26,9 @@ from typing import Any
 from ...accounting import ChangeRecord
 from ...errors import StorageError
 from ...storage import read_only, watchdog
-from . import mapping, records, writers
+from .. import change_records as records
+from .. import marked_writes
+from . import mapping, writers
 from .cache import Cache
 from .client import CratonClient, CratonError
 from .options import Options
@@ -73,7 +75,7 @@ class CratonStore:
         else:
             inventory = self._full_load(ids, region_vars, view)
         self._remember(view.revision, _host_names(inventory))
-        if view.marks and not any(writers.alive(m) for m in view.marks.values()) and not read_only.active():
+        if view.marks and not any(marked_writes.alive(m) for m in view.marks.values()) and not read_only.active():
             self._roll_back(inventory, list(view.marks.values()))
         return inventory
 
@@ -89,7 +91,7 @@ class CratonStore:
         view = self._view(region_vars)
         if self._base is not _UNSET and view.revision != self._base:
             raise WriteConflict(self._newer_message(view))
-        live = [m for m in view.marks.values() if writers.alive(m)]
+        live = [m for m in view.marks.values() if marked_writes.alive(m)]
         if live:
             raise WriteConflict(self._busy_message(live[0]))
         unfinished = writers.merged(view.marks.values())
@@ -271,7 +273,7 @@ class CratonStore:
         key = writers.MARK_PREFIX + token
         undo = writers.merge(unfinished, writers.capture(plan, current, old_entries))
         mark = {
-            "token": token, "writer": writers.identity(), "started": _now(), "base": view.revision,
+            "token": token, "writer": marked_writes.identity(), "started": _now(), "base": view.revision,
             "expires": time.time() + (watchdog.remaining() or DEFAULT_LEASE) + self.opts.timeout,
             "undo": undo,
             "label_hosts": sorted({n for n, _ in plan.label_adds} | {n for n, _ in plan.label_removes}
@@ -281,7 +283,7 @@ class CratonStore:
             "record": record.to_dict(),  # who to name if this write is interrupted and rolled back
         }
         known = set(view.marks)
-        writers.ACTIVE.add(token)
+        marked_writes.ACTIVE.add(token)
         changed = False
         try:
             self._client.put(f"/regions/{region_id}/variables", {key: mark})
@@ -309,7 +311,7 @@ class CratonStore:
                              {**plan.region_put, mapping.STATE_KEY: committed,
                               records.key_of(sequence): records.entry(record, revision)})
         finally:
-            writers.ACTIVE.discard(token)
+            marked_writes.ACTIVE.discard(token)
         try:  # the commit ended every mark on the old revision: tidying up is only housekeeping
             self._client.delete(f"/regions/{region_id}/variables",
                                 sorted({key, *known, *view.over,
@@ -331,7 +333,7 @@ class CratonStore:
         others = [m for k, m in now.marks.items() if k != key and k not in known]
         if others:
             raise WriteConflict(
-                f"{self.describe()}: another run ({writers.describe_writer(others[0])}) started writing this "
+                f"{self.describe()}: another run ({marked_writes.describe_writer(others[0])}) started writing this "
                 "inventory at the same time; this run stopped before committing; run again")
         if key not in now.marks:
             raise WriteConflict(
@@ -432,7 +434,7 @@ class CratonStore:
         expires = mark.get("expires")
         until = _dt.datetime.fromtimestamp(expires, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") \
             if isinstance(expires, (int, float)) else "?"
-        return (f"{self.describe()}: another run is writing this inventory ({writers.describe_writer(mark)}); "
+        return (f"{self.describe()}: another run is writing this inventory ({marked_writes.describe_writer(mark)}); "
                 f"nothing was written; run again when it has finished (if it was interrupted, the next run on "
                 f"its host, or any run after {until}, rolls its write back)")
 

@@ -19,71 +19,21 @@ start together, at least one sees the other). A mark carries:
 * the hosts whose labels it changes and the labels it uses, so whoever takes
   the write over knows which labels to read back.
 
-Everything here is pure except :func:`identity` and :func:`alive`, which look
-at this machine's processes.
+Who wrote a mark and whether that writer may still be running is
+:mod:`..marked_writes`, shared with the NetBox backend. Everything here is pure.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import time
 from typing import Any, Iterable
 
 from .mapping import PREFIX
 
 MARK_PREFIX = PREFIX + "writer:"
-ACTIVE: set[str] = set()  # tokens of the writes running in this process
 
 
 def is_mark_key(key: str) -> bool:
     return key.startswith(MARK_PREFIX)
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="ascii", errors="replace") as fh:
-            return fh.read()
-    except OSError:
-        return ""
-
-
-def _process_start(pid: int) -> str:
-    """The start time of process ``pid`` in clock ticks since boot ('' when unknown)."""
-    stat = _read(f"/proc/{pid}/stat")
-    fields = stat.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else ""
-
-
-def identity() -> dict:
-    """This process as a writer: host name, boot id, process id and start time."""
-    pid = os.getpid()
-    return {"host": socket.gethostname(), "boot": _read("/proc/sys/kernel/random/boot_id").strip(),
-            "pid": pid, "start": _process_start(pid)}
-
-
-def describe_writer(mark: dict) -> str:
-    who = mark.get("writer") if isinstance(mark.get("writer"), dict) else {}
-    return f"host {who.get('host') or '?'} (pid {who.get('pid') or '?'}, started {mark.get('started') or '?'})"
-
-
-def alive(mark: dict, now: float | None = None) -> bool:
-    """Whether the writer of ``mark`` may still be running.
-
-    On this machine (same host name and boot) the process is checked; a
-    writer elsewhere counts as alive until its mark expires.
-    """
-    who = mark.get("writer") if isinstance(mark.get("writer"), dict) else {}
-    me = identity()
-    if me["boot"] and who.get("host") == me["host"] and who.get("boot") == me["boot"]:
-        pid = who.get("pid")
-        if pid == me["pid"]:
-            return mark.get("token") in ACTIVE
-        if not isinstance(pid, int) or pid <= 0:
-            return False
-        return bool(who.get("start")) and _process_start(pid) == who.get("start")
-    expires = mark.get("expires")
-    return not isinstance(expires, (int, float)) or (time.time() if now is None else now) < expires
 
 
 # -- undo records ---------------------------------------------------------------

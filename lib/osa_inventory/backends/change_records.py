@@ -1,14 +1,15 @@
-"""Change records in a Craton region: who changed the inventory, when, from where, with what and why.
+"""Change records kept in a service that keeps no earlier inventories: who changed the inventory, when,
+from where, with what and why.
 
-Craton keeps no earlier inventories, so the plugin keeps the last ``keep``
-change records (the ``[craton] change_records`` option) as region variables
-``osa-inventory:change:<sequence>``, beside the state record. Each one is
-sent in the same ``PUT`` as the commit it describes, so a record exists
-exactly when its write landed: an interrupted write leaves none (its mark
-carries its record, so whoever rolls it back can name it). The sequence
-number counts commits in the state record (``sequence``); records older than
-the newest ``keep`` are removed by the ``DELETE`` that already follows every
-commit (no extra request).
+The Craton and NetBox backends keep the last ``keep`` change records (their
+``change_records`` option) beside their state record: Craton as region variables
+``osa-inventory:change:<sequence>``, NetBox as the same keys in its state config
+context. Each one is sent in the same request as the commit it describes, so a
+record exists exactly when its write landed: an interrupted write leaves none
+(its mark carries its record, so whoever rolls it back can name it). The
+sequence number counts commits in the state record (``sequence``); records
+older than the newest ``keep`` are removed by the request that already follows
+or makes every commit (no extra request).
 
 Records are read back from a service others can write to, so nothing here
 trusts them: a damaged record becomes a row saying what is wrong with it,
@@ -20,13 +21,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...accounting import ChangeRecord
-from ...errors import InventoryError
-from .mapping import PREFIX
+from ..accounting import ChangeRecord
+from ..errors import InventoryError
 
-RECORD_PREFIX = PREFIX + "change:"
+#: The key of a record, before its sequence number (Craton's region variables all start "osa-inventory:").
+RECORD_PREFIX = "osa-inventory:change:"
 DEFAULT_KEEP = 20
-#: Every run downloads the region variables: 100 records of typical size are about 35 KiB a run.
+#: Every run downloads the records (Craton: with the region variables): 100 of typical size are about 35 KiB.
 MAX_KEEP = 100
 ROLL_BACK_COMMAND = "roll-back"
 UNRECORDED_COMMAND = "write without a change record"
@@ -36,7 +37,7 @@ MAX_SEQUENCE = 10 ** 15
 
 
 def key_of(sequence: int) -> str:
-    """The region variable holding the record of commit ``sequence``."""
+    """The key holding the record of commit ``sequence``."""
     return f"{RECORD_PREFIX}{sequence}"
 
 
@@ -83,22 +84,23 @@ def _clip(text: str, size: int = 80) -> str:
     return text if len(text) <= size else text[:size - 3] + "..."
 
 
-def _row(number: int, key: str, value: Any) -> dict:
+def _row(number: int, key: str, value: Any, holder: str) -> dict:
     try:
-        record = ChangeRecord.from_dict(value, where=f"change record {number} (region variable {_clip(key)})")
+        record = ChangeRecord.from_dict(value, where=f"change record {number} ({holder} {_clip(key)})")
     except InventoryError as exc:  # shown in its row: one bad record must not hide the others
         return {"version": str(number), "time": "", "summary": f"damaged: {exc}"}
     return {"version": str(number), **record.to_dict()}
 
 
-def history(records: dict, state: dict | None, keep: int) -> list[dict]:
+def history(records: dict, state: dict | None, keep: int, holder: str = "region variable") -> list[dict]:
     """Rows for ``--history``, oldest first: one per stored record, plus notes on what is not a record.
 
     ``version`` is the commit's sequence number; ``current`` marks the record of
     the commit that stored the inventory held now. A note row (version ``-``)
     says when records are misnamed, beyond the bound, or when the current
     inventory was stored without one (by a version of the plugin before
-    records were kept).
+    records were kept). ``holder`` names what holds a record where the service shows it (Craton: a
+    region variable).
     """
     rows: list[dict] = []
     numbered = []
@@ -111,7 +113,7 @@ def history(records: dict, state: dict | None, keep: int) -> list[dict]:
             numbered.append((number, key, value))
     if misnamed:  # one note however many: a flood of them must not flood the listing
         rows.append({"version": NO_VERSION, "time": "",
-                     "summary": f"{len(misnamed)} region variable{'s' if len(misnamed) != 1 else ''} named like "
+                     "summary": f"{len(misnamed)} {holder}{'s' if len(misnamed) != 1 else ''} named like "
                                 f"change records without a sequence number ({_clip(min(misnamed))}...) not shown; "
                                 "the next write removes them"})
     numbered.sort(key=lambda item: item[0])
@@ -124,7 +126,7 @@ def history(records: dict, state: dict | None, keep: int) -> list[dict]:
                                 f"= {keep} not shown; the next write removes {'them' if dropped != 1 else 'it'}"})
         numbered = numbered[dropped:]
     for number, key, value in numbered:
-        row = _row(number, key, value)
+        row = _row(number, key, value, holder)
         if isinstance(value, dict) and revision is not None and value.get("revision") == revision:
             row["current"] = True  # the record of the commit that stored the inventory held now
         rows.append(row)
