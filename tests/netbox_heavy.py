@@ -1,10 +1,10 @@
-"""Which suite runs the heavy NetBox tests (the contract suite, 3000-host round trips, a kill at every
-request, migrations, two writers...): once per CI run, not once per Python version.
+"""Which suite runs the heavy NetBox tests (the contract suite, the large round trip, a kill at every
+request, migrations, two writers...): at most once per run, never once per Python version.
 
-NetBox writes about 45 objects a second, so these take minutes; CI runs the suite on four Python
-versions against one NetBox, and they must run once per CI run, not once per version.
-``OSA_TEST_NETBOX_HEAVY`` names the Python version that runs them (``.ci/run`` sets it to 3.12, the
-version NetBox itself runs on); ``all`` runs them on every version, ``none`` on none. Unset, they run
+NetBox writes about 45 objects a second, so these take minutes of NetBox's CPU, more than CI's
+30 minutes on 2 cores leave: ``.ci/run`` sets ``none`` and they are run by hand (README, Development).
+``OSA_TEST_NETBOX_HEAVY`` names the Python version that runs them (3.12, say, the version NetBox
+itself runs on); ``all`` runs them on every version, ``none`` on none. Unset, they run
 in the suite of the ``--once-on`` version of ``scripts/run-tests-pythons.py`` (the one not given
 ``OSA_TEST_ONCE_ELSEWHERE``), and a developer running one version gets them.
 

@@ -22,7 +22,7 @@ VERSIONS = ["3.10", "3.11", "3.12", "3.13"]
     ("", "", True),              # one version run by hand, or the --once-on suite of the runner: they run here
     ("", OTHER, False),          # the runner without .ci/run: the --once-on version's suite runs them
     (HERE, "", True),
-    (HERE, OTHER, True),         # .ci/run names this version: it runs them, whichever is the --once-on one
+    (HERE, OTHER, True),         # this version named: it runs them, whichever is the --once-on one
     (OTHER, "", False),
     ("all", OTHER, True),
     ("none", "", False),
