@@ -261,18 +261,29 @@ def test_config_is_reread_after_waiting_for_the_lock(tmp_path):
 
 
 @pytest.mark.parametrize("value, fixed, words", [
-    ("!!set {a, b}", "'{a, b}'", ("global_overrides.extra is a set", "quote it")),
-    ("2024-01-01", "'2024-01-01'", ("global_overrides.extra is a date (2024-01-01)", "quote it")),
-    ("{1: a, b: c}", "{'1': a, b: c}", ("global_overrides.extra mixes keys", "(1 and 'b')", "quote the keys")),
+    ("!!set {a, b}", "'{a, b}'", ("all.vars.extra is a set", "quote it")),
+    ("2024-01-01", "'2024-01-01'", ("all.vars.extra is a date (2024-01-01)", "quote it")),
+    ("{1: a, b: c}", "{'1': a, b: c}", ("all.vars.extra mixes keys that do not sort together (1, 'b')", "quote it")),
+    ("{2024-01-01: a}", "{'2024-01-01': a}", ("all.vars.extra has a key that is a date (2024-01-01)", "quote it")),
 ])
 def test_values_json_cannot_hold_are_refused_and_the_advice_works(tmp_path, value, fixed, words):
-    """A YAML value the inventory (JSON) cannot hold or sort was an 'unexpected TypeError' when printing."""
+    """A YAML value the inventory (JSON) cannot hold or sort was an 'unexpected TypeError' when printing; where
+    the inventory never shows it (an unknown top-level key, OSA ignores it) it is accepted."""
     import yaml
     body = yaml.safe_dump(base_config(), sort_keys=False)
     assert "global_overrides:\n" in body
     broken = body.replace("global_overrides:\n", f"global_overrides:\n  extra: {value}\n", 1)
-    refused(run(tmp_path, text=broken), USER_CONFIG, *words)
+    refused(run(tmp_path, text=broken), "the inventory cannot be printed as JSON", *words)
     assert nothing_written(tmp_path)
+    refused(run(tmp_path, None, "--check", text=broken), *words)  # --check says it too
     done = run(tmp_path, text=broken.replace(f"extra: {value}", f"extra: {fixed}"))
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert json.loads(done.stdout)["all"]["vars"]["extra"] == yaml.safe_load(fixed)
+
+
+def test_values_json_cannot_print_are_accepted_where_the_inventory_never_shows_them(tmp_path):
+    import yaml
+    body = yaml.safe_dump(base_config(), sort_keys=False) + "updated: 2024-01-01\nnotes: !!set {a}\n"
+    done = run(tmp_path, text=body)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "updated" not in json.loads(done.stdout)["all"].get("vars", {})

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Mapping
 from . import reuse
 from .accounting import ChangeRecord
 from .errors import ConfigError, InventoryError
+from .inventory.printed import printed_text
 from .storage.loader import open_backend
 from .storage.settings import Settings, read_settings
 from .storage.watchdog import EXIT
@@ -90,7 +91,7 @@ def check(config_dir: str, environment: str, environ: Mapping[str, str] | None =
     deployment = _read(config_dir, os.path.abspath(environment), settings, every_problem=True)
     backend = open_backend(settings, config_dir, on_timeout=on_timeout)
     try:
-        deployment.generate(backend.load())
+        printed_text(deployment.generate(backend.load()))  # what the run could not print is refused here too
         warnings = deployment.warnings + [backend.no_lock_warning()]
         return Checked(deployment.user_defined_groups(), [w for w in warnings if w])
     finally:
@@ -148,7 +149,7 @@ def refresh(config_dir: str, environment: str, command: str,
                 # A backend's reserved addresses are asked only when this run hands out new ones.
                 inventory, _ = deployment.generate_reserving(stored, backend.reserved_addresses)
                 # Serialised once, before the plugin sees the inventory (write() gets a private copy).
-                text = json.dumps(inventory, sort_keys=True)
+                text = printed_text(inventory)
                 changed = inventory != stored
                 how = "stored" if changed else "unchanged"
                 if changed:

@@ -119,67 +119,6 @@ def merge(base: dict, extra: dict) -> dict:
     return base
 
 
-#: What JSON holds; YAML can build more (sets, bytes, dates), which the inventory could never store.
-_JSON_SCALARS = (str, int, float, bool, type(None))
-_PLAIN = frozenset((str, int, float, bool))
-
-
-#: How a refusal names what YAML built (its !!set, !!binary, !!timestamp and plain dates).
-_KINDS = {"set": "a set", "bytes": "binary data", "date": "a date", "datetime": "a timestamp"}
-
-
-def _key_kind(key: Any) -> str | None:
-    """Which keys a mapping may hold together for JSON's sorted output (numbers sort with numbers), or None."""
-    if isinstance(key, str):
-        return "text"
-    if isinstance(key, (int, float)):  # bool too: YAML already refuses true beside 1 as one key twice
-        return "number"
-    if key is None:
-        return "null"
-    return None
-
-
-def _refuse_what_json_cannot_keep(data: Any, path: str) -> None:
-    """Refuse, in one line naming the file and the key, parsed data the inventory could not hold.
-
-    The inventory is JSON, printed with sorted keys: a set, binary data or a date is refused, and
-    so are a key JSON cannot hold (a date) and keys of kinds that do not sort together (1 beside
-    "b"), which would otherwise fail only when the inventory is printed.
-    """
-    seen: set[int] = set()  # aliased parts are checked once (their size is bounded by _expanded_size)
-    todo: list[tuple[Any, str]] = [(data, "")]
-    while todo:
-        obj, where = todo.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, dict):
-            if not all(type(key) is str for key in obj):
-                kinds = {}
-                for key in obj:
-                    kind = _key_kind(key)
-                    if kind is None:
-                        raise ConfigError(f"{path}: {where or 'the top level'} has a key of type "
-                                          f"{type(key).__name__} ({key}), which JSON cannot keep; quote it")
-                    kinds.setdefault(kind, key)
-                if len(kinds) > 1:
-                    shown = " and ".join(repr(key) for key in kinds.values())
-                    raise ConfigError(f"{path}: {where or 'the top level'} mixes keys that do not sort together "
-                                      f"({shown}); quote the keys that are not text")
-            items: Iterable = obj.items()
-        elif isinstance(obj, list):
-            items = enumerate(obj)
-        else:
-            if not isinstance(obj, _JSON_SCALARS):
-                kind = _KINDS.get(type(obj).__name__, f"a {type(obj).__name__}")
-                raise ConfigError(f"{path}: {where or 'the document'} is {kind} ({str(obj)[:60]}), which the "
-                                  "inventory (JSON) cannot keep; quote it to keep it as text")
-            continue
-        for key, value in items:
-            if type(value) not in _PLAIN:  # containers, and anything YAML built that JSON may not hold
-                todo.append((value, f"{where}.{key}" if where else str(key)))
-
-
 def read_yaml(path: str, inputs: Inputs | None = None) -> Any:
     """Parse one YAML file; a syntax error names the file and line.
 
@@ -195,7 +134,6 @@ def read_yaml(path: str, inputs: Inputs | None = None) -> Any:
         text.name = path  # how YAML's messages name it
         data = yaml.load(text, Loader=_Loader)
         _expanded_size(data, path)
-        _refuse_what_json_cannot_keep(data, path)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
