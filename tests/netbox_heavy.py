@@ -27,14 +27,15 @@ ONCE_ELSEWHERE = "OSA_TEST_ONCE_ELSEWHERE"
 THIS_VERSION = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
-def heavy_suite(environ: Mapping[str, str] | None = None) -> str:
+def heavy_suite(environ: Mapping[str, str] | None = None, here: str = THIS_VERSION) -> str:
     """The Python version (``3.X``) whose suite runs the heavy NetBox tests in this run, or ``all``,
-    or ``none``; every suite of a multi-version run gets the same answer."""
+    or ``none``, as the suite of Python ``here`` sees it; every suite of a multi-version run gets the
+    same answer."""
     env = os.environ if environ is None else environ
     chosen = env.get(VARIABLE, "").strip()
     if chosen:
         return chosen
-    return env.get(ONCE_ELSEWHERE, "").strip() or THIS_VERSION
+    return env.get(ONCE_ELSEWHERE, "").strip() or here
 
 
 def heavy_here(environ: Mapping[str, str] | None = None) -> tuple[bool, str]:
