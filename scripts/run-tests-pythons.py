@@ -219,17 +219,20 @@ def main(argv: list[str]) -> int:
     ok = not (totals["failed"] or totals["errors"])
     print(f"{summary_line(totals, time.monotonic() - started)} "
           f"({'all' if ok else 'NOT all'} of Python {', '.join(versions)}; tests marked once: "
-          f"{once_place(once_on, spread)})",
+          f"{once_place(once_on, spread, os.environ.get('OSA_TEST_NETBOX_HEAVY'))})",
           flush=True)
     return 0 if ok else 1
 
 
-def once_place(once_on: str | None, spread: list[str] | None) -> str:
-    """Where the tests marked ``once`` ran, for the closing line."""
+def once_place(once_on: str | None, spread: list[str] | None, heavy: str | None = None) -> str:
+    """Where the tests marked ``once`` ran, for the closing line; ``heavy``: OSA_TEST_NETBOX_HEAVY's value."""
     if spread:
-        # tests/conftest.py leaves out the suite that runs the heavy NetBox tests (tests/netbox_heavy.py).
-        return (f"spread over {', '.join(spread)} but the heavy NetBox tests' suite, those run as another user "
-                f"on {once_on}")
+        # tests/conftest.py leaves out the suite that runs the heavy NetBox tests (tests/netbox_heavy.py):
+        # the version the variable names, or, unset, the --once-on version's.
+        suite = (heavy or "").strip() or once_on
+        rest = [version for version in spread if version != suite] or spread
+        heavy_note = f" (not {suite}, which runs the heavy NetBox tests)" if rest != spread else ""
+        return f"spread over {', '.join(rest)}{heavy_note}, those run as another user on {once_on}"
     return once_on or "none"
 
 

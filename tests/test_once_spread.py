@@ -44,6 +44,12 @@ def test_tests_run_as_another_user_stay_on_the_once_version():
 
 
 def test_the_closing_line_says_where_they_ran():
-    assert runner.once_place("3.11", SPREAD) == (
-        "spread over 3.10, 3.11, 3.12, 3.13 but the heavy NetBox tests' suite, those run as another user on 3.11")
+    assert runner.once_place("3.11", SPREAD, "none") == (
+        "spread over 3.10, 3.11, 3.12, 3.13, those run as another user on 3.11")
+    assert runner.once_place("3.11", SPREAD, "3.12") == (
+        "spread over 3.10, 3.11, 3.13 (not 3.12, which runs the heavy NetBox tests), those run as another user "
+        "on 3.11")
+    assert runner.once_place("3.11", SPREAD, "") == runner.once_place("3.11", SPREAD, None) == (
+        "spread over 3.10, 3.12, 3.13 (not 3.11, which runs the heavy NetBox tests), those run as another user "
+        "on 3.11")
     assert runner.once_place("3.12", None) == "3.12" and runner.once_place(None, None) == "none"
