@@ -11,9 +11,9 @@ import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from ...errors import StorageError
+from ..service_url import service_root
 from ...storage.options import Declaration, closest, read_options
 from .. import change_records as records
 
@@ -103,20 +103,7 @@ def parse_options(args: dict, declared: Declaration) -> Options:
 
 
 def _check_url(url: str) -> str:
-    if not url:
-        raise StorageError("option url is not set; give the Craton API root, e.g. http://craton.example.com:7780")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise StorageError(f"option url = {url!r} is not an http:// or https:// URL")
-    if parts.username or parts.password:
-        raise StorageError("option url must not carry credentials; use api_key or token")
-    if parts.query or parts.fragment:
-        raise StorageError(f"option url = {parts.scheme}://{parts.netloc}{parts.path} must not have a query "
-                           "or fragment")
-    path = parts.path.rstrip("/")
-    if path.endswith("/v1"):
-        path = path[:-3]
-    return f"{parts.scheme}://{parts.netloc}{path}"
+    return service_root(url, "the Craton API root, e.g. http://craton.example.com:7780", "api_key or token", "/v1")
 
 
 def _verify(raw: bool | str, config_dir: str) -> bool | str:

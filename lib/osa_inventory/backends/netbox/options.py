@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from ...errors import StorageError
+from ..service_url import service_root
 from ...storage.options import Option, closest, declare, read_options
 from .. import change_records as records
 
@@ -103,17 +103,4 @@ def parse_options(args: dict) -> Options:
 
 
 def _check_url(url: str) -> str:
-    if not url:
-        raise StorageError("option url is not set; give NetBox's address, e.g. https://netbox.example.com")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise StorageError(f"option url = {url!r} is not an http:// or https:// URL")
-    if parts.username or parts.password:
-        raise StorageError("option url must not carry credentials; use option token")
-    if parts.query or parts.fragment:
-        raise StorageError(f"option url = {parts.scheme}://{parts.netloc}{parts.path} must not have a query "
-                           "or fragment")
-    path = parts.path.rstrip("/")
-    if path.endswith("/api"):
-        path = path[:-4]
-    return f"{parts.scheme}://{parts.netloc}{path}"
+    return service_root(url, "NetBox's address, e.g. https://netbox.example.com", "option token", "/api")
